@@ -1,1 +1,22 @@
-//! Domain types of accelbench.
+//! The accelbench domain, shared by every other crate.
+//!
+//! Layout:
+//! - [`diagnostic`]: one validation problem (field path, bad value, what is allowed).
+//! - [`catalog`]: the named models users ask for, their configs, parameter counts, FLOPs.
+//! - [`spec`]: the sweep spec (TOML/JSON) and its validation.
+//! - [`cell`]: matrix expansion into cells, stable cell keys, excludes, fan-out.
+//! - [`stats`]: summary statistics over raw samples.
+//! - [`fingerprint`]: what an agent knows about its machine; hardware classes.
+//! - [`result`]: the result record of one attempt.
+//!
+//! Architecture invariant: this crate does no I/O, no async, no network and never reads
+//! the clock. Functions that need a time take it as an argument. It knows nothing of
+//! tonic, raft, Parquet or candle.
+
+pub mod catalog;
+pub mod cell;
+pub mod diagnostic;
+pub mod fingerprint;
+pub mod result;
+pub mod spec;
+pub mod stats;
