@@ -1,1 +1,27 @@
-//! Agent.
+//! The accelbench agent: what runs on a lab machine.
+//!
+//! Layout:
+//! - [`detect`]: hardware fingerprinting (CPU, NVIDIA via NVML, AMD, Apple, Snapdragon).
+//! - [`engine`]: the built-in candle engine (models of the catalog, weights, precisions).
+//! - [`measure`]: the measurement loop and energy counters.
+//! - [`cell`]: one cell in a child process (`exec-cell`) and the parent that runs it.
+//! - [`bench`]: local runs of a matrix on this machine (`accelbench-agent bench`).
+//! - [`cli`]: the `accelbench-agent` command line.
+//!
+//! Architecture invariant: the agent never links DuckDB, Raft or the warehouse; it must
+//! stay lean enough to build for a Snapdragon board or a Mac.
+
+pub mod bench;
+pub mod cell;
+pub mod cli;
+pub mod detect;
+pub mod engine;
+pub mod measure;
+
+/// The agent's version, as recorded in result provenance.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git commit this binary was built from (`-dirty` if the tree had changes).
+pub const GIT_COMMIT: &str = env!("ACCELBENCH_GIT_COMMIT");
+
+/// `--version` text of both binaries: version and commit.
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("ACCELBENCH_GIT_COMMIT"), ")");

@@ -1,1 +1,4 @@
-fn main() {}
+//! `accelbench`: parses arguments and hands over to [`coordinator::cli`].
+fn main() -> std::process::ExitCode {
+    coordinator::cli::main()
+}

@@ -1,0 +1,314 @@
+//! Local runs: `accelbench-agent bench` runs a matrix on this machine, one child
+//! process per cell, with a progress bar per cell on a terminal, a table at the end,
+//! and full result records as JSON lines with `--json` / `--out`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell as TCell, Table};
+use indicatif::{ProgressBar, ProgressStyle};
+use shared::catalog::{self, Mode, Precision};
+use shared::result::{Coordinates, ResultRecord, Status};
+use shared::spec::MeasurePolicy;
+
+use crate::cell::runner::{run_cell, RunnerConfig};
+use crate::cell::{CellEvent, CellRequest};
+use crate::engine::weights::{Weights, DEFAULT_SEED};
+use crate::engine::ENGINE;
+
+#[derive(Debug, Args, Clone)]
+#[command(long_about = "Run the matrix model × batch × precision × mode on this machine with the \
+built-in candle engine. Each cell runs in its own child process: a crash, an out-of-memory \
+kill or a hang past the time limit becomes a result with that status, never the end of the \
+run. Combinations the engine cannot run are reported `unsupported` with the reason.\n\n\
+Weights are seeded random (`random-init:seed=N`) unless --weights gives a Hugging Face \
+directory, a .gguf file or an ORG/NAME id in the Hugging Face cache ($HF_HOME).\n\n\
+Example:\n  accelbench-agent bench --model bert-tiny,vit-base-patch16-224 --batch 1,8 --precision fp32,bf16")]
+pub struct BenchArgs {
+    /// Models of the catalog, comma-separated (see `accelbench-agent models`)
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub model: Vec<String>,
+    /// Batch sizes, comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub batch: Vec<u32>,
+    /// Sequence length (tokens) for text models; vision and audio use their fixed input
+    #[arg(long, default_value_t = 128)]
+    pub seq: u32,
+    /// Precisions: fp32, fp16, bf16, q8_0, q4_0
+    #[arg(long, value_delimiter = ',', default_value = "fp32")]
+    pub precision: Vec<Precision>,
+    /// Modes: inference, training
+    #[arg(long, value_delimiter = ',', default_value = "inference")]
+    pub mode: Vec<Mode>,
+    /// Real weights: a directory (config.json + *.safetensors), a .gguf, or ORG/NAME
+    #[arg(long, value_name = "PATH")]
+    pub weights: Option<String>,
+    /// Seed of random weights and synthetic inputs
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Device: cpu, or cuda:N (needs an agent built with --features cuda)
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Print full result records as JSON lines instead of the table
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the full result records as JSON lines to FILE
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+}
+
+/// The measurement policy of a local run.
+#[derive(Debug, Args, Clone)]
+pub struct MeasureArgs {
+    /// Warm-up iterations before timing
+    #[arg(long, default_value_t = 2, help_heading = "Measurement")]
+    pub warmup_iterations: u32,
+    /// Minimum warm-up time, seconds
+    #[arg(long, default_value_t = 0.5, help_heading = "Measurement")]
+    pub warmup_seconds: f64,
+    /// Minimum timed iterations
+    #[arg(long, default_value_t = 10, help_heading = "Measurement")]
+    pub min_iterations: u32,
+    /// Minimum timed seconds
+    #[arg(long, default_value_t = 1.0, help_heading = "Measurement")]
+    pub min_seconds: f64,
+    /// Cap on the timed phase, seconds
+    #[arg(long, default_value_t = 30.0, help_heading = "Measurement")]
+    pub max_seconds: f64,
+    /// Stop early once the 95% CI of the median is within this fraction of it
+    #[arg(long, default_value_t = 0.02, help_heading = "Measurement")]
+    pub target_ci: f64,
+}
+
+impl MeasureArgs {
+    pub fn policy(&self) -> anyhow::Result<MeasurePolicy> {
+        let p = MeasurePolicy {
+            warmup_iterations: self.warmup_iterations,
+            warmup_min_seconds: self.warmup_seconds,
+            min_iterations: self.min_iterations.max(1),
+            min_seconds: self.min_seconds,
+            max_seconds: self.max_seconds,
+            target_relative_ci: self.target_ci,
+        };
+        if !(p.max_seconds > 0.0 && p.min_seconds >= 0.0 && p.warmup_min_seconds >= 0.0) {
+            bail!("--max-seconds must be > 0 and --min-seconds, --warmup-seconds >= 0");
+        }
+        if !(p.target_relative_ci > 0.0 && p.target_relative_ci < 1.0) {
+            bail!("--target-ci {}: expected a fraction in (0, 1)", p.target_relative_ci);
+        }
+        Ok(p)
+    }
+}
+
+/// One local cell: coordinates plus what it runs with.
+pub fn plan(args: &BenchArgs, hardware_class: &str, fingerprint_hash: &str) -> anyhow::Result<Vec<CellRequest>> {
+    let policy = args.measure.policy()?;
+    if args.batch.contains(&0) {
+        bail!("--batch: 0 is not a batch size (expected integers >= 1)");
+    }
+    let weights = match &args.weights {
+        Some(w) => Weights::resolve(w, hf_home().as_deref())?,
+        None => Weights::Random { seed: args.seed },
+    };
+    let mut cells = Vec::new();
+    for name in &args.model {
+        let Some(model) = catalog::lookup(name) else {
+            let known: Vec<&str> = catalog::all().iter().map(|m| m.name).collect();
+            bail!("--model {name}: unknown model (known: {})", known.join(", "));
+        };
+        for &mode in &args.mode {
+            for &precision in &args.precision {
+                for &batch in &args.batch {
+                    let coordinates = Coordinates {
+                        model: model.name.to_string(),
+                        family: model.family,
+                        hardware_class: hardware_class.to_string(),
+                        batch,
+                        seq_len: args.seq,
+                        precision,
+                        mode,
+                        engine: ENGINE.to_string(),
+                    };
+                    cells.push(CellRequest {
+                        sweep_id: None,
+                        cell_key: shared::cell::coordinates_key(&coordinates),
+                        attempt: 1,
+                        agent_id: None,
+                        coordinates,
+                        measure: policy.clone(),
+                        weights: weights.clone(),
+                        device: args.device.clone(),
+                        fingerprint_hash: fingerprint_hash.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(cells)
+}
+
+/// `$HF_HOME`, else `~/.cache/huggingface`.
+pub fn hf_home() -> Option<PathBuf> {
+    std::env::var_os("HF_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface")))
+}
+
+pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let fp = crate::detect::detect();
+    let class = device_class(&fp, &args.device)?;
+    let requests = plan(args, &class, &fp.hash())?;
+    let mut file = match &args.out {
+        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => None,
+    };
+    let mut records = Vec::with_capacity(requests.len());
+    for (i, req) in requests.iter().enumerate() {
+        let record = run_with_progress(req, i + 1, requests.len())?;
+        let line = serde_json::to_string(&record)?;
+        if let Some(f) = file.as_mut() {
+            writeln!(f, "{line}")?;
+        }
+        if args.json {
+            writeln!(out, "{line}")?;
+        }
+        records.push(record);
+    }
+    if !args.json {
+        writeln!(out, "{}", results_table(&records))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The hardware class the results of `device` are filed under.
+fn device_class(fp: &shared::fingerprint::Fingerprint, device: &str) -> anyhow::Result<String> {
+    let kind = device.split(':').next().unwrap_or(device);
+    fp.hardware_classes()
+        .into_iter()
+        .find(|c| c.split('/').next() == Some(kind))
+        .with_context(|| format!("--device {device}: this machine has no such device (see accelbench-agent detect)"))
+}
+
+/// Runs one cell in its child process with a progress bar on a terminal.
+pub fn run_with_progress(req: &CellRequest, idx: usize, n: usize) -> anyhow::Result<ResultRecord> {
+    let c = &req.coordinates;
+    let label = format!("[{idx}/{n}] {} b{} s{} {} {}", c.model, c.batch, c.seq_len, c.precision, c.mode);
+    let pb = ProgressBar::new((req.measure.max_seconds * 1000.0) as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix} {bar:30} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(label.clone());
+    pb.set_message("loading");
+    let cfg = RunnerConfig::for_request(req)?;
+    let record = run_cell(&cfg, req, |ev| match ev {
+        CellEvent::Loading => pb.set_message("loading"),
+        CellEvent::Warmup => pb.set_message("warming up"),
+        CellEvent::Progress { n, last_ns, elapsed_s, .. } => {
+            pb.set_position((elapsed_s * 1000.0) as u64);
+            pb.set_message(format!("{n} iterations, last {:.2} ms", last_ns / 1e6));
+        }
+        CellEvent::Result { .. } => {}
+    })?;
+    pb.finish_and_clear();
+    if !pb.is_hidden() {
+        eprintln!("{label}: {}", one_line(&record));
+    }
+    Ok(record)
+}
+
+fn one_line(r: &ResultRecord) -> String {
+    match (&r.status, &r.latency_ns) {
+        (Status::Ok, Some(s)) => format!("ok, p50 {:.2} ms", s.p50 / 1e6),
+        (status, _) => format!("{status}: {}", r.error.as_deref().unwrap_or("")),
+    }
+}
+
+/// The end-of-run table.
+pub fn results_table(records: &[ResultRecord]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header([
+        "model", "batch", "seq", "precision", "mode", "status", "p50 ms", "p99 ms", "CI ±%", "items/s", "tok/s",
+        "peak MiB", "J/iter",
+    ]);
+    for r in records {
+        let c = &r.coordinates;
+        let s = r.latency_ns.as_ref();
+        let ms = |v: f64| format!("{:.2}", v / 1e6);
+        let ci = s.and_then(|s| s.relative_ci_half_width()).map(|v| format!("{:.1}", v * 100.0));
+        let status = match &r.error {
+            Some(e) if r.status != Status::Ok => format!("{}: {}", r.status, truncate(e, 60)),
+            _ => r.status.to_string(),
+        };
+        t.add_row(vec![
+            TCell::new(&c.model),
+            TCell::new(c.batch),
+            TCell::new(c.seq_len),
+            TCell::new(c.precision),
+            TCell::new(c.mode),
+            TCell::new(status),
+            TCell::new(s.map(|s| ms(s.p50)).unwrap_or_default()),
+            TCell::new(s.map(|s| ms(s.p99)).unwrap_or_default()),
+            TCell::new(ci.unwrap_or_default()),
+            TCell::new(r.throughput_items_per_s.map(|v| format!("{v:.1}")).unwrap_or_default()),
+            TCell::new(r.generation.as_ref().map(|g| format!("{:.1}", g.decode_tokens_per_s)).unwrap_or_default()),
+            TCell::new(r.memory.peak_host_bytes.map(|b| format!("{:.0}", b as f64 / 1048576.0)).unwrap_or_default()),
+            TCell::new(r.energy.joules_per_iteration.map(|j| format!("{j:.3}")).unwrap_or_else(|| "-".into())),
+        ]);
+    }
+    t
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+/// `accelbench-agent models`.
+pub fn print_models(out: &mut impl Write, json: bool) -> anyhow::Result<()> {
+    if json {
+        for m in catalog::all() {
+            let v = serde_json::json!({
+                "name": m.name,
+                "family": m.family,
+                "parameters": m.parameter_count(),
+                "precisions": m.supported_precisions(),
+            });
+            writeln!(out, "{v}")?;
+        }
+        return Ok(());
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(["model", "family", "parameters", "precisions", "training"]);
+    for m in catalog::all() {
+        let precisions: Vec<String> = m.supported_precisions().iter().map(|p| p.to_string()).collect();
+        t.add_row(vec![
+            m.name.to_string(),
+            m.family.to_string(),
+            human_count(m.parameter_count()),
+            precisions.join(","),
+            if crate::engine::trains(m.family) { "yes" } else { "-" }.to_string(),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    Ok(())
+}
+
+fn human_count(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2}B", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n => format!("{:.1}K", n as f64 / 1e3),
+    }
+}

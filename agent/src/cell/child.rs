@@ -1,0 +1,180 @@
+//! The child side of a cell: `accelbench-agent exec-cell`. Reads one [`CellRequest`]
+//! from stdin, builds the workload, measures it, and writes [`CellEvent`] lines to
+//! stdout ending with the result. It never decides `crashed`, `oom` or `timeout`: a
+//! child in that state cannot speak, which is why the parent decides those.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use candle_core::Device;
+use shared::catalog;
+use shared::result::{Energy, Generation, Memory, Provenance, ResultRecord, Status, RESULT_SCHEMA_VERSION};
+use shared::stats;
+
+use super::{CellEvent, CellRequest};
+use crate::engine::{self, BuildError, WorkloadSpec};
+use crate::measure::{self, energy::EnergyProbe, Measured};
+
+/// Runs the request read from `input`, writing events to `out`.
+pub fn exec_cell(input: impl Read, mut out: impl Write) -> anyhow::Result<()> {
+    let req: CellRequest = serde_json::from_reader(input).context("reading the cell request from stdin")?;
+    let mut record = record_for(&req, now_ms());
+    emit(&mut out, &CellEvent::Loading)?;
+    match run(&req, &mut record, &mut out) {
+        Ok(()) => {}
+        Err(RunError::Unsupported(reason)) => {
+            record.status = Status::Unsupported;
+            record.error = Some(reason);
+        }
+        Err(RunError::Failed(e)) => {
+            record.status = Status::Failed;
+            record.error = Some(format!("{e:#}"));
+        }
+    }
+    record.provenance.finished_at_ms = now_ms();
+    emit(&mut out, &CellEvent::Result { record: Box::new(record) })
+}
+
+enum RunError {
+    Unsupported(String),
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for RunError {
+    fn from(e: anyhow::Error) -> Self {
+        RunError::Failed(e)
+    }
+}
+
+fn run(req: &CellRequest, record: &mut ResultRecord, out: &mut impl Write) -> Result<(), RunError> {
+    let c = &req.coordinates;
+    let model = catalog::lookup(&c.model).ok_or_else(|| RunError::Unsupported(format!("unknown model {}", c.model)))?;
+    let device = open_device(&req.device)?;
+    let spec = WorkloadSpec {
+        model,
+        batch: c.batch as usize,
+        seq_len: c.seq_len as usize,
+        precision: c.precision,
+        mode: c.mode,
+        weights: req.weights.clone(),
+    };
+    let mut workload = match engine::build(&spec, &device) {
+        Ok(w) => w,
+        Err(BuildError::Unsupported(r)) => return Err(RunError::Unsupported(r)),
+        Err(BuildError::Failed(e)) => return Err(RunError::Failed(e.context("building the model"))),
+    };
+    emit(out, &CellEvent::Warmup)?;
+    let rapl = EnergyProbe::rapl(Path::new("/sys/class/powercap"));
+    let started = Instant::now();
+    let max_seconds = req.measure.max_seconds;
+    let mut last_emit = Instant::now();
+    let measured = measure::measure(&req.measure, workload.as_mut(), |n, ns| {
+        // Throttled: a fast model would otherwise write thousands of lines a second.
+        if last_emit.elapsed().as_millis() >= 100 {
+            last_emit = Instant::now();
+            let ev = CellEvent::Progress { n, last_ns: ns, elapsed_s: started.elapsed().as_secs_f64(), max_seconds };
+            let _ = emit(out, &ev);
+        }
+    })?;
+    fill_measurements(record, &measured, workload.generation_shape(), c.batch);
+    if let Some(reading) = rapl.and_then(EnergyProbe::stop) {
+        record.energy = energy(reading.joules, reading.source, &measured);
+    }
+    if let Some(t) = workload.output() {
+        record.output_check = Some(engine::output_check(t)?);
+    }
+    record.status = Status::Ok;
+    Ok(())
+}
+
+fn open_device(name: &str) -> Result<Device, RunError> {
+    if name == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    if let Some(ordinal) = name.strip_prefix("cuda:") {
+        let ordinal: usize = ordinal.parse().map_err(|_| RunError::Unsupported(format!("bad device {name}")))?;
+        if !cfg!(feature = "cuda") {
+            return Err(RunError::Unsupported("this agent was built without the cuda feature".into()));
+        }
+        return Device::new_cuda(ordinal).map_err(|e| RunError::Failed(anyhow::anyhow!("opening {name}: {e}")));
+    }
+    Err(RunError::Unsupported(format!("device {name} is not supported by the candle engine")))
+}
+
+fn fill_measurements(record: &mut ResultRecord, m: &Measured, generation: Option<(u32, u32)>, batch: u32) {
+    record.latency_ns = stats::summarize(&m.samples_ns);
+    record.samples_ns = m.samples_ns.clone();
+    record.warmup_iterations = m.warmup_iterations;
+    record.stop_reason = Some(m.stop);
+    record.throughput_items_per_s = record.latency_ns.as_ref().map(|s| f64::from(batch) / (s.p50 / 1e9));
+    if let (Some((prompt, steps)), Some(ttft), Some(itl)) =
+        (generation, stats::summarize(&m.first_token_ns), stats::summarize(&m.token_ns))
+    {
+        let decode_s: f64 = m.token_ns.iter().sum::<f64>() / 1e9;
+        record.generation = Some(Generation {
+            prompt_tokens: prompt,
+            decode_steps: steps,
+            time_to_first_token_ns: ttft,
+            inter_token_ns: itl,
+            decode_tokens_per_s: f64::from(batch) * m.token_ns.len() as f64 / decode_s,
+        });
+    }
+}
+
+fn energy(joules: f64, source: &str, m: &Measured) -> Energy {
+    let n = m.samples_ns.len().max(1) as f64;
+    Energy {
+        joules_per_iteration: Some(joules / n),
+        mean_power_watts: Some(joules / m.timed.as_secs_f64().max(1e-9)),
+        source: Some(source.to_string()),
+    }
+}
+
+/// The record before anything ran: coordinates and provenance, status `failed` until
+/// proven otherwise.
+pub(super) fn record_for(req: &CellRequest, started_at_ms: i64) -> ResultRecord {
+    ResultRecord {
+        schema_version: RESULT_SCHEMA_VERSION,
+        sweep_id: req.sweep_id.clone(),
+        cell_key: req.cell_key.clone(),
+        attempt: req.attempt,
+        coordinates: req.coordinates.clone(),
+        status: Status::Failed,
+        error: Some("did not run".into()),
+        stderr_tail: None,
+        latency_ns: None,
+        samples_ns: Vec::new(),
+        warmup_iterations: 0,
+        stop_reason: None,
+        throughput_items_per_s: None,
+        generation: None,
+        memory: Memory::default(),
+        energy: Energy::default(),
+        output_check: None,
+        provenance: Provenance {
+            agent_id: req.agent_id.clone(),
+            agent_version: crate::VERSION.to_string(),
+            git_commit: crate::GIT_COMMIT.to_string(),
+            engine: engine::ENGINE.to_string(),
+            engine_version: engine::ENGINE_VERSION.to_string(),
+            hardware_class: req.coordinates.hardware_class.clone(),
+            fingerprint_hash: req.fingerprint_hash.clone(),
+            weights_source: req.weights.source(),
+            started_at_ms,
+            finished_at_ms: 0,
+        },
+    }
+}
+
+fn emit(out: &mut impl Write, ev: &CellEvent) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, ev)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

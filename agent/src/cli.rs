@@ -1,0 +1,131 @@
+//! The `accelbench-agent` command line: argument parsing and dispatch only; the work
+//! lives in the library modules. Errors print as `accelbench-agent: <chain>` and exit 2;
+//! a closed stdout (`| head`) exits 0.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{bench, cell, detect};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "accelbench-agent",
+    version = crate::LONG_VERSION,
+    about = "Fingerprint this machine and run accelbench benchmarks on it",
+    long_about = "The accelbench agent runs on a lab machine: it fingerprints the hardware, runs \
+benchmark cells with the built-in candle engine (each cell in its own child process), \
+and reports honest measurements.\n\nExit status: 0 success, 2 error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print what this machine is: CPU, memory, GPUs, accelerators, OS
+    #[command(long_about = "Print what this machine is: CPU (model, cores, frequencies, ML ISA \
+flags, caches), memory, NUMA, NVIDIA GPUs through NVML, AMD GPUs from sysfs, Apple silicon, \
+Qualcomm Snapdragon, the OS, the hardware classes results will be filed under and the \
+machine's fingerprint hash. A probe that finds nothing says why.\n\n`--json` prints the \
+same structure the agent sends when it registers with a coordinator.")]
+    Detect {
+        /// Print the fingerprint as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the model catalog with parameter counts and supported precisions
+    Models {
+        /// Print as JSON lines
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a matrix of benchmarks on this machine and print a table
+    Bench(bench::BenchArgs),
+    /// Run one cell read as JSON from stdin (used by the agent itself)
+    #[command(hide = true)]
+    ExecCell,
+}
+
+/// Parses `std::env::args` and runs; the process exit code.
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("accelbench-agent: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Detect { json } => {
+            let fp = detect::detect();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &fp)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", detect::render_text(&fp))?;
+            }
+        }
+        Command::Models { json } => bench::print_models(&mut out, json)?,
+        Command::Bench(args) => return bench::run(&args, &mut out),
+        Command::ExecCell => {
+            drop(out);
+            cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs go to stderr (stdout carries results), filtered by `RUST_LOG`, warn by default.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// Where `--out` writes, shared by the commands that have one.
+#[derive(Debug, Args, Clone)]
+pub struct OutArgs {
+    /// Also write the full result records as JSON lines to FILE
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bench_parses_lists() {
+        let cli = Cli::try_parse_from([
+            "accelbench-agent", "bench", "--model", "bert-tiny,vit-base-patch16-224", "--batch", "1,4", "--precision",
+            "fp32,bf16", "--json",
+        ])
+        .unwrap();
+        let Command::Bench(b) = cli.command else { panic!("not bench") };
+        assert_eq!(b.model, vec!["bert-tiny", "vit-base-patch16-224"]);
+        assert_eq!(b.batch, vec![1, 4]);
+        assert_eq!(b.precision.len(), 2);
+        assert!(b.json);
+    }
+}

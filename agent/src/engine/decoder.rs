@@ -1,0 +1,127 @@
+//! Decoder-only inference (LLaMA, Qwen2) in float precisions: a prefill of `seq_len`
+//! prompt tokens, then [`DECODE_STEPS`](super::DECODE_STEPS) greedy steps with the KV
+//! cache. The KV cache is emptied at the start of every iteration.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::models::{llama, qwen2};
+use shared::catalog::Family;
+
+use super::{config, dtype, greedy_next, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec, DECODE_STEPS};
+
+/// A causal LM that maps (batch, n) ids at `offset` to last-position logits.
+pub(super) trait CausalLm {
+    fn reset(&mut self);
+    fn forward(&mut self, ids: &Tensor, offset: usize) -> candle_core::Result<Tensor>;
+}
+
+struct Llama {
+    model: llama::Llama,
+    fresh: llama::Cache,
+    cache: llama::Cache,
+}
+
+impl CausalLm for Llama {
+    fn reset(&mut self) {
+        self.cache = self.fresh.clone();
+    }
+
+    fn forward(&mut self, ids: &Tensor, offset: usize) -> candle_core::Result<Tensor> {
+        self.model.forward(ids, offset, &mut self.cache)
+    }
+}
+
+struct Qwen2(qwen2::ModelForCausalLM);
+
+impl CausalLm for Qwen2 {
+    fn reset(&mut self) {
+        self.0.clear_kv_cache();
+    }
+
+    fn forward(&mut self, ids: &Tensor, offset: usize) -> candle_core::Result<Tensor> {
+        self.0.forward(ids, offset)?.squeeze(1)
+    }
+}
+
+/// Prefill + greedy decode over any [`CausalLm`]; shared with the quantized builds.
+pub(super) struct Generate {
+    pub lm: Box<dyn CausalLm>,
+    pub prompt: Tensor,
+    pub device: Device,
+    pub output: Option<Tensor>,
+}
+
+pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, BuildError> {
+    let dt = dtype(spec.precision);
+    let vb = spec.weights.var_builder(dt, device)?;
+    let (lm, vocab, max_pos): (Box<dyn CausalLm>, usize, usize) = match spec.model.family {
+        Family::Llama => {
+            let cfg: llama::LlamaConfig = config::candle_config(spec)?;
+            let cfg = cfg.into_config(false);
+            let fresh = llama::Cache::new(true, dt, &cfg, device)?;
+            let model = llama::Llama::load(vb, &cfg)?;
+            (Box::new(Llama { model, cache: fresh.clone(), fresh }), cfg.vocab_size, cfg.max_position_embeddings)
+        }
+        Family::Qwen2 => {
+            let cfg: qwen2::Config = config::candle_config(spec)?;
+            let model = qwen2::ModelForCausalLM::new(&cfg, vb)?;
+            (Box::new(Qwen2(model)), cfg.vocab_size, cfg.max_position_embeddings)
+        }
+        other => return Err(BuildError::Unsupported(format!("{other} is not a decoder family"))),
+    };
+    Generate::new(spec, lm, vocab, max_pos, device)
+}
+
+impl Generate {
+    pub fn new(
+        spec: &WorkloadSpec,
+        lm: Box<dyn CausalLm>,
+        vocab: usize,
+        max_positions: usize,
+        device: &Device,
+    ) -> Result<Box<dyn Workload>, BuildError> {
+        let needed = spec.seq_len + DECODE_STEPS as usize + 1;
+        if needed > max_positions {
+            return Err(BuildError::Unsupported(format!(
+                "seq_len {} + {DECODE_STEPS} decode steps exceeds max_position_embeddings {max_positions}",
+                spec.seq_len
+            )));
+        }
+        let prompt = token_ids(spec.weights.input_seed(), "input_ids", spec.batch, spec.seq_len, vocab, device)?;
+        Ok(Box::new(Generate { lm, prompt, device: device.clone(), output: None }))
+    }
+}
+
+impl Workload for Generate {
+    fn iterate(&mut self) -> anyhow::Result<Iteration> {
+        self.lm.reset();
+        let prompt_len = self.prompt.dim(1)?;
+        let start = Instant::now();
+        let mut logits = self.lm.forward(&self.prompt, 0)?;
+        let mut next = greedy_next(&logits)?;
+        self.device.synchronize()?;
+        let first_token = start.elapsed();
+        let mut token_steps = Vec::with_capacity(DECODE_STEPS as usize);
+        for step in 0..DECODE_STEPS as usize {
+            let ((l, n), d) = timed(&self.device, || {
+                let l = self.lm.forward(&next, prompt_len + step)?;
+                let n = greedy_next(&l)?;
+                Ok((l, n))
+            })?;
+            logits = l;
+            next = n;
+            token_steps.push(d);
+        }
+        self.output = Some(logits.to_dtype(DType::F32)?);
+        Ok(Iteration { first_token: Some(first_token), token_steps })
+    }
+
+    fn output(&self) -> Option<&Tensor> {
+        self.output.as_ref()
+    }
+
+    fn generation_shape(&self) -> Option<(u32, u32)> {
+        Some((self.prompt.dim(1).unwrap_or(0) as u32, DECODE_STEPS))
+    }
+}

@@ -1,0 +1,191 @@
+//! The built-in candle engine: builds a model of the catalog (or from real weights)
+//! and runs one iteration of a cell's workload at a time.
+//!
+//! Layout:
+//! - [`init`]: seeded random weights.
+//! - [`config`]: catalog entry → the Hugging Face style config candle expects.
+//! - [`weights`]: real weights (a directory, a `.gguf`, the Hugging Face cache), hashed.
+//! - `encoder`, `seq2seq`, `decoder`, `quantized`, `vision`: inference per family.
+//! - `training`: forward, loss, backward and an AdamW step.
+//!
+//! What it must never do: time anything itself beyond the per-token split of generative
+//! iterations (the measurement loop owns the clock), or print to stdout (the cell
+//! protocol owns stdout).
+
+pub mod config;
+mod decoder;
+mod encoder;
+pub mod init;
+mod quantized;
+mod seq2seq;
+mod training;
+mod vision;
+pub mod weights;
+
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device, Tensor};
+use shared::catalog::{Family, ModelSpec, Mode, Precision};
+use shared::result::OutputCheck;
+
+/// Engine name as recorded in results.
+pub const ENGINE: &str = "candle";
+/// candle version linked into this build (kept in step with Cargo.toml).
+pub const ENGINE_VERSION: &str = "0.11";
+/// Tokens generated after the first one in every iteration of a generative family.
+pub const DECODE_STEPS: u32 = 16;
+
+/// Everything needed to build a workload.
+#[derive(Debug, Clone)]
+pub struct WorkloadSpec {
+    pub model: &'static ModelSpec,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub precision: Precision,
+    pub mode: Mode,
+    pub weights: weights::Weights,
+}
+
+/// One iteration's internal split for generative families.
+#[derive(Debug, Clone, Default)]
+pub struct Iteration {
+    /// Prefill plus the first token.
+    pub first_token: Option<Duration>,
+    /// Each following decode step.
+    pub token_steps: Vec<Duration>,
+}
+
+/// A ready-to-run model with its inputs. `iterate` returns only after the device has
+/// finished the work (synchronised), so the caller's clock covers all of it.
+pub trait Workload {
+    fn iterate(&mut self) -> anyhow::Result<Iteration>;
+    /// The last iteration's output, for the output check.
+    fn output(&self) -> Option<&Tensor>;
+    /// Prompt tokens per item and decode steps, for generative families.
+    fn generation_shape(&self) -> Option<(u32, u32)> {
+        None
+    }
+}
+
+/// Why a workload could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The combination cannot run in this engine; decided before any work.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<candle_core::Error> for BuildError {
+    fn from(e: candle_core::Error) -> Self {
+        BuildError::Failed(e.into())
+    }
+}
+
+/// Decides, before any work, whether this engine can run the spec; the reason if not.
+pub fn check_supported(spec: &WorkloadSpec, device: &Device) -> Result<(), BuildError> {
+    let model = spec.model;
+    if !model.supported_precisions().contains(&spec.precision) {
+        return Err(BuildError::Unsupported(format!(
+            "{} ({}) has no {} variant in candle-transformers",
+            model.name, model.family, spec.precision
+        )));
+    }
+    if spec.mode == Mode::Training {
+        if !trains(model.family) {
+            return Err(BuildError::Unsupported(format!(
+                "training is implemented for bert, vit and llama families, not {}",
+                model.family
+            )));
+        }
+        if spec.precision != Precision::Fp32 {
+            return Err(BuildError::Unsupported(
+                "training runs in fp32 only in the candle engine (no mixed-precision optimizer)".into(),
+            ));
+        }
+    }
+    if device.is_cpu() && spec.precision == Precision::Fp16 && model.family == Family::Whisper {
+        // candle's CPU conv1d has no f16 kernel; whisper's stem is two conv1d.
+        return Err(BuildError::Unsupported("whisper fp16 needs conv1d in f16, which candle's cpu backend lacks".into()));
+    }
+    if matches!(spec.weights, weights::Weights::Gguf { .. }) && !is_quantized(spec.precision) {
+        return Err(BuildError::Unsupported("a .gguf file runs at a quantized precision (q8_0, q4_0)".into()));
+    }
+    Ok(())
+}
+
+/// Builds the workload of `spec` on `device`.
+pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, BuildError> {
+    check_supported(spec, device)?;
+    if spec.mode == Mode::Training {
+        return training::build(spec, device);
+    }
+    if is_quantized(spec.precision) {
+        return quantized::build(spec, device);
+    }
+    match spec.model.family {
+        Family::Bert => encoder::build(spec, device),
+        Family::T5 => seq2seq::build_t5(spec, device),
+        Family::Whisper => seq2seq::build_whisper(spec, device),
+        Family::Llama | Family::Qwen2 => decoder::build(spec, device),
+        Family::Vit => vision::build_vit(spec, device),
+        Family::Clip => vision::build_clip(spec, device),
+    }
+}
+
+/// Families with a training mode in this engine.
+pub fn trains(f: Family) -> bool {
+    matches!(f, Family::Bert | Family::Vit | Family::Llama)
+}
+
+pub fn is_quantized(p: Precision) -> bool {
+    matches!(p, Precision::Q8_0 | Precision::Q4_0)
+}
+
+/// The candle dtype of a float precision.
+pub fn dtype(p: Precision) -> DType {
+    match p {
+        Precision::Fp16 => DType::F16,
+        Precision::Bf16 => DType::BF16,
+        _ => DType::F32,
+    }
+}
+
+/// Output check over a tensor: every value finite, plus mean and L2 norm.
+pub fn output_check(t: &Tensor) -> anyhow::Result<OutputCheck> {
+    let values: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let finite: Vec<f64> = values.iter().filter(|v| v.is_finite()).map(|&v| f64::from(v)).collect();
+    let n = finite.len().max(1) as f64;
+    Ok(OutputCheck {
+        all_finite: finite.len() == values.len(),
+        n_values: values.len() as u64,
+        mean: finite.iter().sum::<f64>() / n,
+        l2_norm: finite.iter().map(|v| v * v).sum::<f64>().sqrt(),
+    })
+}
+
+/// Runs `f` and waits for the device before returning its elapsed time.
+fn timed<T>(device: &Device, f: impl FnOnce() -> candle_core::Result<T>) -> anyhow::Result<(T, Duration)> {
+    let start = Instant::now();
+    let out = f()?;
+    device.synchronize()?;
+    Ok((out, start.elapsed()))
+}
+
+/// Seeded token ids of shape (batch, len) below `vocab`.
+fn token_ids(seed: u64, name: &str, batch: usize, len: usize, vocab: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let ids = init::seeded_ids(seed, name, batch * len, vocab as u32);
+    Tensor::from_vec(ids, (batch, len), device)
+}
+
+/// Seeded standard-normal input of `shape` in `dtype` (pixels, mel frames).
+fn normal_input(seed: u64, name: &str, shape: &[usize], dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+    let n = shape.iter().product();
+    Tensor::from_vec(init::seeded_normal(seed, name, n), shape, device)?.to_dtype(dtype)
+}
+
+/// Greedy next token of each row of `logits` (batch, vocab) as a (batch, 1) id tensor.
+fn greedy_next(logits: &Tensor) -> candle_core::Result<Tensor> {
+    logits.to_dtype(DType::F32)?.argmax_keepdim(candle_core::D::Minus1)?.to_dtype(DType::U32)
+}

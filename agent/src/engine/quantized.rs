@@ -1,0 +1,117 @@
+//! Quantized decoders (LLaMA, Qwen2) at q8_0 / q4_0 through candle's GGML types.
+//!
+//! Real weights come as a `.gguf` file. Random weights take the same road: the seeded
+//! float weights are quantized into an in-memory GGUF with llama.cpp's tensor names and
+//! metadata, which candle-transformers' `quantized_llama` / `quantized_qwen2` then load
+//! exactly as they would load a file. One loading path, whichever the weights.
+
+use std::io::Cursor;
+
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+use candle_core::{Device, Shape, Tensor};
+use candle_transformers::models::{quantized_llama, quantized_qwen2};
+use shared::catalog::{Family, Precision};
+
+use super::decoder::{CausalLm, Generate};
+use super::init::SeededInit;
+use super::weights::Weights;
+use super::{config, BuildError, Workload, WorkloadSpec};
+
+struct QLlama(quantized_llama::ModelWeights);
+
+impl CausalLm for QLlama {
+    fn reset(&mut self) {
+        self.0.clear_kv_cache();
+    }
+
+    fn forward(&mut self, ids: &Tensor, offset: usize) -> candle_core::Result<Tensor> {
+        self.0.forward(ids, offset)
+    }
+}
+
+struct QQwen2(quantized_qwen2::ModelWeights);
+
+impl CausalLm for QQwen2 {
+    fn reset(&mut self) {
+        self.0.clear_kv_cache();
+    }
+
+    fn forward(&mut self, ids: &Tensor, offset: usize) -> candle_core::Result<Tensor> {
+        self.0.forward(ids, offset)
+    }
+}
+
+pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, BuildError> {
+    let arch = config::DecoderShape::of(spec)?;
+    let bytes = match &spec.weights {
+        Weights::Gguf { path, .. } => std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+        Weights::Random { seed } => random_gguf(&arch, spec.precision, *seed)?,
+        Weights::Dir { .. } => {
+            return Err(BuildError::Unsupported(
+                "quantized precisions load a .gguf file, not a safetensors directory".into(),
+            ))
+        }
+    };
+    let mut reader = Cursor::new(bytes);
+    let content = gguf_file::Content::read(&mut reader).map_err(|e| anyhow::anyhow!("reading gguf: {e}"))?;
+    let lm: Box<dyn CausalLm> = match spec.model.family {
+        Family::Llama => Box::new(QLlama(quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)?)),
+        Family::Qwen2 => Box::new(QQwen2(quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, device)?)),
+        other => return Err(BuildError::Unsupported(format!("no quantized {other} in candle-transformers"))),
+    };
+    Generate::new(spec, lm, arch.vocab, arch.max_positions, device)
+}
+
+fn ggml_dtype(p: Precision) -> GgmlDType {
+    match p {
+        Precision::Q4_0 => GgmlDType::Q4_0,
+        _ => GgmlDType::Q8_0,
+    }
+}
+
+/// A GGUF image of a seeded random model with llama.cpp's names for `arch`.
+fn random_gguf(arch: &config::DecoderShape, precision: Precision, seed: u64) -> anyhow::Result<Vec<u8>> {
+    let init = SeededInit::new(seed);
+    let q = ggml_dtype(precision);
+    let (h, kv) = (arch.hidden, arch.head_dim * arch.kv_heads);
+    let mut specs: Vec<(String, Vec<usize>, GgmlDType)> = vec![
+        ("token_embd.weight".into(), vec![arch.vocab, h], q),
+        ("output_norm.weight".into(), vec![h], GgmlDType::F32),
+    ];
+    if !arch.tied_embeddings {
+        specs.push(("output.weight".into(), vec![arch.vocab, h], q));
+    }
+    for i in 0..arch.layers {
+        let p = |n: &str| format!("blk.{i}.{n}");
+        specs.extend([
+            (p("attn_norm.weight"), vec![h], GgmlDType::F32),
+            (p("ffn_norm.weight"), vec![h], GgmlDType::F32),
+            (p("attn_q.weight"), vec![h, h], q),
+            (p("attn_k.weight"), vec![kv, h], q),
+            (p("attn_v.weight"), vec![kv, h], q),
+            (p("attn_output.weight"), vec![h, h], q),
+            (p("ffn_gate.weight"), vec![arch.intermediate, h], q),
+            (p("ffn_up.weight"), vec![arch.intermediate, h], q),
+            (p("ffn_down.weight"), vec![h, arch.intermediate], q),
+        ]);
+        if arch.qkv_bias {
+            specs.extend([
+                (p("attn_q.bias"), vec![h], GgmlDType::F32),
+                (p("attn_k.bias"), vec![kv], GgmlDType::F32),
+                (p("attn_v.bias"), vec![kv], GgmlDType::F32),
+            ]);
+        }
+    }
+    let mut tensors = Vec::with_capacity(specs.len());
+    for (name, dims, dt) in specs {
+        let shape = Shape::from(dims);
+        let t = init.tensor(&name, &shape, candle_core::DType::F32, &Device::Cpu)?;
+        tensors.push((name, QTensor::quantize(&t, dt)?));
+    }
+    let metadata = arch.gguf_metadata();
+    let md: Vec<(&str, &gguf_file::Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &md, &ts)?;
+    Ok(out.into_inner())
+}
