@@ -208,11 +208,11 @@ mod tests {
     fn named_enum_round_trips_and_lists_allowed_names() {
         for c in Colour::ALL {
             assert_eq!(c.as_str().parse::<Colour>(), Ok(*c));
-            let json = serde_json::to_string(c).unwrap();
+            let json = serde_json::to_string(c).expect("serialises");
             assert_eq!(json, format!("\"{c}\""));
-            assert_eq!(serde_json::from_str::<Colour>(&json).unwrap(), *c);
+            assert_eq!(serde_json::from_str::<Colour>(&json).expect("parses"), *c);
         }
-        let err = "green".parse::<Colour>().unwrap_err();
+        let err = "green".parse::<Colour>().expect_err("green is no colour");
         assert_eq!(
             err.to_string(),
             "unknown colour `green`, expected one of red, dark_blue"
