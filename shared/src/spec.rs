@@ -582,18 +582,24 @@ impl Checker {
                 continue;
             };
             match axis.as_str() {
-                "models" => entry.models = self.patterns(&axis_path, values, matches_a_model, "a glob matching a catalog model"),
-                "hardware" => entry.hardware = self.patterns(&axis_path, values, matches_a_hardware_kind, "a glob matching a hardware kind or class (kind/device)"),
-                "precisions" => entry.precisions = self.patterns(&axis_path, values, |p| matches_a_name(p, Precision::NAMES), "a glob matching a precision"),
-                "modes" => entry.modes = self.patterns(&axis_path, values, |p| matches_a_name(p, Mode::NAMES), "a glob matching a mode"),
-                "engines" => entry.engines = self.patterns(&axis_path, values, |p| matches_a_name(p, Engine::NAMES), "a glob matching an engine"),
-                "batch_sizes" => entry.batch_sizes = self.axis(&axis_path, Some(values), None, json_axis_integer),
-                "sequence_lengths" => entry.sequence_lengths = self.axis(&axis_path, Some(values), None, json_axis_integer),
-                _ => self.report(
-                    path,
-                    format!("axis `{axis}`"),
-                    "only the axes models, hardware, batch_sizes, sequence_lengths, precisions, modes, engines",
-                ),
+                "batch_sizes" => {
+                    entry.batch_sizes = self.axis(&axis_path, Some(values), None, json_axis_integer)
+                }
+                "sequence_lengths" => {
+                    entry.sequence_lengths =
+                        self.axis(&axis_path, Some(values), None, json_axis_integer)
+                }
+                other => match glob_axis(&mut entry, other) {
+                    Some((slot, known, expected)) => {
+                        *slot = self.patterns(&axis_path, values, known, expected)
+                    }
+                    None => self.report(
+                        path,
+                        format!("axis `{axis}`"),
+                        "only the axes models, hardware, batch_sizes, sequence_lengths, \
+                         precisions, modes, engines",
+                    ),
+                },
             }
         }
         Some(entry)
@@ -941,6 +947,46 @@ fn selector_table(table: &serde_json::Map<String, Value>) -> Result<HardwareSele
         min_memory_gib,
         name,
     })
+}
+
+/// A glob axis of an exclude entry: where its patterns go, which patterns mean
+/// something on it, and how to say so.
+type GlobAxis<'e> = (
+    &'e mut Vec<String>,
+    fn(&glob::Pattern) -> bool,
+    &'static str,
+);
+
+fn glob_axis<'e>(entry: &'e mut Exclude, axis: &str) -> Option<GlobAxis<'e>> {
+    let axis: GlobAxis<'e> = match axis {
+        "models" => (
+            &mut entry.models,
+            matches_a_model,
+            "a glob matching a catalog model",
+        ),
+        "hardware" => (
+            &mut entry.hardware,
+            matches_a_hardware_kind,
+            "a glob matching a hardware kind or class (kind/device)",
+        ),
+        "precisions" => (
+            &mut entry.precisions,
+            |p| matches_a_name(p, Precision::NAMES),
+            "a glob matching a precision",
+        ),
+        "modes" => (
+            &mut entry.modes,
+            |p| matches_a_name(p, Mode::NAMES),
+            "a glob matching a mode",
+        ),
+        "engines" => (
+            &mut entry.engines,
+            |p| matches_a_name(p, Engine::NAMES),
+            "a glob matching an engine",
+        ),
+        _ => return None,
+    };
+    Some(axis)
 }
 
 fn compile_glob(text: &str) -> Result<glob::Pattern, Refusal> {

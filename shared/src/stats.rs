@@ -274,7 +274,8 @@ mod tests {
             for (before, after) in pairs {
                 // Absolute slack for values that cancel to about zero (std of ties).
                 let slack = 1e-9 * (s.max.abs().max(s.min.abs()) * c);
-                prop_assert!((before * c - after).abs() <= slack, "{} * {} != {}", before, c, after);
+                let error = (before * c - after).abs();
+                prop_assert!(error <= slack, "{} * {} != {}", before, c, after);
             }
         }
     }
