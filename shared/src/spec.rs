@@ -103,7 +103,8 @@ pub struct HardwareSelector {
 }
 
 /// Removes every cell for which each named axis matches one of its values. An empty
-/// list means the axis is not named. String axes hold globs (case-insensitive); the
+/// list means the axis is not named (validation refuses an entry naming none, which
+/// would remove every cell). String axes hold globs (case-insensitive); the
 /// hardware axis matches a selector's kind or a resolved hardware class.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -173,7 +174,8 @@ impl Default for Policy {
 /// Limits the coordinator applies to submitted specs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Most cells one sweep may expand to (hardware classes unresolved).
+    /// Most cells one sweep may expand to, counted after excludes with hardware classes
+    /// unresolved (one per selector). The default is 10 000.
     pub max_cells: usize,
 }
 
@@ -1285,6 +1287,43 @@ lease_seconds = 0
         assert_eq!(
             result.to_string(),
             "1 problem\n  matrix: got 92160 cells, expected at most 1000 cells"
+        );
+    }
+
+    #[test]
+    fn a_matrix_far_over_the_limit_is_sized_before_excludes() {
+        let hundred: Vec<String> = (1..=100).map(|n| n.to_string()).collect();
+        let text = format!(
+            r#"
+            name = "enormous"
+            [matrix]
+            models = ["bert-tiny", "bert-base-uncased", "t5-small"]
+            hardware = ["cpu", "cuda", "rocm", "metal", "qnn"]
+            batch_sizes = [{0}]
+            sequence_lengths = [{0}]
+            exclude = [{{ models = ["t5-*"] }}]
+            "#,
+            hundred.join(", ")
+        );
+        let result = parse_toml(&text, &Limits::default()).expect_err("too large");
+        assert_eq!(
+            result.to_string(),
+            "1 problem\n  matrix: got 100000 cells, expected at most 10000 cells"
+        );
+        let limits = Limits { max_cells: 10 };
+        let wider = text.replace(
+            "exclude",
+            "precisions = [\"fp32\", \"fp16\", \"bf16\"]\n\
+             modes = [\"inference\", \"training\"]\n\
+             engines = [\"candle\", \"torch\", \"onnxruntime\", \"llamacpp\"]\n\
+             exclude",
+        );
+        // 3.6 million combinations: more than counting one by one is worth.
+        assert_eq!(
+            parse_toml(&wider, &limits)
+                .expect_err("too large")
+                .to_string(),
+            "1 problem\n  matrix: got 3600000 cells before excludes, expected at most 10 cells"
         );
     }
 
