@@ -1,1 +1,691 @@
-//! TODO(owner): cell
+//! Cells: the points of a sweep's matrix, their stable keys, and the expansion of a
+//! validated [`SweepSpec`] into cells (excludes, implicit skips, hardware fan-out).
+//!
+//! Expansion is a pure function of the spec and the list of hardware classes known at
+//! plan time; its output is sorted, so the order of values in the spec never matters.
+//!
+//! Must never: do I/O, read the clock, or let anything but a cell's coordinates and its
+//! sweep's name into the cell key (keys must agree across machines and versions).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{self, Mode, ModelSpec, Precision};
+use crate::spec::{Engine, Exclude, FanOut, HardwareSelector, SweepSpec, GLOB_OPTIONS};
+
+/// One point of a sweep's matrix. A stored format (cells are replicated state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cell {
+    /// Catalog name, in the catalog's spelling (the key depends on the spelling).
+    pub model: String,
+    pub hardware: HardwareSelector,
+    /// The hardware class this cell was fanned out to, e.g. `cuda/NVIDIA H100 80GB HBM3`;
+    /// `None` when unresolved (fan-out `any`, or no matching class known at plan time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware_class: Option<String>,
+    pub batch: u32,
+    pub seq_len: u32,
+    pub precision: Precision,
+    pub mode: Mode,
+    pub engine: Engine,
+}
+
+/// The stable identity of a cell within its sweep: 64 lowercase hex digits of a
+/// SHA-256. The idempotency key of the cell's results.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CellKey(String);
+
+impl CellKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CellKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cell key `{0}`, expected 64 lowercase hex digits")]
+pub struct InvalidCellKey(pub String);
+
+impl TryFrom<String> for CellKey {
+    type Error = InvalidCellKey;
+    fn try_from(text: String) -> Result<CellKey, InvalidCellKey> {
+        let ok = text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if ok {
+            Ok(CellKey(text))
+        } else {
+            Err(InvalidCellKey(text))
+        }
+    }
+}
+
+impl std::str::FromStr for CellKey {
+    type Err = InvalidCellKey;
+    fn from_str(text: &str) -> Result<CellKey, InvalidCellKey> {
+        CellKey::try_from(text.to_owned())
+    }
+}
+
+impl From<CellKey> for String {
+    fn from(key: CellKey) -> String {
+        key.0
+    }
+}
+
+/// Names the encoding below; bump it (and keep the old one readable) to change it.
+pub const CELL_KEY_VERSION: &str = "accelbench-cell-key/1";
+
+impl Cell {
+    /// The cell's key: SHA-256 over a versioned, length-prefixed encoding of the sweep's
+    /// name and every coordinate (selector constraints and resolved class included).
+    ///
+    /// The sweep identity is the spec's `name`, not the sweep id: the id is a UUIDv7
+    /// (random and time-based), while the name makes the same spec give the same keys on
+    /// any machine and on every resubmission, so a nightly sweep's cells can be joined
+    /// night to night. The measurement policy is deliberately left out: tightening the
+    /// CI target does not make a cell a different cell.
+    pub fn key(&self, sweep_name: &str) -> CellKey {
+        let mut hasher = Sha256::new();
+        hasher.update(self.canonical_encoding(sweep_name));
+        CellKey(hex::encode(hasher.finalize()))
+    }
+
+    /// `label=len:value` lines (or `label=-` for an absent value) in a fixed order. The
+    /// length prefix makes the encoding injective whatever a name or glob contains.
+    fn canonical_encoding(&self, sweep_name: &str) -> String {
+        let gib = self.hardware.min_memory_gib.map(|g| g.to_string());
+        let fields: [(&str, Option<&str>); 12] = [
+            ("version", Some(CELL_KEY_VERSION)),
+            ("sweep", Some(sweep_name)),
+            ("model", Some(&self.model)),
+            ("hardware.kind", Some(self.hardware.kind.as_str())),
+            ("hardware.min_memory_gib", gib.as_deref()),
+            ("hardware.name", self.hardware.name.as_deref()),
+            ("hardware_class", self.hardware_class.as_deref()),
+            ("batch", Some(&self.batch.to_string())),
+            ("seq_len", Some(&self.seq_len.to_string())),
+            ("precision", Some(self.precision.as_str())),
+            ("mode", Some(self.mode.as_str())),
+            ("engine", Some(self.engine.as_str())),
+        ];
+        let mut out = String::new();
+        for (label, value) in fields {
+            match value {
+                Some(v) => out.push_str(&format!("{label}={}:{v}\n", v.len())),
+                None => out.push_str(&format!("{label}=-\n")),
+            }
+        }
+        out
+    }
+
+    /// The catalog entry of the cell's model, if the catalog still has it.
+    pub fn model_spec(&self) -> Option<&'static ModelSpec> {
+        catalog::lookup(&self.model)
+    }
+}
+
+/// Whether the catalog says a model can run a precision in a mode at all. Cells failing
+/// this are not generated (implicit excludes), so a sweep may list `q4_0` next to BERT
+/// and get quantised cells only for the models that have them:
+/// - the model must support the precision ([`ModelSpec::supported_precisions`]);
+/// - quantised weights cannot be trained, so no training cell at `q8_0`/`q4_0`.
+///
+/// A model missing from the catalog (a stored spec outliving a catalog entry) is let
+/// through; the engine then reports it unsupported.
+pub fn is_runnable(model: &str, precision: Precision, mode: Mode) -> bool {
+    let trainable = !(mode == Mode::Training && precision.is_quantized());
+    let supported = catalog::lookup(model).is_none_or(|m| m.supports(precision));
+    trainable && supported
+}
+
+/// All cells of `spec`, sorted by (model, selector, class, batch, seq_len, precision,
+/// mode, engine), without duplicates.
+///
+/// Hardware fan-out, per [`FanOut`]:
+/// - `any`: one cell per selector, class unresolved; any matching agent runs it.
+/// - `each_hardware_class`: one cell per class in `hardware_classes` that the selector
+///   matches ([`HardwareSelector::matches_class`]). A selector that matches none of them,
+///   including when none are given, keeps one unresolved cell, so work waiting for
+///   hardware that has not registered yet is not silently dropped.
+/// - `each_agent`: planned exactly like `each_hardware_class`; the scheduler hands each
+///   agent of the class its own attempt. Plan time knows classes, not agents.
+///
+/// Models with a fixed input length (ViT) get one cell per other coordinates, with
+/// `seq_len` set to that length, instead of one per sequence length.
+pub fn expand(spec: &SweepSpec, hardware_classes: &[String]) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for_each_cell(spec, hardware_classes, |c| cells.push(c.to_cell()));
+    cells.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    cells.dedup();
+    cells
+}
+
+/// The number of cells [`expand`] returns, without building them (the spec's size
+/// limit). Assumes axes without duplicates, which validation guarantees.
+pub fn count(spec: &SweepSpec, hardware_classes: &[String]) -> usize {
+    let mut n = 0;
+    for_each_cell(spec, hardware_classes, |_| n += 1);
+    n
+}
+
+type SortKey<'a> = (
+    &'a str,
+    String,
+    Option<&'a str>,
+    u32,
+    u32,
+    Precision,
+    Mode,
+    Engine,
+);
+
+fn sort_key(c: &Cell) -> SortKey<'_> {
+    (
+        &c.model,
+        c.hardware.to_string(),
+        c.hardware_class.as_deref(),
+        c.batch,
+        c.seq_len,
+        c.precision,
+        c.mode,
+        c.engine,
+    )
+}
+
+/// A cell by reference, so counting allocates nothing per cell.
+struct Coordinates<'a> {
+    model: &'a str,
+    hardware: &'a HardwareSelector,
+    class: Option<&'a str>,
+    batch: u32,
+    seq_len: u32,
+    precision: Precision,
+    mode: Mode,
+    engine: Engine,
+}
+
+impl Coordinates<'_> {
+    fn to_cell(&self) -> Cell {
+        Cell {
+            model: self.model.to_owned(),
+            hardware: self.hardware.clone(),
+            hardware_class: self.class.map(str::to_owned),
+            batch: self.batch,
+            seq_len: self.seq_len,
+            precision: self.precision,
+            mode: self.mode,
+            engine: self.engine,
+        }
+    }
+}
+
+/// Calls `visit` for every cell that survives implicit and explicit excludes.
+fn for_each_cell(
+    spec: &SweepSpec,
+    hardware_classes: &[String],
+    mut visit: impl FnMut(&Coordinates),
+) {
+    let m = &spec.matrix;
+    let rules: Vec<Rule> = m.exclude.iter().map(Rule::new).collect();
+    let mut classes: Vec<&str> = hardware_classes.iter().map(String::as_str).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    for model in &m.models {
+        let fixed = catalog::lookup(model).and_then(ModelSpec::fixed_sequence_length);
+        let seq_lens = fixed
+            .as_ref()
+            .map_or(m.sequence_lengths.as_slice(), std::slice::from_ref);
+        for hardware in &m.hardware {
+            for class in resolve(hardware, m.fan_out, &classes) {
+                for &batch in &m.batch_sizes {
+                    for &seq_len in seq_lens {
+                        for &precision in &m.precisions {
+                            for &mode in &m.modes {
+                                if !is_runnable(model, precision, mode) {
+                                    continue;
+                                }
+                                for &engine in &m.engines {
+                                    let c = Coordinates {
+                                        model,
+                                        hardware,
+                                        class,
+                                        batch,
+                                        seq_len,
+                                        precision,
+                                        mode,
+                                        engine,
+                                    };
+                                    if !rules.iter().any(|r| r.removes(&c)) {
+                                        visit(&c);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The classes one selector fans out to; `[None]` when unresolved (see [`expand`]).
+fn resolve<'a>(
+    selector: &HardwareSelector,
+    fan_out: FanOut,
+    classes: &[&'a str],
+) -> Vec<Option<&'a str>> {
+    if fan_out == FanOut::Any {
+        return vec![None];
+    }
+    let matched: Vec<Option<&str>> = classes
+        .iter()
+        .filter(|c| selector.matches_class(c))
+        .map(|c| Some(*c))
+        .collect();
+    if matched.is_empty() {
+        vec![None]
+    } else {
+        matched
+    }
+}
+
+/// An exclude entry with its globs compiled once per expansion.
+struct Rule<'a> {
+    models: Vec<glob::Pattern>,
+    hardware: Vec<glob::Pattern>,
+    batch_sizes: &'a [u32],
+    sequence_lengths: &'a [u32],
+    precisions: Vec<glob::Pattern>,
+    modes: Vec<glob::Pattern>,
+    engines: Vec<glob::Pattern>,
+}
+
+impl<'a> Rule<'a> {
+    fn new(entry: &'a Exclude) -> Rule<'a> {
+        Rule {
+            models: compile(&entry.models),
+            hardware: compile(&entry.hardware),
+            batch_sizes: &entry.batch_sizes,
+            sequence_lengths: &entry.sequence_lengths,
+            precisions: compile(&entry.precisions),
+            modes: compile(&entry.modes),
+            engines: compile(&entry.engines),
+        }
+    }
+
+    /// Every named axis matches (an unnamed axis, an empty list, matches anything).
+    fn removes(&self, c: &Coordinates) -> bool {
+        let hardware = self.hardware.is_empty()
+            || self.hardware.iter().any(|p| {
+                p.matches_with(c.hardware.kind.as_str(), GLOB_OPTIONS)
+                    || c.class
+                        .is_some_and(|class| p.matches_with(class, GLOB_OPTIONS))
+            });
+        hardware
+            && any_glob(&self.models, c.model)
+            && any_value(self.batch_sizes, c.batch)
+            && any_value(self.sequence_lengths, c.seq_len)
+            && any_glob(&self.precisions, c.precision.as_str())
+            && any_glob(&self.modes, c.mode.as_str())
+            && any_glob(&self.engines, c.engine.as_str())
+    }
+}
+
+/// Validated specs hold valid globs; a stored spec that does not falls back to a
+/// literal match rather than failing the expansion.
+fn compile(patterns: &[String]) -> Vec<glob::Pattern> {
+    patterns
+        .iter()
+        .map(|p| {
+            glob::Pattern::new(p)
+                .or_else(|_| glob::Pattern::new(&glob::Pattern::escape(p)))
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn any_glob(patterns: &[glob::Pattern], text: &str) -> bool {
+    patterns.is_empty() || patterns.iter().any(|p| p.matches_with(text, GLOB_OPTIONS))
+}
+
+fn any_value(values: &[u32], value: u32) -> bool {
+    values.is_empty() || values.contains(&value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{self, HardwareKind, Limits, Matrix};
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn spec(text: &str) -> SweepSpec {
+        spec::parse_toml(text, &Limits::default()).expect("a valid spec")
+    }
+
+    fn classes(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// One line per cell, the way a person reads them.
+    fn render(cells: &[Cell]) -> String {
+        let lines: Vec<String> = cells
+            .iter()
+            .map(|c| {
+                let class = c.hardware_class.as_deref().unwrap_or("-");
+                format!(
+                    "{} {} {} b{} s{} {} {} {}",
+                    c.model, c.hardware, class, c.batch, c.seq_len, c.precision, c.mode, c.engine
+                )
+            })
+            .collect();
+        lines.join("\n")
+    }
+
+    const MIXED: &str = r#"
+        name = "mixed"
+        [matrix]
+        models = ["TinyLlama-1.1B", "bert-tiny", "vit-tiny"]
+        hardware = ["cpu", { kind = "cuda", name = "*H100*" }]
+        batch_sizes = [4, 1]
+        sequence_lengths = [512, 128]
+        precisions = ["q4_0", "fp32"]
+        modes = ["training", "inference"]
+        exclude = [
+            { models = ["tinyllama*"], hardware = ["cpu"], modes = ["training"] },
+            { batch_sizes = [4], sequence_lengths = [512] },
+        ]
+    "#;
+
+    #[test]
+    fn expansion_applies_excludes_skips_and_fixed_lengths() {
+        let s = spec(MIXED);
+        let cells = expand(&s, &[]);
+        assert_eq!(cells.len(), count(&s, &[]));
+        expect_test::expect![[r#"
+            TinyLlama-1.1B cpu - b1 s128 fp32 inference candle
+            TinyLlama-1.1B cpu - b1 s128 q4_0 inference candle
+            TinyLlama-1.1B cpu - b1 s512 fp32 inference candle
+            TinyLlama-1.1B cpu - b1 s512 q4_0 inference candle
+            TinyLlama-1.1B cpu - b4 s128 fp32 inference candle
+            TinyLlama-1.1B cpu - b4 s128 q4_0 inference candle
+            TinyLlama-1.1B cuda[name=*H100*] - b1 s128 fp32 inference candle
+            TinyLlama-1.1B cuda[name=*H100*] - b1 s128 fp32 training candle
+            TinyLlama-1.1B cuda[name=*H100*] - b1 s128 q4_0 inference candle
+            TinyLlama-1.1B cuda[name=*H100*] - b1 s512 fp32 inference candle
+            TinyLlama-1.1B cuda[name=*H100*] - b1 s512 fp32 training candle
+            TinyLlama-1.1B cuda[name=*H100*] - b1 s512 q4_0 inference candle
+            TinyLlama-1.1B cuda[name=*H100*] - b4 s128 fp32 inference candle
+            TinyLlama-1.1B cuda[name=*H100*] - b4 s128 fp32 training candle
+            TinyLlama-1.1B cuda[name=*H100*] - b4 s128 q4_0 inference candle
+            bert-tiny cpu - b1 s128 fp32 inference candle
+            bert-tiny cpu - b1 s128 fp32 training candle
+            bert-tiny cpu - b1 s512 fp32 inference candle
+            bert-tiny cpu - b1 s512 fp32 training candle
+            bert-tiny cpu - b4 s128 fp32 inference candle
+            bert-tiny cpu - b4 s128 fp32 training candle
+            bert-tiny cuda[name=*H100*] - b1 s128 fp32 inference candle
+            bert-tiny cuda[name=*H100*] - b1 s128 fp32 training candle
+            bert-tiny cuda[name=*H100*] - b1 s512 fp32 inference candle
+            bert-tiny cuda[name=*H100*] - b1 s512 fp32 training candle
+            bert-tiny cuda[name=*H100*] - b4 s128 fp32 inference candle
+            bert-tiny cuda[name=*H100*] - b4 s128 fp32 training candle
+            vit-tiny cpu - b1 s65 fp32 inference candle
+            vit-tiny cpu - b1 s65 fp32 training candle
+            vit-tiny cpu - b4 s65 fp32 inference candle
+            vit-tiny cpu - b4 s65 fp32 training candle
+            vit-tiny cuda[name=*H100*] - b1 s65 fp32 inference candle
+            vit-tiny cuda[name=*H100*] - b1 s65 fp32 training candle
+            vit-tiny cuda[name=*H100*] - b4 s65 fp32 inference candle
+            vit-tiny cuda[name=*H100*] - b4 s65 fp32 training candle"#]]
+        .assert_eq(&render(&cells));
+    }
+
+    #[test]
+    fn each_hardware_class_fans_out_to_matching_classes() {
+        let s = spec(
+            r#"
+            name = "fan"
+            [matrix]
+            models = ["bert-tiny"]
+            hardware = ["cpu", { kind = "cuda", name = "*h100*" }, "rocm"]
+            batch_sizes = [1]
+            "#,
+        );
+        let known = classes(&[
+            "cuda/NVIDIA H100 80GB HBM3",
+            "cpu/AMD EPYC 7B13",
+            "cuda/NVIDIA A100-SXM4-40GB",
+            "cpu/Intel Xeon Platinum 8481C",
+            "cpu/AMD EPYC 7B13",
+        ]);
+        let cells = expand(&s, &known);
+        assert_eq!(cells.len(), count(&s, &known));
+        expect_test::expect![[r#"
+            bert-tiny cpu cpu/AMD EPYC 7B13 b1 s128 fp32 inference candle
+            bert-tiny cpu cpu/Intel Xeon Platinum 8481C b1 s128 fp32 inference candle
+            bert-tiny cuda[name=*h100*] cuda/NVIDIA H100 80GB HBM3 b1 s128 fp32 inference candle
+            bert-tiny rocm - b1 s128 fp32 inference candle"#]]
+        .assert_eq(&render(&cells));
+    }
+
+    #[test]
+    fn fan_out_any_and_unknown_classes_leave_cells_unresolved() {
+        let text = r#"
+            name = "any"
+            [matrix]
+            models = ["bert-tiny"]
+            hardware = ["cpu", "cuda"]
+            fan_out = "any"
+            batch_sizes = [1]
+        "#;
+        let known = classes(&["cpu/AMD EPYC 7B13", "cpu/Apple M2"]);
+        let any = expand(&spec(text), &known);
+        assert_eq!(any.len(), 2);
+        assert!(any.iter().all(|c| c.hardware_class.is_none()));
+        let each = spec(&text.replace("\"any\"", "\"each_agent\""));
+        assert_eq!(expand(&each, &known).len(), 3);
+        assert_eq!(expand(&each, &[]).len(), 2);
+    }
+
+    #[test]
+    fn hardware_excludes_match_kinds_and_classes() {
+        let s = spec(
+            r#"
+            name = "no a100"
+            [matrix]
+            models = ["bert-tiny"]
+            hardware = ["cuda", "cpu"]
+            batch_sizes = [1]
+            exclude = [{ hardware = ["cuda/*a100*"] }, { hardware = ["c?u"], batch_sizes = [1] }]
+            "#,
+        );
+        let known = classes(&["cuda/NVIDIA H100 80GB HBM3", "cuda/NVIDIA A100-SXM4-40GB"]);
+        expect_test::expect![
+            "bert-tiny cuda cuda/NVIDIA H100 80GB HBM3 b1 s128 fp32 inference candle"
+        ]
+        .assert_eq(&render(&expand(&s, &known)));
+    }
+
+    #[test]
+    fn quantised_precisions_are_inference_only_and_for_decoders() {
+        assert!(is_runnable("llama-tiny", Precision::Q8_0, Mode::Inference));
+        assert!(!is_runnable("llama-tiny", Precision::Q8_0, Mode::Training));
+        assert!(!is_runnable("bert-tiny", Precision::Q4_0, Mode::Inference));
+        assert!(is_runnable("bert-tiny", Precision::Bf16, Mode::Training));
+        assert!(is_runnable(
+            "not-in-the-catalog",
+            Precision::Q4_0,
+            Mode::Inference
+        ));
+    }
+
+    fn example_cell() -> Cell {
+        Cell {
+            model: "bert-base-uncased".into(),
+            hardware: HardwareSelector {
+                kind: HardwareKind::Cuda,
+                min_memory_gib: Some(24.0),
+                name: Some("*H100*".into()),
+            },
+            hardware_class: Some("cuda/NVIDIA H100 80GB HBM3".into()),
+            batch: 16,
+            seq_len: 128,
+            precision: Precision::Bf16,
+            mode: Mode::Inference,
+            engine: Engine::Candle,
+        }
+    }
+
+    #[test]
+    fn cell_key_is_pinned() {
+        // If this changes, every stored result loses its link to its cell: bump
+        // CELL_KEY_VERSION instead of editing the encoding.
+        let cell = example_cell();
+        expect_test::expect![[r#"
+            version=21:accelbench-cell-key/1
+            sweep=12:nightly-text
+            model=17:bert-base-uncased
+            hardware.kind=4:cuda
+            hardware.min_memory_gib=2:24
+            hardware.name=6:*H100*
+            hardware_class=26:cuda/NVIDIA H100 80GB HBM3
+            batch=2:16
+            seq_len=3:128
+            precision=4:bf16
+            mode=9:inference
+            engine=6:candle
+        "#]]
+        .assert_eq(&cell.canonical_encoding("nightly-text"));
+        expect_test::expect!["4184c865f5bf8acca76e4c4a9dcb90b4ac63a067531dda90bbe682197f74c810"]
+            .assert_eq(cell.key("nightly-text").as_str());
+    }
+
+    #[test]
+    fn every_coordinate_and_the_sweep_name_change_the_key() {
+        let base = example_cell();
+        let key = base.key("nightly");
+        assert_ne!(base.key("nightly-2"), key);
+        let mut variants = Vec::new();
+        let mut c = base.clone();
+        c.hardware_class = None;
+        variants.push(c);
+        let mut c = base.clone();
+        c.hardware.min_memory_gib = None;
+        variants.push(c);
+        let mut c = base.clone();
+        c.hardware.name = None;
+        variants.push(c);
+        let mut c = base.clone();
+        c.batch = 17;
+        variants.push(c);
+        let mut c = base.clone();
+        c.seq_len = 129;
+        variants.push(c);
+        let mut c = base.clone();
+        c.precision = Precision::Fp16;
+        variants.push(c);
+        let mut c = base.clone();
+        c.mode = Mode::Training;
+        variants.push(c);
+        let mut c = base.clone();
+        c.engine = Engine::Torch;
+        variants.push(c);
+        let mut c = base.clone();
+        c.model = "bert-tiny".into();
+        variants.push(c);
+        let keys: BTreeSet<CellKey> = variants.iter().map(|c| c.key("nightly")).collect();
+        assert_eq!(keys.len(), variants.len());
+        assert!(!keys.contains(&key));
+    }
+
+    #[test]
+    fn cell_keys_parse_only_as_64_lowercase_hex_digits() {
+        let key = example_cell().key("x");
+        let json = serde_json::to_string(&key).expect("serialises");
+        assert_eq!(json, format!("\"{key}\""));
+        assert_eq!(serde_json::from_str::<CellKey>(&json).expect("parses"), key);
+        assert!(serde_json::from_str::<CellKey>("\"abc\"").is_err());
+        assert!(key.as_str().to_uppercase().parse::<CellKey>().is_err());
+        assert_eq!(key.as_str().parse::<CellKey>(), Ok(key));
+    }
+
+    #[test]
+    fn cells_round_trip_as_a_stored_format() {
+        let cell = example_cell();
+        let json = serde_json::to_string(&cell).expect("serialises");
+        assert_eq!(serde_json::from_str::<Cell>(&json).expect("parses"), cell);
+        assert_eq!(cell.model_spec().map(|m| m.name), Some("bert-base-uncased"));
+    }
+
+    /// MIXED with every axis value list (and the exclude list) in a random order.
+    fn shuffled_mixed() -> impl Strategy<Value = SweepSpec> {
+        let s = spec(MIXED);
+        let m = s.matrix.clone();
+        (
+            Just(m.models).prop_shuffle(),
+            Just(m.hardware).prop_shuffle(),
+            Just(m.batch_sizes).prop_shuffle(),
+            Just(m.sequence_lengths).prop_shuffle(),
+            Just(m.precisions).prop_shuffle(),
+            Just(m.modes).prop_shuffle(),
+            Just(m.exclude).prop_shuffle(),
+        )
+            .prop_map(
+                move |(
+                    models,
+                    hardware,
+                    batch_sizes,
+                    sequence_lengths,
+                    precisions,
+                    modes,
+                    exclude,
+                )| {
+                    let mut shuffled = s.clone();
+                    shuffled.matrix = Matrix {
+                        models,
+                        hardware,
+                        batch_sizes,
+                        sequence_lengths,
+                        precisions,
+                        modes,
+                        exclude,
+                        ..s.matrix.clone()
+                    };
+                    shuffled
+                },
+            )
+    }
+
+    const KNOWN: &[&str] = &[
+        "cpu/AMD EPYC 7B13",
+        "cuda/NVIDIA H100 80GB HBM3",
+        "cuda/NVIDIA H100 PCIe",
+    ];
+
+    proptest! {
+        #[test]
+        fn axis_order_changes_neither_cells_nor_keys(
+            shuffled in shuffled_mixed(),
+            known in Just(classes(KNOWN)).prop_shuffle(),
+        ) {
+            let original = spec(MIXED);
+            let expected = expand(&original, &classes(KNOWN));
+            let got = expand(&shuffled, &known);
+            prop_assert_eq!(&got, &expected);
+            prop_assert_eq!(count(&shuffled, &known), expected.len());
+            let keys: Vec<CellKey> = got.iter().map(|c| c.key(&shuffled.name)).collect();
+            let expected_keys: Vec<CellKey> =
+                expected.iter().map(|c| c.key(&original.name)).collect();
+            prop_assert_eq!(keys, expected_keys);
+        }
+    }
+}
