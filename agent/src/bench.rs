@@ -12,12 +12,15 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell as TCell, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::catalog::{self, Mode, Precision};
 use shared::result::{Coordinates, ResultRecord, Status};
-use shared::spec::MeasurePolicy;
+use shared::cell::Cell;
+use shared::spec::{Engine, HardwareKind, HardwareSelector, MeasurePolicy};
 
 use crate::cell::runner::{run_cell, RunnerConfig};
 use crate::cell::{CellEvent, CellRequest};
 use crate::engine::weights::{Weights, DEFAULT_SEED};
-use crate::engine::ENGINE;
+
+/// The sweep name local runs key their cells under.
+pub const LOCAL_SWEEP: &str = "local";
 
 #[derive(Debug, Args, Clone)]
 #[command(long_about = "Run the matrix model × batch × precision × mode on this machine with the \
@@ -115,6 +118,8 @@ pub fn plan(args: &BenchArgs, hardware_class: &str, fingerprint_hash: &str) -> a
         Some(w) => Weights::resolve(w, hf_home().as_deref())?,
         None => Weights::Random { seed: args.seed },
     };
+    let kind_name = hardware_class.split('/').next().unwrap_or_default();
+    let kind: HardwareKind = kind_name.parse().with_context(|| format!("hardware class {hardware_class}"))?;
     let mut cells = Vec::new();
     for name in &args.model {
         let Some(model) = catalog::lookup(name) else {
@@ -124,19 +129,20 @@ pub fn plan(args: &BenchArgs, hardware_class: &str, fingerprint_hash: &str) -> a
         for &mode in &args.mode {
             for &precision in &args.precision {
                 for &batch in &args.batch {
-                    let coordinates = Coordinates {
+                    let cell = Cell {
                         model: model.name.to_string(),
-                        family: model.family,
-                        hardware_class: hardware_class.to_string(),
+                        hardware: HardwareSelector::of_kind(kind),
+                        hardware_class: Some(hardware_class.to_string()),
                         batch,
                         seq_len: args.seq,
                         precision,
                         mode,
-                        engine: ENGINE.to_string(),
+                        engine: Engine::Candle,
                     };
+                    let coordinates = Coordinates::of(&cell, hardware_class).context("model left the catalog")?;
                     cells.push(CellRequest {
                         sweep_id: None,
-                        cell_key: shared::cell::coordinates_key(&coordinates),
+                        cell_key: cell.key(LOCAL_SWEEP).to_string(),
                         attempt: 1,
                         agent_id: None,
                         coordinates,
@@ -242,7 +248,7 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
         let c = &r.coordinates;
         let s = r.latency_ns.as_ref();
         let ms = |v: f64| format!("{:.2}", v / 1e6);
-        let ci = s.and_then(|s| s.relative_ci_half_width()).map(|v| format!("{:.1}", v * 100.0));
+        let ci = s.map(|s| format!("{:.1}", s.relative_ci_half_width() * 100.0));
         let status = match &r.error {
             Some(e) if r.status != Status::Ok => format!("{}: {}", r.status, truncate(e, 60)),
             _ => r.status.to_string(),

@@ -11,15 +11,11 @@ pub mod v1 {
 }
 
 /// Decodes a JSON-carrying field of a request, naming the field in the error.
-pub fn decode_json<T: serde::de::DeserializeOwned>(
-    field: &str,
-    json: &str,
-) -> Result<T, tonic::Status> {
+pub fn decode_json<T: serde::de::DeserializeOwned>(field: &str, json: &str) -> Result<T, tonic::Status> {
     if json.is_empty() {
         return Err(tonic::Status::invalid_argument(format!("{field}: missing")));
     }
-    serde_json::from_str(json)
-        .map_err(|e| tonic::Status::invalid_argument(format!("{field}: invalid json: {e}")))
+    serde_json::from_str(json).map_err(|e| tonic::Status::invalid_argument(format!("{field}: invalid json: {e}")))
 }
 
 #[cfg(test)]

@@ -207,10 +207,7 @@ impl ModelSpec {
     /// Whether the model produces tokens one at a time, so that time-to-first-token and
     /// inter-token latency mean something (decoders and encoder-decoders).
     pub fn is_generative(&self) -> bool {
-        matches!(
-            self.family,
-            Family::Llama | Family::Qwen2 | Family::T5 | Family::Whisper
-        )
+        matches!(self.family, Family::Llama | Family::Qwen2 | Family::T5 | Family::Whisper)
     }
 
     /// Precisions this model can run at. The float formats work everywhere; the GGML
@@ -344,10 +341,8 @@ mod params {
 
     pub(super) fn bert(c: &BertConfig) -> u64 {
         let h = c.hidden_size;
-        let embeddings = table(c.vocab_size, h)
-            + table(c.max_position_embeddings, h)
-            + table(c.type_vocab_size, h)
-            + layer_norm(h);
+        let embeddings =
+            table(c.vocab_size, h) + table(c.max_position_embeddings, h) + table(c.type_vocab_size, h) + layer_norm(h);
         let layers = u64::from(c.num_hidden_layers) * encoder_layer(h, c.intermediate_size, true);
         let pooler = linear(h, h, true);
         embeddings + layers + pooler
@@ -359,17 +354,12 @@ mod params {
         let q_dim = c.num_attention_heads * head_dim;
         // Grouped-query attention: k and v have fewer heads than q.
         let kv_dim = c.num_key_value_heads * head_dim;
-        let attention = linear(h, q_dim, c.attention_bias)
-            + 2 * linear(h, kv_dim, c.attention_bias)
-            + linear(q_dim, h, false);
+        let attention =
+            linear(h, q_dim, c.attention_bias) + 2 * linear(h, kv_dim, c.attention_bias) + linear(q_dim, h, false);
         // SwiGLU: gate and up projections, then down.
         let mlp = 3 * linear(h, c.intermediate_size, false);
         let layer = attention + mlp + 2 * rms_norm(h);
-        let lm_head = if c.tie_word_embeddings {
-            0
-        } else {
-            table(c.vocab_size, h)
-        };
+        let lm_head = if c.tie_word_embeddings { 0 } else { table(c.vocab_size, h) };
         table(c.vocab_size, h) + u64::from(c.num_hidden_layers) * layer + rms_norm(h) + lm_head
     }
 
@@ -377,8 +367,7 @@ mod params {
         let d = c.d_model;
         let inner = c.num_heads * c.d_kv;
         // T5 projections have no biases.
-        let attention =
-            2 * linear(d, inner, false) + linear(d, inner, false) + linear(inner, d, false);
+        let attention = 2 * linear(d, inner, false) + linear(d, inner, false) + linear(inner, d, false);
         let ff = if c.gated_ff { 3 } else { 2 } * linear(d, c.d_ff, false);
         let encoder_layer = attention + ff + 2 * rms_norm(d);
         // Decoder layers add cross-attention and its norm.
@@ -387,11 +376,7 @@ mod params {
         let position_bias = table(c.relative_attention_num_buckets, c.num_heads);
         let encoder = u64::from(c.num_layers) * encoder_layer + position_bias + rms_norm(d);
         let decoder = u64::from(c.num_decoder_layers) * decoder_layer + position_bias + rms_norm(d);
-        let lm_head = if c.tie_word_embeddings {
-            0
-        } else {
-            table(c.vocab_size, d)
-        };
+        let lm_head = if c.tie_word_embeddings { 0 } else { table(c.vocab_size, d) };
         table(c.vocab_size, d) + encoder + decoder + lm_head
     }
 
@@ -402,13 +387,8 @@ mod params {
         let patch_embedding = linear(patch_inputs, h, true);
         let tokens = patches(c.image_size, c.patch_size) + 1;
         let cls_and_positions = u64::from(h) + table(tokens, h);
-        let layers =
-            u64::from(c.num_hidden_layers) * encoder_layer(h, c.intermediate_size, c.qkv_bias);
-        let head = if c.num_labels == 0 {
-            0
-        } else {
-            linear(h, c.num_labels, true)
-        };
+        let layers = u64::from(c.num_hidden_layers) * encoder_layer(h, c.intermediate_size, c.qkv_bias);
+        let head = if c.num_labels == 0 { 0 } else { linear(h, c.num_labels, true) };
         patch_embedding + cls_and_positions + layers + layer_norm(h) + head
     }
 
@@ -416,22 +396,17 @@ mod params {
         let t = &c.text;
         let text = table(t.vocab_size, t.hidden_size)
             + table(t.max_position_embeddings, t.hidden_size)
-            + u64::from(t.num_hidden_layers)
-                * encoder_layer(t.hidden_size, t.intermediate_size, true)
+            + u64::from(t.num_hidden_layers) * encoder_layer(t.hidden_size, t.intermediate_size, true)
             + layer_norm(t.hidden_size);
         let v = &c.vision;
         // CLIP's patch convolution has no bias; pre- and post-layernorms wrap the layers.
-        let vision = linear(
-            v.num_channels * v.patch_size * v.patch_size,
-            v.hidden_size,
-            false,
-        ) + u64::from(v.hidden_size)
+        let vision = linear(v.num_channels * v.patch_size * v.patch_size, v.hidden_size, false)
+            + u64::from(v.hidden_size)
             + table(patches(v.image_size, v.patch_size) + 1, v.hidden_size)
             + 2 * layer_norm(v.hidden_size)
-            + u64::from(v.num_hidden_layers)
-                * encoder_layer(v.hidden_size, v.intermediate_size, true);
-        let projections = linear(v.hidden_size, c.projection_dim, false)
-            + linear(t.hidden_size, c.projection_dim, false);
+            + u64::from(v.num_hidden_layers) * encoder_layer(v.hidden_size, v.intermediate_size, true);
+        let projections =
+            linear(v.hidden_size, c.projection_dim, false) + linear(t.hidden_size, c.projection_dim, false);
         // logit_scale is one learned scalar.
         text + vision + projections + 1
     }
@@ -440,22 +415,16 @@ mod params {
         let d = c.d_model;
         // The k projection is the only one without a bias in Whisper attention.
         let attention = 3 * linear(d, d, true) + linear(d, d, false);
-        let encoder_layer = attention
-            + linear(d, c.encoder_ffn_dim, true)
-            + linear(c.encoder_ffn_dim, d, true)
-            + 2 * layer_norm(d);
-        let decoder_layer = 2 * attention
-            + linear(d, c.decoder_ffn_dim, true)
-            + linear(c.decoder_ffn_dim, d, true)
-            + 3 * layer_norm(d);
+        let encoder_layer =
+            attention + linear(d, c.encoder_ffn_dim, true) + linear(c.encoder_ffn_dim, d, true) + 2 * layer_norm(d);
+        let decoder_layer =
+            2 * attention + linear(d, c.decoder_ffn_dim, true) + linear(c.decoder_ffn_dim, d, true) + 3 * layer_norm(d);
         // Two width-3 convolutions: mels -> d, then d -> d with stride 2.
         let stem = linear(3 * c.num_mel_bins, d, true) + linear(3 * d, d, true);
         // Positions are stored tables in both stacks; the output projection is tied to
         // the token embeddings.
-        let encoder = stem
-            + table(c.max_source_positions, d)
-            + u64::from(c.encoder_layers) * encoder_layer
-            + layer_norm(d);
+        let encoder =
+            stem + table(c.max_source_positions, d) + u64::from(c.encoder_layers) * encoder_layer + layer_norm(d);
         let decoder = table(c.vocab_size, d)
             + table(c.max_target_positions, d)
             + u64::from(c.decoder_layers) * decoder_layer
@@ -483,9 +452,8 @@ mod flops {
     /// and its product with `V`, summed over heads (`q_dim` = heads × head size; k/v
     /// heads are broadcast under grouped-query attention, so scores use `q_dim`).
     fn attention(queries: f64, keys: f64, width: f64, q_dim: f64, kv_dim: f64) -> f64 {
-        let projections = matmul(queries, width, q_dim)
-            + 2.0 * matmul(keys, width, kv_dim)
-            + matmul(queries, q_dim, width);
+        let projections =
+            matmul(queries, width, q_dim) + 2.0 * matmul(keys, width, kv_dim) + matmul(queries, q_dim, width);
         let scores = matmul(queries, q_dim, keys) + matmul(queries, keys, q_dim);
         projections + scores
     }
@@ -521,20 +489,11 @@ mod flops {
         let encoder_layer = attention(s, s, d, inner, inner) + mlp(s, d, ff, c.gated_ff);
         // Decoder: causal self-attention, cross-attention over the encoder's s tokens.
         let decoder_layer = 2.0 * attention(s, s, d, inner, inner) + mlp(s, d, ff, c.gated_ff);
-        f(c.num_layers) * encoder_layer
-            + f(c.num_decoder_layers) * decoder_layer
-            + matmul(s, d, f(c.vocab_size))
+        f(c.num_layers) * encoder_layer + f(c.num_decoder_layers) * decoder_layer + matmul(s, d, f(c.vocab_size))
     }
 
     /// Vision tower without head: patch embedding then layers over patches + [CLS].
-    fn vision_tower(
-        width: u32,
-        inter: u32,
-        layers: u32,
-        image: u32,
-        patch: u32,
-        channels: u32,
-    ) -> f64 {
+    fn vision_tower(width: u32, inter: u32, layers: u32, image: u32, patch: u32, channels: u32) -> f64 {
         let n = f(patches(image, patch));
         let embed = matmul(n, f(channels * patch * patch), f(width));
         embed + f(layers) * encoder_layer(n + 1.0, f(width), f(inter))
@@ -564,11 +523,10 @@ mod flops {
             v.num_channels,
         );
         let t = &c.text;
-        let text =
-            f(t.num_hidden_layers) * encoder_layer(s, f(t.hidden_size), f(t.intermediate_size));
+        let text = f(t.num_hidden_layers) * encoder_layer(s, f(t.hidden_size), f(t.intermediate_size));
         // Each tower's pooled token is projected into the shared space.
-        let projections = matmul(1.0, f(v.hidden_size), f(c.projection_dim))
-            + matmul(1.0, f(t.hidden_size), f(c.projection_dim));
+        let projections =
+            matmul(1.0, f(v.hidden_size), f(c.projection_dim)) + matmul(1.0, f(t.hidden_size), f(c.projection_dim));
         vision + text + projections
     }
 
@@ -578,9 +536,8 @@ mod flops {
         // conv2 with stride 2 down to the encoder positions.
         let stem = matmul(2.0 * frames, 3.0 * f(c.num_mel_bins), d) + matmul(frames, 3.0 * d, d);
         let encoder = f(c.encoder_layers) * encoder_layer(frames, d, f(c.encoder_ffn_dim));
-        let decoder_layer = attention(s, s, d, d, d)
-            + attention(s, frames, d, d, d)
-            + mlp(s, d, f(c.decoder_ffn_dim), false);
+        let decoder_layer =
+            attention(s, s, d, d, d) + attention(s, frames, d, d, d) + mlp(s, d, f(c.decoder_ffn_dim), false);
         let decoder = f(c.decoder_layers) * decoder_layer + matmul(s, d, f(c.vocab_size));
         stem + encoder + decoder
     }
@@ -828,19 +785,13 @@ mod tests {
         for (name, published) in PUBLISHED {
             let counted = model(name).parameter_count() as f64;
             let error = (counted - published).abs() / published;
-            assert!(
-                error < 0.01,
-                "{name}: counted {counted}, published {published}"
-            );
+            assert!(error < 0.01, "{name}: counted {counted}, published {published}");
         }
     }
 
     #[test]
     fn exact_parameter_counts_are_stable() {
-        let counts: Vec<String> = all()
-            .iter()
-            .map(|m| format!("{} {}", m.name, m.parameter_count()))
-            .collect();
+        let counts: Vec<String> = all().iter().map(|m| format!("{} {}", m.name, m.parameter_count())).collect();
         expect_test::expect![[r#"
             bert-tiny 4385920
             bert-base-uncased 109482240
@@ -900,11 +851,9 @@ mod tests {
         for m in all() {
             let (width, heads, kv) = match &m.config {
                 ModelConfig::Bert(c) => (c.hidden_size, c.num_attention_heads, 1),
-                ModelConfig::Decoder(c) => (
-                    c.hidden_size,
-                    c.num_attention_heads,
-                    c.num_attention_heads / c.num_key_value_heads,
-                ),
+                ModelConfig::Decoder(c) => {
+                    (c.hidden_size, c.num_attention_heads, c.num_attention_heads / c.num_key_value_heads)
+                }
                 ModelConfig::Vit(c) => (c.hidden_size, c.num_attention_heads, 1),
                 ModelConfig::Whisper(c) => (c.d_model, c.encoder_attention_heads, 1),
                 ModelConfig::Clip(c) => (c.vision.hidden_size, c.vision.num_attention_heads, 1),
@@ -919,9 +868,7 @@ mod tests {
     fn decoder_forward_is_two_flops_per_weight_per_token_plus_attention() {
         for name in ["TinyLlama-1.1B", "Qwen2-0.5B", "llama-7b", "llama-tiny"] {
             let m = model(name);
-            let ModelConfig::Decoder(c) = &m.config else {
-                panic!("{name} is a decoder")
-            };
+            let ModelConfig::Decoder(c) = &m.config else { panic!("{name} is a decoder") };
             // Every weight except the embedding table is used once per token; with tied
             // embeddings the LM head reuses the table, so it is used once too.
             let embedding = u64::from(c.vocab_size) * u64::from(c.hidden_size);
@@ -938,13 +885,9 @@ mod tests {
             }
             let s = 512.0;
             let layers = f64::from(c.num_hidden_layers);
-            let expected =
-                2.0 * matmul_weights as f64 * s + 4.0 * layers * f64::from(c.hidden_size) * s * s;
+            let expected = 2.0 * matmul_weights as f64 * s + 4.0 * layers * f64::from(c.hidden_size) * s * s;
             let got = m.flops_per_item(512);
-            assert!(
-                (got - expected).abs() / expected < 1e-12,
-                "{name}: {got} vs {expected}"
-            );
+            assert!((got - expected).abs() / expected < 1e-12, "{name}: {got} vs {expected}");
         }
     }
 
@@ -979,12 +922,7 @@ mod tests {
 
     #[test]
     fn encoder_decoder_flops_grow_with_sequence_length() {
-        for name in [
-            "t5-small",
-            "whisper-tiny",
-            "clip-vit-base-patch32",
-            "bert-tiny",
-        ] {
+        for name in ["t5-small", "whisper-tiny", "clip-vit-base-patch32", "bert-tiny"] {
             let m = model(name);
             assert!(m.flops_per_item(64) > 0.0, "{name}");
             assert!(m.flops_per_item(128) > m.flops_per_item(64), "{name}");
@@ -1012,36 +950,16 @@ mod tests {
 
     #[test]
     fn generative_models_are_decoders_and_encoder_decoders() {
-        let generative: Vec<&str> = all()
-            .iter()
-            .filter(|m| m.is_generative())
-            .map(|m| m.name)
-            .collect();
-        assert_eq!(
-            generative,
-            [
-                "t5-small",
-                "whisper-tiny",
-                "TinyLlama-1.1B",
-                "Qwen2-0.5B",
-                "llama-7b",
-                "llama-tiny"
-            ]
-        );
+        let generative: Vec<&str> = all().iter().filter(|m| m.is_generative()).map(|m| m.name).collect();
+        assert_eq!(generative, ["t5-small", "whisper-tiny", "TinyLlama-1.1B", "Qwen2-0.5B", "llama-7b", "llama-tiny"]);
     }
 
     #[test]
     fn only_vit_has_a_fixed_sequence_length() {
-        assert_eq!(
-            model("vit-base-patch16-224").fixed_sequence_length(),
-            Some(197)
-        );
+        assert_eq!(model("vit-base-patch16-224").fixed_sequence_length(), Some(197));
         assert_eq!(model("vit-tiny").fixed_sequence_length(), Some(65));
         assert_eq!(model("clip-vit-base-patch32").fixed_sequence_length(), None);
-        assert_eq!(
-            model("clip-vit-base-patch32").max_sequence_length(),
-            Some(77)
-        );
+        assert_eq!(model("clip-vit-base-patch32").max_sequence_length(), Some(77));
     }
 
     #[test]
@@ -1050,15 +968,9 @@ mod tests {
         assert_eq!("qwen2".parse::<Family>(), Ok(Family::Qwen2));
         assert_eq!("training".parse::<Mode>(), Ok(Mode::Training));
         assert_eq!(
-            "int8"
-                .parse::<Precision>()
-                .expect_err("int8 is no precision")
-                .to_string(),
+            "int8".parse::<Precision>().expect_err("int8 is no precision").to_string(),
             "unknown precision `int8`, expected one of fp32, fp16, bf16, q8_0, q4_0"
         );
-        assert_eq!(
-            serde_json::to_string(&Family::Whisper).expect("serialises"),
-            "\"whisper\""
-        );
+        assert_eq!(serde_json::to_string(&Family::Whisper).expect("serialises"), "\"whisper\"");
     }
 }

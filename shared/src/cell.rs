@@ -176,28 +176,10 @@ pub fn count(spec: &SweepSpec, hardware_classes: &[String]) -> usize {
     n
 }
 
-type SortKey<'a> = (
-    &'a str,
-    String,
-    Option<&'a str>,
-    u32,
-    u32,
-    Precision,
-    Mode,
-    Engine,
-);
+type SortKey<'a> = (&'a str, String, Option<&'a str>, u32, u32, Precision, Mode, Engine);
 
 fn sort_key(c: &Cell) -> SortKey<'_> {
-    (
-        &c.model,
-        c.hardware.to_string(),
-        c.hardware_class.as_deref(),
-        c.batch,
-        c.seq_len,
-        c.precision,
-        c.mode,
-        c.engine,
-    )
+    (&c.model, c.hardware.to_string(), c.hardware_class.as_deref(), c.batch, c.seq_len, c.precision, c.mode, c.engine)
 }
 
 /// A cell by reference, so counting allocates nothing per cell.
@@ -228,11 +210,7 @@ impl Coordinates<'_> {
 }
 
 /// Calls `visit` for every cell that survives implicit and explicit excludes.
-fn for_each_cell(
-    spec: &SweepSpec,
-    hardware_classes: &[String],
-    mut visit: impl FnMut(&Coordinates),
-) {
+fn for_each_cell(spec: &SweepSpec, hardware_classes: &[String], mut visit: impl FnMut(&Coordinates)) {
     let m = &spec.matrix;
     let rules: Vec<Rule> = m.exclude.iter().map(Rule::new).collect();
     let mut classes: Vec<&str> = hardware_classes.iter().map(String::as_str).collect();
@@ -240,9 +218,7 @@ fn for_each_cell(
     classes.dedup();
     for model in &m.models {
         let fixed = catalog::lookup(model).and_then(ModelSpec::fixed_sequence_length);
-        let seq_lens = fixed
-            .as_ref()
-            .map_or(m.sequence_lengths.as_slice(), std::slice::from_ref);
+        let seq_lens = fixed.as_ref().map_or(m.sequence_lengths.as_slice(), std::slice::from_ref);
         for hardware in &m.hardware {
             for class in resolve(hardware, m.fan_out, &classes) {
                 for &batch in &m.batch_sizes {
@@ -253,16 +229,8 @@ fn for_each_cell(
                                     continue;
                                 }
                                 for &engine in &m.engines {
-                                    let c = Coordinates {
-                                        model,
-                                        hardware,
-                                        class,
-                                        batch,
-                                        seq_len,
-                                        precision,
-                                        mode,
-                                        engine,
-                                    };
+                                    let c =
+                                        Coordinates { model, hardware, class, batch, seq_len, precision, mode, engine };
                                     if !rules.iter().any(|r| r.removes(&c)) {
                                         visit(&c);
                                     }
@@ -277,19 +245,11 @@ fn for_each_cell(
 }
 
 /// The classes one selector fans out to; `[None]` when unresolved (see [`expand`]).
-fn resolve<'a>(
-    selector: &HardwareSelector,
-    fan_out: FanOut,
-    classes: &[&'a str],
-) -> Vec<Option<&'a str>> {
+fn resolve<'a>(selector: &HardwareSelector, fan_out: FanOut, classes: &[&'a str]) -> Vec<Option<&'a str>> {
     if fan_out == FanOut::Any {
         return vec![None];
     }
-    let matched: Vec<Option<&str>> = classes
-        .iter()
-        .filter(|c| selector.matches_class(c))
-        .map(|c| Some(*c))
-        .collect();
+    let matched: Vec<Option<&str>> = classes.iter().filter(|c| selector.matches_class(c)).map(|c| Some(*c)).collect();
     if matched.is_empty() {
         vec![None]
     } else {
@@ -326,8 +286,7 @@ impl<'a> Rule<'a> {
         let hardware = self.hardware.is_empty()
             || self.hardware.iter().any(|p| {
                 p.matches_with(c.hardware.kind.as_str(), GLOB_OPTIONS)
-                    || c.class
-                        .is_some_and(|class| p.matches_with(class, GLOB_OPTIONS))
+                    || c.class.is_some_and(|class| p.matches_with(class, GLOB_OPTIONS))
             });
         hardware
             && any_glob(&self.models, c.model)
@@ -344,11 +303,7 @@ impl<'a> Rule<'a> {
 fn compile(patterns: &[String]) -> Vec<glob::Pattern> {
     patterns
         .iter()
-        .map(|p| {
-            glob::Pattern::new(p)
-                .or_else(|_| glob::Pattern::new(&glob::Pattern::escape(p)))
-                .unwrap_or_default()
-        })
+        .map(|p| glob::Pattern::new(p).or_else(|_| glob::Pattern::new(&glob::Pattern::escape(p))).unwrap_or_default())
         .collect()
 }
 
@@ -509,10 +464,8 @@ mod tests {
             "#,
         );
         let known = classes(&["cuda/NVIDIA H100 80GB HBM3", "cuda/NVIDIA A100-SXM4-40GB"]);
-        expect_test::expect![
-            "bert-tiny cuda cuda/NVIDIA H100 80GB HBM3 b1 s128 fp32 inference candle"
-        ]
-        .assert_eq(&render(&expand(&s, &known)));
+        expect_test::expect!["bert-tiny cuda cuda/NVIDIA H100 80GB HBM3 b1 s128 fp32 inference candle"]
+            .assert_eq(&render(&expand(&s, &known)));
     }
 
     #[test]
@@ -521,11 +474,7 @@ mod tests {
         assert!(!is_runnable("llama-tiny", Precision::Q8_0, Mode::Training));
         assert!(!is_runnable("bert-tiny", Precision::Q4_0, Mode::Inference));
         assert!(is_runnable("bert-tiny", Precision::Bf16, Mode::Training));
-        assert!(is_runnable(
-            "not-in-the-catalog",
-            Precision::Q4_0,
-            Mode::Inference
-        ));
+        assert!(is_runnable("not-in-the-catalog", Precision::Q4_0, Mode::Inference));
     }
 
     fn example_cell() -> Cell {
@@ -639,8 +588,9 @@ mod tests {
             Just(m.modes).prop_shuffle(),
             Just(m.exclude).prop_shuffle(),
         )
-            .prop_map(
-                move |(
+            .prop_map(move |(models, hardware, batch_sizes, sequence_lengths, precisions, modes, exclude)| {
+                let mut shuffled = s.clone();
+                shuffled.matrix = Matrix {
                     models,
                     hardware,
                     batch_sizes,
@@ -648,28 +598,13 @@ mod tests {
                     precisions,
                     modes,
                     exclude,
-                )| {
-                    let mut shuffled = s.clone();
-                    shuffled.matrix = Matrix {
-                        models,
-                        hardware,
-                        batch_sizes,
-                        sequence_lengths,
-                        precisions,
-                        modes,
-                        exclude,
-                        ..s.matrix.clone()
-                    };
-                    shuffled
-                },
-            )
+                    ..s.matrix.clone()
+                };
+                shuffled
+            })
     }
 
-    const KNOWN: &[&str] = &[
-        "cpu/AMD EPYC 7B13",
-        "cuda/NVIDIA H100 80GB HBM3",
-        "cuda/NVIDIA H100 PCIe",
-    ];
+    const KNOWN: &[&str] = &["cpu/AMD EPYC 7B13", "cuda/NVIDIA H100 80GB HBM3", "cuda/NVIDIA H100 PCIe"];
 
     proptest! {
         #[test]

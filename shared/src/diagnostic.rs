@@ -26,26 +26,14 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(
-        path: impl Into<String>,
-        value: impl Into<String>,
-        expected: impl Into<String>,
-    ) -> Diagnostic {
-        Diagnostic {
-            path: path.into(),
-            value: value.into(),
-            expected: expected.into(),
-        }
+    pub fn new(path: impl Into<String>, value: impl Into<String>, expected: impl Into<String>) -> Diagnostic {
+        Diagnostic { path: path.into(), value: value.into(), expected: expected.into() }
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: got {}, expected {}",
-            self.path, self.value, self.expected
-        )
+        write!(f, "{}: got {}, expected {}", self.path, self.value, self.expected)
     }
 }
 
@@ -79,11 +67,7 @@ impl From<Vec<Diagnostic>> for Diagnostics {
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let noun = if self.0.len() == 1 {
-            "problem"
-        } else {
-            "problems"
-        };
+        let noun = if self.0.len() == 1 { "problem" } else { "problems" };
         write!(f, "{} {noun}", self.0.len())?;
         for diagnostic in &self.0 {
             write!(f, "\n  {diagnostic}")?;
@@ -107,11 +91,7 @@ pub struct UnknownName {
 impl UnknownName {
     /// The same problem as a diagnostic at `path`.
     pub fn at(&self, path: impl Into<String>) -> Diagnostic {
-        Diagnostic::new(
-            path,
-            format!("`{}`", self.got),
-            format!("one of {}", self.allowed.join(", ")),
-        )
+        Diagnostic::new(path, format!("`{}`", self.got), format!("one of {}", self.allowed.join(", ")))
     }
 }
 
@@ -185,22 +165,13 @@ mod tests {
     #[test]
     fn diagnostic_renders_path_value_and_expectation() {
         let d = Diagnostic::new("matrix.batch_sizes[2]", "0", "an integer >= 1");
-        assert_eq!(
-            d.to_string(),
-            "matrix.batch_sizes[2]: got 0, expected an integer >= 1"
-        );
+        assert_eq!(d.to_string(), "matrix.batch_sizes[2]: got 0, expected an integer >= 1");
     }
 
     #[test]
     fn diagnostics_list_every_problem() {
-        let all = Diagnostics(vec![
-            Diagnostic::new("a", "1", "2"),
-            Diagnostic::new("b", "`x`", "y"),
-        ]);
-        assert_eq!(
-            all.to_string(),
-            "2 problems\n  a: got 1, expected 2\n  b: got `x`, expected y"
-        );
+        let all = Diagnostics(vec![Diagnostic::new("a", "1", "2"), Diagnostic::new("b", "`x`", "y")]);
+        assert_eq!(all.to_string(), "2 problems\n  a: got 1, expected 2\n  b: got `x`, expected y");
         assert_eq!(all.len(), 2);
     }
 
@@ -213,13 +184,7 @@ mod tests {
             assert_eq!(serde_json::from_str::<Colour>(&json).expect("parses"), *c);
         }
         let err = "green".parse::<Colour>().expect_err("green is no colour");
-        assert_eq!(
-            err.to_string(),
-            "unknown colour `green`, expected one of red, dark_blue"
-        );
-        assert_eq!(
-            err.at("paint").to_string(),
-            "paint: got `green`, expected one of red, dark_blue"
-        );
+        assert_eq!(err.to_string(), "unknown colour `green`, expected one of red, dark_blue");
+        assert_eq!(err.at("paint").to_string(), "paint: got `green`, expected one of red, dark_blue");
     }
 }

@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Family, Mode, Precision};
+use crate::catalog::{self, Family, Mode, Precision};
+use crate::cell::Cell;
 use crate::stats::Summary;
 
 /// Bumped whenever a field changes meaning or a required field is added.
@@ -62,6 +63,24 @@ pub struct Coordinates {
     pub precision: Precision,
     pub mode: Mode,
     pub engine: String,
+}
+
+impl Coordinates {
+    /// The coordinates of `cell` run on `hardware_class`; `None` if its model is not in
+    /// the catalog.
+    pub fn of(cell: &Cell, hardware_class: &str) -> Option<Coordinates> {
+        let model = catalog::lookup(&cell.model)?;
+        Some(Coordinates {
+            model: model.name.to_string(),
+            family: model.family,
+            hardware_class: hardware_class.to_string(),
+            batch: cell.batch,
+            seq_len: cell.seq_len,
+            precision: cell.precision,
+            mode: cell.mode,
+            engine: cell.engine.as_str().to_string(),
+        })
+    }
 }
 
 /// Extra timings of generative families (decoders, encoder-decoders).
@@ -182,10 +201,7 @@ impl ResultRecord {
     pub fn validate(&self) -> Result<(), InvalidRecord> {
         let bad = |field: &'static str, problem: String| Err(InvalidRecord { field, problem });
         if self.schema_version != RESULT_SCHEMA_VERSION {
-            return bad(
-                "schema_version",
-                format!("got {}, expected {RESULT_SCHEMA_VERSION}", self.schema_version),
-            );
+            return bad("schema_version", format!("got {}, expected {RESULT_SCHEMA_VERSION}", self.schema_version));
         }
         if self.cell_key.is_empty() {
             return bad("cell_key", "empty".into());

@@ -163,11 +163,7 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Policy {
-        Policy {
-            priority: 0,
-            max_attempts: 3,
-            lease_seconds: 120,
-        }
+        Policy { priority: 0, max_attempts: 3, lease_seconds: 120 }
     }
 }
 
@@ -216,9 +212,7 @@ pub fn parse_json(text: &str, limits: &Limits) -> Result<SweepSpec, Diagnostics>
 pub fn parse(text: &str, format: Format, limits: &Limits) -> Result<SweepSpec, Diagnostics> {
     let raw = match format {
         Format::Toml => toml::from_str::<RawSpec>(text).map_err(|e| toml_diagnostic(text, &e)),
-        Format::Json => {
-            serde_json::from_str::<RawSpec>(text).map_err(|e| json_diagnostic(text, &e))
-        }
+        Format::Json => serde_json::from_str::<RawSpec>(text).map_err(|e| json_diagnostic(text, &e)),
     };
     let raw = raw.map_err(|d| Diagnostics(vec![d]))?;
     let mut checker = Checker::default();
@@ -233,11 +227,7 @@ pub fn parse(text: &str, format: Format, limits: &Limits) -> Result<SweepSpec, D
 impl HardwareSelector {
     /// A selector of `kind` with no constraints.
     pub fn of_kind(kind: HardwareKind) -> HardwareSelector {
-        HardwareSelector {
-            kind,
-            min_memory_gib: None,
-            name: None,
-        }
+        HardwareSelector { kind, min_memory_gib: None, name: None }
     }
 
     /// Whether a hardware class (`kind/device name`, e.g. `cuda/NVIDIA H100 80GB HBM3`)
@@ -246,10 +236,7 @@ impl HardwareSelector {
     pub fn matches_class(&self, class: &str) -> bool {
         let (kind, device) = class.split_once('/').unwrap_or((class, ""));
         kind.eq_ignore_ascii_case(self.kind.as_str())
-            && self
-                .name
-                .as_deref()
-                .is_none_or(|pattern| glob_matches(pattern, device))
+            && self.name.as_deref().is_none_or(|pattern| glob_matches(pattern, device))
     }
 }
 
@@ -273,11 +260,8 @@ impl fmt::Display for HardwareSelector {
 
 /// Case-insensitive glob options used for every pattern in a spec: names of models and
 /// devices are written with inconsistent case, and `/` is not special.
-pub(crate) const GLOB_OPTIONS: glob::MatchOptions = glob::MatchOptions {
-    case_sensitive: false,
-    require_literal_separator: false,
-    require_literal_leading_dot: false,
-};
+pub(crate) const GLOB_OPTIONS: glob::MatchOptions =
+    glob::MatchOptions { case_sensitive: false, require_literal_separator: false, require_literal_leading_dot: false };
 
 /// Whether `text` matches glob `pattern`; an invalid pattern (only possible in a spec
 /// that skipped validation) matches literally.
@@ -359,18 +343,12 @@ fn json_diagnostic(text: &str, error: &serde_json::Error) -> Diagnostic {
     // serde_json appends " at line L column C" to its message; the position goes into
     // the path instead.
     let full = error.to_string();
-    let message = full
-        .rsplit_once(" at line ")
-        .map_or(full.as_str(), |(m, _)| m);
+    let message = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m);
     syntax_diagnostic(text, error.line(), error.column().max(1), message)
 }
 
 fn syntax_diagnostic(text: &str, line: usize, column: usize, message: &str) -> Diagnostic {
-    let source_line = text
-        .lines()
-        .nth(line.saturating_sub(1))
-        .unwrap_or("")
-        .trim();
+    let source_line = text.lines().nth(line.saturating_sub(1)).unwrap_or("").trim();
     let shown: String = source_line.chars().take(60).collect();
     Diagnostic::new(
         format!("line {line}, column {column}"),
@@ -403,21 +381,12 @@ struct Refusal {
 }
 
 fn refuse(value: impl Into<String>, expected: impl Into<String>) -> Refusal {
-    Refusal {
-        value: value.into(),
-        expected: expected.into(),
-    }
+    Refusal { value: value.into(), expected: expected.into() }
 }
 
 impl Checker {
-    fn report(
-        &mut self,
-        path: impl Into<String>,
-        value: impl Into<String>,
-        expected: impl Into<String>,
-    ) {
-        self.diagnostics
-            .push(Diagnostic::new(path, value, expected));
+    fn report(&mut self, path: impl Into<String>, value: impl Into<String>, expected: impl Into<String>) {
+        self.diagnostics.push(Diagnostic::new(path, value, expected));
     }
 
     fn spec(&mut self, raw: &RawSpec, limits: &Limits) -> SweepSpec {
@@ -425,20 +394,11 @@ impl Checker {
         let matrix = match &raw.matrix {
             Some(m) => self.matrix(m),
             None => {
-                self.report(
-                    "matrix",
-                    "nothing",
-                    "a [matrix] table with models, hardware and batch_sizes",
-                );
+                self.report("matrix", "nothing", "a [matrix] table with models, hardware and batch_sizes");
                 empty_matrix()
             }
         };
-        let spec = SweepSpec {
-            name,
-            matrix,
-            measure: self.measure(&raw.measure),
-            policy: self.policy(&raw.policy),
-        };
+        let spec = SweepSpec { name, matrix, measure: self.measure(&raw.measure), policy: self.policy(&raw.policy) };
         self.size(&spec, limits);
         spec
     }
@@ -448,27 +408,16 @@ impl Checker {
             self.report("name", "nothing", "a sweep name");
             return String::new();
         };
-        let ok = !name.trim().is_empty()
-            && name.chars().count() <= 128
-            && !name.chars().any(char::is_control);
+        let ok = !name.trim().is_empty() && name.chars().count() <= 128 && !name.chars().any(char::is_control);
         if !ok {
-            self.report(
-                "name",
-                format!("{name:?}"),
-                "1 to 128 characters, not blank, no control characters",
-            );
+            self.report("name", format!("{name:?}"), "1 to 128 characters, not blank, no control characters");
         }
         name.to_owned()
     }
 
     fn matrix(&mut self, raw: &RawMatrix) -> Matrix {
         let models = self.axis("matrix.models", raw.models.as_deref(), None, model);
-        let hardware = self.axis(
-            "matrix.hardware",
-            raw.hardware.as_deref(),
-            None,
-            hardware_selector,
-        );
+        let hardware = self.axis("matrix.hardware", raw.hardware.as_deref(), None, hardware_selector);
         let fan_out = match raw.fan_out.as_deref().map(str::parse::<FanOut>) {
             None => FanOut::EachHardwareClass,
             Some(Ok(f)) => f,
@@ -477,53 +426,20 @@ impl Checker {
                 FanOut::EachHardwareClass
             }
         };
-        let batch_sizes = self.axis(
-            "matrix.batch_sizes",
-            raw.batch_sizes.as_deref(),
-            None,
-            axis_integer,
-        );
-        let sequence_lengths = self.axis(
-            "matrix.sequence_lengths",
-            raw.sequence_lengths.as_deref(),
-            Some(vec![128]),
-            axis_integer,
-        );
-        let precisions = self.axis(
-            "matrix.precisions",
-            raw.precisions.as_deref(),
-            Some(vec![Precision::Fp32]),
-            named::<Precision>,
-        );
-        let modes = self.axis(
-            "matrix.modes",
-            raw.modes.as_deref(),
-            Some(vec![Mode::Inference]),
-            named::<Mode>,
-        );
-        let engines = self.axis(
-            "matrix.engines",
-            raw.engines.as_deref(),
-            Some(vec![Engine::Candle]),
-            named::<Engine>,
-        );
+        let batch_sizes = self.axis("matrix.batch_sizes", raw.batch_sizes.as_deref(), None, axis_integer);
+        let sequence_lengths =
+            self.axis("matrix.sequence_lengths", raw.sequence_lengths.as_deref(), Some(vec![128]), axis_integer);
+        let precisions =
+            self.axis("matrix.precisions", raw.precisions.as_deref(), Some(vec![Precision::Fp32]), named::<Precision>);
+        let modes = self.axis("matrix.modes", raw.modes.as_deref(), Some(vec![Mode::Inference]), named::<Mode>);
+        let engines = self.axis("matrix.engines", raw.engines.as_deref(), Some(vec![Engine::Candle]), named::<Engine>);
         let exclude = raw
             .exclude
             .iter()
             .enumerate()
             .filter_map(|(i, entry)| self.exclude(&format!("matrix.exclude[{i}]"), entry))
             .collect();
-        Matrix {
-            models,
-            hardware,
-            fan_out,
-            batch_sizes,
-            sequence_lengths,
-            precisions,
-            modes,
-            engines,
-            exclude,
-        }
+        Matrix { models, hardware, fan_out, batch_sizes, sequence_lengths, precisions, modes, engines, exclude }
     }
 
     /// One axis: present (or defaulted), not empty, every element valid and unique.
@@ -546,14 +462,10 @@ impl Checker {
         let mut values: Vec<T> = Vec::new();
         for (i, element) in raw.iter().enumerate() {
             match parse(element) {
-                Err(refusal) => {
-                    self.report(format!("{path}[{i}]"), refusal.value, refusal.expected)
+                Err(refusal) => self.report(format!("{path}[{i}]"), refusal.value, refusal.expected),
+                Ok(value) if values.contains(&value) => {
+                    self.report(format!("{path}[{i}]"), format!("`{value}` again"), "each value once")
                 }
-                Ok(value) if values.contains(&value) => self.report(
-                    format!("{path}[{i}]"),
-                    format!("`{value}` again"),
-                    "each value once",
-                ),
                 Ok(value) => values.push(value),
             }
         }
@@ -566,11 +478,7 @@ impl Checker {
             return None;
         };
         if axes.is_empty() {
-            self.report(
-                path,
-                "{}",
-                "at least one axis (an empty exclude would remove every cell)",
-            );
+            self.report(path, "{}", "at least one axis (an empty exclude would remove every cell)");
             return None;
         }
         let mut entry = Exclude::default();
@@ -584,17 +492,12 @@ impl Checker {
                 continue;
             };
             match axis.as_str() {
-                "batch_sizes" => {
-                    entry.batch_sizes = self.axis(&axis_path, Some(values), None, json_axis_integer)
-                }
+                "batch_sizes" => entry.batch_sizes = self.axis(&axis_path, Some(values), None, json_axis_integer),
                 "sequence_lengths" => {
-                    entry.sequence_lengths =
-                        self.axis(&axis_path, Some(values), None, json_axis_integer)
+                    entry.sequence_lengths = self.axis(&axis_path, Some(values), None, json_axis_integer)
                 }
                 other => match glob_axis(&mut entry, other) {
-                    Some((slot, known, expected)) => {
-                        *slot = self.patterns(&axis_path, values, known, expected)
-                    }
+                    Some((slot, known, expected)) => *slot = self.patterns(&axis_path, values, known, expected),
                     None => self.report(
                         path,
                         format!("axis `{axis}`"),
@@ -662,18 +565,8 @@ impl Checker {
                 10_000_000,
                 default.min_iterations,
             ),
-            min_seconds: self.seconds(
-                "measure.min_seconds",
-                raw.min_seconds,
-                false,
-                default.min_seconds,
-            ),
-            max_seconds: self.seconds(
-                "measure.max_seconds",
-                raw.max_seconds,
-                true,
-                default.max_seconds,
-            ),
+            min_seconds: self.seconds("measure.min_seconds", raw.min_seconds, false, default.min_seconds),
+            max_seconds: self.seconds("measure.max_seconds", raw.max_seconds, true, default.max_seconds),
             target_relative_ci: self.fraction(
                 "measure.target_relative_ci",
                 raw.target_relative_ci,
@@ -683,10 +576,7 @@ impl Checker {
         if policy.min_seconds > policy.max_seconds {
             self.report(
                 "measure.min_seconds",
-                format!(
-                    "{} (max_seconds is {})",
-                    policy.min_seconds, policy.max_seconds
-                ),
+                format!("{} (max_seconds is {})", policy.min_seconds, policy.max_seconds),
                 "at most measure.max_seconds",
             );
         }
@@ -704,21 +594,9 @@ impl Checker {
         };
         Policy {
             priority,
-            max_attempts: self.integer(
-                "policy.max_attempts",
-                raw.max_attempts,
-                1,
-                100,
-                default.max_attempts,
-            ),
+            max_attempts: self.integer("policy.max_attempts", raw.max_attempts, 1, 100, default.max_attempts),
             // A day: a lease longer than that is a stuck cell, not a slow one.
-            lease_seconds: self.integer(
-                "policy.lease_seconds",
-                raw.lease_seconds,
-                1,
-                86_400,
-                default.lease_seconds,
-            ),
+            lease_seconds: self.integer("policy.lease_seconds", raw.lease_seconds, 1, 86_400, default.lease_seconds),
         }
     }
 
@@ -727,11 +605,7 @@ impl Checker {
         match u32::try_from(value) {
             Ok(v) if (min..=max).contains(&v) => v,
             _ => {
-                self.report(
-                    path,
-                    value.to_string(),
-                    format!("an integer from {min} to {max}"),
-                );
+                self.report(path, value.to_string(), format!("an integer from {min} to {max}"));
                 default
             }
         }
@@ -744,11 +618,7 @@ impl Checker {
         if ok {
             return value;
         }
-        let expected = if positive {
-            "a number of seconds > 0"
-        } else {
-            "a number of seconds >= 0"
-        };
+        let expected = if positive { "a number of seconds > 0" } else { "a number of seconds >= 0" };
         self.report(path, value.to_string(), expected);
         default
     }
@@ -790,17 +660,9 @@ impl Checker {
         }
         let cells = cell::count(spec, &[]);
         if cells > limits.max_cells {
-            self.report(
-                "matrix",
-                format!("{cells} cells"),
-                format!("at most {} cells", limits.max_cells),
-            );
+            self.report("matrix", format!("{cells} cells"), format!("at most {} cells", limits.max_cells));
         } else if cells == 0 && self.diagnostics.is_empty() {
-            self.report(
-                "matrix",
-                "0 cells",
-                "at least one cell (every combination is excluded or unsupported)",
-            );
+            self.report("matrix", "0 cells", "at least one cell (every combination is excluded or unsupported)");
         }
     }
 }
@@ -825,35 +687,21 @@ fn empty_matrix() -> Matrix {
 fn model(raw: &String) -> Result<String, Refusal> {
     match catalog::lookup(raw) {
         Some(m) => Ok(m.name.to_owned()),
-        None => Err(refuse(
-            format!("`{raw}`"),
-            format!(
-                "a catalog model; closest: {}",
-                closest_models(raw).join(", ")
-            ),
-        )),
+        None => {
+            Err(refuse(format!("`{raw}`"), format!("a catalog model; closest: {}", closest_models(raw).join(", "))))
+        }
     }
 }
 
-fn named<T: std::str::FromStr<Err = crate::diagnostic::UnknownName>>(
-    raw: &String,
-) -> Result<T, Refusal> {
-    raw.parse::<T>().map_err(|e| {
-        refuse(
-            format!("`{raw}`"),
-            format!("one of {}", e.allowed.join(", ")),
-        )
-    })
+fn named<T: std::str::FromStr<Err = crate::diagnostic::UnknownName>>(raw: &String) -> Result<T, Refusal> {
+    raw.parse::<T>().map_err(|e| refuse(format!("`{raw}`"), format!("one of {}", e.allowed.join(", "))))
 }
 
 fn axis_integer(raw: &i64) -> Result<u32, Refusal> {
     if *raw < 1 {
         Err(refuse(raw.to_string(), "an integer >= 1"))
     } else if *raw > MAX_AXIS_VALUE {
-        Err(refuse(
-            raw.to_string(),
-            format!("an integer <= {MAX_AXIS_VALUE}"),
-        ))
+        Err(refuse(raw.to_string(), format!("an integer <= {MAX_AXIS_VALUE}")))
     } else {
         u32::try_from(*raw).map_err(|_| refuse(raw.to_string(), "a 32-bit integer"))
     }
@@ -874,61 +722,32 @@ fn hardware_selector(raw: &Value) -> Result<HardwareSelector, Refusal> {
         Value::Object(table) => selector_table(table),
         other => Err(refuse(
             render(other),
-            format!(
-                "a hardware kind ({}) or a table {{ {SELECTOR_KEYS} }}",
-                HardwareKind::NAMES.join(", ")
-            ),
+            format!("a hardware kind ({}) or a table {{ {SELECTOR_KEYS} }}", HardwareKind::NAMES.join(", ")),
         )),
     }
 }
 
 fn hardware_kind(raw: &str) -> Result<HardwareKind, Refusal> {
-    raw.parse::<HardwareKind>().map_err(|e| {
-        refuse(
-            format!("`{raw}`"),
-            format!("a hardware kind, one of {}", e.allowed.join(", ")),
-        )
-    })
+    raw.parse::<HardwareKind>()
+        .map_err(|e| refuse(format!("`{raw}`"), format!("a hardware kind, one of {}", e.allowed.join(", "))))
 }
 
 /// A table selector. Problems inside one table are reported together in one refusal,
 /// since the path already names the table.
 fn selector_table(table: &serde_json::Map<String, Value>) -> Result<HardwareSelector, Refusal> {
-    if let Some(unknown) = table
-        .keys()
-        .filter(|k| !["kind", "min_memory_gib", "name"].contains(&k.as_str()))
-        .min()
-    {
-        return Err(refuse(
-            format!("key `{unknown}`"),
-            format!("only the keys {SELECTOR_KEYS}"),
-        ));
+    if let Some(unknown) = table.keys().filter(|k| !["kind", "min_memory_gib", "name"].contains(&k.as_str())).min() {
+        return Err(refuse(format!("key `{unknown}`"), format!("only the keys {SELECTOR_KEYS}")));
     }
     let kind = match table.get("kind") {
         Some(Value::String(kind)) => hardware_kind(kind)?,
-        Some(other) => {
-            return Err(refuse(
-                format!("kind = {}", render(other)),
-                "a hardware kind",
-            ))
-        }
-        None => {
-            return Err(refuse(
-                render(&Value::Object(table.clone())),
-                "a table with a `kind`",
-            ))
-        }
+        Some(other) => return Err(refuse(format!("kind = {}", render(other)), "a hardware kind")),
+        None => return Err(refuse(render(&Value::Object(table.clone())), "a table with a `kind`")),
     };
     let min_memory_gib = match table.get("min_memory_gib") {
         None => None,
         Some(v) => match v.as_f64() {
             Some(gib) if gib.is_finite() && gib > 0.0 => Some(gib),
-            _ => {
-                return Err(refuse(
-                    format!("min_memory_gib = {}", render(v)),
-                    "a number of GiB > 0",
-                ))
-            }
+            _ => return Err(refuse(format!("min_memory_gib = {}", render(v)), "a number of GiB > 0")),
         },
     };
     let name = match table.get("name") {
@@ -938,72 +757,37 @@ fn selector_table(table: &serde_json::Map<String, Value>) -> Result<HardwareSele
             Some(pattern.clone())
         }
         Some(other) => {
-            return Err(refuse(
-                format!("name = {}", render(other)),
-                "a non-empty glob over the device name",
-            ))
+            return Err(refuse(format!("name = {}", render(other)), "a non-empty glob over the device name"))
         }
     };
-    Ok(HardwareSelector {
-        kind,
-        min_memory_gib,
-        name,
-    })
+    Ok(HardwareSelector { kind, min_memory_gib, name })
 }
 
 /// A glob axis of an exclude entry: where its patterns go, which patterns mean
 /// something on it, and how to say so.
-type GlobAxis<'e> = (
-    &'e mut Vec<String>,
-    fn(&glob::Pattern) -> bool,
-    &'static str,
-);
+type GlobAxis<'e> = (&'e mut Vec<String>, fn(&glob::Pattern) -> bool, &'static str);
 
 fn glob_axis<'e>(entry: &'e mut Exclude, axis: &str) -> Option<GlobAxis<'e>> {
     let axis: GlobAxis<'e> = match axis {
-        "models" => (
-            &mut entry.models,
-            matches_a_model,
-            "a glob matching a catalog model",
-        ),
-        "hardware" => (
-            &mut entry.hardware,
-            matches_a_hardware_kind,
-            "a glob matching a hardware kind or class (kind/device)",
-        ),
-        "precisions" => (
-            &mut entry.precisions,
-            |p| matches_a_name(p, Precision::NAMES),
-            "a glob matching a precision",
-        ),
-        "modes" => (
-            &mut entry.modes,
-            |p| matches_a_name(p, Mode::NAMES),
-            "a glob matching a mode",
-        ),
-        "engines" => (
-            &mut entry.engines,
-            |p| matches_a_name(p, Engine::NAMES),
-            "a glob matching an engine",
-        ),
+        "models" => (&mut entry.models, matches_a_model, "a glob matching a catalog model"),
+        "hardware" => {
+            (&mut entry.hardware, matches_a_hardware_kind, "a glob matching a hardware kind or class (kind/device)")
+        }
+        "precisions" => (&mut entry.precisions, |p| matches_a_name(p, Precision::NAMES), "a glob matching a precision"),
+        "modes" => (&mut entry.modes, |p| matches_a_name(p, Mode::NAMES), "a glob matching a mode"),
+        "engines" => (&mut entry.engines, |p| matches_a_name(p, Engine::NAMES), "a glob matching an engine"),
         _ => return None,
     };
     Some(axis)
 }
 
 fn compile_glob(text: &str) -> Result<glob::Pattern, Refusal> {
-    glob::Pattern::new(text).map_err(|e| {
-        refuse(
-            format!("`{text}`"),
-            format!("a valid glob pattern ({} at position {})", e.msg, e.pos),
-        )
-    })
+    glob::Pattern::new(text)
+        .map_err(|e| refuse(format!("`{text}`"), format!("a valid glob pattern ({} at position {})", e.msg, e.pos)))
 }
 
 fn matches_a_model(pattern: &glob::Pattern) -> bool {
-    catalog::all()
-        .iter()
-        .any(|m| pattern.matches_with(m.name, GLOB_OPTIONS))
+    catalog::all().iter().any(|m| pattern.matches_with(m.name, GLOB_OPTIONS))
 }
 
 fn matches_a_name(pattern: &glob::Pattern, names: &[&str]) -> bool {
@@ -1012,10 +796,7 @@ fn matches_a_name(pattern: &glob::Pattern, names: &[&str]) -> bool {
 
 /// A kind (`cuda`, `c*`), or a class pattern whose part before the `/` matches a kind.
 fn matches_a_hardware_kind(pattern: &glob::Pattern) -> bool {
-    let kind_part = pattern
-        .as_str()
-        .split_once('/')
-        .map_or(pattern.as_str(), |(k, _)| k);
+    let kind_part = pattern.as_str().split_once('/').map_or(pattern.as_str(), |(k, _)| k);
     glob::Pattern::new(kind_part).is_ok_and(|k| matches_a_name(&k, HardwareKind::NAMES))
 }
 
@@ -1037,10 +818,7 @@ fn closest_models(name: &str) -> Vec<&'static str> {
         let prefix: String = candidate.chars().take(wanted.chars().count()).collect();
         edit_distance(&wanted, &candidate).min(edit_distance(&wanted, &prefix) + 1)
     };
-    let mut scored: Vec<(usize, &'static str)> = catalog::all()
-        .iter()
-        .map(|m| (score(m.name), m.name))
-        .collect();
+    let mut scored: Vec<(usize, &'static str)> = catalog::all().iter().map(|m| (score(m.name), m.name)).collect();
     scored.sort();
     scored.into_iter().take(3).map(|(_, name)| name).collect()
 }
@@ -1122,10 +900,7 @@ lease_seconds = 120
         );
         let m = &spec.matrix;
         assert_eq!(m.models, ["bert-tiny"]);
-        assert_eq!(
-            m.hardware[1].to_string(),
-            "cuda[min_memory_gib=24,name=*H100*]"
-        );
+        assert_eq!(m.hardware[1].to_string(), "cuda[min_memory_gib=24,name=*H100*]");
         assert_eq!(m.batch_sizes, [8, 1]);
         assert_eq!(m.sequence_lengths, [128]);
         assert_eq!(m.precisions, [Precision::Fp32]);
@@ -1211,7 +986,8 @@ lease_seconds = 0
         expect_test::expect![[r#"
             2 problems
               name: got nothing, expected a sweep name
-              matrix: got nothing, expected a [matrix] table with models, hardware and batch_sizes"#]].assert_eq(&problems("", Format::Toml));
+              matrix: got nothing, expected a [matrix] table with models, hardware and batch_sizes"#]]
+        .assert_eq(&problems("", Format::Toml));
     }
 
     #[test]
@@ -1257,20 +1033,14 @@ lease_seconds = 0
                         "min_seconds": 2.0, "max_seconds": 120, "target_relative_ci": 0.02},
             "policy": {"priority": 0, "max_attempts": 3, "lease_seconds": 120}
         }"#;
-        assert_eq!(
-            parse_json(json, &Limits::default()).expect("valid"),
-            valid(DESIGN_EXAMPLE)
-        );
+        assert_eq!(parse_json(json, &Limits::default()).expect("valid"), valid(DESIGN_EXAMPLE));
     }
 
     #[test]
     fn a_matrix_over_the_limit_is_refused_with_its_size() {
         let limits = Limits { max_cells: 100 };
         let result = parse_toml(DESIGN_EXAMPLE, &limits).expect_err("too large");
-        assert_eq!(
-            result.to_string(),
-            "1 problem\n  matrix: got 144 cells, expected at most 100 cells"
-        );
+        assert_eq!(result.to_string(), "1 problem\n  matrix: got 144 cells, expected at most 100 cells");
         let huge = r#"
             name = "huge"
             [matrix]
@@ -1284,10 +1054,7 @@ lease_seconds = 0
         "#;
         let limits = Limits { max_cells: 1_000 };
         let result = parse_toml(huge, &limits).expect_err("too large");
-        assert_eq!(
-            result.to_string(),
-            "1 problem\n  matrix: got 92160 cells, expected at most 1000 cells"
-        );
+        assert_eq!(result.to_string(), "1 problem\n  matrix: got 92160 cells, expected at most 1000 cells");
     }
 
     #[test]
@@ -1306,10 +1073,7 @@ lease_seconds = 0
             hundred.join(", ")
         );
         let result = parse_toml(&text, &Limits::default()).expect_err("too large");
-        assert_eq!(
-            result.to_string(),
-            "1 problem\n  matrix: got 100000 cells, expected at most 10000 cells"
-        );
+        assert_eq!(result.to_string(), "1 problem\n  matrix: got 100000 cells, expected at most 10000 cells");
         let limits = Limits { max_cells: 10 };
         let wider = text.replace(
             "exclude",
@@ -1320,9 +1084,7 @@ lease_seconds = 0
         );
         // 3.6 million combinations: more than counting one by one is worth.
         assert_eq!(
-            parse_toml(&wider, &limits)
-                .expect_err("too large")
-                .to_string(),
+            parse_toml(&wider, &limits).expect_err("too large").to_string(),
             "1 problem\n  matrix: got 3600000 cells before excludes, expected at most 10 cells"
         );
     }
@@ -1339,28 +1101,22 @@ lease_seconds = 0
         "#;
         expect_test::expect![[r#"
             1 problem
-              matrix: got 0 cells, expected at least one cell (every combination is excluded or unsupported)"#]].assert_eq(&problems(text, Format::Toml));
+              matrix: got 0 cells, expected at least one cell (every combination is excluded or unsupported)"#]]
+        .assert_eq(&problems(text, Format::Toml));
     }
 
     #[test]
     fn the_typed_spec_round_trips_as_a_stored_format() {
         let spec = valid(DESIGN_EXAMPLE);
         let json = serde_json::to_string(&spec).expect("serialises");
-        assert_eq!(
-            serde_json::from_str::<SweepSpec>(&json).expect("parses"),
-            spec
-        );
+        assert_eq!(serde_json::from_str::<SweepSpec>(&json).expect("parses"), spec);
         let tampered = json.replacen("\"name\"", "\"nam\"", 1);
         assert!(serde_json::from_str::<SweepSpec>(&tampered).is_err());
     }
 
     #[test]
     fn selectors_match_hardware_classes_by_kind_and_name_glob() {
-        let h100 = HardwareSelector {
-            kind: HardwareKind::Cuda,
-            min_memory_gib: None,
-            name: Some("*h100*".into()),
-        };
+        let h100 = HardwareSelector { kind: HardwareKind::Cuda, min_memory_gib: None, name: Some("*h100*".into()) };
         assert!(h100.matches_class("cuda/NVIDIA H100 80GB HBM3"));
         assert!(!h100.matches_class("cuda/NVIDIA A100-SXM4-40GB"));
         assert!(!h100.matches_class("rocm/NVIDIA H100"));

@@ -134,10 +134,7 @@ fn median_ci(sorted: &[f64]) -> (f64, f64) {
     let low_rank = (n / 2.0 - spread).floor().max(1.0);
     let high_rank = (1.0 + n / 2.0 + spread).ceil().min(n);
     // Ranks are 1-based; both are within [1, n] after clamping.
-    (
-        sorted[low_rank as usize - 1],
-        sorted[high_rank as usize - 1],
-    )
+    (sorted[low_rank as usize - 1], sorted[high_rank as usize - 1])
 }
 
 #[cfg(test)]
@@ -189,10 +186,7 @@ mod tests {
     #[test]
     fn single_sample_has_zero_spread() {
         let s = summary(&[7.0]);
-        assert_eq!(
-            (s.std, s.min, s.p50, s.p99, s.max),
-            (0.0, 7.0, 7.0, 7.0, 7.0)
-        );
+        assert_eq!((s.std, s.min, s.p50, s.p99, s.max), (0.0, 7.0, 7.0, 7.0, 7.0));
         assert_eq!((s.median_ci_low, s.median_ci_high), (7.0, 7.0));
         assert_eq!(s.cv, Some(0.0));
         assert_eq!(s.relative_ci_half_width(), 0.0);

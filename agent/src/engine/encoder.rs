@@ -14,6 +14,15 @@ struct Bert {
 }
 
 pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, BuildError> {
+    let (model, cfg) = load(spec, device)?;
+    let seed = spec.weights.input_seed();
+    let input_ids = token_ids(seed, "input_ids", spec.batch, spec.seq_len, cfg.vocab_size, device)?;
+    let token_type_ids = input_ids.zeros_like()?;
+    Ok(Box::new(Bert { model, input_ids, token_type_ids, device: device.clone(), output: None }))
+}
+
+/// The BERT of `spec` with its config, from the catalog or from real weights.
+fn load(spec: &WorkloadSpec, device: &Device) -> Result<(BertModel, Config), BuildError> {
     let cfg: Config = config::candle_config(spec)?;
     if spec.seq_len > cfg.max_position_embeddings {
         return Err(BuildError::Unsupported(format!(
@@ -24,12 +33,9 @@ pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, 
     let vb = spec.weights.var_builder(dtype(spec.precision), device)?;
     // Checkpoints of BertForMaskedLM nest the encoder under `bert.`; bare BertModel
     // files do not. Random weights take the bare layout.
-    let vb = if spec.weights.contains("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
+    let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
     let model = BertModel::load(vb, &cfg)?;
-    let seed = spec.weights.input_seed();
-    let input_ids = token_ids(seed, "input_ids", spec.batch, spec.seq_len, cfg.vocab_size, device)?;
-    let token_type_ids = input_ids.zeros_like()?;
-    Ok(Box::new(Bert { model, input_ids, token_type_ids, device: device.clone(), output: None }))
+    Ok((model, cfg))
 }
 
 impl Workload for Bert {
@@ -41,5 +47,46 @@ impl Workload for Bert {
 
     fn output(&self) -> Option<&Tensor> {
         self.output.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::weights::Weights;
+    use shared::catalog::{self, Mode, Precision};
+
+    /// candle, through our weights and config path, against Hugging Face transformers
+    /// (PyTorch) on the same files: `agent/tests/fixtures/tiny-bert`, made by
+    /// `ops/fixtures/make_tiny_bert.py`. Tolerance: 1e-4 absolute on values of order 1,
+    /// room for f32 summation-order differences between the two GEMMs, far below any
+    /// real bug (a wrong layer or transposed weight changes values by O(1)).
+    #[test]
+    fn matches_transformers() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert");
+        let weights = Weights::resolve(dir.to_str().expect("utf-8 path"), None).expect("fixture resolves");
+        let spec = WorkloadSpec {
+            model: catalog::lookup("bert-tiny").expect("bert-tiny in catalog"),
+            batch: 2,
+            seq_len: 8,
+            precision: Precision::Fp32,
+            mode: Mode::Inference,
+            weights,
+        };
+        let (model, _) = load(&spec, &Device::Cpu).expect("loads");
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).expect("expected.json"))
+                .expect("json");
+        let ids: Vec<Vec<u32>> = serde_json::from_value(expected["input_ids"].clone()).expect("ids");
+        let want: Vec<Vec<Vec<f32>>> = serde_json::from_value(expected["last_hidden_state"].clone()).expect("hidden");
+        let input = Tensor::new(ids, &Device::Cpu).expect("tensor");
+        let got: Vec<Vec<Vec<f32>>> =
+            model.forward(&input, &input.zeros_like().expect("zeros"), None).expect("forward").to_vec3().expect("vec3");
+        let mut max_diff = 0f32;
+        for (g, w) in got.iter().flatten().flatten().zip(want.iter().flatten().flatten()) {
+            max_diff = max_diff.max((g - w).abs());
+        }
+        assert_eq!(got.len() * got[0].len() * got[0][0].len(), 2 * 8 * 32);
+        assert!(max_diff < 1e-4, "candle differs from transformers by {max_diff}");
     }
 }

@@ -85,6 +85,7 @@ pub fn measure(
     };
     let start = Instant::now();
     let mut last_ci_check = Instant::now();
+    let mut ci_interval = Duration::from_millis(20);
     let mut rel_ci = None;
     loop {
         let t0 = Instant::now();
@@ -97,9 +98,12 @@ pub fn measure(
         m.token_ns.extend(it.token_steps.iter().map(|d| d.as_nanos() as f64));
         on_sample(m.samples_ns.len() as u32, ns);
         // Sorting every sample on every iteration would cost more than a fast
-        // iteration itself; every 20 ms is plenty for a stopping decision.
-        if last_ci_check.elapsed() >= Duration::from_millis(20) || ns > 20e6 {
-            rel_ci = stats::summarize(&m.samples_ns).and_then(|s| s.relative_ci_half_width());
+        // iteration itself: check every 20 ms, and never spend more than a tenth of the
+        // loop's time on it (with millions of samples a sort takes milliseconds).
+        if last_ci_check.elapsed() >= ci_interval || ns > 20e6 {
+            let t = Instant::now();
+            rel_ci = stats::summarize(&m.samples_ns).map(|s| s.relative_ci_half_width()).filter(|v| v.is_finite());
+            ci_interval = Duration::from_millis(20).max(t.elapsed() * 10);
             last_ci_check = Instant::now();
         }
         if let Decision::Stop(reason) = decide(policy, m.samples_ns.len() as u32, start.elapsed().as_secs_f64(), rel_ci) {
