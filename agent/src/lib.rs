@@ -1,1 +1,2 @@
 //! Agent.
+pub mod detect;
