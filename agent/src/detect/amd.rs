@@ -66,7 +66,10 @@ pub fn probe(root: &Path) -> (Vec<GpuDevice>, ProbeReport) {
 
 /// `product_name` where the board has one (Instinct boards do), else `AMD GPU 0x<device>`.
 pub fn marketing_name(product_name: Option<&str>, device_id: Option<u32>) -> String {
-    match (product_name.map(str::trim).filter(|p| !p.is_empty()), device_id) {
+    match (
+        product_name.map(str::trim).filter(|p| !p.is_empty()),
+        device_id,
+    ) {
         (Some(product), _) => product.split_whitespace().collect::<Vec<_>>().join(" "),
         (None, Some(id)) => format!("AMD GPU 0x{id:04x}"),
         (None, None) => "AMD GPU".to_owned(),
@@ -117,7 +120,10 @@ mod tests {
                 width: 16
             })
         );
-        assert_eq!(pcie_link(Some("8.0 GT/s PCIe"), Some("8")).map(|l| l.generation), Some(3));
+        assert_eq!(
+            pcie_link(Some("8.0 GT/s PCIe"), Some("8")).map(|l| l.generation),
+            Some(3)
+        );
         assert_eq!(pcie_link(Some("Unknown"), Some("16")), None);
         assert_eq!(pcie_link(None, Some("16")), None);
     }

@@ -144,7 +144,9 @@ pub fn from_outputs(sysctl_text: &str, displays_text: &str, env: &ProbeEnv) -> F
     let count = |key: &str| number(key).and_then(|value| u32::try_from(value).ok());
     let mut probes = Vec::new();
 
-    let model_name = get("machdep.cpu.brand_string").unwrap_or_default().to_owned();
+    let model_name = get("machdep.cpu.brand_string")
+        .unwrap_or_default()
+        .to_owned();
     let vendor = match get("machdep.cpu.vendor") {
         Some(vendor) => vendor.to_owned(),
         None if model_name.starts_with("Apple") => "Apple".to_owned(),
@@ -166,13 +168,21 @@ pub fn from_outputs(sysctl_text: &str, displays_text: &str, env: &ProbeEnv) -> F
             })
     };
     let caches = [
-        cache(1, CacheKind::Data, ["hw.perflevel0.l1dcachesize", "hw.l1dcachesize"]),
+        cache(
+            1,
+            CacheKind::Data,
+            ["hw.perflevel0.l1dcachesize", "hw.l1dcachesize"],
+        ),
         cache(
             1,
             CacheKind::Instruction,
             ["hw.perflevel0.l1icachesize", "hw.l1icachesize"],
         ),
-        cache(2, CacheKind::Unified, ["hw.perflevel0.l2cachesize", "hw.l2cachesize"]),
+        cache(
+            2,
+            CacheKind::Unified,
+            ["hw.perflevel0.l2cachesize", "hw.l2cachesize"],
+        ),
         cache(3, CacheKind::Unified, ["hw.l3cachesize", "hw.l3cachesize"]),
     ]
     .into_iter()
@@ -194,7 +204,10 @@ pub fn from_outputs(sysctl_text: &str, displays_text: &str, env: &ProbeEnv) -> F
     probes.push(if cpu.logical_cores == 0 {
         ProbeReport::error("cpu", "sysctl gave no hw.logicalcpu")
     } else {
-        let split = match (count("hw.perflevel0.physicalcpu"), count("hw.perflevel1.physicalcpu")) {
+        let split = match (
+            count("hw.perflevel0.physicalcpu"),
+            count("hw.perflevel1.physicalcpu"),
+        ) {
             (Some(p), Some(e)) => format!(" ({p} performance, {e} efficiency)"),
             _ => String::new(),
         };
@@ -222,15 +235,16 @@ pub fn from_outputs(sysctl_text: &str, displays_text: &str, env: &ProbeEnv) -> F
 
     let mut gpus = Vec::new();
     for display in parse_displays(displays_text) {
-        let vendor = if display.vendor.starts_with("Apple") || display.chipset_model.starts_with("Apple") {
-            GpuVendor::Apple
-        } else if display.vendor.starts_with("AMD") || display.vendor.starts_with("ATI") {
-            GpuVendor::Amd
-        } else if display.vendor.starts_with("NVIDIA") {
-            GpuVendor::Nvidia
-        } else {
-            continue; // Intel integrated graphics: no class of its own
-        };
+        let vendor =
+            if display.vendor.starts_with("Apple") || display.chipset_model.starts_with("Apple") {
+                GpuVendor::Apple
+            } else if display.vendor.starts_with("AMD") || display.vendor.starts_with("ATI") {
+                GpuVendor::Amd
+            } else if display.vendor.starts_with("NVIDIA") {
+                GpuVendor::Nvidia
+            } else {
+                continue; // Intel integrated graphics: no class of its own
+            };
         let index = u32::try_from(gpus.len()).unwrap_or(u32::MAX);
         let mut gpu = GpuDevice::new(index, vendor, Backend::Metal, display.chipset_model);
         gpu.cores = display.cores;

@@ -149,8 +149,11 @@ pub fn probe(root: &Path, cpuinfo_text: Option<&str>) -> (CpuInfo, ProbeReport) 
         ProbeReport::found(
             "cpu",
             format!(
-                "{} logical cores, {} physical, {} sockets",
-                cpu.logical_cores, cpu.physical_cores, cpu.sockets
+                "{} logical cores, {} physical, {} socket{}",
+                cpu.logical_cores,
+                cpu.physical_cores,
+                cpu.sockets,
+                if cpu.sockets == 1 { "" } else { "s" }
             ),
         )
     };
@@ -195,7 +198,7 @@ fn cpuinfo_topology(info: &Cpuinfo) -> Option<(u32, u32)> {
         sockets.insert(socket);
         cores.insert((socket, core));
     }
-    (!cores.is_empty()).then(|| (sockets.len() as u32, cores.len() as u32))
+    (!cores.is_empty()).then_some((sockets.len() as u32, cores.len() as u32))
 }
 
 /// (sockets, physical cores) from `cpu*/topology/{physical_package_id,core_id}`. A
@@ -219,7 +222,7 @@ fn sysfs_topology<'a>(cpu_dirs: impl Iterator<Item = &'a Path>) -> Option<(u32, 
         sockets.insert(package);
         cores.insert((package, core));
     }
-    (!cores.is_empty()).then(|| (sockets.len() as u32, cores.len() as u32))
+    (!cores.is_empty()).then_some((sockets.len() as u32, cores.len() as u32))
 }
 
 /// cpu0's caches from `cache/index*/{level,type,size}`, smallest level first.
@@ -259,7 +262,10 @@ pub fn parse_size(text: &str) -> Option<u64> {
 }
 
 fn parse_hex(text: &str) -> Option<u32> {
-    let digits = text.trim().trim_start_matches("0x").trim_start_matches("0X");
+    let digits = text
+        .trim()
+        .trim_start_matches("0x")
+        .trim_start_matches("0X");
     u32::from_str_radix(digits, 16).ok()
 }
 
@@ -341,7 +347,10 @@ mod tests {
         let info = parse_cpuinfo(X86);
         assert_eq!(info.processors.len(), 2);
         assert_eq!(info.first("vendor_id"), Some("GenuineIntel"));
-        assert_eq!(info.first("flags"), Some("fpu avx avx2 avx512f avx512_vnni"));
+        assert_eq!(
+            info.first("flags"),
+            Some("fpu avx avx2 avx512f avx512_vnni")
+        );
         assert_eq!(cpuinfo_topology(&info), Some((2, 2)));
     }
 
@@ -363,7 +372,8 @@ mod tests {
 
     #[test]
     fn garbled_cpuinfo_degrades() {
-        let info = parse_cpuinfo("\u{0}\u{1}garbage\nprocessor: x\nphysical id: nope\ncore id: 1\n");
+        let info =
+            parse_cpuinfo("\u{0}\u{1}garbage\nprocessor: x\nphysical id: nope\ncore id: 1\n");
         assert_eq!(info.processors.len(), 1);
         assert_eq!(cpuinfo_topology(&info), None);
         assert_eq!(parse_cpuinfo("").processors.len(), 0);
@@ -381,7 +391,10 @@ mod tests {
             frequency_in_model_name("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz"),
             Some(2300)
         );
-        assert_eq!(frequency_in_model_name("AMD EPYC 7313P 16-Core Processor"), None);
+        assert_eq!(
+            frequency_in_model_name("AMD EPYC 7313P 16-Core Processor"),
+            None
+        );
         assert_eq!(frequency_in_model_name("x @ NaNGHz"), None);
         assert_eq!(khz_to_mhz(3_400_000), 3400);
     }

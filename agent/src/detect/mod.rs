@@ -27,9 +27,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use shared::fingerprint::{
-    Fingerprint, ProbeReport, ProbeStatus, SoftwareInfo, SCHEMA_VERSION,
-};
+use shared::fingerprint::{Fingerprint, ProbeReport, ProbeStatus, SoftwareInfo, SCHEMA_VERSION};
 
 /// What detection takes from the process environment, passed in so tests can set it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +160,11 @@ pub(crate) fn read_text(root: &Path, relative: &str) -> Result<String, String> {
     let path = at(root, relative);
     match fs::read(&path) {
         Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-        Err(err) => Err(format!("cannot read {}: {}", path.display(), lower_io(&err))),
+        Err(err) => Err(format!(
+            "cannot read {}: {}",
+            path.display(),
+            lower_io(&err)
+        )),
     }
 }
 
@@ -328,8 +330,8 @@ pub fn render_text(fp: &Fingerprint) -> String {
             ProbeStatus::Error => "error",
         };
         line(
-            &format!("probe {}", probe.probe),
-            format!("{status}: {}", probe.reason),
+            "probe",
+            format!("{}: {status}, {}", probe.probe, probe.reason),
         );
     }
     line("classes", fp.hardware_classes().join(", "));
@@ -371,6 +373,9 @@ mod tests {
             at(Path::new("/fixture"), "/proc/cpuinfo"),
             Path::new("/fixture/proc/cpuinfo")
         );
-        assert_eq!(at(Path::new("/"), "proc/meminfo"), Path::new("/proc/meminfo"));
+        assert_eq!(
+            at(Path::new("/"), "proc/meminfo"),
+            Path::new("/proc/meminfo")
+        );
     }
 }

@@ -19,10 +19,7 @@ pub fn probe() -> (Vec<GpuDevice>, ProbeReport) {
     // agent down either.
     match catch_unwind(AssertUnwindSafe(probe_nvml)) {
         Ok(answer) => answer,
-        Err(_) => (
-            Vec::new(),
-            ProbeReport::error(PROBE, "nvml probe panicked"),
-        ),
+        Err(_) => (Vec::new(), ProbeReport::error(PROBE, "nvml probe panicked")),
     }
 }
 
@@ -111,9 +108,7 @@ pub fn init_failure(err: &NvmlError) -> ProbeReport {
         NvmlError::DriverNotLoaded => {
             ProbeReport::absent(PROBE, "no nvidia driver: the kernel driver is not loaded")
         }
-        NvmlError::NoPermission => {
-            ProbeReport::error(PROBE, "nvml init refused: no permission")
-        }
+        NvmlError::NoPermission => ProbeReport::error(PROBE, "nvml init refused: no permission"),
         other => ProbeReport::error(PROBE, format!("nvml init failed: {other}")),
     }
 }

@@ -19,7 +19,11 @@ const QUALCOMM_IMPLEMENTER: u32 = 0x51;
 
 /// The Snapdragon under `root`, if this is one, with the reports of the `snapdragon` and
 /// (when it is one) `qnn` probes.
-pub fn probe(root: &Path, cpuinfo: &Cpuinfo, env: &ProbeEnv) -> (Option<SocInfo>, Vec<ProbeReport>) {
+pub fn probe(
+    root: &Path,
+    cpuinfo: &Cpuinfo,
+    env: &ProbeEnv,
+) -> (Option<SocInfo>, Vec<ProbeReport>) {
     let soc0 = at(root, "sys/devices/soc0");
     let mut soc = SocInfo {
         vendor: "Qualcomm".to_owned(),
@@ -43,7 +47,10 @@ pub fn probe(root: &Path, cpuinfo: &Cpuinfo, env: &ProbeEnv) -> (Option<SocInfo>
     } else {
         return (
             None,
-            vec![ProbeReport::absent(PROBE, "no qualcomm soc: soc0, device tree and cpuinfo name none")],
+            vec![ProbeReport::absent(
+                PROBE,
+                "no qualcomm soc: soc0, device tree and cpuinfo name none",
+            )],
         );
     };
     if soc.machine.is_none() {
@@ -90,7 +97,9 @@ fn mentions_qualcomm(text: Option<&str>) -> bool {
 /// A Qualcomm part number in free text: `SM8550` in `Qualcomm Technologies, Inc. SM8550
 /// QRD`, `SDM845` in `Qualcomm Technologies, Inc SDM845`.
 pub fn chip_in_text(text: &str) -> Option<String> {
-    const PREFIXES: [&str; 10] = ["SDM", "SDA", "QCS", "QCM", "MSM", "APQ", "X1E", "SM", "SC", "SA"];
+    const PREFIXES: [&str; 10] = [
+        "SDM", "SDA", "QCS", "QCM", "MSM", "APQ", "X1E", "SM", "SC", "SA",
+    ];
     text.split(|c: char| !c.is_ascii_alphanumeric())
         .find(|word| {
             PREFIXES.iter().any(|prefix| {

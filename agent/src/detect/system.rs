@@ -20,10 +20,7 @@ pub fn memory(root: &Path) -> (MemoryInfo, ProbeReport) {
             let report = if memory.total_bytes == 0 {
                 ProbeReport::error("memory", "no MemTotal line in /proc/meminfo")
             } else {
-                ProbeReport::found(
-                    "memory",
-                    format!("{} bytes total", memory.total_bytes),
-                )
+                ProbeReport::found("memory", format!("{} bytes total", memory.total_bytes))
             };
             (memory, report)
         }
@@ -67,8 +64,8 @@ pub fn numa_nodes(root: &Path) -> u32 {
 /// The OS name and version from os-release and the kernel release. `arch` is left empty
 /// for the caller to fill in.
 pub fn os(root: &Path) -> (OsInfo, ProbeReport) {
-    let release = read_text(root, "etc/os-release")
-        .or_else(|_| read_text(root, "usr/lib/os-release"));
+    let release =
+        read_text(root, "etc/os-release").or_else(|_| read_text(root, "usr/lib/os-release"));
     let kernel = read_value(&at(root, "proc/sys/kernel/osrelease")).unwrap_or_default();
     let mut os = OsInfo {
         kernel,
@@ -77,9 +74,15 @@ pub fn os(root: &Path) -> (OsInfo, ProbeReport) {
     let report = match release {
         Ok(text) => {
             let fields = parse_os_release(&text);
-            os.name = fields.get("NAME").cloned().unwrap_or_else(|| "Linux".into());
+            os.name = fields
+                .get("NAME")
+                .cloned()
+                .unwrap_or_else(|| "Linux".into());
             os.version = fields.get("VERSION_ID").cloned().unwrap_or_default();
-            ProbeReport::found("os", format!("{} {}", os.name, os.version).trim().to_owned())
+            ProbeReport::found(
+                "os",
+                format!("{} {}", os.name, os.version).trim().to_owned(),
+            )
         }
         Err(why) => {
             os.name = "Linux".to_owned();
@@ -130,7 +133,10 @@ mod tests {
     fn old_meminfo_uses_memfree_and_garbage_is_zero() {
         let memory = parse_meminfo("MemTotal: 1000 kB\nMemFree: 10 kB\n");
         assert_eq!(memory.available_bytes, 10 * 1024);
-        assert_eq!(parse_meminfo("MemTotal: lots\n\u{0}"), MemoryInfo::default());
+        assert_eq!(
+            parse_meminfo("MemTotal: lots\n\u{0}"),
+            MemoryInfo::default()
+        );
     }
 
     #[test]
