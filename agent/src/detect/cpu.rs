@@ -65,10 +65,9 @@ pub fn parse_cpuinfo(text: &str) -> Cpuinfo {
     info
 }
 
-/// The CPU of the machine under `root`, from its cpuinfo text (if it could be read) and
-/// sysfs.
-pub fn probe(root: &Path, cpuinfo_text: Option<&str>) -> (CpuInfo, ProbeReport) {
-    let info = cpuinfo_text.map(parse_cpuinfo).unwrap_or_default();
+/// The CPU of the machine under `root`, from its parsed cpuinfo (empty if it could not be
+/// read) and sysfs.
+pub fn probe(root: &Path, info: &Cpuinfo) -> (CpuInfo, ProbeReport) {
     let cpu_dir = at(root, "sys/devices/system/cpu");
     let cpu_dirs = numbered_entries(&cpu_dir, "cpu");
 
@@ -77,7 +76,7 @@ pub fn probe(root: &Path, cpuinfo_text: Option<&str>) -> (CpuInfo, ProbeReport) 
         logical = cpu_dirs.len() as u32;
     }
 
-    let arm_parts = arm_parts(&info);
+    let arm_parts = arm_parts(info);
     let microarchitectures: Vec<String> = arm_parts
         .iter()
         .map(|&(implementer, part)| arm_part_name(implementer, part))
@@ -116,7 +115,7 @@ pub fn probe(root: &Path, cpuinfo_text: Option<&str>) -> (CpuInfo, ProbeReport) 
     };
 
     let topology =
-        cpuinfo_topology(&info).or_else(|| sysfs_topology(cpu_dirs.iter().map(|(_, p)| &**p)));
+        cpuinfo_topology(info).or_else(|| sysfs_topology(cpu_dirs.iter().map(|(_, p)| &**p)));
     match topology {
         Some((sockets, cores)) => {
             cpu.sockets = sockets;

@@ -93,11 +93,15 @@ pub fn detect_from(root: &Path, env: &ProbeEnv) -> Fingerprint {
     let mut probes = Vec::new();
 
     let cpuinfo_text = read_text(root, "proc/cpuinfo");
-    let (mut cpu, cpu_report) = cpu::probe(root, cpuinfo_text.as_deref().ok());
-    probes.push(match (&cpuinfo_text, cpu_report) {
-        (Err(why), _) => ProbeReport::error("cpu", why.clone()),
-        (Ok(_), report) => report,
-    });
+    let cpuinfo = cpuinfo_text
+        .as_deref()
+        .map(cpu::parse_cpuinfo)
+        .unwrap_or_default();
+    let (mut cpu, mut cpu_report) = cpu::probe(root, &cpuinfo);
+    if let Err(why) = &cpuinfo_text {
+        cpu_report.reason = format!("{why}; {}", cpu_report.reason);
+    }
+    probes.push(cpu_report);
 
     let (memory, memory_report) = system::memory(root);
     probes.push(memory_report);
@@ -111,10 +115,6 @@ pub fn detect_from(root: &Path, env: &ProbeEnv) -> Fingerprint {
     gpus.extend(amd_gpus);
     probes.push(amd_report);
 
-    let cpuinfo = cpuinfo_text
-        .as_deref()
-        .map(cpu::parse_cpuinfo)
-        .unwrap_or_default();
     let (soc, soc_reports) = snapdragon::probe(root, &cpuinfo, env);
     probes.extend(soc_reports);
     if let Some(soc) = &soc {
