@@ -11,8 +11,8 @@ use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell as TCell, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::catalog::{self, Mode, Precision};
-use shared::result::{Coordinates, ResultRecord, Status};
 use shared::cell::Cell;
+use shared::result::{Coordinates, ResultRecord, Status};
 use shared::spec::{Engine, HardwareKind, HardwareSelector, MeasurePolicy};
 
 use crate::cell::runner::{run_cell, RunnerConfig};
@@ -241,8 +241,19 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
     t.set_header([
-        "model", "batch", "seq", "precision", "mode", "status", "p50 ms", "p99 ms", "CI ±%", "items/s", "tok/s",
-        "peak MiB", "J/iter",
+        "model",
+        "batch",
+        "seq",
+        "precision",
+        "mode",
+        "status",
+        "p50 ms",
+        "p99 ms",
+        "CI ±%",
+        "items/s",
+        "tok/s",
+        "peak MiB",
+        "J/iter",
     ]);
     for r in records {
         let c = &r.coordinates;

@@ -93,8 +93,7 @@ fn init_tracing() {
 }
 
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// Where `--out` writes, shared by the commands that have one.
@@ -118,8 +117,15 @@ mod tests {
     #[test]
     fn bench_parses_lists() {
         let cli = Cli::try_parse_from([
-            "accelbench-agent", "bench", "--model", "bert-tiny,vit-base-patch16-224", "--batch", "1,4", "--precision",
-            "fp32,bf16", "--json",
+            "accelbench-agent",
+            "bench",
+            "--model",
+            "bert-tiny,vit-base-patch16-224",
+            "--batch",
+            "1,4",
+            "--precision",
+            "fp32,bf16",
+            "--json",
         ])
         .unwrap();
         let Command::Bench(b) = cli.command else { panic!("not bench") };

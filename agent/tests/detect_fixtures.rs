@@ -9,28 +9,18 @@ use std::path::{Path, PathBuf};
 
 use agent::detect::{self, apple, nvidia, ProbeEnv};
 use expect_test::expect;
-use shared::fingerprint::{
-    Backend, Cache, CacheKind, Fingerprint, GpuVendor, PcieLink, ProbeStatus,
-};
+use shared::fingerprint::{Backend, Cache, CacheKind, Fingerprint, GpuVendor, PcieLink, ProbeStatus};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 fn env(arch: &str) -> ProbeEnv {
-    ProbeEnv {
-        arch: arch.to_owned(),
-        qnn_sdk_root: None,
-    }
+    ProbeEnv { arch: arch.to_owned(), qnn_sdk_root: None }
 }
 
 fn status(fp: &Fingerprint, probe: &str) -> Option<ProbeStatus> {
-    fp.probes
-        .iter()
-        .find(|report| report.probe == probe)
-        .map(|report| report.status)
+    fp.probes.iter().find(|report| report.probe == probe).map(|report| report.status)
 }
 
 const KIB: u64 = 1024;
@@ -46,52 +36,21 @@ fn dual_xeon_8380() {
 
     let cpu = &fp.cpu;
     assert_eq!(cpu.vendor, "GenuineIntel");
-    assert_eq!(
-        cpu.model_name,
-        "Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz"
-    );
+    assert_eq!(cpu.model_name, "Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz");
     assert_eq!(cpu.sockets, 2);
     assert_eq!(cpu.physical_cores, 80);
     assert_eq!(cpu.logical_cores, 160);
     assert_eq!(cpu.base_frequency_mhz, Some(2300));
     assert_eq!(cpu.max_frequency_mhz, Some(3400));
     // Ice Lake-SP: AVX-512 with VNNI, but no BF16 and no AMX.
-    assert_eq!(
-        cpu.isa_flags,
-        [
-            "avx",
-            "avx2",
-            "avx512_vnni",
-            "avx512bw",
-            "avx512f",
-            "avx512vl",
-            "f16c",
-            "fma"
-        ]
-    );
+    assert_eq!(cpu.isa_flags, ["avx", "avx2", "avx512_vnni", "avx512bw", "avx512f", "avx512vl", "f16c", "fma"]);
     assert_eq!(
         cpu.caches,
         [
-            Cache {
-                level: 1,
-                kind: CacheKind::Data,
-                size_bytes: 48 * KIB
-            },
-            Cache {
-                level: 1,
-                kind: CacheKind::Instruction,
-                size_bytes: 32 * KIB
-            },
-            Cache {
-                level: 2,
-                kind: CacheKind::Unified,
-                size_bytes: 1280 * KIB
-            },
-            Cache {
-                level: 3,
-                kind: CacheKind::Unified,
-                size_bytes: 61440 * KIB
-            },
+            Cache { level: 1, kind: CacheKind::Data, size_bytes: 48 * KIB },
+            Cache { level: 1, kind: CacheKind::Instruction, size_bytes: 32 * KIB },
+            Cache { level: 2, kind: CacheKind::Unified, size_bytes: 1280 * KIB },
+            Cache { level: 3, kind: CacheKind::Unified, size_bytes: 61440 * KIB },
         ]
     );
     assert_eq!(fp.memory.total_bytes, 527_952_868 * KIB);
@@ -151,45 +110,27 @@ fn epyc_with_two_mi210() {
         assert_eq!(gpu.name, "AMD Instinct MI210");
         assert_eq!(gpu.memory_bytes, Some(68_702_699_520));
         assert_eq!(gpu.driver_version.as_deref(), Some("6.3.6"));
-        assert_eq!(
-            gpu.pcie,
-            Some(PcieLink {
-                generation: 4,
-                width: 16
-            })
-        );
+        assert_eq!(gpu.pcie, Some(PcieLink { generation: 4, width: 16 }));
     }
     assert_eq!(fp.gpus[0].uuid.as_deref(), Some("6c3f1a2b9e8d7f05"));
     assert_eq!(fp.gpus[1].uuid.as_deref(), Some("4b2e9d8c7a6f1e03"));
     assert_eq!(status(&fp, "amdgpu"), Some(ProbeStatus::Found));
-    assert_eq!(
-        fp.hardware_classes(),
-        ["cpu/AMD EPYC 7313P", "rocm/AMD Instinct MI210"]
-    );
+    assert_eq!(fp.hardware_classes(), ["cpu/AMD EPYC 7313P", "rocm/AMD Instinct MI210"]);
 }
 
 #[test]
 fn snapdragon_sm8550() {
     let qnn = fixture("snapdragon-sm8550/opt/qcom/qairt/2.26.0");
-    let env = ProbeEnv {
-        arch: "aarch64".to_owned(),
-        qnn_sdk_root: Some(qnn.clone()),
-    };
+    let env = ProbeEnv { arch: "aarch64".to_owned(), qnn_sdk_root: Some(qnn.clone()) };
     let fp = detect::detect_from(&fixture("snapdragon-sm8550"), &env);
     let cpu = &fp.cpu;
     assert_eq!(cpu.vendor, "ARM");
     assert_eq!(cpu.model_name, "Qualcomm Snapdragon SM8550");
-    assert_eq!(
-        cpu.microarchitectures,
-        ["Cortex-A510", "Cortex-A715", "Cortex-A710", "Cortex-X3"]
-    );
+    assert_eq!(cpu.microarchitectures, ["Cortex-A510", "Cortex-A715", "Cortex-A710", "Cortex-X3"]);
     assert_eq!(cpu.logical_cores, 8);
     assert_eq!(cpu.physical_cores, 8);
     assert_eq!(cpu.sockets, 1);
-    assert_eq!(
-        cpu.isa_flags,
-        ["asimd", "asimddp", "asimdhp", "bf16", "i8mm"]
-    );
+    assert_eq!(cpu.isa_flags, ["asimd", "asimddp", "asimdhp", "bf16", "i8mm"]);
     assert_eq!(cpu.base_frequency_mhz, None);
     assert_eq!(cpu.max_frequency_mhz, Some(3187)); // the Cortex-X3, not cpu0
     assert!(cpu.caches.is_empty()); // this kernel exposes no cache folders
@@ -202,40 +143,24 @@ fn snapdragon_sm8550() {
     assert_eq!(soc.family.as_deref(), Some("Snapdragon"));
     assert_eq!(soc.soc_id.as_deref(), Some("519"));
     assert_eq!(soc.revision.as_deref(), Some("2.0"));
-    assert_eq!(
-        soc.board_model.as_deref(),
-        Some("Qualcomm Technologies, Inc. SM8550 QRD")
-    );
+    assert_eq!(soc.board_model.as_deref(), Some("Qualcomm Technologies, Inc. SM8550 QRD"));
     assert_eq!(soc.qnn_sdk_root, Some(qnn.display().to_string()));
     assert_eq!(status(&fp, "qnn"), Some(ProbeStatus::Found));
 
     assert_eq!(fp.gpus.len(), 1);
     assert_eq!(fp.gpus[0].vendor, GpuVendor::Qualcomm);
-    assert_eq!(
-        fp.hardware_classes(),
-        ["cpu/Qualcomm Snapdragon SM8550", "qnn/SM8550"]
-    );
+    assert_eq!(fp.hardware_classes(), ["cpu/Qualcomm Snapdragon SM8550", "qnn/SM8550"]);
 }
 
 #[test]
 fn snapdragon_without_qnn_sdk() {
-    let missing = ProbeEnv {
-        arch: "aarch64".to_owned(),
-        qnn_sdk_root: Some(fixture("snapdragon-sm8550/no/such/sdk")),
-    };
+    let missing = ProbeEnv { arch: "aarch64".to_owned(), qnn_sdk_root: Some(fixture("snapdragon-sm8550/no/such/sdk")) };
     let fp = detect::detect_from(&fixture("snapdragon-sm8550"), &missing);
-    assert_eq!(
-        fp.soc.as_ref().and_then(|soc| soc.qnn_sdk_root.clone()),
-        None
-    );
+    assert_eq!(fp.soc.as_ref().and_then(|soc| soc.qnn_sdk_root.clone()), None);
     assert_eq!(status(&fp, "qnn"), Some(ProbeStatus::Absent));
 
     let unset = detect::detect_from(&fixture("snapdragon-sm8550"), &env("aarch64"));
-    let report = unset
-        .probes
-        .iter()
-        .find(|r| r.probe == "qnn")
-        .expect("qnn report");
+    let report = unset.probes.iter().find(|r| r.probe == "qnn").expect("qnn report");
     assert_eq!(report.reason, "QNN_SDK_ROOT is not set");
     // The SDK is software: the machine's identity does not depend on it.
     assert_eq!(fp.hash(), unset.hash());
@@ -243,14 +168,8 @@ fn snapdragon_without_qnn_sdk() {
 
 #[test]
 fn apple_m2_max() {
-    let read = |name: &str| {
-        std::fs::read_to_string(fixture("apple-m2-max").join(name)).expect("fixture text")
-    };
-    let fp = apple::from_outputs(
-        &read("sysctl.txt"),
-        &read("system_profiler_displays.txt"),
-        &env("aarch64"),
-    );
+    let read = |name: &str| std::fs::read_to_string(fixture("apple-m2-max").join(name)).expect("fixture text");
+    let fp = apple::from_outputs(&read("sysctl.txt"), &read("system_profiler_displays.txt"), &env("aarch64"));
     assert_eq!(fp.hostname, "m2max.local");
     assert_eq!(fp.os.name, "macOS");
     assert_eq!(fp.os.version, "14.2.1");
@@ -260,28 +179,13 @@ fn apple_m2_max() {
     assert_eq!(fp.cpu.physical_cores, 12);
     assert_eq!(fp.cpu.logical_cores, 12);
     assert_eq!(fp.cpu.sockets, 1);
-    assert_eq!(
-        fp.cpu.isa_flags,
-        ["asimd", "asimddp", "asimdhp", "bf16", "i8mm"]
-    );
+    assert_eq!(fp.cpu.isa_flags, ["asimd", "asimddp", "asimdhp", "bf16", "i8mm"]);
     assert_eq!(
         fp.cpu.caches,
         [
-            Cache {
-                level: 1,
-                kind: CacheKind::Data,
-                size_bytes: 128 * KIB
-            },
-            Cache {
-                level: 1,
-                kind: CacheKind::Instruction,
-                size_bytes: 192 * KIB
-            },
-            Cache {
-                level: 2,
-                kind: CacheKind::Unified,
-                size_bytes: 16 * 1024 * KIB
-            },
+            Cache { level: 1, kind: CacheKind::Data, size_bytes: 128 * KIB },
+            Cache { level: 1, kind: CacheKind::Instruction, size_bytes: 192 * KIB },
+            Cache { level: 2, kind: CacheKind::Unified, size_bytes: 16 * 1024 * KIB },
         ]
     );
     assert_eq!(fp.memory.total_bytes, 64 << 30);
@@ -292,10 +196,7 @@ fn apple_m2_max() {
     assert_eq!(gpu.name, "Apple M2 Max");
     assert_eq!(gpu.cores, Some(38));
     assert_eq!(gpu.memory_bytes, Some(64 << 30)); // unified memory
-    assert_eq!(
-        fp.hardware_classes(),
-        ["cpu/Apple M2 Max", "metal/Apple M2 Max"]
-    );
+    assert_eq!(fp.hardware_classes(), ["cpu/Apple M2 Max", "metal/Apple M2 Max"]);
 }
 
 #[test]
@@ -352,16 +253,10 @@ fn garbled_files_degrade() {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, bytes).expect("write");
     };
-    write(
-        "proc/cpuinfo",
-        b"processor : 0\nflags : avx2 \xff\xfe\nphysical id : x\n",
-    );
+    write("proc/cpuinfo", b"processor : 0\nflags : avx2 \xff\xfe\nphysical id : x\n");
     write("proc/meminfo", b"MemTotal: lots kB\n");
     write("sys/devices/system/cpu/cpu0/cache/index0/size", b"huge");
-    write(
-        "sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq",
-        b"-1",
-    );
+    write("sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", b"-1");
     write("sys/class/drm/card0/device/vendor", b"0x1002");
     write("sys/class/drm/card0/device/mem_info_vram_total", b"\0\0");
     write("sys/devices/soc0/family", b"Snapdragon");
@@ -388,11 +283,7 @@ fn nvml_reports_why_it_found_nothing() {
     match report.status {
         ProbeStatus::Absent => {
             assert!(gpus.is_empty());
-            assert!(
-                !driver_loaded,
-                "driver loaded yet nvml absent: {}",
-                report.reason
-            );
+            assert!(!driver_loaded, "driver loaded yet nvml absent: {}", report.reason);
         }
         ProbeStatus::Found => {
             assert!(!gpus.is_empty());
@@ -415,11 +306,7 @@ fn this_machine() {
     sys.refresh_memory();
     let expected = sys.total_memory();
     let diff = fp.memory.total_bytes.abs_diff(expected);
-    assert!(
-        diff <= expected / 100,
-        "{} vs sysinfo {expected}",
-        fp.memory.total_bytes
-    );
+    assert!(diff <= expected / 100, "{} vs sysinfo {expected}", fp.memory.total_bytes);
     assert!(fp.memory.available_bytes <= fp.memory.total_bytes);
     assert_eq!(fp.os.arch, std::env::consts::ARCH);
     assert!(!fp.os.kernel.is_empty());

@@ -277,11 +277,7 @@ pub struct ProbeReport {
 
 impl ProbeReport {
     pub fn new(probe: &str, status: ProbeStatus, reason: impl Into<String>) -> Self {
-        ProbeReport {
-            probe: probe.to_owned(),
-            status,
-            reason: reason.into(),
-        }
+        ProbeReport { probe: probe.to_owned(), status, reason: reason.into() }
     }
     pub fn found(probe: &str, reason: impl Into<String>) -> Self {
         Self::new(probe, ProbeStatus::Found, reason)
@@ -383,14 +379,7 @@ impl Fingerprint {
                 memory_mib: gpu.memory_bytes.map(|bytes| round_to(bytes, MIB)),
             })
             .collect();
-        gpus.sort_by(|a, b| {
-            (a.backend, a.name, a.uuid, a.memory_mib).cmp(&(
-                b.backend,
-                b.name,
-                b.uuid,
-                b.memory_mib,
-            ))
-        });
+        gpus.sort_by(|a, b| (a.backend, a.name, a.uuid, a.memory_mib).cmp(&(b.backend, b.name, b.uuid, b.memory_mib)));
         let identity = Identity {
             domain: "accelbench-fingerprint-identity-v1",
             cpu_vendor: &self.cpu.vendor,
@@ -410,8 +399,8 @@ impl Fingerprint {
         };
         // Serialising plain structs of strings and integers cannot fail; fall back to the
         // debug form rather than panic should that ever change.
-        let canonical = serde_json::to_vec(&identity)
-            .unwrap_or_else(|err| format!("unserialisable identity: {err}").into_bytes());
+        let canonical =
+            serde_json::to_vec(&identity).unwrap_or_else(|err| format!("unserialisable identity: {err}").into_bytes());
         hex::encode(Sha256::digest(&canonical))
     }
 }
@@ -462,11 +451,8 @@ fn is_core_count_word(lower: &str) -> bool {
 /// Keeps the ML-relevant flags of a `/proc/cpuinfo` flags or Features line, sorted and
 /// without duplicates.
 pub fn ml_isa_flags<'a>(flags: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut kept: Vec<String> = flags
-        .into_iter()
-        .filter(|flag| ML_ISA_FLAGS.contains(flag))
-        .map(str::to_owned)
-        .collect();
+    let mut kept: Vec<String> =
+        flags.into_iter().filter(|flag| ML_ISA_FLAGS.contains(flag)).map(str::to_owned).collect();
     kept.sort_unstable();
     kept.dedup();
     kept
@@ -497,34 +483,19 @@ mod tests {
                 base_frequency_mhz: Some(2300),
                 max_frequency_mhz: Some(3400),
                 isa_flags: ml_isa_flags(["avx512f", "avx2", "sse2", "avx"]),
-                caches: vec![Cache {
-                    level: 1,
-                    kind: CacheKind::Data,
-                    size_bytes: 48 * 1024,
-                }],
+                caches: vec![Cache { level: 1, kind: CacheKind::Data, size_bytes: 48 * 1024 }],
             },
-            memory: MemoryInfo {
-                total_bytes: 540_700_000_000,
-                available_bytes: 500_000_000_000,
-            },
+            memory: MemoryInfo { total_bytes: 540_700_000_000, available_bytes: 500_000_000_000 },
             numa_nodes: 2,
             gpus: vec![h100(0, "GPU-aaaa"), h100(1, "GPU-bbbb")],
             soc: None,
             probes: vec![ProbeReport::found("nvml", "found 2 devices")],
-            software: SoftwareInfo {
-                agent_version: "0.1.0".into(),
-                agent_features: vec![],
-            },
+            software: SoftwareInfo { agent_version: "0.1.0".into(), agent_features: vec![] },
         }
     }
 
     fn h100(index: u32, uuid: &str) -> GpuDevice {
-        let mut gpu = GpuDevice::new(
-            index,
-            GpuVendor::Nvidia,
-            Backend::Cuda,
-            "NVIDIA H100 80GB HBM3",
-        );
+        let mut gpu = GpuDevice::new(index, GpuVendor::Nvidia, Backend::Cuda, "NVIDIA H100 80GB HBM3");
         gpu.uuid = Some(uuid.into());
         gpu.memory_bytes = Some(85_520_809_984);
         gpu.compute_capability = Some("9.0".into());
@@ -537,27 +508,12 @@ mod tests {
 
     #[test]
     fn cpu_models_normalise() {
-        check_model(
-            "Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz",
-            expect!["Intel Xeon Platinum 8380"],
-        );
-        check_model(
-            "Intel(R) Xeon(R) CPU E5-2690 v4 @ 2.60GHz",
-            expect!["Intel Xeon E5-2690 v4"],
-        );
-        check_model(
-            "AMD EPYC 7313P 16-Core Processor",
-            expect!["AMD EPYC 7313P"],
-        );
+        check_model("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", expect!["Intel Xeon Platinum 8380"]);
+        check_model("Intel(R) Xeon(R) CPU E5-2690 v4 @ 2.60GHz", expect!["Intel Xeon E5-2690 v4"]);
+        check_model("AMD EPYC 7313P 16-Core Processor", expect!["AMD EPYC 7313P"]);
         check_model("  AMD   EPYC 7B13 ", expect!["AMD EPYC 7B13"]);
-        check_model(
-            "Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz",
-            expect!["Intel Core i7-8700"],
-        );
-        check_model(
-            "11th Gen Intel(R) Core(TM) i7-1165G7 @ 2.80GHz",
-            expect!["11th Gen Intel Core i7-1165G7"],
-        );
+        check_model("Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz", expect!["Intel Core i7-8700"]);
+        check_model("11th Gen Intel(R) Core(TM) i7-1165G7 @ 2.80GHz", expect!["11th Gen Intel Core i7-1165G7"]);
         check_model("Apple M2 Max", expect!["Apple M2 Max"]);
         check_model("", expect![""]);
     }
@@ -578,11 +534,7 @@ mod tests {
         fp.gpus.push(mi210);
         assert_eq!(
             fp.hardware_classes(),
-            [
-                "cpu/Intel Xeon Platinum 8380",
-                "cuda/NVIDIA H100 80GB HBM3",
-                "rocm/AMD Instinct MI210"
-            ]
+            ["cpu/Intel Xeon Platinum 8380", "cuda/NVIDIA H100 80GB HBM3", "rocm/AMD Instinct MI210"]
         );
     }
 
@@ -628,8 +580,7 @@ mod tests {
     fn hash_is_pinned() {
         // The hash is stored by coordinators: it must not move between releases unless
         // SCHEMA_VERSION does.
-        expect!["e200a7b64c79547dc5d26d319913b67c5239d21ef8d6c04cad8affaac073bc14"]
-            .assert_eq(&xeon().hash());
+        expect!["e200a7b64c79547dc5d26d319913b67c5239d21ef8d6c04cad8affaac073bc14"].assert_eq(&xeon().hash());
     }
 
     #[test]

@@ -45,7 +45,11 @@ impl RunnerConfig {
 
 /// Runs `req` in a child process. Only failure to start the child at all is an
 /// error; everything the child does becomes a record.
-pub fn run_cell(cfg: &RunnerConfig, req: &CellRequest, mut on_event: impl FnMut(&CellEvent)) -> anyhow::Result<ResultRecord> {
+pub fn run_cell(
+    cfg: &RunnerConfig,
+    req: &CellRequest,
+    mut on_event: impl FnMut(&CellEvent),
+) -> anyhow::Result<ResultRecord> {
     let mut child = Command::new(&cfg.exe)
         .arg("exec-cell")
         .stdin(Stdio::piped())
@@ -151,10 +155,14 @@ fn conclude(
     } else if !clean_exit || record.error.as_deref() == Some(NO_RESULT) {
         let oom_text = tail.contains("memory allocation of") || tail.contains("out of memory");
         let (status, why) = match exit.signal() {
-            Some(libc::SIGKILL) => (Status::Oom, "killed by SIGKILL (the kernel's out-of-memory killer's signal)".to_string()),
+            Some(libc::SIGKILL) => {
+                (Status::Oom, "killed by SIGKILL (the kernel's out-of-memory killer's signal)".to_string())
+            }
             Some(_) if oom_text => (Status::Oom, "aborted: an allocation failed".to_string()),
             Some(sig) => (Status::Crashed, format!("killed by signal {sig}")),
-            None => (Status::Crashed, format!("exited with status {} without a result", libc::WEXITSTATUS(exit.status))),
+            None => {
+                (Status::Crashed, format!("exited with status {} without a result", libc::WEXITSTATUS(exit.status)))
+            }
         };
         record.status = status;
         record.error = Some(why);

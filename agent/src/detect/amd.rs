@@ -32,12 +32,8 @@ pub fn probe(root: &Path) -> (Vec<GpuDevice>, ProbeReport) {
         let device_id = read_value(&device.join("device")).and_then(|v| parse_hex(&v));
         let product = read_value(&device.join("product_name"));
         let index = u32::try_from(gpus.len()).unwrap_or(u32::MAX);
-        let mut gpu = GpuDevice::new(
-            index,
-            GpuVendor::Amd,
-            Backend::Rocm,
-            marketing_name(product.as_deref(), device_id),
-        );
+        let mut gpu =
+            GpuDevice::new(index, GpuVendor::Amd, Backend::Rocm, marketing_name(product.as_deref(), device_id));
         gpu.memory_bytes = read_value(&device.join("mem_info_vram_total"))
             .and_then(|bytes| bytes.parse::<u64>().ok())
             .filter(|&bytes| bytes > 0);
@@ -53,10 +49,7 @@ pub fn probe(root: &Path) -> (Vec<GpuDevice>, ProbeReport) {
         if cards.is_empty() {
             ProbeReport::absent(PROBE, "no drm cards in /sys/class/drm")
         } else {
-            ProbeReport::absent(
-                PROBE,
-                format!("{} drm cards, none with vendor 0x1002", cards.len()),
-            )
+            ProbeReport::absent(PROBE, format!("{} drm cards, none with vendor 0x1002", cards.len()))
         }
     } else {
         ProbeReport::found(PROBE, format!("found {} devices", gpus.len()))
@@ -66,10 +59,7 @@ pub fn probe(root: &Path) -> (Vec<GpuDevice>, ProbeReport) {
 
 /// `product_name` where the board has one (Instinct boards do), else `AMD GPU 0x<device>`.
 pub fn marketing_name(product_name: Option<&str>, device_id: Option<u32>) -> String {
-    match (
-        product_name.map(str::trim).filter(|p| !p.is_empty()),
-        device_id,
-    ) {
+    match (product_name.map(str::trim).filter(|p| !p.is_empty()), device_id) {
         (Some(product), _) => product.split_whitespace().collect::<Vec<_>>().join(" "),
         (None, Some(id)) => format!("AMD GPU 0x{id:04x}"),
         (None, None) => "AMD GPU".to_owned(),
@@ -102,10 +92,7 @@ mod tests {
 
     #[test]
     fn names_fall_back_to_device_id() {
-        assert_eq!(
-            marketing_name(Some("AMD Instinct MI210\n"), Some(0x740f)),
-            "AMD Instinct MI210"
-        );
+        assert_eq!(marketing_name(Some("AMD Instinct MI210\n"), Some(0x740f)), "AMD Instinct MI210");
         assert_eq!(marketing_name(None, Some(0x744c)), "AMD GPU 0x744c");
         assert_eq!(marketing_name(Some("  "), Some(0x744c)), "AMD GPU 0x744c");
         assert_eq!(marketing_name(None, None), "AMD GPU");
@@ -113,17 +100,8 @@ mod tests {
 
     #[test]
     fn pcie_generations() {
-        assert_eq!(
-            pcie_link(Some("16.0 GT/s PCIe"), Some("16")),
-            Some(PcieLink {
-                generation: 4,
-                width: 16
-            })
-        );
-        assert_eq!(
-            pcie_link(Some("8.0 GT/s PCIe"), Some("8")).map(|l| l.generation),
-            Some(3)
-        );
+        assert_eq!(pcie_link(Some("16.0 GT/s PCIe"), Some("16")), Some(PcieLink { generation: 4, width: 16 }));
+        assert_eq!(pcie_link(Some("8.0 GT/s PCIe"), Some("8")).map(|l| l.generation), Some(3));
         assert_eq!(pcie_link(Some("Unknown"), Some("16")), None);
         assert_eq!(pcie_link(None, Some("16")), None);
     }

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use shared::fingerprint::{
-    ml_isa_flags, Backend, Cache, CacheKind, CpuInfo, Fingerprint, GpuDevice, GpuVendor,
-    MemoryInfo, OsInfo, ProbeReport, SCHEMA_VERSION,
+    ml_isa_flags, Backend, Cache, CacheKind, CpuInfo, Fingerprint, GpuDevice, GpuVendor, MemoryInfo, OsInfo,
+    ProbeReport, SCHEMA_VERSION,
 };
 
 use super::ProbeEnv;
@@ -103,10 +103,7 @@ pub fn parse_displays(text: &str) -> Vec<DisplayGpu> {
         };
         let value = value.trim();
         if key == "Chipset Model" {
-            gpus.push(DisplayGpu {
-                chipset_model: value.to_owned(),
-                ..DisplayGpu::default()
-            });
+            gpus.push(DisplayGpu { chipset_model: value.to_owned(), ..DisplayGpu::default() });
             continue;
         }
         let Some(gpu) = gpus.last_mut() else {
@@ -144,45 +141,25 @@ pub fn from_outputs(sysctl_text: &str, displays_text: &str, env: &ProbeEnv) -> F
     let count = |key: &str| number(key).and_then(|value| u32::try_from(value).ok());
     let mut probes = Vec::new();
 
-    let model_name = get("machdep.cpu.brand_string")
-        .unwrap_or_default()
-        .to_owned();
+    let model_name = get("machdep.cpu.brand_string").unwrap_or_default().to_owned();
     let vendor = match get("machdep.cpu.vendor") {
         Some(vendor) => vendor.to_owned(),
         None if model_name.starts_with("Apple") => "Apple".to_owned(),
         None => String::new(),
     };
-    let present: Vec<&str> = SYSCTL_FLAGS
-        .iter()
-        .filter(|(key, _)| get(key) == Some("1"))
-        .map(|&(_, flag)| flag)
-        .collect();
+    let present: Vec<&str> =
+        SYSCTL_FLAGS.iter().filter(|(key, _)| get(key) == Some("1")).map(|&(_, flag)| flag).collect();
     let cache = |level: u8, kind: CacheKind, keys: [&str; 2]| {
-        keys.iter()
-            .find_map(|key| number(key))
-            .filter(|&size| size > 0)
-            .map(|size_bytes| Cache {
-                level,
-                kind,
-                size_bytes,
-            })
+        keys.iter().find_map(|key| number(key)).filter(|&size| size > 0).map(|size_bytes| Cache {
+            level,
+            kind,
+            size_bytes,
+        })
     };
     let caches = [
-        cache(
-            1,
-            CacheKind::Data,
-            ["hw.perflevel0.l1dcachesize", "hw.l1dcachesize"],
-        ),
-        cache(
-            1,
-            CacheKind::Instruction,
-            ["hw.perflevel0.l1icachesize", "hw.l1icachesize"],
-        ),
-        cache(
-            2,
-            CacheKind::Unified,
-            ["hw.perflevel0.l2cachesize", "hw.l2cachesize"],
-        ),
+        cache(1, CacheKind::Data, ["hw.perflevel0.l1dcachesize", "hw.l1dcachesize"]),
+        cache(1, CacheKind::Instruction, ["hw.perflevel0.l1icachesize", "hw.l1icachesize"]),
+        cache(2, CacheKind::Unified, ["hw.perflevel0.l2cachesize", "hw.l2cachesize"]),
         cache(3, CacheKind::Unified, ["hw.l3cachesize", "hw.l3cachesize"]),
     ]
     .into_iter()
@@ -204,20 +181,14 @@ pub fn from_outputs(sysctl_text: &str, displays_text: &str, env: &ProbeEnv) -> F
     probes.push(if cpu.logical_cores == 0 {
         ProbeReport::error("cpu", "sysctl gave no hw.logicalcpu")
     } else {
-        let split = match (
-            count("hw.perflevel0.physicalcpu"),
-            count("hw.perflevel1.physicalcpu"),
-        ) {
+        let split = match (count("hw.perflevel0.physicalcpu"), count("hw.perflevel1.physicalcpu")) {
             (Some(p), Some(e)) => format!(" ({p} performance, {e} efficiency)"),
             _ => String::new(),
         };
         ProbeReport::found("cpu", format!("{} cores{split}", cpu.physical_cores))
     });
 
-    let memory = MemoryInfo {
-        total_bytes: number("hw.memsize").unwrap_or(0),
-        available_bytes: 0,
-    };
+    let memory = MemoryInfo { total_bytes: number("hw.memsize").unwrap_or(0), available_bytes: 0 };
     probes.push(if memory.total_bytes == 0 {
         ProbeReport::error("memory", "sysctl gave no hw.memsize")
     } else {
@@ -227,24 +198,21 @@ pub fn from_outputs(sysctl_text: &str, displays_text: &str, env: &ProbeEnv) -> F
     let os = OsInfo {
         name: "macOS".to_owned(),
         version: get("kern.osproductversion").unwrap_or_default().to_owned(),
-        kernel: get("kern.osrelease")
-            .map(|release| format!("Darwin {release}"))
-            .unwrap_or_default(),
+        kernel: get("kern.osrelease").map(|release| format!("Darwin {release}")).unwrap_or_default(),
         arch: env.arch.clone(),
     };
 
     let mut gpus = Vec::new();
     for display in parse_displays(displays_text) {
-        let vendor =
-            if display.vendor.starts_with("Apple") || display.chipset_model.starts_with("Apple") {
-                GpuVendor::Apple
-            } else if display.vendor.starts_with("AMD") || display.vendor.starts_with("ATI") {
-                GpuVendor::Amd
-            } else if display.vendor.starts_with("NVIDIA") {
-                GpuVendor::Nvidia
-            } else {
-                continue; // Intel integrated graphics: no class of its own
-            };
+        let vendor = if display.vendor.starts_with("Apple") || display.chipset_model.starts_with("Apple") {
+            GpuVendor::Apple
+        } else if display.vendor.starts_with("AMD") || display.vendor.starts_with("ATI") {
+            GpuVendor::Amd
+        } else if display.vendor.starts_with("NVIDIA") {
+            GpuVendor::Nvidia
+        } else {
+            continue; // Intel integrated graphics: no class of its own
+        };
         let index = u32::try_from(gpus.len()).unwrap_or(u32::MAX);
         let mut gpu = GpuDevice::new(index, vendor, Backend::Metal, display.chipset_model);
         gpu.cores = display.cores;
@@ -286,11 +254,7 @@ pub fn detect_macos(env: &ProbeEnv) -> Fingerprint {
     };
     let sysctl = run("sysctl", SYSCTL_KEYS);
     let displays = run("system_profiler", &["SPDisplaysDataType"]);
-    let mut fp = from_outputs(
-        sysctl.as_deref().unwrap_or_default(),
-        displays.as_deref().unwrap_or_default(),
-        env,
-    );
+    let mut fp = from_outputs(sysctl.as_deref().unwrap_or_default(), displays.as_deref().unwrap_or_default(), env);
     for failure in [sysctl.err(), displays.err()].into_iter().flatten() {
         fp.probes.push(ProbeReport::error("apple", failure));
     }
@@ -306,7 +270,9 @@ mod tests {
 
     #[test]
     fn sysctl_lines() {
-        let map = parse_sysctl("hw.memsize: 34359738368\nmachdep.cpu.brand_string: Apple M2 Max\nsysctl: unknown oid 'x'\ngarbage\n");
+        let map = parse_sysctl(
+            "hw.memsize: 34359738368\nmachdep.cpu.brand_string: Apple M2 Max\nsysctl: unknown oid 'x'\ngarbage\n",
+        );
         assert_eq!(map["hw.memsize"], "34359738368");
         assert_eq!(map["machdep.cpu.brand_string"], "Apple M2 Max");
         // `sysctl: unknown oid 'x'` parses as key `sysctl`; harmless, never asked for.
@@ -317,35 +283,23 @@ mod tests {
     fn intel_mac_with_radeon() {
         let displays = "Graphics/Displays:\n\n    Intel UHD Graphics 630:\n\n      Chipset Model: Intel UHD Graphics 630\n      Vendor: Intel\n      VRAM (Dynamic, Max): 1536 MB\n\n    AMD Radeon Pro 5500M:\n\n      Chipset Model: AMD Radeon Pro 5500M\n      Type: GPU\n      Vendor: AMD (0x1002)\n      VRAM (Total): 8 GB\n";
         let sysctl = "machdep.cpu.brand_string: Intel(R) Core(TM) i9-9880H CPU @ 2.30GHz\nmachdep.cpu.vendor: GenuineIntel\nhw.logicalcpu: 16\nhw.physicalcpu: 8\nhw.optional.avx2_0: 1\nhw.optional.avx512f: 0\nhw.cpufrequency: 2300000000\n";
-        let env = ProbeEnv {
-            arch: "x86_64".into(),
-            qnn_sdk_root: None,
-        };
+        let env = ProbeEnv { arch: "x86_64".into(), qnn_sdk_root: None };
         let fp = from_outputs(sysctl, displays, &env);
         assert_eq!(fp.gpus.len(), 1);
         assert_eq!(fp.gpus[0].vendor, GpuVendor::Amd);
         assert_eq!(fp.gpus[0].memory_bytes, Some(8 << 30));
         assert_eq!(fp.cpu.isa_flags, ["avx2"]);
         assert_eq!(fp.cpu.base_frequency_mhz, Some(2300));
-        assert_eq!(
-            fp.hardware_classes(),
-            ["cpu/Intel Core i9-9880H", "metal/AMD Radeon Pro 5500M"]
-        );
+        assert_eq!(fp.hardware_classes(), ["cpu/Intel Core i9-9880H", "metal/AMD Radeon Pro 5500M"]);
     }
 
     #[test]
     fn empty_output_degrades() {
-        let env = ProbeEnv {
-            arch: "aarch64".into(),
-            qnn_sdk_root: None,
-        };
+        let env = ProbeEnv { arch: "aarch64".into(), qnn_sdk_root: None };
         let fp = from_outputs("", "", &env);
         assert!(fp.gpus.is_empty());
         assert_eq!(fp.cpu.logical_cores, 0);
-        assert!(fp
-            .probes
-            .iter()
-            .any(|p| p.probe == "cpu" && p.status == shared::fingerprint::ProbeStatus::Error));
+        assert!(fp.probes.iter().any(|p| p.probe == "cpu" && p.status == shared::fingerprint::ProbeStatus::Error));
         assert!(fp.hardware_classes().is_empty());
     }
 }

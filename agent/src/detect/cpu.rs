@@ -23,11 +23,7 @@ pub struct Cpuinfo {
 impl Cpuinfo {
     /// The value of `key` in the first processor that has it, else outside any processor.
     pub fn first(&self, key: &str) -> Option<&str> {
-        self.processors
-            .iter()
-            .find_map(|block| block.get(key))
-            .or_else(|| self.global.get(key))
-            .map(String::as_str)
+        self.processors.iter().find_map(|block| block.get(key)).or_else(|| self.global.get(key)).map(String::as_str)
     }
 
     /// The Arm `CPU implementer` of the first processor, as a number (`0x51`).
@@ -91,10 +87,7 @@ pub fn probe(root: &Path, info: &Cpuinfo) -> (CpuInfo, ProbeReport) {
         (None, Some(implementer)) => arm_implementer_name(implementer),
         (None, None) => String::new(),
     };
-    let flags = info
-        .first("flags")
-        .or_else(|| info.first("Features"))
-        .unwrap_or("");
+    let flags = info.first("flags").or_else(|| info.first("Features")).unwrap_or("");
 
     let mut cpu = CpuInfo {
         vendor,
@@ -114,8 +107,7 @@ pub fn probe(root: &Path, info: &Cpuinfo) -> (CpuInfo, ProbeReport) {
         None => String::new(),
     };
 
-    let topology =
-        cpuinfo_topology(info).or_else(|| sysfs_topology(cpu_dirs.iter().map(|(_, p)| &**p)));
+    let topology = cpuinfo_topology(info).or_else(|| sysfs_topology(cpu_dirs.iter().map(|(_, p)| &**p)));
     match topology {
         Some((sockets, cores)) => {
             cpu.sockets = sockets;
@@ -128,13 +120,10 @@ pub fn probe(root: &Path, info: &Cpuinfo) -> (CpuInfo, ProbeReport) {
         None => {}
     }
 
-    cpu.base_frequency_mhz = read_value(&at(
-        root,
-        "sys/devices/system/cpu/cpu0/cpufreq/base_frequency",
-    ))
-    .and_then(|khz| khz.parse::<u64>().ok())
-    .map(khz_to_mhz)
-    .or_else(|| frequency_in_model_name(&cpu.model_name));
+    cpu.base_frequency_mhz = read_value(&at(root, "sys/devices/system/cpu/cpu0/cpufreq/base_frequency"))
+        .and_then(|khz| khz.parse::<u64>().ok())
+        .map(khz_to_mhz)
+        .or_else(|| frequency_in_model_name(&cpu.model_name));
     cpu.max_frequency_mhz = cpu_dirs
         .iter()
         .filter_map(|(_, dir)| read_value(&dir.join("cpufreq/cpuinfo_max_freq")))
@@ -178,11 +167,8 @@ fn khz_to_mhz(khz: u64) -> u32 {
 fn frequency_in_model_name(model: &str) -> Option<u32> {
     let (_, after) = model.rsplit_once('@')?;
     let after = after.trim();
-    let (number, scale) = if let Some(ghz) = after.strip_suffix("GHz") {
-        (ghz, 1000.0)
-    } else {
-        (after.strip_suffix("MHz")?, 1.0)
-    };
+    let (number, scale) =
+        if let Some(ghz) = after.strip_suffix("GHz") { (ghz, 1000.0) } else { (after.strip_suffix("MHz")?, 1.0) };
     let mhz = number.trim().parse::<f64>().ok()? * scale;
     (mhz.is_finite() && mhz > 0.0 && mhz < 100_000.0).then(|| mhz.round() as u32)
 }
@@ -207,14 +193,12 @@ fn sysfs_topology<'a>(cpu_dirs: impl Iterator<Item = &'a Path>) -> Option<(u32, 
     let mut cores = BTreeSet::new();
     for dir in cpu_dirs {
         let topology = dir.join("topology");
-        let Some(package) = read_value(&topology.join("physical_package_id"))
-            .and_then(|value| value.parse::<i64>().ok())
+        let Some(package) =
+            read_value(&topology.join("physical_package_id")).and_then(|value| value.parse::<i64>().ok())
         else {
             continue;
         };
-        let Some(core) =
-            read_value(&topology.join("core_id")).and_then(|value| value.parse::<i64>().ok())
-        else {
+        let Some(core) = read_value(&topology.join("core_id")).and_then(|value| value.parse::<i64>().ok()) else {
             continue;
         };
         let package = package.max(0);
@@ -237,11 +221,7 @@ fn caches(cache_dir: &Path) -> Vec<Cache> {
                 _ => return None,
             };
             let size_bytes = parse_size(&read_value(&dir.join("size"))?)?;
-            Some(Cache {
-                level,
-                kind,
-                size_bytes,
-            })
+            Some(Cache { level, kind, size_bytes })
         })
         .collect();
     caches.sort_by_key(|cache| (cache.level, cache.kind));
@@ -261,10 +241,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
 }
 
 fn parse_hex(text: &str) -> Option<u32> {
-    let digits = text
-        .trim()
-        .trim_start_matches("0x")
-        .trim_start_matches("0X");
+    let digits = text.trim().trim_start_matches("0x").trim_start_matches("0X");
     u32::from_str_radix(digits, 16).ok()
 }
 
@@ -346,10 +323,7 @@ mod tests {
         let info = parse_cpuinfo(X86);
         assert_eq!(info.processors.len(), 2);
         assert_eq!(info.first("vendor_id"), Some("GenuineIntel"));
-        assert_eq!(
-            info.first("flags"),
-            Some("fpu avx avx2 avx512f avx512_vnni")
-        );
+        assert_eq!(info.first("flags"), Some("fpu avx avx2 avx512f avx512_vnni"));
         assert_eq!(cpuinfo_topology(&info), Some((2, 2)));
     }
 
@@ -359,10 +333,7 @@ mod tests {
         let info = parse_cpuinfo(text);
         assert_eq!(info.arm_implementer(), Some(0x51));
         assert_eq!(arm_parts(&info), [(0x51, 0x803), (0x51, 0x802)]);
-        assert_eq!(
-            info.global.get("Hardware").map(String::as_str),
-            Some("Qualcomm Technologies, Inc SDM845")
-        );
+        assert_eq!(info.global.get("Hardware").map(String::as_str), Some("Qualcomm Technologies, Inc SDM845"));
         assert_eq!(arm_implementer_name(0x51), "Qualcomm");
         assert_eq!(arm_part_name(0x51, 0x803), "Kryo 3xx Silver");
         assert_eq!(arm_part_name(0x41, 0xfff), "0x41:0xfff");
@@ -371,8 +342,7 @@ mod tests {
 
     #[test]
     fn garbled_cpuinfo_degrades() {
-        let info =
-            parse_cpuinfo("\u{0}\u{1}garbage\nprocessor: x\nphysical id: nope\ncore id: 1\n");
+        let info = parse_cpuinfo("\u{0}\u{1}garbage\nprocessor: x\nphysical id: nope\ncore id: 1\n");
         assert_eq!(info.processors.len(), 1);
         assert_eq!(cpuinfo_topology(&info), None);
         assert_eq!(parse_cpuinfo("").processors.len(), 0);
@@ -386,14 +356,8 @@ mod tests {
         assert_eq!(parse_size("512"), Some(512));
         assert_eq!(parse_size("K"), None);
         assert_eq!(parse_size("lots"), None);
-        assert_eq!(
-            frequency_in_model_name("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz"),
-            Some(2300)
-        );
-        assert_eq!(
-            frequency_in_model_name("AMD EPYC 7313P 16-Core Processor"),
-            None
-        );
+        assert_eq!(frequency_in_model_name("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz"), Some(2300));
+        assert_eq!(frequency_in_model_name("AMD EPYC 7313P 16-Core Processor"), None);
         assert_eq!(frequency_in_model_name("x @ NaNGHz"), None);
         assert_eq!(khz_to_mhz(3_400_000), 3400);
     }

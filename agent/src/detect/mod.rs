@@ -43,9 +43,7 @@ impl ProbeEnv {
     pub fn from_process() -> Self {
         ProbeEnv {
             arch: std::env::consts::ARCH.to_owned(),
-            qnn_sdk_root: std::env::var_os("QNN_SDK_ROOT")
-                .filter(|value| !value.is_empty())
-                .map(PathBuf::from),
+            qnn_sdk_root: std::env::var_os("QNN_SDK_ROOT").filter(|value| !value.is_empty()).map(PathBuf::from),
         }
     }
 }
@@ -79,10 +77,7 @@ fn cross_check_memory(fp: &mut Fingerprint) {
     if sys.total_memory() > 0 {
         fp.memory.total_bytes = sys.total_memory();
         fp.memory.available_bytes = sys.available_memory();
-        fp.probes.push(ProbeReport::found(
-            "memory",
-            "total and available memory from sysinfo",
-        ));
+        fp.probes.push(ProbeReport::found("memory", "total and available memory from sysinfo"));
     }
 }
 
@@ -93,10 +88,7 @@ pub fn detect_from(root: &Path, env: &ProbeEnv) -> Fingerprint {
     let mut probes = Vec::new();
 
     let cpuinfo_text = read_text(root, "proc/cpuinfo");
-    let cpuinfo = cpuinfo_text
-        .as_deref()
-        .map(cpu::parse_cpuinfo)
-        .unwrap_or_default();
+    let cpuinfo = cpuinfo_text.as_deref().map(cpu::parse_cpuinfo).unwrap_or_default();
     let (mut cpu, mut cpu_report) = cpu::probe(root, &cpuinfo);
     if let Err(why) = &cpuinfo_text {
         cpu_report.reason = format!("{why}; {}", cpu_report.reason);
@@ -144,10 +136,7 @@ pub(crate) fn software() -> SoftwareInfo {
     if cfg!(feature = "cuda") {
         agent_features.push("cuda".to_owned());
     }
-    SoftwareInfo {
-        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-        agent_features,
-    }
+    SoftwareInfo { agent_version: env!("CARGO_PKG_VERSION").to_owned(), agent_features }
 }
 
 /// `root` joined with a path written relative to `/`.
@@ -160,11 +149,7 @@ pub(crate) fn read_text(root: &Path, relative: &str) -> Result<String, String> {
     let path = at(root, relative);
     match fs::read(&path) {
         Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-        Err(err) => Err(format!(
-            "cannot read {}: {}",
-            path.display(),
-            lower_io(&err)
-        )),
+        Err(err) => Err(format!("cannot read {}: {}", path.display(), lower_io(&err))),
     }
 }
 
@@ -213,13 +198,7 @@ pub fn render_text(fp: &Fingerprint) -> String {
         let _ = writeln!(out, "{key:<10} {value}");
     };
     line("host", fp.hostname.clone());
-    line(
-        "os",
-        format!(
-            "{} {} (kernel {}, {})",
-            fp.os.name, fp.os.version, fp.os.kernel, fp.os.arch
-        ),
-    );
+    line("os", format!("{} {} (kernel {}, {})", fp.os.name, fp.os.version, fp.os.kernel, fp.os.arch));
     let mut cpu_line = format!(
         "{} ({}): {} socket{}, {} cores, {} threads",
         cpu.model_name,
@@ -242,14 +221,7 @@ pub fn render_text(fp: &Fingerprint) -> String {
     if !cpu.microarchitectures.is_empty() {
         line("cores", cpu.microarchitectures.join(", "));
     }
-    line(
-        "isa",
-        if cpu.isa_flags.is_empty() {
-            "-".to_owned()
-        } else {
-            cpu.isa_flags.join(" ")
-        },
-    );
+    line("isa", if cpu.isa_flags.is_empty() { "-".to_owned() } else { cpu.isa_flags.join(" ") });
     if !cpu.caches.is_empty() {
         let caches: Vec<String> = cpu
             .caches
@@ -329,10 +301,7 @@ pub fn render_text(fp: &Fingerprint) -> String {
             ProbeStatus::Absent => "absent",
             ProbeStatus::Error => "error",
         };
-        line(
-            "probe",
-            format!("{}: {status}, {}", probe.probe, probe.reason),
-        );
+        line("probe", format!("{}: {status}, {}", probe.probe, probe.reason));
     }
     line("classes", fp.hardware_classes().join(", "));
     line("hash", fp.hash());
@@ -369,13 +338,7 @@ mod tests {
 
     #[test]
     fn paths_join_under_root() {
-        assert_eq!(
-            at(Path::new("/fixture"), "/proc/cpuinfo"),
-            Path::new("/fixture/proc/cpuinfo")
-        );
-        assert_eq!(
-            at(Path::new("/"), "proc/meminfo"),
-            Path::new("/proc/meminfo")
-        );
+        assert_eq!(at(Path::new("/fixture"), "/proc/cpuinfo"), Path::new("/fixture/proc/cpuinfo"));
+        assert_eq!(at(Path::new("/"), "proc/meminfo"), Path::new("/proc/meminfo"));
     }
 }

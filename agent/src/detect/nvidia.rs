@@ -30,12 +30,7 @@ fn probe_nvml() -> (Vec<GpuDevice>, ProbeReport) {
     };
     let count = match nvml.device_count() {
         Ok(count) => count,
-        Err(err) => {
-            return (
-                Vec::new(),
-                ProbeReport::error(PROBE, format!("cannot count devices: {err}")),
-            )
-        }
+        Err(err) => return (Vec::new(), ProbeReport::error(PROBE, format!("cannot count devices: {err}"))),
     };
     let driver_version = nvml.sys_driver_version().ok();
     let cuda_driver_version = nvml.sys_cuda_driver_version().ok().map(cuda_version);
@@ -49,16 +44,11 @@ fn probe_nvml() -> (Vec<GpuDevice>, ProbeReport) {
                 continue;
             }
         };
-        let name = device
-            .name()
-            .unwrap_or_else(|_| format!("NVIDIA GPU {index}"));
+        let name = device.name().unwrap_or_else(|_| format!("NVIDIA GPU {index}"));
         let mut gpu = GpuDevice::new(index, GpuVendor::Nvidia, Backend::Cuda, name);
         gpu.uuid = device.uuid().ok();
         gpu.memory_bytes = device.memory_info().ok().map(|memory| memory.total);
-        gpu.compute_capability = device
-            .cuda_compute_capability()
-            .ok()
-            .map(|cc| format!("{}.{}", cc.major, cc.minor));
+        gpu.compute_capability = device.cuda_compute_capability().ok().map(|cc| format!("{}.{}", cc.major, cc.minor));
         gpu.driver_version = driver_version.clone();
         gpu.cuda_driver_version = cuda_driver_version.clone();
         gpu.power_limit_watts = device
@@ -74,11 +64,7 @@ fn probe_nvml() -> (Vec<GpuDevice>, ProbeReport) {
         gpu.mig_mode = device.mig_mode().ok().map(|mode| mode.current == 1);
         devices.push(gpu);
     }
-    let mut reason = format!(
-        "found {} device{}",
-        devices.len(),
-        if devices.len() == 1 { "" } else { "s" }
-    );
+    let mut reason = format!("found {} device{}", devices.len(), if devices.len() == 1 { "" } else { "s" });
     if let Some(driver) = &driver_version {
         reason.push_str(&format!(", driver {driver}"));
     }
@@ -98,16 +84,11 @@ fn probe_nvml() -> (Vec<GpuDevice>, ProbeReport) {
 /// anything else an `error`.
 pub fn init_failure(err: &NvmlError) -> ProbeReport {
     match err {
-        NvmlError::LibloadingError(inner) => ProbeReport::absent(
-            PROBE,
-            format!("no nvidia driver: cannot load libnvidia-ml.so ({inner})"),
-        ),
-        NvmlError::LibraryNotFound => {
-            ProbeReport::absent(PROBE, "no nvidia driver: nvml library not found")
+        NvmlError::LibloadingError(inner) => {
+            ProbeReport::absent(PROBE, format!("no nvidia driver: cannot load libnvidia-ml.so ({inner})"))
         }
-        NvmlError::DriverNotLoaded => {
-            ProbeReport::absent(PROBE, "no nvidia driver: the kernel driver is not loaded")
-        }
+        NvmlError::LibraryNotFound => ProbeReport::absent(PROBE, "no nvidia driver: nvml library not found"),
+        NvmlError::DriverNotLoaded => ProbeReport::absent(PROBE, "no nvidia driver: the kernel driver is not loaded"),
         NvmlError::NoPermission => ProbeReport::error(PROBE, "nvml init refused: no permission"),
         other => ProbeReport::error(PROBE, format!("nvml init failed: {other}")),
     }
@@ -129,10 +110,7 @@ mod tests {
         assert_eq!(report.probe, "nvml");
         assert_eq!(report.status, ProbeStatus::Absent);
         assert!(report.reason.contains("driver"), "{}", report.reason);
-        assert_eq!(
-            init_failure(&NvmlError::LibraryNotFound).status,
-            ProbeStatus::Absent
-        );
+        assert_eq!(init_failure(&NvmlError::LibraryNotFound).status, ProbeStatus::Absent);
         assert_eq!(init_failure(&NvmlError::Unknown).status, ProbeStatus::Error);
     }
 

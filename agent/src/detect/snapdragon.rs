@@ -19,11 +19,7 @@ const QUALCOMM_IMPLEMENTER: u32 = 0x51;
 
 /// The Snapdragon under `root`, if this is one, with the reports of the `snapdragon` and
 /// (when it is one) `qnn` probes.
-pub fn probe(
-    root: &Path,
-    cpuinfo: &Cpuinfo,
-    env: &ProbeEnv,
-) -> (Option<SocInfo>, Vec<ProbeReport>) {
+pub fn probe(root: &Path, cpuinfo: &Cpuinfo, env: &ProbeEnv) -> (Option<SocInfo>, Vec<ProbeReport>) {
     let soc0 = at(root, "sys/devices/soc0");
     let mut soc = SocInfo {
         vendor: "Qualcomm".to_owned(),
@@ -45,20 +41,10 @@ pub fn probe(
     } else if mentions_qualcomm(hardware) {
         "cpuinfo hardware line"
     } else {
-        return (
-            None,
-            vec![ProbeReport::absent(
-                PROBE,
-                "no qualcomm soc: soc0, device tree and cpuinfo name none",
-            )],
-        );
+        return (None, vec![ProbeReport::absent(PROBE, "no qualcomm soc: soc0, device tree and cpuinfo name none")]);
     };
     if soc.machine.is_none() {
-        soc.machine = soc
-            .board_model
-            .as_deref()
-            .and_then(chip_in_text)
-            .or_else(|| hardware.and_then(chip_in_text));
+        soc.machine = soc.board_model.as_deref().and_then(chip_in_text).or_else(|| hardware.and_then(chip_in_text));
     }
 
     let qnn_report = match &env.qnn_sdk_root {
@@ -67,10 +53,7 @@ pub fn probe(
             soc.qnn_sdk_root = Some(path.display().to_string());
             ProbeReport::found("qnn", format!("sdk at {}", path.display()))
         }
-        Some(path) => ProbeReport::absent(
-            "qnn",
-            format!("QNN_SDK_ROOT={} is not a folder", path.display()),
-        ),
+        Some(path) => ProbeReport::absent("qnn", format!("QNN_SDK_ROOT={} is not a folder", path.display())),
     };
     let report = ProbeReport::found(PROBE, format!("{} (from {evidence})", soc.name()));
     (Some(soc), vec![report, qnn_report])
@@ -97,15 +80,12 @@ fn mentions_qualcomm(text: Option<&str>) -> bool {
 /// A Qualcomm part number in free text: `SM8550` in `Qualcomm Technologies, Inc. SM8550
 /// QRD`, `SDM845` in `Qualcomm Technologies, Inc SDM845`.
 pub fn chip_in_text(text: &str) -> Option<String> {
-    const PREFIXES: [&str; 10] = [
-        "SDM", "SDA", "QCS", "QCM", "MSM", "APQ", "X1E", "SM", "SC", "SA",
-    ];
+    const PREFIXES: [&str; 10] = ["SDM", "SDA", "QCS", "QCM", "MSM", "APQ", "X1E", "SM", "SC", "SA"];
     text.split(|c: char| !c.is_ascii_alphanumeric())
         .find(|word| {
             PREFIXES.iter().any(|prefix| {
-                word.strip_prefix(prefix).is_some_and(|rest| {
-                    rest.len() >= 3 && rest.bytes().take(3).all(|b| b.is_ascii_digit())
-                })
+                word.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.len() >= 3 && rest.bytes().take(3).all(|b| b.is_ascii_digit()))
             })
         })
         .map(str::to_owned)
@@ -117,14 +97,8 @@ mod tests {
 
     #[test]
     fn chips_in_free_text() {
-        assert_eq!(
-            chip_in_text("Qualcomm Technologies, Inc. SM8550 QRD").as_deref(),
-            Some("SM8550")
-        );
-        assert_eq!(
-            chip_in_text("Qualcomm Technologies, Inc SDM845").as_deref(),
-            Some("SDM845")
-        );
+        assert_eq!(chip_in_text("Qualcomm Technologies, Inc. SM8550 QRD").as_deref(), Some("SM8550"));
+        assert_eq!(chip_in_text("Qualcomm Technologies, Inc SDM845").as_deref(), Some("SDM845"));
         assert_eq!(chip_in_text("Raspberry Pi 4 Model B Rev 1.4"), None);
         assert_eq!(chip_in_text("SMART board"), None);
     }

@@ -47,11 +47,7 @@ pub fn parse_meminfo(text: &str) -> MemoryInfo {
     }
     MemoryInfo {
         total_bytes: fields.get("MemTotal").copied().unwrap_or(0),
-        available_bytes: fields
-            .get("MemAvailable")
-            .or_else(|| fields.get("MemFree"))
-            .copied()
-            .unwrap_or(0),
+        available_bytes: fields.get("MemAvailable").or_else(|| fields.get("MemFree")).copied().unwrap_or(0),
     }
 }
 
@@ -64,25 +60,15 @@ pub fn numa_nodes(root: &Path) -> u32 {
 /// The OS name and version from os-release and the kernel release. `arch` is left empty
 /// for the caller to fill in.
 pub fn os(root: &Path) -> (OsInfo, ProbeReport) {
-    let release =
-        read_text(root, "etc/os-release").or_else(|_| read_text(root, "usr/lib/os-release"));
+    let release = read_text(root, "etc/os-release").or_else(|_| read_text(root, "usr/lib/os-release"));
     let kernel = read_value(&at(root, "proc/sys/kernel/osrelease")).unwrap_or_default();
-    let mut os = OsInfo {
-        kernel,
-        ..OsInfo::default()
-    };
+    let mut os = OsInfo { kernel, ..OsInfo::default() };
     let report = match release {
         Ok(text) => {
             let fields = parse_os_release(&text);
-            os.name = fields
-                .get("NAME")
-                .cloned()
-                .unwrap_or_else(|| "Linux".into());
+            os.name = fields.get("NAME").cloned().unwrap_or_else(|| "Linux".into());
             os.version = fields.get("VERSION_ID").cloned().unwrap_or_default();
-            ProbeReport::found(
-                "os",
-                format!("{} {}", os.name, os.version).trim().to_owned(),
-            )
+            ProbeReport::found("os", format!("{} {}", os.name, os.version).trim().to_owned())
         }
         Err(why) => {
             os.name = "Linux".to_owned();
@@ -133,17 +119,12 @@ mod tests {
     fn old_meminfo_uses_memfree_and_garbage_is_zero() {
         let memory = parse_meminfo("MemTotal: 1000 kB\nMemFree: 10 kB\n");
         assert_eq!(memory.available_bytes, 10 * 1024);
-        assert_eq!(
-            parse_meminfo("MemTotal: lots\n\u{0}"),
-            MemoryInfo::default()
-        );
+        assert_eq!(parse_meminfo("MemTotal: lots\n\u{0}"), MemoryInfo::default());
     }
 
     #[test]
     fn os_release_quotes() {
-        let fields = parse_os_release(
-            "# comment\nNAME=\"Ubuntu\"\nVERSION_ID='22.04'\nID=ubuntu\nbroken line\n",
-        );
+        let fields = parse_os_release("# comment\nNAME=\"Ubuntu\"\nVERSION_ID='22.04'\nID=ubuntu\nbroken line\n");
         assert_eq!(fields["NAME"], "Ubuntu");
         assert_eq!(fields["VERSION_ID"], "22.04");
         assert_eq!(fields["ID"], "ubuntu");

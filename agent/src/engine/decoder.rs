@@ -8,7 +8,9 @@ use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::{llama, qwen2};
 use shared::catalog::Family;
 
-use super::{config, dtype, greedy_next, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec, DECODE_STEPS};
+use super::{
+    config, dtype, greedy_next, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec, DECODE_STEPS,
+};
 
 /// A causal LM that maps (batch, n) ids at `offset` to last-position logits.
 pub(super) trait CausalLm {

@@ -25,7 +25,7 @@ pub mod weights;
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
-use shared::catalog::{Family, ModelSpec, Mode, Precision};
+use shared::catalog::{Family, Mode, ModelSpec, Precision};
 use shared::result::OutputCheck;
 
 /// Engine name as recorded in results.
@@ -107,7 +107,9 @@ pub fn check_supported(spec: &WorkloadSpec, device: &Device) -> Result<(), Build
     }
     if device.is_cpu() && spec.precision == Precision::Fp16 && model.family == Family::Whisper {
         // candle's CPU conv1d has no f16 kernel; whisper's stem is two conv1d.
-        return Err(BuildError::Unsupported("whisper fp16 needs conv1d in f16, which candle's cpu backend lacks".into()));
+        return Err(BuildError::Unsupported(
+            "whisper fp16 needs conv1d in f16, which candle's cpu backend lacks".into(),
+        ));
     }
     if matches!(spec.weights, weights::Weights::Gguf { .. }) && !is_quantized(spec.precision) {
         return Err(BuildError::Unsupported("a .gguf file runs at a quantized precision (q8_0, q4_0)".into()));
@@ -174,7 +176,14 @@ fn timed<T>(device: &Device, f: impl FnOnce() -> candle_core::Result<T>) -> anyh
 }
 
 /// Seeded token ids of shape (batch, len) below `vocab`.
-fn token_ids(seed: u64, name: &str, batch: usize, len: usize, vocab: usize, device: &Device) -> candle_core::Result<Tensor> {
+fn token_ids(
+    seed: u64,
+    name: &str,
+    batch: usize,
+    len: usize,
+    vocab: usize,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
     let ids = init::seeded_ids(seed, name, batch * len, vocab as u32);
     Tensor::from_vec(ids, (batch, len), device)
 }

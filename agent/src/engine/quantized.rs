@@ -44,7 +44,9 @@ impl CausalLm for QQwen2 {
 pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, BuildError> {
     let arch = config::DecoderShape::of(spec)?;
     let bytes = match &spec.weights {
-        Weights::Gguf { path, .. } => std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+        Weights::Gguf { path, .. } => {
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
+        }
         Weights::Random { seed } => random_gguf(&arch, spec.precision, *seed)?,
         Weights::Dir { .. } => {
             return Err(BuildError::Unsupported(

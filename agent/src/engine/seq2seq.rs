@@ -7,7 +7,10 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::{t5, whisper};
 
-use super::{config, dtype, greedy_next, normal_input, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec, DECODE_STEPS};
+use super::{
+    config, dtype, greedy_next, normal_input, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec,
+    DECODE_STEPS,
+};
 
 struct T5 {
     model: t5::T5ForConditionalGeneration,
@@ -23,7 +26,8 @@ pub fn build_t5(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload
     cfg.use_cache = true;
     let vb = spec.weights.var_builder(dtype(spec.precision), device)?;
     let model = t5::T5ForConditionalGeneration::load(vb, &cfg)?;
-    let input_ids = token_ids(spec.weights.input_seed(), "input_ids", spec.batch, spec.seq_len, cfg.vocab_size, device)?;
+    let input_ids =
+        token_ids(spec.weights.input_seed(), "input_ids", spec.batch, spec.seq_len, cfg.vocab_size, device)?;
     let start = cfg.decoder_start_token_id.unwrap_or(cfg.pad_token_id) as u32;
     let start_ids = Tensor::from_vec(vec![start; spec.batch], (spec.batch, 1), device)?;
     Ok(Box::new(T5 { model, input_ids, start_ids, device: device.clone(), output: None, prompt: spec.seq_len as u32 }))

@@ -11,8 +11,8 @@ use candle_transformers::models::{bert, llama, vit};
 use shared::catalog::Family;
 
 use super::init::{reseed_varmap, seeded_ids};
-use super::{config, normal_input, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec};
 use super::weights::Weights;
+use super::{config, normal_input, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec};
 
 /// Classes of the synthetic BERT classification task.
 const BERT_CLASSES: usize = 2;

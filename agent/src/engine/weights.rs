@@ -132,8 +132,9 @@ fn hf_snapshot(hub: &Path, id: &str) -> anyhow::Result<PathBuf> {
         bail!("--weights {id}: not a path, and not an ORG/NAME model id");
     };
     let snapshots = hub.join(format!("models--{org}--{name}")).join("snapshots");
-    let entries = std::fs::read_dir(&snapshots)
-        .with_context(|| format!("--weights {id}: not a path, and not in the Hugging Face cache ({})", snapshots.display()))?;
+    let entries = std::fs::read_dir(&snapshots).with_context(|| {
+        format!("--weights {id}: not a path, and not in the Hugging Face cache ({})", snapshots.display())
+    })?;
     let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
     for e in entries.flatten() {
         let p = e.path();

@@ -30,7 +30,9 @@ impl EnergyProbe {
                 continue;
             }
             let dir = entry.path();
-            let (Some(now), Some(range)) = (read_u64(&dir.join("energy_uj")), read_u64(&dir.join("max_energy_range_uj"))) else {
+            let (Some(now), Some(range)) =
+                (read_u64(&dir.join("energy_uj")), read_u64(&dir.join("max_energy_range_uj")))
+            else {
                 continue;
             };
             start.push((dir, now, range));

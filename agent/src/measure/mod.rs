@@ -106,7 +106,8 @@ pub fn measure(
             ci_interval = Duration::from_millis(20).max(t.elapsed() * 10);
             last_ci_check = Instant::now();
         }
-        if let Decision::Stop(reason) = decide(policy, m.samples_ns.len() as u32, start.elapsed().as_secs_f64(), rel_ci) {
+        if let Decision::Stop(reason) = decide(policy, m.samples_ns.len() as u32, start.elapsed().as_secs_f64(), rel_ci)
+        {
             m.stop = reason;
             break;
         }
