@@ -102,8 +102,9 @@ impl Workload for Whisper {
         self.device.synchronize()?;
         let first_token = start.elapsed();
         let mut token_steps = Vec::with_capacity(DECODE_STEPS as usize);
+        let device = self.device.clone();
         for _ in 0..DECODE_STEPS {
-            let (l, d) = timed(&self.device, || self.step(&tokens, &audio, false))?;
+            let (l, d) = timed(&device, || self.step(&tokens, &audio, false))?;
             tokens = Tensor::cat(&[&tokens, &greedy_next(&l)?], 1)?;
             logits = l;
             token_steps.push(d);
