@@ -105,16 +105,34 @@ pub fn check_supported(spec: &WorkloadSpec, device: &Device) -> Result<(), Build
             ));
         }
     }
-    if device.is_cpu() && spec.precision == Precision::Fp16 && model.family == Family::Whisper {
-        // candle's CPU conv1d has no f16 kernel; whisper's stem is two conv1d.
+    if let Some(gap) = kernel_gap(model.family, spec.precision, device) {
+        return Err(BuildError::Unsupported(gap.into()));
+    }
+    if is_quantized(spec.precision) && spec.batch > 1 {
+        // candle-transformers' quantized decoders slice the last position without making
+        // it contiguous, which the quantized matmul refuses for batch > 1.
         return Err(BuildError::Unsupported(
-            "whisper fp16 needs conv1d in f16, which candle's cpu backend lacks".into(),
+            "candle-transformers' quantized decoders run batch 1 only (non-contiguous last-token slice)".into(),
         ));
     }
     if matches!(spec.weights, weights::Weights::Gguf { .. }) && !is_quantized(spec.precision) {
         return Err(BuildError::Unsupported("a .gguf file runs at a quantized precision (q8_0, q4_0)".into()));
     }
     Ok(())
+}
+
+/// What candle lacks for a family at a precision, found by running every family at
+/// every precision on this engine (see docs/PERFORMANCE.md).
+fn kernel_gap(family: Family, precision: Precision, device: &Device) -> Option<&'static str> {
+    match (family, precision) {
+        (Family::Whisper, Precision::Fp16 | Precision::Bf16) => Some(
+            "candle-transformers' whisper adds f32 sinusoidal positions to the audio stem, so it runs in fp32 only",
+        ),
+        (Family::Vit | Family::Clip, Precision::Bf16) if device.is_cpu() => {
+            Some("candle's cpu conv2d has no bf16 kernel (the patch embedding of vit and clip)")
+        }
+        _ => None,
+    }
 }
 
 /// Builds the workload of `spec` on `device`.
