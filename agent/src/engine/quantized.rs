@@ -117,3 +117,37 @@ fn random_gguf(arch: &config::DecoderShape, precision: Precision, seed: u64) -> 
     gguf_file::write(&mut out, &md, &ts)?;
     Ok(out.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::catalog::{self, Mode};
+
+    /// A `.gguf` on disk takes the same road as random weights, and is hashed.
+    #[test]
+    fn loads_a_gguf_file_and_hashes_it() {
+        let model = catalog::lookup("llama-tiny").expect("llama-tiny");
+        let random = WorkloadSpec {
+            model,
+            batch: 1,
+            seq_len: 8,
+            precision: Precision::Q8_0,
+            mode: Mode::Inference,
+            weights: Weights::Random { seed: 9 },
+        };
+        let arch = config::DecoderShape::of(&random).expect("decoder");
+        let bytes = random_gguf(&arch, Precision::Q8_0, 9).expect("gguf");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tiny.gguf");
+        std::fs::write(&path, &bytes).expect("write");
+        let weights = Weights::resolve(path.to_str().expect("utf-8"), None).expect("resolves");
+        assert!(weights.source().starts_with("file:sha256="));
+        let spec = WorkloadSpec { weights, ..random };
+        let mut w = build(&spec, &Device::Cpu).expect("builds from the file");
+        let it = w.iterate().expect("runs");
+        assert_eq!(it.token_steps.len(), super::super::DECODE_STEPS as usize);
+        let check = super::super::output_check(w.output().expect("output")).expect("check");
+        assert!(check.all_finite);
+        assert_eq!(check.n_values, u64::from(arch.vocab as u32));
+    }
+}
