@@ -15,7 +15,7 @@ use shared::stats;
 
 use super::{CellEvent, CellRequest};
 use crate::engine::{self, BuildError, WorkloadSpec};
-use crate::measure::{self, energy::EnergyProbe, Measured};
+use crate::measure::{self, energy::EnergyProbe, gpu::GpuMonitor, Measured};
 
 /// Runs the request read from `input`, writing events to `out`.
 pub fn exec_cell(input: impl Read, mut out: impl Write) -> anyhow::Result<()> {
@@ -67,6 +67,7 @@ fn run(req: &CellRequest, record: &mut ResultRecord, out: &mut impl Write) -> Re
     };
     emit(out, &CellEvent::Warmup)?;
     let rapl = EnergyProbe::rapl(Path::new("/sys/class/powercap"));
+    let gpu = cuda_ordinal(&req.device).and_then(GpuMonitor::start);
     let started = Instant::now();
     let max_seconds = req.measure.max_seconds;
     let mut last_emit = Instant::now();
@@ -82,11 +83,24 @@ fn run(req: &CellRequest, record: &mut ResultRecord, out: &mut impl Write) -> Re
     if let Some(reading) = rapl.and_then(EnergyProbe::stop) {
         record.energy = energy(reading.joules, reading.source, &measured);
     }
+    // On a GPU cell the GPU's own counter is the energy that matters; RAPL covers only
+    // the host package.
+    if let Some(g) = gpu.map(GpuMonitor::stop) {
+        if let (Some(j), Some(src)) = (g.joules, g.energy_source) {
+            record.energy = energy(j, src, &measured);
+        }
+        record.memory.peak_device_bytes = g.peak_device_bytes;
+        record.memory.device_source = g.peak_device_bytes.map(|_| "nvml-process".to_string());
+    }
     if let Some(t) = workload.output() {
         record.output_check = Some(engine::output_check(t)?);
     }
     record.status = Status::Ok;
     Ok(())
+}
+
+fn cuda_ordinal(device: &str) -> Option<u32> {
+    device.strip_prefix("cuda:")?.parse().ok()
 }
 
 fn open_device(name: &str) -> Result<Device, RunError> {

@@ -10,6 +10,7 @@
 //! [`decide`] is the pure stopping rule, unit-tested without a clock.
 
 pub mod energy;
+pub mod gpu;
 
 use std::time::{Duration, Instant};
 
