@@ -108,8 +108,16 @@ impl MeasureArgs {
     }
 }
 
-/// One local cell: coordinates plus what it runs with.
-pub fn plan(args: &BenchArgs, hardware_class: &str, fingerprint_hash: &str) -> anyhow::Result<Vec<CellRequest>> {
+/// The cells of a local run. Every run is its own one-off sweep: `run_id` (a fresh
+/// UUIDv7 from [`new_run_id`]) is its sweep id, so two runs of the same matrix are two
+/// sets of results, never deduplicated into one; cell keys come from `sweep_name`.
+pub fn plan(
+    args: &BenchArgs,
+    hardware_class: &str,
+    fingerprint_hash: &str,
+    sweep_name: &str,
+    run_id: &str,
+) -> anyhow::Result<Vec<CellRequest>> {
     let policy = args.measure.policy()?;
     if args.batch.contains(&0) {
         bail!("--batch: 0 is not a batch size (expected integers >= 1)");
@@ -141,8 +149,8 @@ pub fn plan(args: &BenchArgs, hardware_class: &str, fingerprint_hash: &str) -> a
                     };
                     let coordinates = Coordinates::of(&cell, hardware_class).context("model left the catalog")?;
                     cells.push(CellRequest {
-                        sweep_id: None,
-                        cell_key: cell.key(LOCAL_SWEEP).to_string(),
+                        sweep_id: Some(run_id.to_string()),
+                        cell_key: cell.key(sweep_name).to_string(),
                         attempt: 1,
                         agent_id: None,
                         coordinates,
@@ -158,6 +166,11 @@ pub fn plan(args: &BenchArgs, hardware_class: &str, fingerprint_hash: &str) -> a
     Ok(cells)
 }
 
+/// A fresh run id: a UUIDv7, so ids sort by start time.
+pub fn new_run_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// `$HF_HOME`, else `~/.cache/huggingface`.
 pub fn hf_home() -> Option<PathBuf> {
     std::env::var_os("HF_HOME")
@@ -168,7 +181,7 @@ pub fn hf_home() -> Option<PathBuf> {
 pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let fp = crate::detect::detect();
     let class = device_class(&fp, &args.device)?;
-    let requests = plan(args, &class, &fp.hash())?;
+    let requests = plan(args, &class, &fp.hash(), LOCAL_SWEEP, &new_run_id())?;
     let mut file = match &args.out {
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
         None => None,
@@ -192,7 +205,7 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
 }
 
 /// The hardware class the results of `device` are filed under.
-fn device_class(fp: &shared::fingerprint::Fingerprint, device: &str) -> anyhow::Result<String> {
+pub fn device_class(fp: &shared::fingerprint::Fingerprint, device: &str) -> anyhow::Result<String> {
     let kind = device.split(':').next().unwrap_or(device);
     fp.hardware_classes()
         .into_iter()

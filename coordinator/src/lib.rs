@@ -2,8 +2,17 @@
 //!
 //! Layout:
 //! - [`cli`]: the `accelbench` command line, one file per noun.
+//! - [`warehouse`]: Parquet files through object_store, the committed-files manifest,
+//!   gc and compaction.
+//! - [`query`]: DuckDB over the committed files, confined for user SQL; derived views.
+//! - [`report`]: the standard reports (Markdown, CSV, JSON, HTML with SVG charts).
+//! - [`import`]: result JSON lines and the legacy framework's JSON.
 //!
 //! Architecture invariant: this is the only crate that may know Raft, DuckDB, Parquet and
 //! HTTP. It links the agent library only to offer an in-process agent for quickstart.
 
 pub mod cli;
+pub mod import;
+pub mod query;
+pub mod report;
+pub mod warehouse;

@@ -163,7 +163,8 @@ pub enum StopReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRecord {
     pub schema_version: u32,
-    /// Sweep this belongs to; `None` for local `bench` runs.
+    /// Sweep this belongs to; a local run (`bench`, `quickstart`) is a one-off sweep with
+    /// a fresh UUIDv7. `None` only for rows that never had one (some imports).
     pub sweep_id: Option<String>,
     pub cell_key: String,
     pub attempt: u32,

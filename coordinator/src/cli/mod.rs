@@ -1,10 +1,17 @@
-//! The `accelbench` command line: one file per noun (`sweep.rs`, …), each with its
-//! clap arguments and `execute`. Errors print as `accelbench: <chain>` on stderr.
+//! The `accelbench` command line: one file per noun (`sweep.rs`, `query.rs`, …), each
+//! with its clap arguments and `execute`. Errors print as `accelbench: <chain>` on
+//! stderr.
 //!
-//! Exit status: 0 success, 1 the command ran but its answer is "no" (an invalid spec,
-//! a regression found), 2 error.
+//! Exit status: 0 success, 1 the command ran but its answer is "no" (an invalid spec, a
+//! file that could not be imported), 2 error.
 
+pub mod common;
+pub mod import;
+pub mod query;
+pub mod quickstart;
+pub mod report;
 pub mod sweep;
+pub mod warehouse;
 
 use std::process::ExitCode;
 
@@ -16,8 +23,9 @@ use clap::{Parser, Subcommand};
     version = agent::LONG_VERSION,
     about = "Benchmark ML models across a lab's machines, and query the results",
     long_about = "accelbench measures how fast, how much memory and how much energy each model \
-takes on each machine, per batch size, precision and mode.\n\nExit status: 0 success, 1 the \
-command ran and answered no (invalid spec, regression found), 2 error."
+takes on each machine, per batch size, precision and mode, and keeps the results as Parquet \
+queried with DuckDB.\n\nStart with `accelbench quickstart`.\n\nExit status: 0 success, 1 the \
+command ran and answered no (invalid spec, file not imported), 2 error."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -26,25 +34,62 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Benchmark this machine with a small built-in sweep and start a warehouse
+    Quickstart(quickstart::QuickstartArgs),
     /// Work with sweeps: validate and plan a sweep spec
     #[command(subcommand)]
     Sweep(sweep::SweepCommand),
+    /// Run one read-only SQL query over the warehouse
+    Query(query::QueryArgs),
+    /// Render a standard report (performance, hardware, compatibility)
+    Report(report::ReportArgs),
+    /// Import result JSON lines and legacy benchmark JSON into the warehouse
+    Import(import::ImportArgs),
+    /// Warehouse maintenance: gc, compact, files
+    #[command(subcommand)]
+    Warehouse(warehouse::WarehouseCommand),
+    /// Run one cell read as JSON from stdin (quickstart's child processes)
+    #[command(hide = true)]
+    ExecCell,
 }
 
 pub fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Sweep(cmd) => cmd.execute(),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) if agent::cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("accelbench: {e:#}");
-            ExitCode::from(2)
-        }
+    if let Command::ExecCell = cli.command {
+        return match agent::cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => report_error(e),
+        };
     }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return report_error(e.into()),
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => report_error(e),
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Quickstart(a) => quickstart::execute(a).await,
+        Command::Sweep(cmd) => cmd.execute(),
+        Command::Query(a) => query::execute(a).await,
+        Command::Report(a) => report::execute(a).await,
+        Command::Import(a) => import::execute(a).await,
+        Command::Warehouse(cmd) => cmd.execute().await,
+        Command::ExecCell => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn report_error(e: anyhow::Error) -> ExitCode {
+    if agent::cli::is_broken_pipe(&e) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("accelbench: {e:#}");
+    ExitCode::from(2)
 }
 
 fn init_tracing() {
@@ -65,10 +110,23 @@ mod tests {
     #[test]
     fn sweep_plan_parses() {
         let cli = Cli::try_parse_from(["accelbench", "sweep", "plan", "s.toml", "--hardware-class", "cpu/X", "--json"])
-            .unwrap();
-        let Command::Sweep(sweep::SweepCommand::Plan(p)) = cli.command;
+            .expect("parses");
+        let Command::Sweep(sweep::SweepCommand::Plan(p)) = cli.command else { panic!("not sweep plan") };
         assert_eq!(p.file.to_str(), Some("s.toml"));
         assert_eq!(p.hardware_class, vec!["cpu/X"]);
         assert!(p.json);
+    }
+
+    #[test]
+    fn query_and_report_parse() {
+        let cli = Cli::try_parse_from(["accelbench", "query", "SELECT 1", "--format", "csv", "--warehouse", "/w"])
+            .expect("parses");
+        let Command::Query(q) = cli.command else { panic!("not query") };
+        assert_eq!(q.sql, "SELECT 1");
+        assert_eq!(q.warehouse.warehouse, "/w");
+        let cli = Cli::try_parse_from(["accelbench", "report", "compatibility", "--format", "html"]).expect("parses");
+        let Command::Report(r) = cli.command else { panic!("not report") };
+        assert_eq!(r.kind, crate::report::Kind::Compatibility);
+        assert_eq!(r.format, crate::report::Format::Html);
     }
 }

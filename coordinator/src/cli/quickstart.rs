@@ -1,0 +1,100 @@
+//! `accelbench quickstart`: the embedded default. Fingerprints this machine, runs a
+//! small built-in sweep on it (each cell in a child process, as an agent would), writes
+//! the results into a local warehouse, and prints the performance report and what to
+//! try next. Everything it prints was measured here, now.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use shared::catalog::{Mode, Precision};
+
+use agent::bench::{self, BenchArgs, MeasureArgs};
+
+use crate::query::QueryEngine;
+use crate::report::{self, Format, Kind};
+use crate::warehouse::schema::Origin;
+use crate::warehouse::Warehouse;
+
+/// The built-in sweep: small models of three families, three batch sizes, two
+/// precisions, inference; sized to finish in a few minutes on a 2-core machine.
+const MODELS: &[&str] = &["bert-tiny", "vit-tiny", "llama-tiny"];
+const BATCHES: &[u32] = &[1, 4, 16];
+const SEQ_LEN: u32 = 64;
+
+#[derive(Debug, Args)]
+#[command(long_about = "Run accelbench's built-in sweep on this machine and start a warehouse.\n\n\
+It fingerprints the machine, benchmarks bert-tiny, vit-tiny and llama-tiny (test-size \
+configs with seeded random weights) at batch 1, 4 and 16 in fp32 and bf16 with the built-in \
+candle engine, each cell in its own child process, writes the results as Parquet into DIR, \
+and prints the performance report and the next commands to try. Combinations the engine \
+cannot run are reported as unsupported, with the reason.")]
+pub struct QuickstartArgs {
+    /// Warehouse folder to create or add to
+    #[arg(long, value_name = "DIR", default_value = "./accelbench-data")]
+    pub data: PathBuf,
+}
+
+pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let fp = agent::detect::detect();
+    let class = bench::device_class(&fp, "cpu")?;
+    eprintln!(
+        "this machine: {class}, {} logical cores, {:.1} GiB memory (fingerprint {})",
+        fp.cpu.logical_cores,
+        fp.memory.total_bytes as f64 / (1u64 << 30) as f64,
+        &fp.hash()[..12]
+    );
+    let run_id = bench::new_run_id();
+    let requests = bench::plan(&builtin_sweep(), &class, &fp.hash(), "quickstart", &run_id)?;
+    eprintln!("running {} cells (sweep {run_id})", requests.len());
+    let mut records = Vec::with_capacity(requests.len());
+    for (i, req) in requests.iter().enumerate() {
+        records.push(bench::run_with_progress(req, i + 1, requests.len())?);
+    }
+
+    let location = args.data.to_string_lossy().into_owned();
+    std::fs::create_dir_all(&args.data).with_context(|| format!("creating {}", args.data.display()))?;
+    let wh = Warehouse::open(&location).await.with_context(|| format!("opening warehouse {location}"))?;
+    let out = wh.write_results(&records, Origin::Measured).await?;
+    let files = wh.sync_to_local(&args.data).await?;
+    let engine = QueryEngine::open(&files)?;
+    let md = report::render(&engine, Kind::Performance, Some(&run_id), Format::Md)?;
+    println!("{}", String::from_utf8_lossy(&md));
+    println!(
+        "{} results written to {} in {:.0} s.\n\nNext:\n  \
+         accelbench query --warehouse {location} \"SELECT model, batch, precision, latency_p50_ns/1e6 AS p50_ms FROM latest_results ORDER BY p50_ms\"\n  \
+         accelbench report performance --warehouse {location} --format html --output performance.html\n  \
+         accelbench report compatibility --warehouse {location}\n  \
+         accelbench-agent bench --model bert-base-uncased --batch 1,8 --precision fp32,bf16",
+        out.new,
+        args.data.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn builtin_sweep() -> BenchArgs {
+    BenchArgs {
+        model: MODELS.iter().map(|s| s.to_string()).collect(),
+        batch: BATCHES.to_vec(),
+        seq: SEQ_LEN,
+        precision: vec![Precision::Fp32, Precision::Bf16],
+        mode: vec![Mode::Inference],
+        weights: None,
+        seed: agent::engine::weights::DEFAULT_SEED,
+        device: "cpu".into(),
+        json: false,
+        out: None,
+        measure: MeasureArgs {
+            warmup_iterations: 1,
+            warmup_seconds: 0.2,
+            min_iterations: 5,
+            min_seconds: 0.5,
+            max_seconds: 3.0,
+            target_ci: 0.05,
+        },
+    }
+}
