@@ -1,0 +1,2 @@
+//! Importing results written elsewhere.
+pub mod legacy;
