@@ -659,10 +659,10 @@ mod tests {
 
     #[test]
     fn files_of_no_known_layout_are_errors_naming_the_path() {
-        let not_json = parse(b"{ nope", "dir/bad.json").err().expect("error");
+        let not_json = parse(b"{ nope", "dir/bad.json").expect_err("error");
         assert!(matches!(not_json, ImportError::NotJson { .. }));
         assert!(not_json.to_string().starts_with("dir/bad.json: "), "{not_json}");
-        let other = parse(br#"{"hello": 1}"#, "dir/other.json").err().expect("error");
+        let other = parse(br#"{"hello": 1}"#, "dir/other.json").expect_err("error");
         assert!(matches!(other, ImportError::UnknownLayout { .. }));
         assert!(other.to_string().contains("dir/other.json"), "{other}");
         assert!(parse(b"[1, 2]", "list.json").is_err());

@@ -197,7 +197,7 @@ pub async fn commit(
     }
     let sequence = commit.sequence;
     state.apply(commit, path.as_ref())?;
-    if sequence % CHECKPOINT_EVERY == 0 {
+    if sequence.is_multiple_of(CHECKPOINT_EVERY) {
         write_checkpoint(store, state).await?;
     }
     Ok(Some(sequence))
@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn a_commit_out_of_order_is_refused_naming_the_object() {
         let mut state = ManifestState::default();
-        let err = state.apply(commit_of(2, &["a"], &[]), "_manifest/x.json").err().expect("refused");
+        let err = state.apply(commit_of(2, &["a"], &[]), "_manifest/x.json").expect_err("refused");
         assert!(err.to_string().contains("_manifest/x.json"), "{err}");
         assert!(state.live.is_empty());
     }

@@ -173,7 +173,7 @@ async fn imported_rows_cannot_be_written_as_measured() {
     let (warehouse, _) = memory_warehouse();
     let mut imported = record("s1", "k1", 1, &[1.0]);
     imported.provenance.weights_source = "imported:legacy-json:abc".into();
-    let err = warehouse.write_results(&[imported.clone()], Origin::Measured).await.err().expect("refused");
+    let err = warehouse.write_results(&[imported.clone()], Origin::Measured).await.expect_err("refused");
     assert!(err.to_string().contains("k1"), "{err}");
     let outcome = warehouse.write_results(&[imported], Origin::Imported).await.expect("imported");
     assert_eq!(outcome.new, 1);
@@ -243,4 +243,43 @@ async fn a_remote_warehouse_syncs_committed_files_into_the_cache() {
     }
     let again = warehouse.sync_to_local(cache.path()).await.expect("sync again");
     assert_eq!(again, local);
+}
+
+#[tokio::test]
+async fn reimporting_a_legacy_file_adds_nothing() {
+    let bytes = include_bytes!("../../tests/fixtures/legacy-json/performance_embedding_benchmark_results.json");
+    let (records, _) = crate::import::legacy::parse(bytes, "perf.json").expect("parse");
+    let (warehouse, _) = memory_warehouse();
+    let first = warehouse.write_results(&records, Origin::Imported).await.expect("first");
+    assert_eq!((first.new, first.duplicate), (27, 0));
+    let (again, _) = crate::import::legacy::parse(bytes, "elsewhere/perf.json").expect("parse");
+    let second = warehouse.write_results(&again, Origin::Imported).await.expect("second");
+    assert_eq!((second.new, second.duplicate, second.sequence), (0, 27, None));
+    assert_eq!(sorted_rows(&warehouse, Table::Samples).await.len(), 27 * 20);
+    let files = warehouse.live_files(Table::Results).await.expect("live");
+    assert!(files.iter().all(|f| f.path.contains("/sweep=imported/")), "{files:?}");
+}
+
+#[tokio::test]
+async fn two_processes_racing_on_a_local_folder_both_commit_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_str().expect("utf-8");
+    let (a, b) = (Warehouse::open(root).await.expect("a"), Warehouse::open(root).await.expect("b"));
+    let shared_record = record("s1", "both", 1, &[1.0]);
+    let batch_a = vec![shared_record.clone(), record("s1", "a", 1, &[1.0])];
+    let batch_b = vec![shared_record, record("s1", "b", 1, &[1.0])];
+    let (out_a, out_b) =
+        tokio::join!(a.write_results(&batch_a, Origin::Measured), b.write_results(&batch_b, Origin::Measured));
+    let (out_a, out_b) = (out_a.expect("a"), out_b.expect("b"));
+    assert_eq!(out_a.new + out_b.new, 3, "the shared record is stored once");
+    assert_eq!(out_a.duplicate + out_b.duplicate, 1);
+    let mut sequences = vec![out_a.sequence, out_b.sequence];
+    sequences.sort();
+    assert_eq!(sequences, vec![Some(1), Some(2)]);
+    let reader = Warehouse::open(root).await.expect("reader");
+    assert_eq!(sorted_rows(&reader, Table::Results).await.len(), 3);
+    // A stale writer is refused the taken sequence number by the file system too.
+    let mut stale = ManifestState::default();
+    let lost = manifest::commit(reader.store().as_ref(), &mut stale, Vec::new(), Vec::new(), Vec::new()).await;
+    assert_eq!(lost.expect("no error"), None);
 }

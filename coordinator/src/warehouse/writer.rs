@@ -133,7 +133,7 @@ pub async fn stage_results(
         let results = [schema::results_batch(&group, origin)];
         files.push(write_file(store, Table::Results, &segment, schema::results_schema(), results).await?);
         if group.iter().any(|r| !r.samples_ns.is_empty()) {
-            let batches = sample_chunks(&group).map(|chunk| schema::samples_batch(chunk));
+            let batches = sample_chunks(&group).map(schema::samples_batch);
             files.push(write_file(store, Table::Samples, &segment, schema::samples_schema(), batches).await?);
         }
     }
