@@ -1,6 +1,6 @@
-//! Behaviour tests of the warehouse over an in-memory object store (no disk, no
-//! network): commit visibility, dedup, crash between write and commit, gc, compaction,
-//! commit races.
+//! Behaviour tests of the warehouse: commit visibility, dedup, crash between write and
+//! commit, gc, compaction, commit races, sync. Most run over an in-memory object store;
+//! the local-folder ones use a temporary folder. No network.
 
 use std::sync::Arc;
 use std::time::Duration;
