@@ -1,0 +1,149 @@
+//! End-to-end tests of the `accelbench` binary on a real warehouse: real Parquet files,
+//! a real DuckDB, real processes. Import (with dedup and a corrupt file), the confined
+//! SQL sandbox attacked from the user's side, the reports, and quickstart itself.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn accelbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_accelbench")).args(args).output().expect("accelbench runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy-json")
+}
+
+fn n_commits(wh: &Path) -> usize {
+    std::fs::read_dir(wh.join("_manifest")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// `SELECT … ` as JSON lines → the first row's `n`.
+fn count(wh: &str, sql: &str) -> i64 {
+    let o = accelbench(&["query", sql, "--warehouse", wh, "--format", "json"]);
+    assert!(o.status.success(), "{sql}: {}", stderr(&o));
+    let first = stdout(&o).lines().next().unwrap_or("{}").to_string();
+    let v: serde_json::Value = serde_json::from_str(&first).expect("json row");
+    v["n"].as_i64().expect("n")
+}
+
+fn imported_warehouse() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wh = dir.path().join("wh");
+    let whs = wh.to_string_lossy().into_owned();
+    let o = accelbench(&["import", fixtures().to_str().expect("utf-8"), "--warehouse", &whs]);
+    assert!(o.status.success(), "import failed: {}", stderr(&o));
+    (dir, whs)
+}
+
+#[test]
+fn import_dedups_and_skips_bad_files_whole() {
+    let (dir, wh) = imported_warehouse();
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM results"), 31);
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM results WHERE origin = 'imported'"), 31);
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM samples"), 2 * 5 + 27 * 20);
+    let commits = n_commits(Path::new(&wh));
+
+    // Re-importing adds nothing.
+    let o = accelbench(&["import", fixtures().to_str().expect("utf-8"), "--warehouse", &wh]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("0 new"), "{}", stdout(&o));
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM results"), 31);
+
+    // A corrupt file is named, skipped, and changes nothing.
+    let bad = dir.path().join("broken.json");
+    std::fs::write(&bad, "{\"results\": [1, 2").expect("write");
+    let o = accelbench(&["import", bad.to_str().expect("utf-8"), "--warehouse", &wh]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("broken.json"), "{}", stderr(&o));
+    assert_eq!(n_commits(Path::new(&wh)), commits);
+}
+
+#[test]
+fn user_sql_cannot_escape_the_warehouse() {
+    let (dir, wh) = imported_warehouse();
+    let stolen = dir.path().join("stolen.csv");
+    let stray = dir.path().join("wh/results/stray.parquet");
+    std::fs::write(&stray, b"PAR1").expect("stray file");
+    let attacks = [
+        "SELECT * FROM read_csv('/etc/passwd')".to_string(),
+        "SELECT * FROM read_text('/etc/hostname')".to_string(),
+        format!("COPY results TO '{}'", stolen.display()),
+        format!("COPY (SELECT 1) TO '{}' (FORMAT csv)", stolen.display()),
+        format!("ATTACH '{}' AS x", dir.path().join("x.db").display()),
+        "ATTACH ':memory:' AS m".to_string(),
+        "INSTALL httpfs".to_string(),
+        "LOAD httpfs".to_string(),
+        "CREATE TABLE t AS SELECT 1".to_string(),
+        "PRAGMA threads=1".to_string(),
+        "SET enable_external_access = true".to_string(),
+        "SELECT 1; SELECT 2".to_string(),
+        format!("SELECT * FROM read_parquet('{}')", stray.display()),
+        "SELECT * FROM glob('/etc/*')".to_string(),
+    ];
+    for sql in &attacks {
+        let o = accelbench(&["query", sql, "--warehouse", &wh]);
+        assert_eq!(o.status.code(), Some(2), "{sql} was not refused: {}", stdout(&o));
+        assert!(stderr(&o).starts_with("accelbench: "), "{sql}: {}", stderr(&o));
+    }
+    assert!(!stolen.exists(), "COPY wrote a file");
+    assert!(!dir.path().join("x.db").exists(), "ATTACH created a database");
+    let o = accelbench(&["query", "CREATE TABLE t AS SELECT 1", "--warehouse", &wh]);
+    assert!(stderr(&o).contains("only a single read-only SELECT"), "{}", stderr(&o));
+    // And plain reading still works after all that.
+    assert!(count(&wh, "SELECT count(*) AS n FROM compatibility_matrix WHERE status = 'ok'") >= 1);
+}
+
+#[test]
+fn reports_render_in_every_format() {
+    let (dir, wh) = imported_warehouse();
+    let md = accelbench(&["report", "performance", "--warehouse", &wh]);
+    assert!(md.status.success(), "{}", stderr(&md));
+    assert!(stdout(&md).starts_with("# accelbench performance report"));
+    assert!(stdout(&md).contains("| model | hardware_class |"), "{}", stdout(&md));
+    let csv = accelbench(&["report", "compatibility", "--warehouse", &wh, "--format", "csv"]);
+    assert!(stdout(&csv).starts_with("family,hardware_class,status"), "{}", stdout(&csv));
+    let html = dir.path().join("perf.html");
+    let o = accelbench(&[
+        "report",
+        "performance",
+        "--warehouse",
+        &wh,
+        "--format",
+        "html",
+        "--output",
+        html.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(page.contains("<svg") && page.contains("throughput vs batch size"), "no chart");
+    let o = accelbench(&["report", "performance", "--warehouse", &wh, "--sweep", "x' OR 1=1"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn quickstart_measures_and_fills_a_warehouse() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let o = accelbench(&["quickstart", "--data", data.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "quickstart failed: {}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("# accelbench performance report"), "{out}");
+    assert!(out.contains("accelbench query"), "no next steps: {out}");
+    let wh = data.to_string_lossy().into_owned();
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM results"), 18);
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM results WHERE status NOT IN ('ok', 'unsupported')"), 0);
+    assert!(count(&wh, "SELECT count(*) AS n FROM results WHERE status = 'ok'") >= 12);
+    assert_eq!(
+        count(&wh, "SELECT count(*) AS n FROM results WHERE status = 'ok' AND (latency_p50_ns <= 0 OR n_samples < 5)"),
+        0
+    );
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM results WHERE weights_source NOT LIKE 'random-init:seed=%'"), 0);
+}
