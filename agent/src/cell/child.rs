@@ -148,7 +148,7 @@ fn energy(joules: f64, source: &str, m: &Measured) -> Energy {
 
 /// The record before anything ran: coordinates and provenance, status `failed` until
 /// proven otherwise.
-pub(super) fn record_for(req: &CellRequest, started_at_ms: i64) -> ResultRecord {
+pub(crate) fn record_for(req: &CellRequest, started_at_ms: i64) -> ResultRecord {
     ResultRecord {
         schema_version: RESULT_SCHEMA_VERSION,
         sweep_id: req.sweep_id.clone(),

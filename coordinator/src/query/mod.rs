@@ -101,8 +101,8 @@ impl QueryEngine {
             .conn
             .query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |r| r.get(0))
             .map_err(|e| QueryError::Refused(format!("could not check the statement: {e}")))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&json).map_err(|e| QueryError::Refused(format!("could not check the statement: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(&json)
+            .map_err(|e| QueryError::Refused(format!("could not check the statement: {e}")))?;
         if v["error"].as_bool() != Some(false) {
             let msg = v["error_message"].as_str().unwrap_or("not a statement");
             let msg = if msg.contains("Only SELECT") {
@@ -137,7 +137,9 @@ fn table_view(table: Table, paths: &[PathBuf]) -> String {
         return format!("CREATE VIEW {name} AS SELECT {} WHERE false;", cols.join(", "));
     }
     let list = paths.iter().map(|p| sql_string(&p.to_string_lossy())).collect::<Vec<_>>().join(", ");
-    format!("CREATE VIEW {name} AS SELECT * FROM read_parquet([{list}], hive_partitioning = false, union_by_name = true);")
+    format!(
+        "CREATE VIEW {name} AS SELECT * FROM read_parquet([{list}], hive_partitioning = false, union_by_name = true);"
+    )
 }
 
 /// The DuckDB type Parquet files of an Arrow type read back as.

@@ -51,11 +51,8 @@ pub fn cells(rows: &QueryOutput) -> anyhow::Result<(Vec<String>, Vec<Vec<String>
 }
 
 fn batch_cells(batch: &RecordBatch, opts: &FormatOptions) -> anyhow::Result<Vec<Vec<String>>> {
-    let formatters = batch
-        .columns()
-        .iter()
-        .map(|c| ArrayFormatter::try_new(c.as_ref(), opts))
-        .collect::<Result<Vec<_>, _>>()?;
+    let formatters =
+        batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), opts)).collect::<Result<Vec<_>, _>>()?;
     Ok((0..batch.num_rows()).map(|i| formatters.iter().map(|f| f.value(i).to_string()).collect()).collect())
 }
 

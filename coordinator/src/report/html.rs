@@ -153,7 +153,10 @@ fn latency_chart(points: &[Point]) -> anyhow::Result<String> {
             let y = i as f64;
             if p.p99_ms.is_finite() {
                 chart
-                    .draw_series(std::iter::once(Rectangle::new([(0.0, y + 0.15), (p.p99_ms, y + 0.85)], light.filled())))
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(0.0, y + 0.15), (p.p99_ms, y + 0.85)],
+                        light.filled(),
+                    )))
                     .map_err(plot_err)?;
             }
             if p.p50_ms.is_finite() {
