@@ -1,0 +1,146 @@
+//! Load bench of the warehouse: generated rows, clearly marked, never measured data.
+//!
+//! `cargo run -p coordinator --example warehouse_load [-- --results 1000000 --samples-per-result 10]`
+//!
+//! Writes N generated result rows (origin `load-test`, weights source
+//! `load-test:generated`) with M samples each into a scratch warehouse in a temporary
+//! folder, prints ingest rows/s, then runs each standard report's SQL twice on the same
+//! committed files: through accelbench's confined query engine, and through a plain
+//! DuckDB connection with the same views and no confinement, printing both latencies
+//! and their ratio (median of 5 runs each, interleaved).
+
+use std::time::Instant;
+
+use coordinator::query::QueryEngine;
+use coordinator::report::{self, Kind};
+use coordinator::warehouse::schema::{Origin, Table};
+use coordinator::warehouse::Warehouse;
+use shared::catalog::{Family, Mode, Precision};
+use shared::result::{Coordinates, Energy, Memory, Provenance, ResultRecord, Status, RESULT_SCHEMA_VERSION};
+
+const BATCH: usize = 20_000;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str, default: usize| -> anyhow::Result<usize> {
+        match args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)) {
+            Some(v) => Ok(v.parse()?),
+            None => Ok(default),
+        }
+    };
+    let n_results = flag("--results", 1_000_000)?;
+    let per = flag("--samples-per-result", 10)?;
+    let dir = tempfile::tempdir()?;
+    let wh = Warehouse::open(&dir.path().to_string_lossy()).await?;
+
+    let start = Instant::now();
+    let mut written = 0;
+    while written < n_results {
+        let n = BATCH.min(n_results - written);
+        let records: Vec<ResultRecord> = (written..written + n).map(|i| generated(i, per)).collect();
+        wh.write_results(&records, Origin::LoadTest).await?;
+        written += n;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "ingest: {n_results} result rows + {} sample rows in {secs:.1} s = {:.0} result rows/s, {:.0} sample rows/s",
+        n_results * per,
+        n_results as f64 / secs,
+        (n_results * per) as f64 / secs
+    );
+
+    let files = wh.sync_to_local(dir.path()).await?;
+    let ours = QueryEngine::open(&files)?;
+    let plain = duckdb::Connection::open_in_memory()?;
+    for table in Table::ALL {
+        let paths = files.files.get(&table).cloned().unwrap_or_default();
+        if paths.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = paths.iter().map(|p| format!("'{}'", p.display())).collect();
+        plain.execute_batch(&format!(
+            "CREATE VIEW {} AS SELECT * FROM read_parquet([{}], union_by_name = true);",
+            table.as_str(),
+            list.join(", ")
+        ))?;
+    }
+    for sql in coordinator::query::views::DERIVED {
+        plain.execute_batch(sql)?;
+    }
+    println!("{:<14} {:>12} {:>12} {:>7}", "report", "accelbench", "plain duckdb", "ratio");
+    for kind in [Kind::Performance, Kind::Hardware, Kind::Compatibility] {
+        let sql = report::sql(kind, None);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let t = Instant::now();
+            let rows = ours.query(&sql)?;
+            a.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let mut stmt = plain.prepare(&sql)?;
+            let n: usize = stmt.query_arrow([])?.map(|b| b.num_rows()).sum();
+            b.push(t.elapsed().as_secs_f64());
+            anyhow::ensure!(n == rows.n_rows(), "row counts differ: {n} vs {}", rows.n_rows());
+        }
+        let (ma, mb) = (median(&mut a), median(&mut b));
+        println!("{:<14} {:>10.1}ms {:>10.1}ms {:>7.2}", report::name(kind), ma * 1e3, mb * 1e3, ma / mb);
+    }
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A generated row: deterministic values, marked as load-test data everywhere.
+fn generated(i: usize, per: usize) -> ResultRecord {
+    let models = ["bert-tiny", "bert-base-uncased", "vit-base-patch16-224", "TinyLlama-1.1B"];
+    let families = [Family::Bert, Family::Bert, Family::Vit, Family::Llama];
+    let classes = ["cpu/load-test", "cuda/load-test A", "cuda/load-test B"];
+    let m = i % models.len();
+    let batch = 1u32 << (i / 7 % 6);
+    let base = 1e6 * (1.0 + (i % 97) as f64);
+    let samples: Vec<f64> = (0..per).map(|k| base * (1.0 + 0.01 * (k % 5) as f64)).collect();
+    let summary = shared::stats::summarize(&samples);
+    ResultRecord {
+        schema_version: RESULT_SCHEMA_VERSION,
+        sweep_id: Some(format!("load-test-{}", i / 100_000)),
+        cell_key: format!("{i:064x}"),
+        attempt: 1,
+        coordinates: Coordinates {
+            model: models[m].into(),
+            family: families[m],
+            hardware_class: classes[i % classes.len()].into(),
+            batch,
+            seq_len: 128,
+            precision: if i % 2 == 0 { Precision::Fp32 } else { Precision::Bf16 },
+            mode: Mode::Inference,
+            engine: "candle".into(),
+        },
+        status: Status::Ok,
+        error: None,
+        stderr_tail: None,
+        throughput_items_per_s: summary.as_ref().map(|s| f64::from(batch) / (s.p50 / 1e9)),
+        latency_ns: summary,
+        samples_ns: samples,
+        warmup_iterations: 1,
+        stop_reason: None,
+        generation: None,
+        memory: Memory::default(),
+        energy: Energy::default(),
+        output_check: None,
+        provenance: Provenance {
+            agent_id: None,
+            agent_version: "load-test".into(),
+            git_commit: "load-test".into(),
+            engine: "candle".into(),
+            engine_version: "load-test".into(),
+            hardware_class: classes[i % classes.len()].into(),
+            fingerprint_hash: "load-test".into(),
+            weights_source: "load-test:generated".into(),
+            started_at_ms: 1_767_225_600_000 + i as i64,
+            finished_at_ms: 1_767_225_600_000 + i as i64 + 1,
+        },
+    }
+}
