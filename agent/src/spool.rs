@@ -14,8 +14,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::result::ResultRecord;
+
+/// A spooled result with the fencing epoch of the lease it ran under (the coordinator
+/// refuses a result whose epoch is no longer current).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spooled {
+    pub epoch: u64,
+    pub record: ResultRecord,
+}
 
 pub struct Spool {
     dir: PathBuf,
@@ -33,11 +42,11 @@ impl Spool {
         Ok(Spool { dir: dir.to_path_buf() })
     }
 
-    /// Durably stores `record`; returns its spool path.
-    pub fn put(&self, record: &ResultRecord) -> anyhow::Result<PathBuf> {
-        let path = self.path_of(record);
+    /// Durably stores `item`; returns its spool path.
+    pub fn put(&self, item: &Spooled) -> anyhow::Result<PathBuf> {
+        let path = self.path_of(&item.record);
         let tmp = path.with_extension("tmp");
-        let bytes = serde_json::to_vec(record)?;
+        let bytes = serde_json::to_vec(item)?;
         let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(&bytes)?;
         f.sync_all().with_context(|| format!("fsync {}", tmp.display()))?;
@@ -58,7 +67,7 @@ impl Spool {
 
     /// Every spooled record, oldest first. A file that does not parse (a disk error, a
     /// hand edit) is moved aside as `*.corrupt` and reported, never re-sent.
-    pub fn pending(&self) -> anyhow::Result<Vec<ResultRecord>> {
+    pub fn pending(&self) -> anyhow::Result<Vec<Spooled>> {
         let mut entries: Vec<_> = fs::read_dir(&self.dir)?
             .flatten()
             .map(|e| e.path())
@@ -67,7 +76,7 @@ impl Spool {
         entries.sort_by_key(|p| fs::metadata(p).and_then(|m| m.modified()).ok());
         let mut out = Vec::with_capacity(entries.len());
         for p in entries {
-            match fs::read(&p).ok().and_then(|b| serde_json::from_slice::<ResultRecord>(&b).ok()) {
+            match fs::read(&p).ok().and_then(|b| serde_json::from_slice::<Spooled>(&b).ok()) {
                 Some(r) => out.push(r),
                 None => {
                     tracing::error!(path = %p.display(), "unreadable spooled result moved aside");
@@ -93,6 +102,10 @@ mod tests {
     use shared::catalog::{Family, Mode, Precision};
     use shared::result::Coordinates;
     use shared::spec::MeasurePolicy;
+
+    fn item(attempt: u32) -> Spooled {
+        Spooled { epoch: 7, record: record(attempt) }
+    }
 
     fn record(attempt: u32) -> ResultRecord {
         let req = CellRequest {
@@ -122,21 +135,22 @@ mod tests {
     fn survives_reopen_until_acknowledged() {
         let dir = tempfile::tempdir().expect("tempdir");
         let spool = Spool::open(dir.path()).expect("open");
-        spool.put(&record(1)).expect("put");
-        spool.put(&record(2)).expect("put");
-        spool.put(&record(1)).expect("same key again replaces");
+        spool.put(&item(1)).expect("put");
+        spool.put(&item(2)).expect("put");
+        spool.put(&item(1)).expect("same key again replaces");
         std::fs::write(dir.path().join("torn.tmp"), b"{").expect("torn write");
         drop(spool);
 
         let spool = Spool::open(dir.path()).expect("reopen");
         assert!(!dir.path().join("torn.tmp").exists(), "torn write left behind");
         let pending = spool.pending().expect("pending");
-        assert_eq!(pending.iter().map(|r| r.attempt).collect::<Vec<_>>().len(), 2);
+        assert_eq!(pending.len(), 2);
+        assert!(pending.iter().all(|s| s.epoch == 7));
         spool.remove(&record(1)).expect("ack");
         spool.remove(&record(1)).expect("a second ack is fine");
         let pending = spool.pending().expect("pending");
         assert_eq!(pending.len(), 1);
-        assert_eq!(pending[0].attempt, 2);
+        assert_eq!(pending[0].record.attempt, 2);
     }
 
     #[test]

@@ -124,3 +124,27 @@ fn the_real_exec_cell_measures_and_refuses_honestly() {
     assert_eq!(unsupported.status, Status::Unsupported);
     assert!(unsupported.error.as_deref().unwrap_or("").contains("no q4_0"), "{:?}", unsupported.error);
 }
+
+#[test]
+fn a_cancelled_cell_is_killed_promptly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = script(dir.path(), "child.sh", "cat >/dev/null; exec sleep 600");
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let start = std::time::Instant::now();
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        agent::cell::runner::run_cell_cancellable(
+            &RunnerConfig { exe, timeout: Duration::from_secs(600) },
+            &request("bert-tiny", Family::Bert),
+            &cancel,
+            |_| {},
+        )
+        .expect("runner survives")
+    });
+    assert_eq!(r.status, Status::Failed);
+    assert_eq!(r.error.as_deref(), Some(agent::cell::runner::CANCELLED));
+    assert!(start.elapsed() < Duration::from_secs(30));
+}

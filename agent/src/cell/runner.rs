@@ -13,6 +13,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,17 @@ impl RunnerConfig {
 pub fn run_cell(
     cfg: &RunnerConfig,
     req: &CellRequest,
+    on_event: impl FnMut(&CellEvent),
+) -> anyhow::Result<ResultRecord> {
+    run_cell_cancellable(cfg, req, &AtomicBool::new(false), on_event)
+}
+
+/// [`run_cell`], killing the child as soon as `cancel` is set (a withdrawn lease); the
+/// record then says `failed` with the reason [`CANCELLED`].
+pub fn run_cell_cancellable(
+    cfg: &RunnerConfig,
+    req: &CellRequest,
+    cancel: &AtomicBool,
     mut on_event: impl FnMut(&CellEvent),
 ) -> anyhow::Result<ResultRecord> {
     let mut child = Command::new(&cfg.exe)
@@ -95,6 +107,7 @@ pub fn run_cell(
     let start = Instant::now();
     let mut result: Option<ResultRecord> = None;
     let mut timed_out = false;
+    let mut cancelled = false;
     let exit = loop {
         while let Ok(ev) = rx.try_recv() {
             on_event(&ev);
@@ -105,8 +118,9 @@ pub fn run_cell(
         if let Some(exit) = try_wait4(pid)? {
             break exit;
         }
-        if start.elapsed() > cfg.timeout {
-            timed_out = true;
+        cancelled = cancel.load(Ordering::Relaxed);
+        if cancelled || start.elapsed() > cfg.timeout {
+            timed_out = !cancelled;
             // SAFETY: plain syscall on our own child's pid, which is not yet reaped.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             break wait4_blocking(pid)?;
@@ -122,8 +136,16 @@ pub fn run_cell(
     }
     let tail_bytes = stderr_thread.join().unwrap_or_default();
     let tail = String::from_utf8_lossy(&tail_bytes[tail_bytes.len().saturating_sub(STDERR_TAIL)..]).into_owned();
-    Ok(conclude(req, result, exit, timed_out, cfg.timeout, tail))
+    let mut record = conclude(req, result, exit, timed_out, cfg.timeout, tail);
+    if cancelled {
+        record.status = Status::Failed;
+        record.error = Some(CANCELLED.into());
+    }
+    Ok(record)
 }
+
+/// The error of a cell whose lease was withdrawn while it ran.
+pub const CANCELLED: &str = "cancelled: the lease was withdrawn while the cell ran";
 
 /// How the child ended, from `wait4`.
 #[derive(Debug, Clone, Copy)]
