@@ -45,6 +45,25 @@ same structure the agent sends when it registers with a coordinator.")]
     },
     /// Run a matrix of benchmarks on this machine and print a table
     Bench(bench::BenchArgs),
+    /// Work for a coordinator: register, lease cells, run them, report results
+    #[command(long_about = "Work for a coordinator: register this machine's fingerprint, then \
+lease cells its hardware can run, run each in a child process, and report the results. Each \
+result is written to the spool folder before it is sent and deleted only after the \
+coordinator acknowledges it, so a crash or an outage loses nothing; after a restart the \
+spool is re-sent first. The agent never exits because the coordinator is down: it retries \
+with backoff. Stop it with Ctrl-C.\n\nExample:\n  accelbench-agent run --coordinator \
+http://coordinator.lab:7070 --labels rack=b3")]
+    Run {
+        /// The coordinator's gRPC address
+        #[arg(long, env = "ACCELBENCH_COORDINATOR", value_name = "URL")]
+        coordinator: String,
+        /// Folder for results not yet acknowledged
+        #[arg(long, value_name = "DIR", default_value = "./accelbench-spool")]
+        spool: PathBuf,
+        /// Labels to register with, k=v (repeatable or comma-separated)
+        #[arg(long, value_delimiter = ',', value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+    },
     /// Run one cell read as JSON from stdin (used by the agent itself)
     #[command(hide = true)]
     ExecCell,
@@ -78,12 +97,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Models { json } => bench::print_models(&mut out, json)?,
         Command::Bench(args) => return bench::run(&args, &mut out),
+        Command::Run { coordinator, spool, labels } => {
+            drop(out);
+            let cfg = crate::worker::WorkerConfig {
+                coordinator,
+                spool_dir: spool,
+                labels: labels.into_iter().collect(),
+                idle_poll: std::time::Duration::from_secs(1),
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(crate::worker::run(cfg, async {
+                let _ = tokio::signal::ctrl_c().await;
+            }))?;
+        }
         Command::ExecCell => {
             drop(out);
             cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock())?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("label {s:?}: expected key=value")),
+    }
 }
 
 /// Logs go to stderr (stdout carries results), filtered by `RUST_LOG`, warn by default.

@@ -5,6 +5,7 @@
 //! - [`engine`]: the built-in candle engine (models of the catalog, weights, precisions).
 //! - [`measure`]: the measurement loop and energy counters.
 //! - [`cell`]: one cell in a child process (`exec-cell`) and the parent that runs it.
+//! - [`worker`]: `accelbench-agent run`, the loop against a coordinator.
 //! - [`spool`]: results kept on disk until the coordinator acknowledges them.
 //! - [`bench`]: local runs of a matrix on this machine (`accelbench-agent bench`).
 //! - [`cli`]: the `accelbench-agent` command line.
@@ -19,6 +20,7 @@ pub mod detect;
 pub mod engine;
 pub mod measure;
 pub mod spool;
+pub mod worker;
 
 /// The agent's version, as recorded in result provenance.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
