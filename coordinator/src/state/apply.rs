@@ -139,8 +139,14 @@ fn submit(state: &mut State, sweep_id: SweepId, at_ms: i64, spec: SweepSpec, cel
         if cell.key(&spec.name) != key {
             return Outcome::Rejected(Rejection::CellKeyMismatch(key));
         }
-        let record =
-            CellRecord { cell, state: CellState::Pending, attempts: 0, reasons: Vec::new(), results: BTreeMap::new() };
+        let record = CellRecord {
+            cell,
+            state: CellState::Pending,
+            attempts: 0,
+            reasons: Vec::new(),
+            results: BTreeMap::new(),
+            retry_after_ms: None,
+        };
         if let Some(previous) = records.insert(key, record) {
             let key = previous.cell.key(&spec.name);
             return Outcome::Rejected(Rejection::DuplicateCellKey(key));
@@ -333,7 +339,7 @@ fn complete(state: &mut State, c: Completion) -> Outcome {
         Status::Failed | Status::Crashed | Status::Oom | Status::Timeout => {
             let error = c.error.as_deref().filter(|e| !e.trim().is_empty()).unwrap_or("no reason given");
             let reason = format!("attempt {} on `{}`: {}: {error}", c.attempt, c.agent_id, c.status);
-            end_attempt(record, reason, max_attempts)
+            end_attempt(record, reason, max_attempts, c.at_ms)
         }
     };
     for file in c.files {
@@ -371,14 +377,22 @@ fn check_holder(record: &CellRecord, c: &Completion) -> Result<(), Rejection> {
 }
 
 /// Records why an attempt ended without a result and decides what comes next: another
-/// attempt while any are left, else `failed` for good.
-fn end_attempt(record: &mut CellRecord, reason: String, max_attempts: u32) -> CellState {
+/// attempt, after a backoff, while any are left, else `failed` for good.
+fn end_attempt(record: &mut CellRecord, reason: String, max_attempts: u32, at_ms: i64) -> CellState {
     record.reasons.push(reason);
     if record.attempts < max_attempts {
+        record.retry_after_ms = Some(at_ms.saturating_add(retry_backoff_ms(record.attempts)));
         CellState::Pending
     } else {
         CellState::Failed
     }
+}
+
+/// 5 s after the first failed attempt, doubling, at most 5 minutes: long enough for a
+/// machine that just crashed to come back, short enough not to stall a sweep.
+pub fn retry_backoff_ms(n_failed_attempts: u32) -> i64 {
+    let doublings = n_failed_attempts.saturating_sub(1).min(6);
+    (5_000i64 << doublings).min(300_000)
 }
 
 fn expire(state: &mut State, expired: &[(SweepId, CellKey, u64)], at_ms: i64) -> Outcome {
@@ -412,7 +426,7 @@ fn expire(state: &mut State, expired: &[(SweepId, CellKey, u64)], at_ms: i64) ->
         };
         release(agents, &holder, *sweep_id, cell_key);
         let reason = format!("attempt {attempt} on `{holder}`: lease expired at {at_ms} ms");
-        record.state = end_attempt(record, reason, max_attempts);
+        record.state = end_attempt(record, reason, max_attempts, at_ms);
         match record.state {
             CellState::Pending => n_retried += 1,
             _ => n_failed += 1,

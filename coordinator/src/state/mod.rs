@@ -67,6 +67,9 @@ pub struct CellRecord {
     pub attempts: u32,
     /// Why each attempt that did not end `ok` ended, in order.
     pub reasons: Vec<String>,
+    /// A pending retry waits until then (exponential backoff); `None` for a first attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<i64>,
     /// Attempts whose result was committed, with what was committed: the dedup set of
     /// (sweep, cell key, attempt).
     pub results: BTreeMap<u32, CommittedResult>,
