@@ -65,6 +65,11 @@ impl RedbStorage {
     /// its own.
     pub fn open(path: &Path, voters: &[u64]) -> Result<RedbStorage, StoreError> {
         let db = Database::create(path).map_err(|e| redb_error(path, e))?;
+        RedbStorage::from_database(db, path, voters)
+    }
+
+    /// `path` only names the store in errors.
+    fn from_database(db: Database, path: &Path, voters: &[u64]) -> Result<RedbStorage, StoreError> {
         let mut storage = RedbStorage {
             db,
             path: path.to_owned(),
@@ -469,6 +474,51 @@ mod tests {
         assert_eq!(got, vec![entry(1, 1, b"a"), entry(2, 2, b"x")]);
         let gap = store.persist(&[entry(9, 2, b"gap")], None).expect_err("a gap is refused");
         assert!(gap.to_string().contains("append at index 9, expected one from 1 to 3"), "{gap}");
+    }
+
+    /// A memory backend whose fsync fails while `fail` is set.
+    #[derive(Debug, Default)]
+    struct FlakyFsync {
+        inner: redb::backends::InMemoryBackend,
+        fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl redb::StorageBackend for FlakyFsync {
+        fn len(&self) -> std::io::Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(std::io::Error::other("injected fsync failure"));
+            }
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.inner.write(offset, data)
+        }
+    }
+
+    #[test]
+    fn a_failed_fsync_poisons_the_store_for_good() {
+        let backend = FlakyFsync::default();
+        let fail = std::sync::Arc::clone(&backend.fail);
+        let db = Database::builder().create_with_backend(backend).expect("in-memory database");
+        let mut store = RedbStorage::from_database(db, Path::new("flaky"), &[1]).expect("opens");
+        store.persist(&[entry(1, 1, b"a")], None).expect("persists");
+        fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        let error = store.persist(&[entry(2, 1, b"b")], None).expect_err("fsync fails");
+        assert!(error.to_string().starts_with("raft store `flaky`"), "{error}");
+        fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        let again = store.persist(&[entry(2, 1, b"b")], None).expect_err("no retry after a failed fsync");
+        assert_eq!(again.to_string(), "raft store `flaky` refuses work after an earlier i/o error");
+        assert!(store.last_index().is_err());
+        assert!(store.entries(1, 2, None, GetEntriesContext::empty(false)).is_err());
     }
 
     #[test]
