@@ -1,0 +1,133 @@
+//! The coordinator's Raft group (raft-rs 0.7), today a single voter, with its log and hard
+//! state durable in redb, and the async [`RaftHandle`] the services use.
+//!
+//! Layout:
+//! - [`node`]: the thread that runs raft-rs's Ready loop, step by step.
+//! - [`storage`]: raft-rs `Storage` on redb: log, hard state, conf state, snapshot.
+//! - [`apply`](mod@apply): committed entries → [`crate::state::apply`]; snapshots of the state.
+//! - [`transport`]: the seam for sending messages to peers (none yet).
+//!
+//! Reads: [`RaftHandle::read`] goes through ReadIndex and then waits for the applied index
+//! to reach the read index, so what it sees includes every write acknowledged before the
+//! read began (linearizable), on a single voter and on a cluster alike.
+//! [`RaftHandle::read_local`] reads this node's copy as it is: for displays only, never to
+//! decide anything.
+//!
+//! Must never: acknowledge a proposal before its entry is fsynced and applied, or let
+//! raft-rs's protobuf types leak out of this module (peers exchange them as opaque bytes).
+
+pub mod apply;
+pub mod node;
+pub mod storage;
+pub mod transport;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::mpsc;
+use std::sync::{Arc, RwLock};
+
+use protobuf::Message as _;
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::state::{Command, Outcome, State};
+use node::{Msg, Node, NodeConfig, NodeError};
+use transport::Transport;
+
+/// Why a proposal or read got no answer from the state machine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RaftError {
+    #[error("not the raft leader; the leader is {}", leader_id.map_or("unknown".to_owned(), |id| format!("node {id}")))]
+    NotLeader { leader_id: Option<u64> },
+    /// The outcome is unknown: the command may still be applied later (after a restart,
+    /// from the log). Commands are idempotent or fenced, so retrying is safe.
+    #[error("{0}")]
+    Stopped(String),
+    #[error("proposal dropped: {0}")]
+    Dropped(String),
+    #[error("command could not be encoded: {0}")]
+    Encode(String),
+    #[error("undecodable raft message of {n_bytes} bytes from a peer")]
+    BadMessage { n_bytes: usize },
+}
+
+/// The async face of the Raft node; cheap to clone.
+#[derive(Clone)]
+pub struct RaftHandle {
+    mailbox: mpsc::Sender<Msg>,
+    state: Arc<RwLock<State>>,
+    in_flight: Arc<Semaphore>,
+}
+
+/// Opens (or creates) the store at `config.path`, replays it, and starts the node thread.
+pub fn start(config: NodeConfig, transport: impl Transport) -> Result<RaftHandle, NodeError> {
+    let (node, state) = Node::open(&config, transport)?;
+    let (mailbox, inbox) = mpsc::channel();
+    let tick = config.tick_interval;
+    std::thread::Builder::new()
+        .name(format!("raft-node-{}", config.id))
+        .spawn(move || node.run_to_end(inbox, tick))
+        .map_err(NodeError::Spawn)?;
+    Ok(RaftHandle { mailbox, state, in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))) })
+}
+
+impl RaftHandle {
+    /// Proposes a command; answers with what applying it did, once it is committed,
+    /// fsynced and applied.
+    pub async fn propose(&self, command: Command) -> Result<Outcome, RaftError> {
+        let _permit = self.permit().await?;
+        let (reply, answer) = oneshot::channel();
+        self.send(Msg::Propose { command: Box::new(command), reply })?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `f` on the state once it includes every write acknowledged before this call
+    /// (ReadIndex, then wait for apply). Keep `f` short: it holds the state's read lock,
+    /// which apply waits for.
+    pub async fn read<T>(&self, f: impl FnOnce(&State) -> T) -> Result<T, RaftError> {
+        {
+            let _permit = self.permit().await?;
+            let (reply, answer) = oneshot::channel();
+            self.send(Msg::Read { reply })?;
+            answer.await.map_err(|_| stopped())??;
+        }
+        Ok(self.read_local(f))
+    }
+
+    /// Runs `f` on this node's state as it is now, possibly stale: for displays only.
+    pub fn read_local<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        // A poisoned lock means apply panicked; the data is still the last consistent
+        // state (apply changes it only after all checks), so reading it is harmless.
+        let state = self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&state)
+    }
+
+    /// Hands the node a message from a peer, as bytes from the transport. Decode only
+    /// messages from authenticated peers (see [`transport`]).
+    pub fn step(&self, bytes: &[u8]) -> Result<(), RaftError> {
+        let message = raft::eraftpb::Message::parse_from_bytes(bytes)
+            .map_err(|_| RaftError::BadMessage { n_bytes: bytes.len() })?;
+        self.send(Msg::Step(Box::new(message)))
+    }
+
+    /// Stops the node and waits until it has closed its store; waiting callers get
+    /// [`RaftError::Stopped`]. Stopping a stopped node is not an error.
+    pub async fn shutdown(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.send(Msg::Stop { done }).is_ok() {
+            let _ = stopped.await;
+        }
+    }
+
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, RaftError> {
+        self.in_flight.acquire().await.map_err(|_| stopped())
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), RaftError> {
+        self.mailbox.send(msg).map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> RaftError {
+    RaftError::Stopped("raft node stopped".into())
+}

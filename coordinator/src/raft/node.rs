@@ -1,0 +1,440 @@
+//! The Raft node: one thread that owns raft-rs's `RawNode` and the redb store, and runs
+//! the loop of raft-rs's `five_mem_node` example: drain the mailbox (`step`, proposals,
+//! reads), `tick()` on a timer, then handle the Ready in exactly the documented order, one
+//! function per step (see [`Node::on_ready`]).
+//!
+//! A proposal's caller is answered only after its entry is committed, fsynced and applied:
+//! the answer is the [`Outcome`] apply returned. A proposal is matched to its entry by
+//! (index, term); if another entry lands at that index, the proposal was lost and says so.
+//!
+//! Reads use ReadIndex: a batch of waiting reads gets one `read_index` request; when raft
+//! returns its read state (for a single voter at once, for a cluster after a heartbeat
+//! round confirms leadership), the reads are released as soon as the applied index reaches
+//! the read index. A leader only serves reads once it has committed an entry of its own
+//! term (raft-rs silently drops read requests before that), so reads wait for that and are
+//! re-requested on every tick until answered.
+//!
+//! The loop runs on a plain thread, not a tokio task: every Ready fsyncs, which blocks.
+//!
+//! Must never: send `persisted_messages` before the fsync that precedes them returns,
+//! answer a proposal before its entry is applied, retry a failed write (any storage error
+//! stops the node and fails every waiting caller), or read the clock inside apply.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, Snapshot};
+use raft::{LightReady, RawNode, ReadState, StateRole, INVALID_ID};
+use tokio::sync::oneshot;
+
+use super::apply::{apply_entry, restore, snapshot_bytes, Applied, ApplyError};
+use super::storage::{RedbStorage, StoreError};
+use super::transport::Transport;
+use super::RaftError;
+use crate::state::{Command, Outcome, State};
+
+/// How a node runs. No `Default`: every deployment says what it wants.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's Raft id (non-zero).
+    pub id: u64,
+    /// The redb file holding the log, hard state and snapshots.
+    pub path: PathBuf,
+    /// How often the node ticks; elections and heartbeats are counted in ticks.
+    pub tick_interval: Duration,
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    /// Applied entries between two snapshots (each snapshot compacts the log).
+    pub snapshot_every: u64,
+    /// Proposals and reads waiting at once; further callers wait for a slot.
+    pub max_in_flight: usize,
+}
+
+/// Why the node stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("snapshot of the state could not be encoded: {0}")]
+    Snapshot(serde_json::Error),
+    #[error("raft node thread could not start: {0}")]
+    Spawn(std::io::Error),
+    #[error("state lock poisoned by a panic during apply")]
+    Poisoned,
+}
+
+/// What callers send to the node thread.
+pub(super) enum Msg {
+    Propose { command: Box<Command>, reply: oneshot::Sender<Result<Outcome, RaftError>> },
+    Read { reply: oneshot::Sender<Result<(), RaftError>> },
+    Step(Box<Message>),
+    Stop { done: oneshot::Sender<()> },
+}
+
+/// A proposal waiting for its entry to be applied.
+struct Pending {
+    term: u64,
+    reply: oneshot::Sender<Result<Outcome, RaftError>>,
+}
+
+type ReadReply = oneshot::Sender<Result<(), RaftError>>;
+
+/// Reads on their way through ReadIndex.
+#[derive(Default)]
+struct Reads {
+    next_ctx: u64,
+    /// Not yet requested from raft.
+    waiting: Vec<ReadReply>,
+    /// Requested under a context, waiting for raft's read state.
+    requested: BTreeMap<u64, Vec<ReadReply>>,
+    /// Answered by raft with a read index, waiting for apply to reach it.
+    ready: Vec<(u64, Vec<ReadReply>)>,
+}
+
+pub(super) struct Node<T: Transport> {
+    raw: RawNode<RedbStorage>,
+    state: Arc<RwLock<State>>,
+    transport: T,
+    pending: BTreeMap<u64, Pending>,
+    reads: Reads,
+    applied: u64,
+    last_snapshot: u64,
+    snapshot_every: u64,
+}
+
+/// How the loop ended.
+enum Exit {
+    /// Every handle is gone.
+    Disconnected,
+    Stop(oneshot::Sender<()>),
+}
+
+impl<T: Transport> Node<T> {
+    /// Opens the store, restores the latest snapshot and builds the raw node; entries
+    /// after the snapshot are replayed by the first Readys (raft hands every committed
+    /// entry above `applied` back as committed entries).
+    pub(super) fn open(config: &NodeConfig, transport: T) -> Result<(Node<T>, Arc<RwLock<State>>), NodeError> {
+        let storage = RedbStorage::open(&config.path, &[config.id])?;
+        let snapshot = storage.latest_snapshot();
+        let state = Arc::new(RwLock::new(restore(&snapshot.data)?));
+        let applied = snapshot.get_metadata().index;
+        let raft_config = raft::Config {
+            id: config.id,
+            election_tick: config.election_tick,
+            heartbeat_tick: config.heartbeat_tick,
+            applied,
+            check_quorum: true,
+            pre_vote: true,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            ..raft::Config::default()
+        };
+        raft_config.validate()?;
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let mut raw = RawNode::new(&raft_config, storage, &logger)?;
+        if raw.raft.prs().is_singleton() {
+            // A lone voter need not wait out an election timeout to lead.
+            raw.campaign()?;
+        }
+        let node = Node {
+            raw,
+            state: Arc::clone(&state),
+            transport,
+            pending: BTreeMap::new(),
+            reads: Reads::default(),
+            applied,
+            last_snapshot: applied,
+            snapshot_every: config.snapshot_every.max(1),
+        };
+        Ok((node, state))
+    }
+
+    /// The thread body: runs the loop, then fails everyone still waiting, closes the store
+    /// and only then confirms a stop, so a caller may reopen the same file right away.
+    pub(super) fn run_to_end(mut self, mailbox: Receiver<Msg>, tick: Duration) {
+        let (exit, reason) = match self.run(&mailbox, tick) {
+            Ok(exit) => (exit, "raft node stopped".to_owned()),
+            Err(error) => {
+                tracing::error!(%error, "raft node stopped on an error");
+                (Exit::Disconnected, format!("raft node stopped: {error}"))
+            }
+        };
+        self.fail_all(&reason);
+        drop(self);
+        // Callers that raced the stop get the same answer as the ones failed above.
+        while let Ok(msg) = mailbox.try_recv() {
+            reject(msg, &reason);
+        }
+        if let Exit::Stop(done) = exit {
+            let _ = done.send(());
+        }
+    }
+
+    fn run(&mut self, mailbox: &Receiver<Msg>, tick: Duration) -> Result<Exit, NodeError> {
+        let mut next_tick = Instant::now() + tick;
+        loop {
+            match mailbox.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
+                Ok(msg) => {
+                    if let Some(exit) = self.handle(msg)? {
+                        return Ok(exit);
+                    }
+                    // Take what else is queued, so one Ready (one fsync) serves a batch.
+                    for msg in mailbox.try_iter().take(4096) {
+                        if let Some(exit) = self.handle(msg)? {
+                            return Ok(exit);
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(Exit::Disconnected),
+            }
+            if Instant::now() >= next_tick {
+                self.raw.tick();
+                self.request_reads(true);
+                next_tick = Instant::now() + tick;
+            }
+            self.request_reads(false);
+            self.on_ready()?;
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) -> Result<Option<Exit>, NodeError> {
+        match msg {
+            Msg::Propose { command, reply } => self.propose(*command, reply),
+            Msg::Read { reply } => self.reads.waiting.push(reply),
+            Msg::Step(message) => {
+                if let Err(error) = self.raw.step(*message) {
+                    tracing::debug!(%error, "raft message refused");
+                }
+            }
+            Msg::Stop { done } => return Ok(Some(Exit::Stop(done))),
+        }
+        Ok(None)
+    }
+
+    fn propose(&mut self, command: Command, reply: oneshot::Sender<Result<Outcome, RaftError>>) {
+        if self.raw.raft.state != StateRole::Leader {
+            let leader = self.raw.raft.leader_id;
+            let _ = reply.send(Err(RaftError::NotLeader { leader_id: (leader != INVALID_ID).then_some(leader) }));
+            return;
+        }
+        let data = match command.encode() {
+            Ok(data) => data,
+            Err(error) => {
+                let _ = reply.send(Err(RaftError::Encode(error.to_string())));
+                return;
+            }
+        };
+        let before = self.raw.raft.raft_log.last_index();
+        if let Err(error) = self.raw.propose(Vec::new(), data) {
+            let _ = reply.send(Err(RaftError::Dropped(error.to_string())));
+            return;
+        }
+        let index = self.raw.raft.raft_log.last_index();
+        if index == before {
+            let _ = reply.send(Err(RaftError::Dropped("raft appended nothing".into())));
+            return;
+        }
+        self.pending.insert(index, Pending { term: self.raw.raft.term, reply });
+    }
+
+    /// Asks raft for a read index for the waiting reads (and, on a tick, again for those
+    /// still unanswered, since raft may have dropped the request).
+    fn request_reads(&mut self, retry: bool) {
+        if !self.can_read_index() {
+            return;
+        }
+        if retry {
+            for ctx in self.reads.requested.keys() {
+                self.raw.read_index(ctx.to_be_bytes().to_vec());
+            }
+        }
+        if !self.reads.waiting.is_empty() {
+            let ctx = self.reads.next_ctx;
+            self.reads.next_ctx += 1;
+            self.reads.requested.insert(ctx, std::mem::take(&mut self.reads.waiting));
+            self.raw.read_index(ctx.to_be_bytes().to_vec());
+        }
+    }
+
+    /// A leader must have committed an entry of its term; a follower must know a leader.
+    fn can_read_index(&self) -> bool {
+        let raft = &self.raw.raft;
+        match raft.state {
+            StateRole::Leader => raft.raft_log.term(raft.raft_log.committed).ok() == Some(raft.term),
+            _ => raft.leader_id != INVALID_ID,
+        }
+    }
+
+    /// The Ready loop, in raft-rs's documented order.
+    fn on_ready(&mut self) -> Result<(), NodeError> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        // 1. Take the Ready.
+        let mut rd = self.raw.ready();
+        // 2. Messages that need no persistence (a leader's appends go out in parallel).
+        self.send_messages(rd.take_messages());
+        // 3. A snapshot from the leader replaces the state.
+        self.apply_snapshot(rd.snapshot())?;
+        self.record_read_states(rd.take_read_states());
+        // 4. Entries committed earlier.
+        self.apply_committed(rd.take_committed_entries())?;
+        // 5. New entries and the hard state, fsynced.
+        self.persist(rd.entries(), rd.hs())?;
+        // 6. Only now may messages that promise persistence (votes, appends acks) go out.
+        self.send_messages(rd.take_persisted_messages());
+        // 7. Advance; the light ready carries what became committed by our own persistence.
+        let light = self.raw.advance(rd);
+        self.on_light_ready(light)?;
+        // 8. Tell raft everything handed out has been applied.
+        self.raw.advance_apply();
+        self.release_reads();
+        self.maybe_snapshot()
+    }
+
+    fn send_messages(&mut self, messages: Vec<Message>) {
+        if !messages.is_empty() {
+            self.transport.send(messages);
+        }
+    }
+
+    fn apply_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), NodeError> {
+        if snapshot.is_empty() {
+            return Ok(());
+        }
+        let restored = restore(&snapshot.data)?;
+        let index = snapshot.get_metadata().index;
+        self.raw.mut_store().apply_snapshot(snapshot.clone())?;
+        *self.state.write().map_err(|_| NodeError::Poisoned)? = restored;
+        self.applied = index;
+        self.last_snapshot = index;
+        Ok(())
+    }
+
+    fn record_read_states(&mut self, states: Vec<ReadState>) {
+        for read_state in states {
+            let Ok(ctx) = <[u8; 8]>::try_from(read_state.request_ctx.as_slice()) else { continue };
+            if let Some(replies) = self.reads.requested.remove(&u64::from_be_bytes(ctx)) {
+                self.reads.ready.push((read_state.index, replies));
+            }
+        }
+    }
+
+    fn apply_committed(&mut self, entries: Vec<Entry>) -> Result<(), NodeError> {
+        for entry in entries {
+            if entry.index <= self.applied {
+                continue;
+            }
+            let applied = {
+                let mut state = self.state.write().map_err(|_| NodeError::Poisoned)?;
+                apply_entry(&mut state, &entry)?
+            };
+            match applied {
+                Applied::Normal(outcome) => self.answer(&entry, outcome),
+                Applied::ConfChange => self.apply_conf_change(&entry)?,
+            }
+            self.applied = entry.index;
+        }
+        Ok(())
+    }
+
+    /// Answers the proposal waiting on this index: with the outcome if the entry is the
+    /// one it proposed (same term), else with the news that it was lost.
+    fn answer(&mut self, entry: &Entry, outcome: Option<Outcome>) {
+        let Some(pending) = self.pending.remove(&entry.index) else { return };
+        let answer = match outcome {
+            Some(outcome) if pending.term == entry.term => Ok(outcome),
+            _ => Err(RaftError::Dropped(format!("entry {} was replaced by another leader", entry.index))),
+        };
+        let _ = pending.reply.send(answer);
+    }
+
+    fn apply_conf_change(&mut self, entry: &Entry) -> Result<(), NodeError> {
+        let conf_state = if entry.get_entry_type() == EntryType::EntryConfChangeV2 {
+            let change = ConfChangeV2::parse_from_bytes(&entry.data).map_err(raft::Error::CodecError)?;
+            self.raw.apply_conf_change(&change)?
+        } else {
+            let change = ConfChange::parse_from_bytes(&entry.data).map_err(raft::Error::CodecError)?;
+            self.raw.apply_conf_change(&change)?
+        };
+        self.raw.mut_store().set_conf_state(conf_state)?;
+        Ok(())
+    }
+
+    fn persist(&mut self, entries: &[Entry], hard_state: Option<&raft::eraftpb::HardState>) -> Result<(), NodeError> {
+        if entries.is_empty() && hard_state.is_none() {
+            return Ok(());
+        }
+        self.raw.mut_store().persist(entries, hard_state)?;
+        Ok(())
+    }
+
+    fn on_light_ready(&mut self, mut light: LightReady) -> Result<(), NodeError> {
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().set_commit(commit)?;
+        }
+        self.send_messages(light.take_messages());
+        self.apply_committed(light.take_committed_entries())
+    }
+
+    fn release_reads(&mut self) {
+        let applied = self.applied;
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.reads.ready).into_iter().partition(|(index, _)| *index <= applied);
+        self.reads.ready = later;
+        for reply in due.into_iter().flat_map(|(_, replies)| replies) {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), NodeError> {
+        if self.applied < self.last_snapshot + self.snapshot_every {
+            return Ok(());
+        }
+        let bytes = {
+            let state = self.state.read().map_err(|_| NodeError::Poisoned)?;
+            snapshot_bytes(&state).map_err(NodeError::Snapshot)?
+        };
+        self.raw.mut_store().compact_to_snapshot(self.applied, bytes)?;
+        self.last_snapshot = self.applied;
+        tracing::debug!(index = self.applied, "raft snapshot taken, log compacted");
+        Ok(())
+    }
+
+    fn fail_all(&mut self, reason: &str) {
+        for (_, pending) in std::mem::take(&mut self.pending) {
+            let _ = pending.reply.send(Err(RaftError::Stopped(reason.to_owned())));
+        }
+        let reads = std::mem::take(&mut self.reads);
+        let requested = reads.requested.into_values().flatten();
+        let ready = reads.ready.into_iter().flat_map(|(_, replies)| replies);
+        for reply in reads.waiting.into_iter().chain(requested).chain(ready) {
+            let _ = reply.send(Err(RaftError::Stopped(reason.to_owned())));
+        }
+    }
+}
+
+fn reject(msg: Msg, reason: &str) {
+    let stopped = || RaftError::Stopped(reason.to_owned());
+    match msg {
+        Msg::Propose { reply, .. } => {
+            let _ = reply.send(Err(stopped()));
+        }
+        Msg::Read { reply } => {
+            let _ = reply.send(Err(stopped()));
+        }
+        Msg::Step(_) => {}
+        Msg::Stop { done } => {
+            let _ = done.send(());
+        }
+    }
+}

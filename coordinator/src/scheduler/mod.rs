@@ -1,0 +1,165 @@
+//! The leader's scheduler: which pending cells an agent that asks for work gets.
+//!
+//! Layout (quickwit style):
+//! - [`model`]: the problem in ordinals.
+//! - [`solve`](mod@solve): the pure solver and its post-conditions.
+//! - this file: builds the problem from the replicated [`State`] and maps the answer back.
+//! - `README.md`: the algorithm.
+//!
+//! The plan is only a proposal: it becomes leases through a `GrantLeases` command, whose
+//! apply re-checks every cell (still pending, hardware, free slot) against the state as it
+//! is at commit time.
+//!
+//! Must never: change the state, read the clock (the caller passes `now_ms`), or plan for
+//! an agent on a follower's stale state (plan on the leader, after a Raft read).
+
+pub mod model;
+pub mod solve;
+
+use std::collections::BTreeMap;
+
+use shared::cell::CellKey;
+
+use crate::state::{Agent, CellState, State, Sweep, SweepId};
+use model::{CellDemand, DeviceSupply, Problem, SweepDemand};
+
+/// Up to `max_cells` (sweep, cell) pairs for `agent_id` to lease now, in the order to
+/// propose them; empty for an unknown agent.
+pub fn plan_leases(state: &State, agent_id: &str, max_cells: usize, now_ms: i64) -> Vec<(SweepId, CellKey)> {
+    let Some(agent) = state.agent(agent_id) else { return Vec::new() };
+    let (problem, keys) = build_problem(state, agent, max_cells, now_ms);
+    solve::solve(&problem).into_iter().map(|a| (keys[a.sweep].0, keys[a.sweep].1[a.cell].clone())).collect()
+}
+
+/// The problem for one agent, and for each sweep ordinal its id and its cells' keys.
+fn build_problem(
+    state: &State,
+    agent: &Agent,
+    max_cells: usize,
+    now_ms: i64,
+) -> (Problem, Vec<(SweepId, Vec<CellKey>)>) {
+    let used = slots_in_use(state, agent);
+    let devices = agent
+        .devices
+        .iter()
+        .map(|g| DeviceSupply { free_slots: g.slots.saturating_sub(used.get(g.class.as_str()).copied().unwrap_or(0)) })
+        .collect();
+    let mut sweeps = Vec::new();
+    let mut keys = Vec::new();
+    for sweep in state.sweeps().filter(|s| s.cancelled_at_ms.is_none()) {
+        let (demand, cell_keys) = sweep_demand(sweep, agent, now_ms);
+        if !demand.cells.is_empty() {
+            sweeps.push(demand);
+            keys.push((sweep.id, cell_keys));
+        }
+    }
+    (Problem { sweeps, devices, max_cells }, keys)
+}
+
+/// The sweep's cells this agent could run now: pending, past any retry backoff, and
+/// fitting at least one of its device groups.
+fn sweep_demand(sweep: &Sweep, agent: &Agent, now_ms: i64) -> (SweepDemand, Vec<CellKey>) {
+    let mut cells = Vec::new();
+    let mut keys = Vec::new();
+    for (key, record) in &sweep.cells {
+        let ready = record.state == CellState::Pending && record.retry_after_ms.is_none_or(|t| t <= now_ms);
+        if !ready {
+            continue;
+        }
+        let fits: Vec<usize> =
+            agent.devices.iter().enumerate().filter(|(_, g)| g.can_run(&record.cell)).map(|(i, _)| i).collect();
+        if !fits.is_empty() {
+            cells.push(CellDemand { fits });
+            keys.push(key.clone());
+        }
+    }
+    let demand = SweepDemand { priority: sweep.spec.policy.priority, submitted_at_ms: sweep.submitted_at_ms, cells };
+    (demand, keys)
+}
+
+/// Slots each of the agent's device groups has taken by its current leases.
+fn slots_in_use<'a>(state: &'a State, agent: &Agent) -> BTreeMap<&'a str, u32> {
+    let mut used = BTreeMap::new();
+    for (sweep_id, key) in &agent.leases {
+        if let Some(CellState::Leased { device_class, .. }) = state.cell(sweep_id, key).map(|r| &r.state) {
+            *used.entry(device_class.as_str()).or_insert(0) += 1;
+        }
+    }
+    used
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use shared::cell;
+    use shared::spec::{self, Limits};
+
+    use super::*;
+    use crate::state::command::Command;
+    use crate::state::{apply, DeviceGroup, Outcome};
+
+    fn submit(state: &mut State, n: u128, priority: i32, hardware: &str, at_ms: i64) {
+        let text = format!(
+            "name = \"s{n}\"\n[matrix]\nmodels = [\"bert-tiny\"]\nhardware = [{hardware}]\nfan_out = \"any\"\nbatch_sizes = [1, 2, 4]\n[policy]\npriority = {priority}\n"
+        );
+        let spec = spec::parse_toml(&text, &Limits::default()).expect("a valid spec");
+        let cells = cell::expand(&spec, &[]).into_iter().map(|c| (c.key(&spec.name), c)).collect();
+        let command = Command::SubmitSweep { sweep_id: SweepId::from_u128(n), submitted_at_ms: at_ms, spec, cells };
+        assert!(matches!(apply(state, command), Outcome::Submitted { .. }));
+    }
+
+    fn register(state: &mut State, agent: &str, devices: Vec<DeviceGroup>) {
+        let command = Command::RegisterAgent { agent_id: agent.into(), devices, labels: BTreeMap::new(), at_ms: 0 };
+        assert!(matches!(apply(state, command), Outcome::AgentRegistered { .. }));
+    }
+
+    fn group(class: &str, memory_gib: u64, slots: u32) -> DeviceGroup {
+        DeviceGroup { class: class.into(), memory_bytes: Some(memory_gib << 30), slots }
+    }
+
+    fn sweeps_of(plan: &[(SweepId, CellKey)]) -> Vec<u128> {
+        plan.iter().map(|(id, _)| id.as_u128()).collect()
+    }
+
+    #[test]
+    fn plans_follow_priority_age_and_hardware_and_pass_apply() {
+        let mut state = State::default();
+        submit(&mut state, 1, 0, "\"cpu\"", 100);
+        submit(&mut state, 2, 0, "\"cpu\"", 50);
+        submit(&mut state, 3, 9, "{ kind = \"cuda\", min_memory_gib = 40 }", 200);
+        submit(&mut state, 4, 9, "\"cuda\"", 300);
+        register(&mut state, "a", vec![group("cpu/x", 64, 3), group("cuda/NVIDIA A10", 24, 1)]);
+        let plan = plan_leases(&state, "a", 10, 0);
+        // The A10 is too small for sweep 3; sweep 4 takes it; then the CPU in turns, oldest first.
+        assert_eq!(sweeps_of(&plan), [4, 2, 1, 2]);
+        let command = Command::GrantLeases { agent_id: "a".into(), leases: plan, at_ms: 0, lease_seconds: 60 };
+        let Outcome::LeasesGranted { granted, refused } = apply(&mut state, command) else { panic!("expected grants") };
+        assert_eq!((granted.len(), refused.len()), (4, 0));
+        assert!(plan_leases(&state, "a", 10, 0).is_empty(), "every slot is taken");
+        assert!(plan_leases(&state, "nobody", 10, 0).is_empty());
+    }
+
+    #[test]
+    fn cells_in_backoff_wait_and_cancelled_sweeps_are_skipped() {
+        let mut state = State::default();
+        submit(&mut state, 1, 0, "\"cpu\"", 0);
+        submit(&mut state, 2, 0, "\"cpu\"", 1);
+        register(&mut state, "a", vec![group("cpu/x", 64, 1)]);
+        let plan = plan_leases(&state, "a", 1, 0);
+        let key = plan[0].1.clone();
+        let command = Command::GrantLeases { agent_id: "a".into(), leases: plan, at_ms: 0, lease_seconds: 60 };
+        let Outcome::LeasesGranted { granted, .. } = apply(&mut state, command) else { panic!("expected grants") };
+        let expire = Command::ExpireLeases {
+            expired: vec![(SweepId::from_u128(1), key.clone(), granted[0].epoch)],
+            at_ms: 1_000,
+        };
+        apply(&mut state, expire);
+        apply(&mut state, Command::CancelSweep { sweep_id: SweepId::from_u128(2), at_ms: 1_000 });
+        let soon = plan_leases(&state, "a", 5, 2_000);
+        assert!(soon.iter().all(|(_, k)| *k != key), "the failed cell waits out its backoff");
+        assert_eq!(sweeps_of(&soon), [1]);
+        let later = plan_leases(&state, "a", 5, 6_000);
+        assert_eq!(later.len(), 1);
+    }
+}

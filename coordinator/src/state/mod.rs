@@ -1,0 +1,259 @@
+//! The coordinator's replicated state machine: sweeps, their cells and leases, the agent
+//! registry and the warehouse manifest, changed only by [`apply`]ing a [`Command`].
+//!
+//! Layout:
+//! - [`command`]: the commands (the payload of every Raft entry) and their JSON encoding.
+//! - [`apply`](mod@apply): the one function that changes a [`State`], and what it says
+//!   happened ([`Outcome`]).
+//! - [`query`]: read-only views used by RPCs (status counts, lists, an agent's leases).
+//!
+//! Architecture invariant: this module is pure and deterministic. It never reads the clock,
+//! does I/O, draws random numbers or iterates a hash map: times and ids come inside the
+//! command, so every replica applying the same log reaches the same state. It knows nothing
+//! of Raft; the Raft layer only stores and replays commands.
+
+pub mod apply;
+pub mod command;
+pub mod query;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use shared::cell::{Cell, CellKey};
+use shared::fingerprint::Fingerprint;
+use shared::result::Status;
+use shared::spec::SweepSpec;
+
+pub use apply::{apply, Outcome, Rejection};
+pub use command::Command;
+
+/// A sweep's id: a UUIDv7 chosen by the coordinator that received the submit.
+pub type SweepId = uuid::Uuid;
+
+/// An agent's id, chosen by the agent and stable across its restarts.
+pub type AgentId = String;
+
+/// The whole replicated state. Serialisable: a Raft snapshot is this, as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    sweeps: BTreeMap<SweepId, Sweep>,
+    agents: BTreeMap<AgentId, Agent>,
+    /// The last fencing epoch handed out; every lease gets the next one, so epochs never
+    /// repeat, even across sweeps and cells.
+    last_epoch: u64,
+    manifest: BTreeMap<String, ManifestFile>,
+}
+
+/// One submitted sweep and its cells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sweep {
+    pub id: SweepId,
+    pub name: String,
+    pub spec: SweepSpec,
+    pub submitted_at_ms: i64,
+    pub cancelled_at_ms: Option<i64>,
+    pub cells: BTreeMap<CellKey, CellRecord>,
+}
+
+/// One cell of a sweep and everything that happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellRecord {
+    pub cell: Cell,
+    pub state: CellState,
+    /// Attempts started (leases granted); never more than the sweep's `max_attempts`.
+    pub attempts: u32,
+    /// Why each attempt that did not end `ok` ended, in order.
+    pub reasons: Vec<String>,
+    /// A pending retry waits until then (exponential backoff); `None` for a first attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<i64>,
+    /// Attempts whose result was committed, with what was committed: the dedup set of
+    /// (sweep, cell key, attempt).
+    pub results: BTreeMap<u32, CommittedResult>,
+}
+
+/// Where a cell is in its life.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CellState {
+    /// Waiting for an agent.
+    Pending,
+    /// Claimed by one agent, for attempt `attempt`, fenced by `epoch`.
+    Leased { agent_id: AgentId, attempt: u32, epoch: u64, expires_at_ms: i64, device_class: String },
+    /// Final: `ok` or `unsupported`.
+    Done { status: Status, attempt: u32 },
+    /// Final: every attempt failed; the reasons are in [`CellRecord::reasons`].
+    Failed,
+    /// Final: its sweep was cancelled before the cell finished.
+    Cancelled,
+}
+
+impl CellState {
+    pub fn kind(&self) -> CellStateKind {
+        match self {
+            CellState::Pending => CellStateKind::Pending,
+            CellState::Leased { .. } => CellStateKind::Leased,
+            CellState::Done { .. } => CellStateKind::Done,
+            CellState::Failed => CellStateKind::Failed,
+            CellState::Cancelled => CellStateKind::Cancelled,
+        }
+    }
+
+    /// Whether nothing more will happen to the cell.
+    pub fn is_final(&self) -> bool {
+        matches!(self, CellState::Done { .. } | CellState::Failed | CellState::Cancelled)
+    }
+}
+
+/// [`CellState`] without its data, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellStateKind {
+    Pending,
+    Leased,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+/// What the state keeps of a committed result: enough to answer a re-send and to count;
+/// the numbers themselves live in the warehouse files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommittedResult {
+    pub agent_id: AgentId,
+    pub epoch: u64,
+    pub status: Status,
+    pub committed_at_ms: i64,
+}
+
+/// A registered agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: AgentId,
+    pub devices: Vec<DeviceGroup>,
+    pub labels: BTreeMap<String, String>,
+    pub registered_at_ms: i64,
+    /// The cells it holds now. Derived from the cells' states and kept in step by
+    /// [`apply`]; it makes "what does this agent hold" cheap.
+    pub leases: BTreeSet<(SweepId, CellKey)>,
+}
+
+/// Identical devices of one hardware class on one agent: how many cells of that class it
+/// runs at once, and the least memory among them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceGroup {
+    /// e.g. `cuda/NVIDIA H100 80GB HBM3` or `cpu/AMD EPYC 7B13`.
+    pub class: String,
+    /// Device memory (host memory for the CPU group); `None` when unknown.
+    pub memory_bytes: Option<u64>,
+    /// Cells that may run at once; one per device unless the agent says otherwise.
+    pub slots: u32,
+}
+
+impl DeviceGroup {
+    /// The part of the class before the `/`: `cuda`, `cpu`, …
+    pub fn kind(&self) -> &str {
+        self.class.split_once('/').map_or(self.class.as_str(), |(kind, _)| kind)
+    }
+
+    /// Whether this group can run `cell`: a resolved cell needs exactly this class; an
+    /// unresolved one needs its selector (kind and name glob) to match. Either way the
+    /// selector's memory floor must be met, and unknown memory does not meet a floor.
+    pub fn can_run(&self, cell: &Cell) -> bool {
+        let class_ok = match &cell.hardware_class {
+            Some(class) => *class == self.class,
+            None => cell.hardware.matches_class(&self.class),
+        };
+        class_ok && self.has_memory_for(cell)
+    }
+
+    fn has_memory_for(&self, cell: &Cell) -> bool {
+        let Some(gib) = cell.hardware.min_memory_gib else { return true };
+        self.memory_bytes.is_some_and(|bytes| bytes as f64 >= gib * GIB)
+    }
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// The device groups an agent offers, from its fingerprint: one CPU group (one slot, the
+/// machine's memory) and one group per accelerator class (one slot per device, the least
+/// memory among them).
+pub fn device_groups(fingerprint: &Fingerprint) -> Vec<DeviceGroup> {
+    let classes = fingerprint.hardware_classes();
+    let mut groups: Vec<DeviceGroup> = Vec::new();
+    if let Some(cpu) = classes.iter().find(|c| c.starts_with("cpu/")) {
+        groups.push(DeviceGroup { class: cpu.clone(), memory_bytes: Some(fingerprint.memory.total_bytes), slots: 1 });
+    }
+    for gpu in &fingerprint.gpus {
+        let class = format!("{}/{}", gpu.backend.as_str(), gpu.name.split_whitespace().collect::<Vec<_>>().join(" "));
+        if !classes.contains(&class) {
+            continue;
+        }
+        match groups.iter_mut().find(|g| g.class == class) {
+            Some(group) => {
+                group.slots += 1;
+                group.memory_bytes = min_known(group.memory_bytes, gpu.memory_bytes);
+            }
+            None => groups.push(DeviceGroup { class, memory_bytes: gpu.memory_bytes, slots: 1 }),
+        }
+    }
+    groups
+}
+
+/// The smaller of two memories; unknown on either side makes the group's memory unknown,
+/// since a cell could land on the device we know nothing about.
+fn min_known(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    Some(a?.min(b?))
+}
+
+/// One committed warehouse file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// Path relative to the warehouse root.
+    pub path: String,
+    /// The table it belongs to: `results`, `samples`, …
+    pub table: String,
+    pub n_rows: u64,
+}
+
+/// A granted lease, as the agent needs it to run the cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub sweep_id: SweepId,
+    pub cell_key: CellKey,
+    pub cell: Cell,
+    pub attempt: u32,
+    pub epoch: u64,
+    pub expires_at_ms: i64,
+    /// The device group the lease occupies on its agent.
+    pub device_class: String,
+}
+
+impl State {
+    pub fn sweep(&self, id: &SweepId) -> Option<&Sweep> {
+        self.sweeps.get(id)
+    }
+
+    pub fn sweeps(&self) -> impl Iterator<Item = &Sweep> {
+        self.sweeps.values()
+    }
+
+    pub fn agent(&self, id: &str) -> Option<&Agent> {
+        self.agents.get(id)
+    }
+
+    pub fn agents(&self) -> impl Iterator<Item = &Agent> {
+        self.agents.values()
+    }
+
+    pub fn last_epoch(&self) -> u64 {
+        self.last_epoch
+    }
+
+    pub fn manifest(&self) -> impl Iterator<Item = &ManifestFile> {
+        self.manifest.values()
+    }
+}

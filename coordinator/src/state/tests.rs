@@ -1,0 +1,476 @@
+//! Tests of the state machine without Raft: lease lifecycles, fencing, dedup, cancel, and
+//! a proptest for determinism and invariants. No I/O, no clock.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use shared::cell::{self, CellKey};
+use shared::result::Status;
+use shared::spec::{self, Limits, SweepSpec};
+
+use super::command::{Command, Completion};
+use super::*;
+
+const SPEC: &str = r#"
+    name = "unit"
+    [matrix]
+    models = ["bert-tiny"]
+    hardware = ["cpu"]
+    fan_out = "any"
+    batch_sizes = [1, 2]
+    [policy]
+    max_attempts = 2
+    lease_seconds = 10
+"#;
+
+fn spec() -> SweepSpec {
+    spec::parse_toml(SPEC, &Limits::default()).expect("a valid spec")
+}
+
+fn sweep_id(n: u128) -> SweepId {
+    SweepId::from_u128(n)
+}
+
+fn submit_command(id: SweepId, spec: SweepSpec) -> Command {
+    let cells = cell::expand(&spec, &[]).into_iter().map(|c| (c.key(&spec.name), c)).collect();
+    Command::SubmitSweep { sweep_id: id, submitted_at_ms: 1_000, spec, cells }
+}
+
+fn cpu(slots: u32) -> Vec<DeviceGroup> {
+    vec![DeviceGroup { class: "cpu/AMD EPYC 7B13".into(), memory_bytes: Some(64 << 30), slots }]
+}
+
+fn register_command(agent: &str, slots: u32) -> Command {
+    Command::RegisterAgent { agent_id: agent.into(), devices: cpu(slots), labels: BTreeMap::new(), at_ms: 1_000 }
+}
+
+/// A state with one sweep (two cells) and agents `a1` and `a2` (one CPU slot each).
+fn setup() -> (State, Vec<CellKey>) {
+    let mut state = State::default();
+    let outcome = apply(&mut state, submit_command(sweep_id(1), spec()));
+    assert_eq!(outcome, Outcome::Submitted { sweep_id: sweep_id(1), n_cells: 2 });
+    for agent in ["a1", "a2"] {
+        let outcome = apply(&mut state, register_command(agent, 1));
+        assert_eq!(outcome, Outcome::AgentRegistered { agent_id: agent.into(), known_before: false });
+    }
+    let keys = state.sweep(&sweep_id(1)).expect("submitted").cells.keys().cloned().collect();
+    (state, keys)
+}
+
+fn grant(state: &mut State, agent: &str, key: &CellKey, at_ms: i64) -> Lease {
+    let command = Command::GrantLeases {
+        agent_id: agent.into(),
+        leases: vec![(sweep_id(1), key.clone())],
+        at_ms,
+        lease_seconds: 10,
+    };
+    match apply(state, command) {
+        Outcome::LeasesGranted { mut granted, refused } if refused.is_empty() && granted.len() == 1 => {
+            granted.remove(0)
+        }
+        other => panic!("expected one lease, got {other:?}"),
+    }
+}
+
+fn completion(lease: &Lease, agent: &str, status: Status) -> Command {
+    Command::CompleteCell(Completion {
+        sweep_id: lease.sweep_id,
+        cell_key: lease.cell_key.clone(),
+        agent_id: agent.into(),
+        attempt: lease.attempt,
+        epoch: lease.epoch,
+        status,
+        error: (status != Status::Ok).then(|| format!("{status} in test")),
+        files: vec![ManifestFile {
+            path: format!("results/{}-{}.parquet", lease.cell_key, lease.attempt),
+            table: "results".into(),
+            n_rows: 1,
+        }],
+        at_ms: 5_000,
+    })
+}
+
+fn expire(lease: &Lease, at_ms: i64) -> Command {
+    Command::ExpireLeases { expired: vec![(lease.sweep_id, lease.cell_key.clone(), lease.epoch)], at_ms }
+}
+
+fn cell_state(state: &State, key: &CellKey) -> CellState {
+    state.cell(&sweep_id(1), key).expect("known cell").state.clone()
+}
+
+#[test]
+fn submit_lease_complete() {
+    let (mut state, keys) = setup();
+    let lease = grant(&mut state, "a1", &keys[0], 2_000);
+    assert_eq!((lease.attempt, lease.epoch, lease.expires_at_ms), (1, 1, 12_000));
+    assert_eq!(state.leases_of("a1"), vec![lease.clone()]);
+    assert_eq!(
+        apply(&mut state, completion(&lease, "a1", Status::Ok)),
+        Outcome::Completed { state: CellStateKind::Done }
+    );
+    assert_eq!(cell_state(&state, &keys[0]), CellState::Done { status: Status::Ok, attempt: 1 });
+    assert!(state.leases_of("a1").is_empty());
+    assert_eq!(state.manifest().count(), 1);
+    let status = state.sweep_status(&sweep_id(1)).expect("known sweep");
+    assert_eq!((status.counts.ok, status.counts.pending, status.counts.total()), (1, 1, 2));
+    assert_eq!(status.by_class["cpu"].ok, 1);
+}
+
+#[test]
+fn expiry_retries_until_max_attempts_then_fails_with_every_reason() {
+    let (mut state, keys) = setup();
+    let first = grant(&mut state, "a1", &keys[0], 2_000);
+    let outcome = apply(&mut state, expire(&first, 20_000));
+    assert_eq!(outcome, Outcome::LeasesExpired { n_retried: 1, n_failed: 0, skipped: vec![] });
+    assert_eq!(cell_state(&state, &keys[0]), CellState::Pending);
+    assert_eq!(state.cell(&sweep_id(1), &keys[0]).expect("known").retry_after_ms, Some(25_000));
+    assert_eq!([1, 2, 3, 7, 50].map(apply::retry_backoff_ms), [5_000, 10_000, 20_000, 300_000, 300_000]);
+    let second = grant(&mut state, "a2", &keys[0], 21_000);
+    assert_eq!((second.attempt, second.epoch), (2, 2));
+    let outcome = apply(&mut state, completion(&second, "a2", Status::Oom));
+    assert_eq!(outcome, Outcome::Completed { state: CellStateKind::Failed });
+    let record = state.cell(&sweep_id(1), &keys[0]).expect("known cell");
+    assert_eq!(record.attempts, 2);
+    assert_eq!(record.reasons, ["attempt 1 on `a1`: lease expired at 20000 ms", "attempt 2 on `a2`: oom: oom in test"]);
+    let refused = apply(
+        &mut state,
+        Command::GrantLeases {
+            agent_id: "a1".into(),
+            leases: vec![(sweep_id(1), keys[0].clone())],
+            at_ms: 0,
+            lease_seconds: 1,
+        },
+    );
+    assert!(matches!(refused, Outcome::LeasesGranted { granted, refused } if granted.is_empty() && refused.len() == 1));
+}
+
+#[test]
+fn a_zombie_result_with_a_stale_epoch_is_refused() {
+    let (mut state, keys) = setup();
+    let zombie = grant(&mut state, "a1", &keys[0], 2_000);
+    apply(&mut state, expire(&zombie, 20_000));
+    let fresh = grant(&mut state, "a2", &keys[0], 21_000);
+    let late = apply(&mut state, completion(&zombie, "a1", Status::Ok));
+    assert_eq!(
+        late,
+        Outcome::Rejected(Rejection::WrongAgent { cell_key: keys[0].clone(), holder: "a2".into(), got: "a1".into() })
+    );
+    let mut forged = completion(&fresh, "a2", Status::Ok);
+    if let Command::CompleteCell(c) = &mut forged {
+        c.epoch = zombie.epoch;
+    }
+    let outcome = apply(&mut state, forged);
+    assert_eq!(outcome, Outcome::Rejected(Rejection::StaleEpoch { cell_key: keys[0].clone(), current: 2, got: 1 }));
+    // A second expiry of the old epoch does not touch the new lease.
+    let outcome = apply(&mut state, expire(&zombie, 30_000));
+    assert!(matches!(outcome, Outcome::LeasesExpired { n_retried: 0, n_failed: 0, ref skipped } if skipped.len() == 1));
+    assert_eq!(
+        apply(&mut state, completion(&fresh, "a2", Status::Ok)),
+        Outcome::Completed { state: CellStateKind::Done }
+    );
+}
+
+#[test]
+fn a_resent_result_is_a_duplicate_and_changes_nothing() {
+    let (mut state, keys) = setup();
+    let lease = grant(&mut state, "a1", &keys[0], 2_000);
+    apply(&mut state, completion(&lease, "a1", Status::Ok));
+    let before = state.clone();
+    assert_eq!(apply(&mut state, completion(&lease, "a1", Status::Ok)), Outcome::Duplicate { status: Status::Ok });
+    assert_eq!(state, before);
+}
+
+#[test]
+fn cancel_stops_leased_cells_and_refuses_their_late_results() {
+    let (mut state, keys) = setup();
+    let lease = grant(&mut state, "a1", &keys[0], 2_000);
+    let outcome = apply(&mut state, Command::CancelSweep { sweep_id: sweep_id(1), at_ms: 3_000 });
+    let stopped = vec![("a1".to_string(), sweep_id(1), keys[0].clone())];
+    assert_eq!(outcome, Outcome::Cancelled { sweep_id: sweep_id(1), n_cells: 2, stopped });
+    assert_eq!(cell_state(&state, &keys[0]), CellState::Cancelled);
+    assert!(state.leases_of("a1").is_empty());
+    let late = apply(&mut state, completion(&lease, "a1", Status::Ok));
+    let expected = Rejection::NotLeased { cell_key: keys[0].clone(), state: CellStateKind::Cancelled };
+    assert_eq!(late, Outcome::Rejected(expected));
+    let again = apply(&mut state, Command::CancelSweep { sweep_id: sweep_id(1), at_ms: 4_000 });
+    assert_eq!(again, Outcome::Rejected(Rejection::SweepCancelled(sweep_id(1))));
+    assert_eq!(state.sweep_status(&sweep_id(1)).expect("known").counts.cancelled, 2);
+}
+
+#[test]
+fn unsupported_is_final_and_failures_retry() {
+    let (mut state, keys) = setup();
+    let lease = grant(&mut state, "a1", &keys[0], 2_000);
+    let outcome = apply(&mut state, completion(&lease, "a1", Status::Unsupported));
+    assert_eq!(outcome, Outcome::Completed { state: CellStateKind::Done });
+    assert_eq!(cell_state(&state, &keys[0]), CellState::Done { status: Status::Unsupported, attempt: 1 });
+    let lease = grant(&mut state, "a2", &keys[1], 2_000);
+    let outcome = apply(&mut state, completion(&lease, "a2", Status::Crashed));
+    assert_eq!(outcome, Outcome::Completed { state: CellStateKind::Pending });
+    assert_eq!(state.cell(&sweep_id(1), &keys[1]).expect("known").attempts, 1);
+}
+
+#[test]
+fn grants_respect_free_slots_and_hardware() {
+    let (mut state, keys) = setup();
+    let both: Vec<(SweepId, CellKey)> = keys.iter().map(|k| (sweep_id(1), k.clone())).collect();
+    let outcome =
+        apply(&mut state, Command::GrantLeases { agent_id: "a1".into(), leases: both, at_ms: 0, lease_seconds: 1 });
+    let Outcome::LeasesGranted { granted, refused } = outcome else { panic!("expected grants, got {outcome:?}") };
+    assert_eq!(granted.len(), 1);
+    assert_eq!(
+        refused,
+        vec![(
+            sweep_id(1),
+            keys[1].clone(),
+            Rejection::NoFreeDevice { agent_id: "a1".into(), cell_key: keys[1].clone() }
+        )]
+    );
+    let gpu_only = vec![DeviceGroup { class: "cuda/NVIDIA H100 80GB HBM3".into(), memory_bytes: None, slots: 8 }];
+    apply(
+        &mut state,
+        Command::RegisterAgent { agent_id: "g".into(), devices: gpu_only, labels: BTreeMap::new(), at_ms: 0 },
+    );
+    let outcome = apply(
+        &mut state,
+        Command::GrantLeases {
+            agent_id: "g".into(),
+            leases: vec![(sweep_id(1), keys[1].clone())],
+            at_ms: 0,
+            lease_seconds: 1,
+        },
+    );
+    assert!(matches!(outcome, Outcome::LeasesGranted { granted, .. } if granted.is_empty()));
+    let unknown = Command::GrantLeases { agent_id: "nobody".into(), leases: vec![], at_ms: 0, lease_seconds: 1 };
+    assert_eq!(apply(&mut state, unknown), Outcome::Rejected(Rejection::UnknownAgent("nobody".into())));
+}
+
+#[test]
+fn bad_submissions_store_nothing() {
+    let (mut state, _) = setup();
+    let before = state.clone();
+    let again = apply(&mut state, submit_command(sweep_id(1), spec()));
+    assert_eq!(again, Outcome::Rejected(Rejection::SweepExists(sweep_id(1))));
+    let Command::SubmitSweep { spec, mut cells, .. } = submit_command(sweep_id(2), spec()) else { unreachable!() };
+    cells[1].0 = cells[0].0.clone();
+    let outcome = apply(&mut state, Command::SubmitSweep { sweep_id: sweep_id(2), submitted_at_ms: 0, spec, cells });
+    assert!(matches!(outcome, Outcome::Rejected(Rejection::CellKeyMismatch(_))));
+    let empty =
+        Command::SubmitSweep { sweep_id: sweep_id(3), submitted_at_ms: 0, spec: super::tests::spec(), cells: vec![] };
+    assert_eq!(apply(&mut state, empty), Outcome::Rejected(Rejection::NoCells(sweep_id(3))));
+    let no_devices =
+        Command::RegisterAgent { agent_id: "x".into(), devices: vec![], labels: BTreeMap::new(), at_ms: 0 };
+    assert_eq!(
+        apply(&mut state, no_devices),
+        Outcome::Rejected(Rejection::InvalidAgent { agent_id: "x".into(), problem: "no devices".into() })
+    );
+    assert_eq!(state, before);
+}
+
+#[test]
+fn manifest_commits_are_all_or_nothing() {
+    let mut state = State::default();
+    let file = |path: &str, n_rows| ManifestFile { path: path.into(), table: "agents".into(), n_rows };
+    let outcome = apply(&mut state, Command::CommitFiles { files: vec![file("a", 1), file("b", 2)], at_ms: 0 });
+    assert_eq!(outcome, Outcome::FilesCommitted { n_new: 2, n_already: 0 });
+    let outcome = apply(&mut state, Command::CommitFiles { files: vec![file("a", 1), file("c", 3)], at_ms: 0 });
+    assert_eq!(outcome, Outcome::FilesCommitted { n_new: 1, n_already: 1 });
+    let outcome = apply(&mut state, Command::CommitFiles { files: vec![file("d", 1), file("b", 9)], at_ms: 0 });
+    assert_eq!(outcome, Outcome::Rejected(Rejection::ConflictingFile { path: "b".into() }));
+    assert_eq!(state.manifest().count(), 3);
+}
+
+#[test]
+fn commands_and_states_round_trip_as_json() {
+    let (mut state, keys) = setup();
+    let lease = grant(&mut state, "a1", &keys[0], 2_000);
+    let command = completion(&lease, "a1", Status::Failed);
+    let bytes = command.encode().expect("encodes");
+    assert_eq!(Command::decode(&bytes).expect("decodes"), command);
+    let json = serde_json::to_string(&state).expect("encodes");
+    assert_eq!(serde_json::from_str::<State>(&json).expect("decodes"), state);
+    let error = Command::decode(br#"{"command":"launch_missiles"}"#).expect_err("unknown command");
+    assert!(error.to_string().starts_with("undecodable command payload of 29 bytes"), "{error}");
+}
+
+#[test]
+fn device_groups_come_from_the_fingerprint() {
+    use shared::fingerprint::{Backend, CpuInfo, GpuDevice, GpuVendor, MemoryInfo, OsInfo, SoftwareInfo};
+    let gpu = |index, memory_gib: u64| {
+        let mut device = GpuDevice::new(index, GpuVendor::Nvidia, Backend::Cuda, "NVIDIA H100 80GB HBM3");
+        device.memory_bytes = Some(memory_gib << 30);
+        device
+    };
+    let fingerprint = Fingerprint {
+        schema_version: 1,
+        hostname: "h".into(),
+        os: OsInfo::default(),
+        cpu: CpuInfo { model_name: "AMD EPYC 7B13 64-Core Processor".into(), ..CpuInfo::default() },
+        memory: MemoryInfo { total_bytes: 256 << 30, available_bytes: 0 },
+        numa_nodes: 1,
+        gpus: vec![gpu(0, 80), gpu(1, 79)],
+        soc: None,
+        probes: vec![],
+        software: SoftwareInfo::default(),
+    };
+    let groups = device_groups(&fingerprint);
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert!(groups[0].class.starts_with("cpu/") && groups[0].slots == 1);
+    assert_eq!(groups[0].memory_bytes, Some(256 << 30));
+    assert_eq!(
+        groups[1],
+        DeviceGroup { class: "cuda/NVIDIA H100 80GB HBM3".into(), memory_bytes: Some(79 << 30), slots: 2 }
+    );
+}
+
+#[test]
+fn device_groups_match_cells_by_class_kind_and_memory() {
+    let group = DeviceGroup { class: "cuda/NVIDIA H100 80GB HBM3".into(), memory_bytes: Some(80 << 30), slots: 2 };
+    assert_eq!(group.kind(), "cuda");
+    let mut cell = cell::expand(&spec(), &[]).remove(0);
+    assert!(!group.can_run(&cell));
+    cell.hardware = shared::spec::HardwareSelector::of_kind(shared::spec::HardwareKind::Cuda);
+    assert!(group.can_run(&cell));
+    cell.hardware.min_memory_gib = Some(96.0);
+    assert!(!group.can_run(&cell));
+    cell.hardware.min_memory_gib = Some(40.0);
+    cell.hardware_class = Some("cuda/NVIDIA A100".into());
+    assert!(!group.can_run(&cell));
+}
+
+// ---------------------------------------------------------------------------------
+// Determinism and invariants over random command sequences.
+
+/// A step of a random history, in terms of small indexes into a fixed universe.
+#[derive(Debug, Clone)]
+enum Step {
+    Grant {
+        agent: usize,
+        cell: usize,
+    },
+    Complete {
+        agent: usize,
+        cell: usize,
+        attempt: u32,
+        epoch: u64,
+        status: usize,
+    },
+    Expire {
+        cell: usize,
+        epoch: u64,
+    },
+    /// Completes the cell's current lease, if any, as its holder would.
+    CompleteHeld {
+        cell: usize,
+        status: usize,
+    },
+    Cancel,
+    Register {
+        agent: usize,
+        slots: u32,
+    },
+}
+
+const AGENTS: [&str; 3] = ["a1", "a2", "a3"];
+const STATUSES: [Status; 4] = [Status::Ok, Status::Unsupported, Status::Failed, Status::Timeout];
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..3usize, 0..2usize).prop_map(|(agent, cell)| Step::Grant { agent, cell }),
+        4 => (0..3usize, 0..2usize, 0..4u32, 0..8u64, 0..4usize)
+            .prop_map(|(agent, cell, attempt, epoch, status)| Step::Complete { agent, cell, attempt, epoch, status }),
+        2 => (0..2usize, 0..8u64).prop_map(|(cell, epoch)| Step::Expire { cell, epoch }),
+        4 => (0..2usize, 0..4usize).prop_map(|(cell, status)| Step::CompleteHeld { cell, status }),
+        1 => Just(Step::Cancel),
+        1 => (0..3usize, 0..3u32).prop_map(|(agent, slots)| Step::Register { agent, slots }),
+    ]
+}
+
+fn to_command(state: &State, step: &Step, keys: &[CellKey], at_ms: i64) -> Command {
+    let key = |i: usize| keys[i % keys.len()].clone();
+    match step {
+        Step::Grant { agent, cell } => Command::GrantLeases {
+            agent_id: AGENTS[*agent].into(),
+            leases: vec![(sweep_id(1), key(*cell))],
+            at_ms,
+            lease_seconds: 10,
+        },
+        Step::Complete { agent, cell, attempt, epoch, status } => Command::CompleteCell(Completion {
+            sweep_id: sweep_id(1),
+            cell_key: key(*cell),
+            agent_id: AGENTS[*agent].into(),
+            attempt: *attempt,
+            epoch: *epoch,
+            status: STATUSES[*status],
+            error: Some("boom".into()),
+            files: vec![],
+            at_ms,
+        }),
+        Step::Expire { cell, epoch } => {
+            Command::ExpireLeases { expired: vec![(sweep_id(1), key(*cell), *epoch)], at_ms }
+        }
+        Step::CompleteHeld { cell, status } => match state.lease(&sweep_id(1), &key(*cell)) {
+            Some(lease) => {
+                let holder = state.active_leases().into_iter().find(|l| l.epoch == lease.epoch).map(|l| l.agent_id);
+                completion(&lease, &holder.unwrap_or_default(), STATUSES[*status])
+            }
+            None => Command::CancelSweep { sweep_id: sweep_id(9), at_ms },
+        },
+        Step::Cancel => Command::CancelSweep { sweep_id: sweep_id(1), at_ms },
+        Step::Register { agent, slots } => register_command(AGENTS[*agent], *slots),
+    }
+}
+
+fn run(steps: &[Step]) -> (State, Vec<Outcome>) {
+    let (mut state, keys) = setup();
+    let mut outcomes = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let command = to_command(&state, step, &keys, i as i64);
+        outcomes.push(apply(&mut state, command));
+        check_invariants(&state);
+    }
+    (state, outcomes)
+}
+
+fn check_invariants(state: &State) {
+    let mut epochs = std::collections::BTreeSet::new();
+    for sweep in state.sweeps() {
+        for (key, record) in &sweep.cells {
+            assert!(record.attempts <= sweep.spec.policy.max_attempts, "{key}: too many attempts");
+            match &record.state {
+                CellState::Leased { agent_id, attempt, epoch, .. } => {
+                    assert_eq!(*attempt, record.attempts, "{key}: leased attempt is the latest");
+                    assert!(!record.results.contains_key(attempt), "{key}: leased and done");
+                    assert!(epochs.insert(*epoch), "{key}: epoch {epoch} reused");
+                    assert!(*epoch <= state.last_epoch());
+                    let held = state.agent(agent_id).is_some_and(|a| a.leases.contains(&(sweep.id, key.clone())));
+                    assert!(held, "{key}: leased cell missing from its agent's index");
+                }
+                CellState::Done { attempt, .. } => {
+                    assert!(record.results.contains_key(attempt), "{key}: done without result")
+                }
+                CellState::Failed => {
+                    assert_eq!(record.reasons.len() as u32, record.attempts, "{key}: a reason per attempt")
+                }
+                CellState::Pending | CellState::Cancelled => {}
+            }
+        }
+    }
+    for agent in state.agents() {
+        for (sweep_id, key) in &agent.leases {
+            assert!(state.lease(sweep_id, key).is_some(), "{key}: indexed but not leased");
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn applying_the_same_commands_gives_the_same_state(steps in prop::collection::vec(step(), 0..60)) {
+        let (first, first_outcomes) = run(&steps);
+        let (second, second_outcomes) = run(&steps);
+        prop_assert_eq!(&first, &second);
+        prop_assert_eq!(first_outcomes, second_outcomes);
+        let json = serde_json::to_string(&first).expect("encodes");
+        prop_assert_eq!(serde_json::from_str::<State>(&json).expect("decodes"), first);
+    }
+}
