@@ -7,6 +7,10 @@
 //! - [`query`]: DuckDB over the committed files, confined for user SQL; derived views.
 //! - [`report`]: the standard reports (Markdown, CSV, JSON, HTML with SVG charts).
 //! - [`import`]: result JSON lines and the legacy framework's JSON.
+//! - [`state`]: the replicated state machine (sweeps, cells, leases, manifest): a pure,
+//!   deterministic `apply(&mut State, Command) -> Outcome`.
+//! - [`scheduler`]: which pending cells an agent gets (a pure `solve`).
+//! - [`raft`]: the single-voter raft-rs node that orders commands, on a redb log.
 //!
 //! Architecture invariant: this is the only crate that may know Raft, DuckDB, Parquet and
 //! HTTP. It links the agent library only to offer an in-process agent for quickstart.
@@ -14,5 +18,8 @@
 pub mod cli;
 pub mod import;
 pub mod query;
+pub mod raft;
 pub mod report;
+pub mod scheduler;
+pub mod state;
 pub mod warehouse;
