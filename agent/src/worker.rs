@@ -72,15 +72,21 @@ async fn session(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint) -> an
         .await
         .with_context(|| format!("connecting to {}", cfg.coordinator))?;
     let mut client = AgentServiceClient::new(channel);
+    // The id lives beside the spool: a restarted agent is the same agent, so the leases
+    // its spooled results ran under are still its own.
+    let id_file = cfg.spool_dir.join("agent-id");
+    let previous = std::fs::read_to_string(&id_file).map(|s| s.trim().to_string()).unwrap_or_default();
     let reg = client
         .register(RegisterRequest {
             fingerprint_json: serde_json::to_string(fp)?,
             labels: cfg.labels.clone().into_iter().collect(),
             agent_version: crate::LONG_VERSION.to_string(),
+            agent_id: previous,
         })
         .await?
         .into_inner();
     let agent_id = reg.agent_id;
+    std::fs::write(&id_file, &agent_id).with_context(|| format!("writing {}", id_file.display()))?;
     tracing::info!(agent_id, "registered");
     flush_spool(&mut client, spool, &agent_id).await?;
 

@@ -10,6 +10,7 @@
 //! - [`state`]: the replicated state machine (sweeps, cells, leases, manifest): a pure,
 //!   deterministic `apply(&mut State, Command) -> Outcome`.
 //! - [`scheduler`]: which pending cells an agent gets (a pure `solve`).
+//! - [`server`]: `accelbench serve`, the gRPC services over Raft and the warehouse.
 //! - [`raft`]: the single-voter raft-rs node that orders commands, on a redb log.
 //!
 //! Architecture invariant: this is the only crate that may know Raft, DuckDB, Parquet and
@@ -21,5 +22,6 @@ pub mod query;
 pub mod raft;
 pub mod report;
 pub mod scheduler;
+pub mod server;
 pub mod state;
 pub mod warehouse;

@@ -5,11 +5,13 @@
 //! Exit status: 0 success, 1 the command ran but its answer is "no" (an invalid spec, a
 //! file that could not be imported), 2 error.
 
+pub mod agents;
 pub mod common;
 pub mod import;
 pub mod query;
 pub mod quickstart;
 pub mod report;
+pub mod serve;
 pub mod sweep;
 pub mod warehouse;
 
@@ -36,9 +38,14 @@ pub struct Cli {
 pub enum Command {
     /// Benchmark this machine with a small built-in sweep and start a warehouse
     Quickstart(quickstart::QuickstartArgs),
-    /// Work with sweeps: validate and plan a sweep spec
+    /// Run the coordinator (gRPC; Raft-replicated state on disk)
+    Serve(serve::ServeArgs),
+    /// Work with sweeps: plan, submit, status, watch, cancel, list
     #[command(subcommand)]
     Sweep(sweep::SweepCommand),
+    /// The agents a coordinator knows
+    #[command(subcommand)]
+    Agents(agents::AgentsCommand),
     /// Run one read-only SQL query over the warehouse
     Query(query::QueryArgs),
     /// Render a standard report (performance, hardware, compatibility)
@@ -75,7 +82,9 @@ pub fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Quickstart(a) => quickstart::execute(a).await,
-        Command::Sweep(cmd) => cmd.execute(),
+        Command::Serve(a) => serve::execute(a).await,
+        Command::Sweep(cmd) => cmd.execute().await,
+        Command::Agents(cmd) => cmd.execute().await,
         Command::Query(a) => query::execute(a).await,
         Command::Report(a) => report::execute(a).await,
         Command::Import(a) => import::execute(a).await,

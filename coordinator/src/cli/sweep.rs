@@ -8,6 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use proto::v1::sweep_service_client::SweepServiceClient;
+use proto::v1::{
+    CancelSweepRequest, GetSweepRequest, ListSweepsRequest, SpecFormat, SubmitSweepRequest, SweepState, SweepStatus,
+};
 use shared::cell::{self, Cell};
 use shared::spec::{self, Format, Limits, SweepSpec};
 
@@ -21,6 +25,47 @@ With fan_out = \"each_hardware_class\", give the classes to fan out over with \
 --hardware-class (e.g. \"cpu/AMD EPYC 7B13\", \"cuda/NVIDIA H100 80GB HBM3\"); without any, \
 each selector stays one unresolved cell.")]
     Plan(PlanArgs),
+    /// Submit a sweep spec to the coordinator
+    #[command(long_about = "Validate a sweep spec and submit it to the coordinator, which expands \
+it into cells (fanning out over the hardware classes of the agents registered now) and leases \
+them to agents. Prints the sweep id. With --watch, follows its progress until it ends.")]
+    Submit(SubmitArgs),
+    /// Print a sweep's progress: cells per state and per hardware class
+    Status(IdArgs),
+    /// Follow a sweep's progress until it ends
+    Watch(IdArgs),
+    /// Cancel a sweep: pending cells are dropped, running cells are told to stop
+    Cancel(IdArgs),
+    /// List sweeps, newest first
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The sweep spec: a .toml or .json file
+    pub file: PathBuf,
+    /// Follow progress until the sweep ends
+    #[arg(long)]
+    pub watch: bool,
+    #[command(flatten)]
+    pub coordinator: CoordinatorArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The sweep id (from `sweep submit` or `sweep list`)
+    pub sweep_id: String,
+    #[command(flatten)]
+    pub coordinator: CoordinatorArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Show at most this many
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub coordinator: CoordinatorArgs,
 }
 
 #[derive(Debug, Args)]
@@ -39,11 +84,165 @@ pub struct PlanArgs {
 }
 
 impl SweepCommand {
-    pub fn execute(self) -> anyhow::Result<ExitCode> {
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
         match self {
             SweepCommand::Plan(args) => plan(&args, &mut std::io::stdout().lock()),
+            SweepCommand::Submit(a) => submit(a).await,
+            SweepCommand::Status(a) => {
+                let mut c = a.coordinator.sweeps().await?;
+                let s = c.get(GetSweepRequest { sweep_id: a.sweep_id }).await?.into_inner();
+                println!("{}", status_table(&s));
+                Ok(ExitCode::SUCCESS)
+            }
+            SweepCommand::Watch(a) => watch(&a.coordinator, a.sweep_id).await,
+            SweepCommand::Cancel(a) => {
+                let mut c = a.coordinator.sweeps().await?;
+                let s = c.cancel(CancelSweepRequest { sweep_id: a.sweep_id }).await?.into_inner();
+                println!("{}", status_table(&s));
+                Ok(ExitCode::SUCCESS)
+            }
+            SweepCommand::List(a) => {
+                let mut c = a.coordinator.sweeps().await?;
+                let list = c.list(ListSweepsRequest { limit: a.limit }).await?.into_inner();
+                let mut t = Table::new();
+                t.load_preset(UTF8_FULL_CONDENSED);
+                t.set_header(["sweep", "name", "state", "cells", "final"]);
+                for s in &list.sweeps {
+                    let total: u64 = s.cells_by_state.values().sum();
+                    let pending = s.cells_by_state.get("pending").copied().unwrap_or(0)
+                        + s.cells_by_state.get("leased").copied().unwrap_or(0);
+                    t.add_row(vec![
+                        s.sweep_id.clone(),
+                        s.name.clone(),
+                        state_name(s.state).to_string(),
+                        total.to_string(),
+                        (total - pending).to_string(),
+                    ]);
+                }
+                println!("{t}");
+                Ok(ExitCode::SUCCESS)
+            }
         }
     }
+}
+
+/// `--coordinator URL` of every command that talks to a coordinator.
+#[derive(Debug, Args, Clone)]
+pub struct CoordinatorArgs {
+    /// The coordinator's gRPC address
+    #[arg(long, env = "ACCELBENCH_COORDINATOR", default_value = "http://127.0.0.1:7070", value_name = "URL")]
+    pub coordinator: String,
+}
+
+impl CoordinatorArgs {
+    pub async fn channel(&self) -> anyhow::Result<tonic::transport::Channel> {
+        tonic::transport::Channel::from_shared(self.coordinator.clone())
+            .with_context(|| format!("--coordinator {}", self.coordinator))?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to the coordinator at {}", self.coordinator))
+    }
+
+    pub async fn sweeps(&self) -> anyhow::Result<SweepServiceClient<tonic::transport::Channel>> {
+        Ok(SweepServiceClient::new(self.channel().await?))
+    }
+}
+
+async fn submit(a: SubmitArgs) -> anyhow::Result<ExitCode> {
+    // Validate here first: the same checks as the coordinator's, with file-relative output.
+    match read_spec(&a.file, &Limits::default())? {
+        Ok(_) => {}
+        Err(problems) => {
+            eprintln!("accelbench: {}: {problems}", a.file.display());
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let text = std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let format = match a.file.extension().and_then(|e| e.to_str()).and_then(Format::from_extension) {
+        Some(Format::Json) => SpecFormat::Json,
+        _ => SpecFormat::Toml,
+    };
+    let mut c = a.coordinator.sweeps().await?;
+    let r = c.submit(SubmitSweepRequest { spec: text, format: format as i32 }).await?.into_inner();
+    println!("{}", r.sweep_id);
+    eprintln!("submitted: {} cells", r.n_cells);
+    if a.watch {
+        return watch(&a.coordinator, r.sweep_id).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Follows a sweep with a progress bar per hardware class; exit 0 when it ends.
+async fn watch(coordinator: &CoordinatorArgs, sweep_id: String) -> anyhow::Result<ExitCode> {
+    use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+    let mut c = coordinator.sweeps().await?;
+    let mut stream = c.watch(GetSweepRequest { sweep_id }).await?.into_inner();
+    let multi = MultiProgress::new();
+    let style = ProgressStyle::with_template("{prefix:40} {bar:30} {pos}/{len} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let mut bars: std::collections::BTreeMap<String, ProgressBar> = Default::default();
+    let mut last = None;
+    while let Some(s) = stream.message().await? {
+        let rows = std::iter::once(("all".to_string(), s.cells_by_state.clone()))
+            .chain(s.by_hardware_class.iter().map(|c| (c.hardware_class.clone(), c.cells_by_state.clone())));
+        for (class, counts) in rows {
+            let bar = bars.entry(class.clone()).or_insert_with(|| {
+                let b = multi.add(ProgressBar::new(0));
+                b.set_style(style.clone());
+                b.set_prefix(class.clone());
+                b
+            });
+            let total: u64 = counts.values().sum();
+            let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+            bar.set_length(total);
+            bar.set_position(total - get("pending") - get("leased"));
+            bar.set_message(format!(
+                "ok {} · unsupported {} · failed {} · running {} · pending {}",
+                get("ok"),
+                get("unsupported"),
+                get("failed"),
+                get("leased"),
+                get("pending")
+            ));
+        }
+        last = Some(s);
+    }
+    for b in bars.values() {
+        b.finish();
+    }
+    if let Some(s) = last {
+        if multi.is_hidden() {
+            println!("{}", status_table(&s));
+        }
+        eprintln!("sweep {} {}", s.sweep_id, state_name(s.state));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state_name(state: i32) -> &'static str {
+    match SweepState::try_from(state) {
+        Ok(SweepState::Running) => "running",
+        Ok(SweepState::Done) => "done",
+        Ok(SweepState::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+}
+
+fn status_table(s: &SweepStatus) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    let states = ["pending", "leased", "ok", "unsupported", "failed", "cancelled"];
+    let mut header = vec![format!("{} ({})", s.sweep_id, state_name(s.state))];
+    header.extend(states.iter().map(|s| s.to_string()));
+    t.set_header(header);
+    let rows = std::iter::once(("all".to_string(), &s.cells_by_state))
+        .chain(s.by_hardware_class.iter().map(|c| (c.hardware_class.clone(), &c.cells_by_state)));
+    for (name, counts) in rows {
+        let mut row = vec![name];
+        row.extend(states.iter().map(|k| counts.get(*k).copied().unwrap_or(0).to_string()));
+        t.add_row(row);
+    }
+    t
 }
 
 /// Reads and validates a spec file; every problem is printed to stderr.

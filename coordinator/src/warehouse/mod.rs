@@ -22,6 +22,7 @@ pub mod compact;
 pub mod gc;
 pub mod manifest;
 pub mod schema;
+pub mod staged;
 pub mod store;
 pub mod sync;
 pub mod writer;

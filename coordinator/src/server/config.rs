@@ -1,0 +1,45 @@
+//! `accelbench serve` configuration: a TOML file (`--config`), every key optional, with
+//! command-line flags on top. Unknown keys are an error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// gRPC listen address.
+    pub listen: SocketAddr,
+    /// Where the Raft log, hard state and snapshots live.
+    pub data_dir: PathBuf,
+    /// The warehouse results are committed to (folder or URL).
+    pub warehouse: String,
+    /// Largest sweep (in cells) accepted.
+    pub max_cells: usize,
+    /// How often agents are asked to heartbeat.
+    pub heartbeat_interval_ms: u32,
+    /// Largest spec accepted, bytes.
+    pub max_spec_bytes: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            data_dir: PathBuf::from("./accelbench-coordinator"),
+            warehouse: "./accelbench-data".into(),
+            max_cells: shared::spec::Limits::default().max_cells,
+            heartbeat_interval_ms: 1000,
+            max_spec_bytes: 1 << 20,
+        }
+    }
+}
+
+impl ServeConfig {
+    pub fn load(path: &std::path::Path) -> anyhow::Result<ServeConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}", path.display()))
+    }
+}

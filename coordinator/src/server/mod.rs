@@ -1,0 +1,149 @@
+//! `accelbench serve`: the coordinator process.
+//!
+//! One Raft node (single voter for now) orders every change; two gRPC services
+//! ([`agents`], [`sweeps`]) translate requests into commands and reads; a background
+//! task expires the leases of agents that stopped heartbeating ([`liveness`] is leader
+//! soft state). Results are staged as Parquet, committed through Raft (fenced by the
+//! lease epoch), then mirrored into the warehouse manifest, and only then acknowledged.
+//! On start, files Raft committed but the warehouse manifest lacks (a crash between the
+//! two) are mirrored first.
+
+pub mod agents;
+pub mod config;
+pub mod liveness;
+pub mod sweeps;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use proto::v1::agent_service_server::AgentServiceServer;
+use proto::v1::sweep_service_server::SweepServiceServer;
+use tokio::net::TcpListener;
+
+pub use config::ServeConfig;
+use liveness::Liveness;
+
+use crate::raft::node::NodeConfig;
+use crate::raft::transport::NoPeers;
+use crate::raft::{RaftError, RaftHandle};
+use crate::state::{Command, SweepId};
+use crate::warehouse::manifest::FileEntry;
+use crate::warehouse::schema::Table;
+use crate::warehouse::Warehouse;
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct Ctx {
+    pub raft: RaftHandle,
+    pub warehouse: Arc<Warehouse>,
+    pub liveness: Arc<Liveness>,
+    pub config: Arc<ServeConfig>,
+}
+
+/// How often the leader looks for expired leases.
+const EXPIRY_EVERY: Duration = Duration::from_millis(500);
+
+/// Serves on `listener` until `shutdown` resolves.
+pub async fn serve(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let raft = crate::raft::start(
+        NodeConfig {
+            id: 1,
+            path: config.data_dir.join("raft.redb"),
+            tick_interval: Duration::from_millis(100),
+            election_tick: 10,
+            heartbeat_tick: 3,
+            snapshot_every: 1000,
+            max_in_flight: 4096,
+        },
+        NoPeers,
+    )
+    .context("starting the raft node")?;
+    let warehouse = Arc::new(
+        Warehouse::open(&config.warehouse).await.with_context(|| format!("opening warehouse {}", config.warehouse))?,
+    );
+    let ctx = Ctx { raft, warehouse, liveness: Arc::new(Liveness::default()), config: Arc::new(config) };
+    mirror_manifest(&ctx).await.context("mirroring raft's manifest into the warehouse")?;
+    let expiry = tokio::spawn(expire_leases(ctx.clone()));
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "coordinator serving");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let result = tonic::transport::Server::builder()
+        .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
+        .add_service(AgentServiceServer::new(agents::Agents { ctx: ctx.clone() }))
+        .add_service(SweepServiceServer::new(sweeps::Sweeps { ctx: ctx.clone() }))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    expiry.abort();
+    ctx.raft.shutdown().await;
+    result.context("grpc server")
+}
+
+/// Ends leases whose agents have been silent for the lease's time.
+async fn expire_leases(ctx: Ctx) {
+    loop {
+        tokio::time::sleep(EXPIRY_EVERY).await;
+        let leases = ctx
+            .raft
+            .read(|s| {
+                s.active_leases()
+                    .into_iter()
+                    .map(|l| {
+                        let secs = s.sweep(&l.sweep_id).map_or(120, |w| w.spec.policy.lease_seconds);
+                        (l, secs)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await;
+        let Ok(leases) = leases else { continue };
+        let expired: Vec<(SweepId, shared::cell::CellKey, u64)> = leases
+            .into_iter()
+            .filter(|(l, secs)| ctx.liveness.silent_for(&l.agent_id) > Duration::from_secs(u64::from(*secs)))
+            .map(|(l, _)| (l.sweep_id, l.cell_key, l.epoch))
+            .collect();
+        if expired.is_empty() {
+            continue;
+        }
+        tracing::warn!(n = expired.len(), "expiring leases of silent agents");
+        if let Err(e) = ctx.raft.propose(Command::ExpireLeases { expired, at_ms: now_ms() }).await {
+            tracing::error!(error = %e, "expiring leases");
+        }
+    }
+}
+
+/// Commits into the warehouse manifest every file Raft's manifest holds that the
+/// warehouse lacks: what a crash between the two commits left behind.
+async fn mirror_manifest(ctx: &Ctx) -> anyhow::Result<()> {
+    let files = ctx.raft.read(|s| s.manifest().cloned().collect::<Vec<_>>()).await?;
+    let mut entries = Vec::new();
+    for f in files {
+        let Some(table) = Table::parse(&f.table) else { continue };
+        match ctx.warehouse.object_size(&f.path).await {
+            Some(bytes) => entries.push(FileEntry { path: f.path, table, rows: f.n_rows, bytes }),
+            None => tracing::error!(path = f.path, "a file raft committed is missing from the warehouse"),
+        }
+    }
+    ctx.warehouse.commit_staged(entries, Vec::new()).await?;
+    Ok(())
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Raft's errors as gRPC statuses: callers may retry `Unavailable`.
+pub fn raft_status(e: RaftError) -> tonic::Status {
+    match e {
+        RaftError::NotLeader { .. } | RaftError::Stopped(_) | RaftError::Dropped(_) => {
+            tonic::Status::unavailable(e.to_string())
+        }
+        RaftError::Encode(_) | RaftError::BadMessage { .. } => tonic::Status::internal(e.to_string()),
+    }
+}

@@ -1,0 +1,214 @@
+//! The sweep service: what users (the `accelbench` CLI) call. Submit validates the spec
+//! exactly as `sweep plan` does and resolves `each_hardware_class` against the classes
+//! of the agents registered at submit time (a class that joins later does not silently
+//! join the sweep).
+
+use std::pin::Pin;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::Stream;
+use proto::v1::sweep_service_server::SweepService;
+use proto::v1::{
+    AgentInfo, CancelSweepRequest, ClassCounts, GetSweepRequest, ListAgentsRequest, ListAgentsResponse,
+    ListSweepsRequest, ListSweepsResponse, SpecFormat, SubmitSweepRequest, SubmitSweepResponse, SweepState,
+    SweepStatus as WireStatus,
+};
+use shared::spec::{self, Format, Limits};
+use tonic::{Request, Response, Status};
+
+use super::{now_ms, raft_status, Ctx};
+use crate::state::query::{Counts, SweepStatus};
+use crate::state::{Command, Outcome, SweepId};
+
+pub struct Sweeps {
+    pub ctx: Ctx,
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WireStatus, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl SweepService for Sweeps {
+    async fn submit(&self, request: Request<SubmitSweepRequest>) -> Result<Response<SubmitSweepResponse>, Status> {
+        let r = request.into_inner();
+        if r.spec.len() > self.ctx.config.max_spec_bytes {
+            return Err(Status::invalid_argument(format!(
+                "spec: {} bytes, at most {}",
+                r.spec.len(),
+                self.ctx.config.max_spec_bytes
+            )));
+        }
+        let format = match SpecFormat::try_from(r.format) {
+            Ok(SpecFormat::Json) => Format::Json,
+            _ => Format::Toml,
+        };
+        let limits = Limits { max_cells: self.ctx.config.max_cells };
+        let spec = spec::parse(&r.spec, format, &limits).map_err(|d| Status::invalid_argument(format!("spec: {d}")))?;
+        let classes = self.ctx.raft.read(|s| s.hardware_classes()).await.map_err(raft_status)?;
+        let cells: Vec<_> = shared::cell::expand(&spec, &classes).into_iter().map(|c| (c.key(&spec.name), c)).collect();
+        let n_cells = cells.len() as u64;
+        let sweep_id = uuid::Uuid::now_v7();
+        let cmd = Command::SubmitSweep { sweep_id, submitted_at_ms: now_ms(), spec, cells };
+        match self.ctx.raft.propose(cmd).await.map_err(raft_status)? {
+            Outcome::Submitted { .. } => {}
+            Outcome::Rejected(why) => return Err(Status::invalid_argument(why.to_string())),
+            other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
+        }
+        tracing::info!(sweep_id = %sweep_id, n_cells, "sweep submitted");
+        Ok(Response::new(SubmitSweepResponse { sweep_id: sweep_id.to_string(), n_cells }))
+    }
+
+    async fn get(&self, request: Request<GetSweepRequest>) -> Result<Response<WireStatus>, Status> {
+        let id = parse_id(&request.into_inner().sweep_id)?;
+        Ok(Response::new(self.status(id).await?))
+    }
+
+    async fn list(&self, request: Request<ListSweepsRequest>) -> Result<Response<ListSweepsResponse>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => usize::MAX,
+            n => n as usize,
+        };
+        let mut all = self.ctx.raft.read(|s| s.list_sweeps()).await.map_err(raft_status)?;
+        all.sort_by_key(|s| std::cmp::Reverse(s.submitted_at_ms));
+        Ok(Response::new(ListSweepsResponse { sweeps: all.iter().take(limit).map(wire).collect() }))
+    }
+
+    async fn cancel(&self, request: Request<CancelSweepRequest>) -> Result<Response<WireStatus>, Status> {
+        let id = parse_id(&request.into_inner().sweep_id)?;
+        match self
+            .ctx
+            .raft
+            .propose(Command::CancelSweep { sweep_id: id, at_ms: now_ms() })
+            .await
+            .map_err(raft_status)?
+        {
+            Outcome::Cancelled { .. } => {}
+            Outcome::Rejected(why) => return Err(Status::failed_precondition(why.to_string())),
+            other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
+        }
+        Ok(Response::new(self.status(id).await?))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(&self, request: Request<GetSweepRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let id = parse_id(&request.into_inner().sweep_id)?;
+        let first = self.status(id).await?;
+        let raft = self.ctx.raft.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        // Sends each change until the sweep ends or the watcher goes away.
+        tokio::spawn(async move {
+            let mut last = first;
+            if tx.send(Ok(last.clone())).await.is_err() {
+                return;
+            }
+            while last.state == SweepState::Running as i32 {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let next = match raft.read(move |s| s.sweep_status(&id)).await {
+                    Ok(Some(s)) => wire(&s),
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(raft_status(e))).await;
+                        return;
+                    }
+                };
+                if next != last {
+                    if tx.send(Ok(next.clone())).await.is_err() {
+                        return;
+                    }
+                    last = next;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn list_agents(&self, _: Request<ListAgentsRequest>) -> Result<Response<ListAgentsResponse>, Status> {
+        let agents = self
+            .ctx
+            .raft
+            .read(|s| {
+                s.agents()
+                    .map(|a| {
+                        (
+                            a.id.clone(),
+                            a.devices.iter().map(|d| d.class.clone()).collect::<Vec<_>>(),
+                            a.labels.clone(),
+                            a.leases.len(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(raft_status)?;
+        let agents = agents
+            .into_iter()
+            .map(|(id, classes, labels, n_leases)| {
+                let ago = self.ctx.liveness.last_seen_ago(&id);
+                let alive = ago
+                    .is_some_and(|d| d < Duration::from_millis(3 * u64::from(self.ctx.config.heartbeat_interval_ms)));
+                AgentInfo {
+                    last_seen_ms_ago: ago.map(|d| d.as_millis() as u64),
+                    alive,
+                    agent_id: id,
+                    hardware_classes: classes,
+                    labels: labels.into_iter().collect(),
+                    n_leases: n_leases as u32,
+                }
+            })
+            .collect();
+        Ok(Response::new(ListAgentsResponse { agents }))
+    }
+}
+
+impl Sweeps {
+    async fn status(&self, id: SweepId) -> Result<WireStatus, Status> {
+        self.ctx
+            .raft
+            .read(move |s| s.sweep_status(&id))
+            .await
+            .map_err(raft_status)?
+            .map(|s| wire(&s))
+            .ok_or_else(|| Status::not_found(format!("sweep {id}: no such sweep")))
+    }
+}
+
+fn parse_id(id: &str) -> Result<SweepId, Status> {
+    SweepId::from_str(id).map_err(|_| Status::invalid_argument(format!("sweep_id {id:?}: not a sweep id")))
+}
+
+fn counts_map(c: &Counts) -> std::collections::HashMap<String, u64> {
+    [
+        ("pending", c.pending),
+        ("leased", c.leased),
+        ("ok", c.ok),
+        ("unsupported", c.unsupported),
+        ("failed", c.failed),
+        ("cancelled", c.cancelled),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v as u64))
+    .collect()
+}
+
+fn wire(s: &SweepStatus) -> WireStatus {
+    let state = if s.cancelled_at_ms.is_some() {
+        SweepState::Cancelled
+    } else if s.counts.n_final() == s.counts.total() {
+        SweepState::Done
+    } else {
+        SweepState::Running
+    };
+    WireStatus {
+        sweep_id: s.id.to_string(),
+        name: s.name.clone(),
+        state: state as i32,
+        cells_by_state: counts_map(&s.counts),
+        by_hardware_class: s
+            .by_class
+            .iter()
+            .map(|(class, c)| ClassCounts { hardware_class: class.clone(), cells_by_state: counts_map(c) })
+            .collect(),
+        submitted_at_ms: s.submitted_at_ms,
+    }
+}
