@@ -1,1 +1,222 @@
-//! End-to-end test helpers.
+//! End-to-end test helpers: a [`Cluster`] of real `accelbench serve` and
+//! `accelbench-agent run` processes on loopback, with a warehouse and data folders in a
+//! temporary directory. Processes are killed when the cluster is dropped.
+//!
+//! The binaries come from the same target directory as the test (`cargo test
+//! --workspace` builds them).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use proto::v1::sweep_service_client::SweepServiceClient;
+use proto::v1::{GetSweepRequest, ListAgentsRequest, SweepState, SweepStatus};
+use tonic::transport::Channel;
+
+/// `target/debug/<name>`, next to the test binary's `deps/` folder.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/debug");
+    let p = dir.join(name);
+    assert!(p.is_file(), "{} not built: run `cargo test --workspace` (or `cargo build --workspace`)", p.display());
+    p
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    coordinator: Option<Child>,
+    agents: Vec<Option<Child>>,
+}
+
+impl Cluster {
+    /// A coordinator on a free loopback port.
+    pub fn start() -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let mut c = Cluster { dir, addr: String::new(), coordinator: None, agents: Vec::new() };
+        c.start_coordinator("127.0.0.1:0")?;
+        Ok(c)
+    }
+
+    pub fn warehouse(&self) -> PathBuf {
+        self.dir.path().join("warehouse")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts (or restarts, on the same address) the coordinator.
+    pub fn start_coordinator(&mut self, listen: &str) -> anyhow::Result<()> {
+        let mut child = Command::new(binary("accelbench"))
+            .args(["serve", "--listen", listen, "--data-dir"])
+            .arg(self.dir.path().join("coordinator"))
+            .arg("--warehouse")
+            .arg(self.warehouse())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file(self.dir.path(), "coordinator")?))
+            .spawn()
+            .context("starting accelbench serve")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line.trim().strip_prefix("listening on ").with_context(|| format!("first line {line:?}"))?;
+        self.addr = addr.to_string();
+        self.coordinator = Some(child);
+        Ok(())
+    }
+
+    pub fn kill_coordinator(&mut self) {
+        if let Some(mut c) = self.coordinator.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts agent `idx` with its own spool folder (the same folder on a restart).
+    pub fn start_agent(&mut self, idx: usize) -> anyhow::Result<()> {
+        let spool = self.dir.path().join(format!("spool-{idx}"));
+        let child = Command::new(binary("accelbench-agent"))
+            .args(["run", "--coordinator", &self.url(), "--labels", &format!("test=agent{idx}"), "--spool"])
+            .arg(&spool)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file(self.dir.path(), &format!("agent{idx}"))?))
+            .spawn()
+            .context("starting accelbench-agent run")?;
+        if self.agents.len() <= idx {
+            self.agents.resize_with(idx + 1, || None);
+        }
+        self.agents[idx] = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL, as a power cut would.
+    pub fn kill_agent(&mut self, idx: usize) {
+        if let Some(mut a) = self.agents.get_mut(idx).and_then(Option::take) {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
+    }
+
+    pub fn agent_id(&self, idx: usize) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join(format!("spool-{idx}/agent-id"))).ok()
+    }
+
+    /// Runs the `accelbench` CLI.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(binary("accelbench")).args(args).output().expect("accelbench runs")
+    }
+
+    pub fn write_spec(&self, name: &str, text: &str) -> anyhow::Result<PathBuf> {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text)?;
+        Ok(p)
+    }
+
+    pub fn submit(&self, spec: &Path) -> anyhow::Result<String> {
+        let o = self.cli(&["sweep", "submit", &spec.to_string_lossy(), "--coordinator", &self.url()]);
+        if !o.status.success() {
+            bail!("submit failed: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        Ok(String::from_utf8(o.stdout)?.trim().to_string())
+    }
+
+    pub async fn client(&self) -> anyhow::Result<SweepServiceClient<Channel>> {
+        Ok(SweepServiceClient::new(Channel::from_shared(self.url())?.connect().await?))
+    }
+
+    /// Polls until the sweep is no longer running.
+    pub async fn wait_done(&self, sweep_id: &str, limit: Duration) -> anyhow::Result<SweepStatus> {
+        let start = Instant::now();
+        loop {
+            if let Ok(mut c) = self.client().await {
+                if let Ok(s) = c.get(GetSweepRequest { sweep_id: sweep_id.into() }).await {
+                    let s = s.into_inner();
+                    if s.state != SweepState::Running as i32 {
+                        return Ok(s);
+                    }
+                }
+            }
+            if start.elapsed() > limit {
+                bail!("sweep {sweep_id} not done after {limit:?}; logs in {}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Leases held by each agent id.
+    pub async fn leases(&self) -> anyhow::Result<Vec<(String, u32)>> {
+        let mut c = self.client().await?;
+        let agents = c.list_agents(ListAgentsRequest {}).await?.into_inner().agents;
+        Ok(agents.into_iter().map(|a| (a.agent_id, a.n_leases)).collect())
+    }
+
+    /// A query's first column of every row, as JSON values.
+    pub fn query(&self, sql: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let wh = self.warehouse();
+        let o = self.cli(&["query", sql, "--warehouse", &wh.to_string_lossy(), "--format", "json"]);
+        if !o.status.success() {
+            bail!("query failed: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let text = String::from_utf8(o.stdout)?;
+        text.lines().map(|l| Ok(serde_json::from_str(l)?)).collect()
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "log") {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                    out.push_str(&format!("\n== {} ==\n", e.path().display()));
+                    out.extend(tail.into_iter().rev().map(|l| format!("{l}\n")));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for idx in 0..self.agents.len() {
+            self.kill_agent(idx);
+        }
+        self.kill_coordinator();
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
+    Ok(std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.log")))?)
+}
+
+/// A small sweep of tiny models with a short measurement policy; `lease_seconds` short
+/// so that a killed agent's lease expires quickly.
+pub fn tiny_spec(name: &str, models: &[&str], batches: &[u32], lease_seconds: u32) -> String {
+    let models: Vec<String> = models.iter().map(|m| format!("\"{m}\"")).collect();
+    let batches: Vec<String> = batches.iter().map(u32::to_string).collect();
+    format!(
+        r#"name = "{name}"
+[matrix]
+models = [{}]
+hardware = ["cpu"]
+batch_sizes = [{}]
+sequence_lengths = [16]
+precisions = ["fp32", "bf16"]
+[measure]
+warmup = {{ iterations = 1, min_seconds = 0.0 }}
+min_iterations = 3
+min_seconds = 0.2
+max_seconds = 2.0
+target_relative_ci = 0.5
+[policy]
+max_attempts = 3
+lease_seconds = {lease_seconds}
+"#,
+        models.join(", "),
+        batches.join(", ")
+    )
+}

@@ -1,0 +1,227 @@
+//! The coordinator and agents as real processes on loopback: a sweep runs to the end,
+//! nothing is lost or duplicated when an agent or the coordinator is SIGKILLed, and
+//! hostile requests are refused while the server keeps serving.
+
+use std::time::Duration;
+
+use e2e::{tiny_spec, Cluster};
+use proto::v1::agent_service_client::AgentServiceClient;
+use proto::v1::{
+    AckStatus, GetSweepRequest, LeaseCellsRequest, LeaseRef, RegisterRequest, ReportResultsRequest, SpecFormat,
+    SubmitSweepRequest, SweepState,
+};
+
+const LIMIT: Duration = Duration::from_secs(600);
+
+/// Asserts the warehouse holds exactly one row per (cell, attempt) and one final row
+/// per cell, and returns the number of cells with a final result.
+fn assert_one_result_per_cell(c: &Cluster, sweep_id: &str, n_cells: u64) {
+    let dups = c
+        .query(&format!(
+            "SELECT count(*) AS n FROM (SELECT cell_key, attempt FROM results WHERE sweep_id = '{sweep_id}' \
+             GROUP BY cell_key, attempt HAVING count(*) > 1)"
+        ))
+        .expect("query");
+    assert_eq!(dups[0]["n"], 0, "duplicate results");
+    let finals = c
+        .query(&format!(
+            "SELECT count(DISTINCT cell_key) AS n FROM results WHERE sweep_id = '{sweep_id}' \
+             AND status IN ('ok', 'unsupported')"
+        ))
+        .expect("query");
+    assert_eq!(finals[0]["n"], n_cells, "cells without a final result; logs: {}", c.logs());
+}
+
+fn total(s: &proto::v1::SweepStatus) -> u64 {
+    s.cells_by_state.values().sum()
+}
+
+fn count(s: &proto::v1::SweepStatus, state: &str) -> u64 {
+    s.cells_by_state.get(state).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_runs_to_the_end_on_two_agents() {
+    let mut c = Cluster::start().expect("coordinator");
+    c.start_agent(0).expect("agent 0");
+    c.start_agent(1).expect("agent 1");
+    let spec = c.write_spec("s.toml", &tiny_spec("two-agents", &["bert-tiny", "vit-tiny"], &[1, 2], 30)).expect("spec");
+    // Let both agents register before submitting (fan-out resolves at submit time).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let id = c.submit(&spec).expect("submit");
+    let s = c.wait_done(&id, LIMIT).await.expect("done");
+    assert_eq!(s.state, SweepState::Done as i32);
+    assert_eq!(total(&s), 8, "{s:?}");
+    assert_eq!(count(&s, "ok") + count(&s, "unsupported"), 8, "{s:?}; logs: {}", c.logs());
+    assert_eq!(count(&s, "unsupported"), 2, "vit bf16 has no cpu kernel: {s:?}");
+    assert_one_result_per_cell(&c, &id, 8);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_agent_loses_its_lease_and_its_return_duplicates_nothing() {
+    let mut c = Cluster::start().expect("coordinator");
+    c.start_agent(0).expect("agent 0");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // llama-tiny at batch 8: long enough to be caught running.
+    let spec = c.write_spec("s.toml", &tiny_spec("killed-agent", &["llama-tiny"], &[8], 3)).expect("spec");
+    let id = c.submit(&spec).expect("submit");
+    let agent0 = loop {
+        let leases = c.leases().await.expect("agents");
+        if let Some((a, _)) = leases.iter().find(|(_, n)| *n > 0) {
+            break a.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(c.agent_id(0).as_deref(), Some(agent0.as_str()));
+    c.kill_agent(0);
+    c.start_agent(1).expect("agent 1");
+    let s = c.wait_done(&id, LIMIT).await.expect("done");
+    assert_eq!(count(&s, "ok") + count(&s, "unsupported"), total(&s), "{s:?}; logs: {}", c.logs());
+    // The killed agent comes back with the same spool and id.
+    c.start_agent(0).expect("agent 0 again");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_one_result_per_cell(&c, &id, total(&s));
+    let retried = c.query(&format!("SELECT max(attempt) AS n FROM results WHERE sweep_id = '{id}'")).expect("query");
+    assert!(retried[0]["n"].as_u64().unwrap_or(0) >= 2, "the killed cell was not retried: {retried:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_coordinator_restarts_and_the_sweep_finishes() {
+    let mut c = Cluster::start().expect("coordinator");
+    let addr = c.addr.clone();
+    c.start_agent(0).expect("agent 0");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let spec = c
+        .write_spec("s.toml", &tiny_spec("killed-coordinator", &["bert-tiny", "llama-tiny"], &[1, 4], 30))
+        .expect("spec");
+    let id = c.submit(&spec).expect("submit");
+    // Kill it once something has finished, so the restart has state to replay.
+    loop {
+        let mut client = c.client().await.expect("client");
+        let s = client.get(GetSweepRequest { sweep_id: id.clone() }).await.expect("get").into_inner();
+        if count(&s, "ok") + count(&s, "unsupported") >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.kill_coordinator();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.start_coordinator(&addr).expect("restart on the same address");
+    let s = c.wait_done(&id, LIMIT).await.expect("done");
+    assert_eq!(total(&s), 8);
+    assert_eq!(count(&s, "ok") + count(&s, "unsupported"), 8, "{s:?}; logs: {}", c.logs());
+    assert_one_result_per_cell(&c, &id, 8);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
+    let c = Cluster::start().expect("coordinator");
+    let channel = tonic::transport::Channel::from_shared(c.url()).expect("url").connect().await.expect("connect");
+    let mut agents = AgentServiceClient::new(channel);
+    let mut sweeps = c.client().await.expect("client");
+
+    // A malformed fingerprint.
+    let e = agents
+        .register(RegisterRequest { fingerprint_json: "{not json".into(), ..Default::default() })
+        .await
+        .expect_err("refused");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().starts_with("fingerprint_json"), "{}", e.message());
+
+    // A hostile agent id.
+    let fp = std::process::Command::new(e2e::binary("accelbench-agent"))
+        .args(["detect", "--json"])
+        .output()
+        .expect("detect");
+    let fp = String::from_utf8(fp.stdout).expect("utf-8");
+    let e = agents
+        .register(RegisterRequest { fingerprint_json: fp.clone(), agent_id: "../../etc".into(), ..Default::default() })
+        .await
+        .expect_err("refused");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+
+    // Leasing as an agent that never registered.
+    let e =
+        agents.lease_cells(LeaseCellsRequest { agent_id: "ghost".into(), max_cells: 1 }).await.expect_err("refused");
+    assert_eq!(e.code(), tonic::Code::NotFound);
+
+    // An enormous spec, and an invalid one.
+    let e = sweeps
+        .submit(SubmitSweepRequest { spec: "#".repeat(4 << 20), format: SpecFormat::Toml as i32 })
+        .await
+        .expect_err("refused");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let e = sweeps
+        .submit(SubmitSweepRequest { spec: "name = 3".into(), format: SpecFormat::Toml as i32 })
+        .await
+        .expect_err("refused");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+
+    // A real agent and sweep, then results it should not be able to send.
+    let agent_id = agents
+        .register(RegisterRequest { fingerprint_json: fp, ..Default::default() })
+        .await
+        .expect("register")
+        .into_inner()
+        .agent_id;
+    let spec = tiny_spec("hostile", &["bert-tiny"], &[1], 30);
+    let sweep_id = sweeps
+        .submit(SubmitSweepRequest { spec, format: SpecFormat::Toml as i32 })
+        .await
+        .expect("submit")
+        .into_inner()
+        .sweep_id;
+    let lease = agents
+        .lease_cells(LeaseCellsRequest { agent_id: agent_id.clone(), max_cells: 1 })
+        .await
+        .expect("lease")
+        .into_inner()
+        .leases
+        .into_iter()
+        .next()
+        .and_then(|l| l.lease)
+        .expect("a lease");
+
+    // NaN or negative latencies.
+    let record = |samples: &str, cell_key: &str, epoch: u64| {
+        let lease = LeaseRef { sweep_id: sweep_id.clone(), cell_key: cell_key.into(), attempt: lease.attempt, epoch };
+        let json = format!(
+            r#"{{"schema_version":1,"sweep_id":"{sweep_id}","cell_key":"{cell_key}","attempt":{},"coordinates":{{"model":"bert-tiny","family":"bert","hardware_class":"cpu/x","batch":1,"seq_len":16,"precision":"fp32","mode":"inference","engine":"candle"}},"status":"ok","error":null,"stderr_tail":null,"latency_ns":{{"n":1,"mean":1.0,"std":0.0,"min":1.0,"p50":1.0,"p90":1.0,"p95":1.0,"p99":1.0,"max":1.0,"cv":null,"median_ci_low":1.0,"median_ci_high":1.0}},"samples_ns":{samples},"warmup_iterations":0,"stop_reason":null,"throughput_items_per_s":null,"generation":null,"memory":{{}},"energy":{{}},"output_check":null,"provenance":{{"agent_id":null,"agent_version":"x","git_commit":"x","engine":"candle","engine_version":"x","hardware_class":"cpu/x","fingerprint_hash":"x","weights_source":"random-init:seed=1","started_at_ms":0,"finished_at_ms":0}}}}"#,
+            lease.attempt
+        );
+        ReportResultsRequest { agent_id: agent_id.clone(), lease: Some(lease), result_json: json }
+    };
+    for bad in ["[-5.0]", "[null]", "\"x\""] {
+        let e = agents
+            .report_results(tokio_stream_once(record(bad, &lease.cell_key, lease.epoch)))
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad}: {}", e.message());
+    }
+    // A result for a cell it does not hold, and one under a stale epoch.
+    let other_key = "0".repeat(64);
+    let acks = agents
+        .report_results(tokio_stream_once(record("[1.0]", &other_key, lease.epoch)))
+        .await
+        .expect("answered")
+        .into_inner()
+        .acks;
+    assert_eq!(acks[0].status, AckStatus::Rejected as i32, "{acks:?}");
+    let acks = agents
+        .report_results(tokio_stream_once(record("[1.0]", &lease.cell_key, lease.epoch + 1000)))
+        .await
+        .expect("answered")
+        .into_inner()
+        .acks;
+    assert_eq!(acks[0].status, AckStatus::Rejected as i32, "{acks:?}");
+
+    // Still serving, and nothing was stored.
+    let s = sweeps.get(GetSweepRequest { sweep_id: sweep_id.clone() }).await.expect("still serving").into_inner();
+    assert_eq!(count(&s, "leased"), 1);
+    let n = c.query("SELECT count(*) AS n FROM results").expect("query");
+    assert_eq!(n[0]["n"], 0);
+}
+
+fn tokio_stream_once(r: ReportResultsRequest) -> impl tokio_stream::Stream<Item = ReportResultsRequest> {
+    tokio_stream::iter(vec![r])
+}
