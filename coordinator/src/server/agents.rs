@@ -19,7 +19,8 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{now_ms, raft_status, Ctx};
-use crate::state::{self, CellState, Command, Completion, ManifestFile, Outcome, SweepId};
+use crate::state::command::Completion;
+use crate::state::{self, CellState, Command, ManifestFile, Outcome, SweepId};
 use crate::warehouse::schema::{Origin, ResultKey};
 
 /// Most cells one lease request may ask for.

@@ -4,7 +4,7 @@
 //! [`Warehouse::commit_staged`] is idempotent so that a restart can mirror into the
 //! warehouse whatever Raft committed just before a crash.
 
-use object_store::ObjectStore;
+use object_store::ObjectStoreExt;
 use shared::result::ResultRecord;
 
 use super::manifest::{self, FileEntry};
