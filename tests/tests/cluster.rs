@@ -145,12 +145,18 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
         agents.lease_cells(LeaseCellsRequest { agent_id: "ghost".into(), max_cells: 1 }).await.expect_err("refused");
     assert_eq!(e.code(), tonic::Code::NotFound);
 
-    // An enormous spec, and an invalid one.
+    // Enormous specs: over the coordinator's spec limit, and over gRPC's message limit.
     let e = sweeps
-        .submit(SubmitSweepRequest { spec: "#".repeat(4 << 20), format: SpecFormat::Toml as i32 })
+        .submit(SubmitSweepRequest { spec: "#".repeat(2 << 20), format: SpecFormat::Toml as i32 })
         .await
         .expect_err("refused");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("at most"), "{}", e.message());
+    let e = sweeps
+        .submit(SubmitSweepRequest { spec: "#".repeat(8 << 20), format: SpecFormat::Toml as i32 })
+        .await
+        .expect_err("refused");
+    assert_eq!(e.code(), tonic::Code::OutOfRange);
     let e = sweeps
         .submit(SubmitSweepRequest { spec: "name = 3".into(), format: SpecFormat::Toml as i32 })
         .await

@@ -246,7 +246,10 @@ fn status_table(s: &SweepStatus) -> Table {
 }
 
 /// Reads and validates a spec file; every problem is printed to stderr.
-pub fn read_spec(file: &PathBuf, limits: &Limits) -> anyhow::Result<Result<SweepSpec, shared::diagnostic::Diagnostics>> {
+pub fn read_spec(
+    file: &PathBuf,
+    limits: &Limits,
+) -> anyhow::Result<Result<SweepSpec, shared::diagnostic::Diagnostics>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let format = file.extension().and_then(|e| e.to_str()).and_then(Format::from_extension).unwrap_or(Format::Toml);
     Ok(spec::parse(&text, format, limits))
