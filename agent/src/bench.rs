@@ -142,7 +142,8 @@ pub fn plan(
                         hardware: HardwareSelector::of_kind(kind),
                         hardware_class: Some(hardware_class.to_string()),
                         batch,
-                        seq_len: args.seq,
+                        // Vision models have a fixed token count (patches + class token).
+                        seq_len: model.fixed_sequence_length().unwrap_or(args.seq),
                         precision,
                         mode,
                         engine: Engine::Candle,

@@ -112,6 +112,7 @@ fn the_real_exec_cell_measures_and_refuses_honestly() {
     let mut events = 0;
     let ok = run_cell(&cfg, &request("bert-tiny", Family::Bert), |_| events += 1).expect("runs");
     assert_eq!(ok.status, Status::Ok, "{:?}", ok.error);
+    assert_eq!(ok.error, None);
     assert!(ok.samples_ns.len() >= 3);
     assert!(ok.output_check.as_ref().is_some_and(|c| c.all_finite && c.n_values == 16 * 128));
     assert_eq!(ok.provenance.weights_source, "random-init:seed=1");

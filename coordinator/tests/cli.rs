@@ -146,4 +146,9 @@ fn quickstart_measures_and_fills_a_warehouse() {
         0
     );
     assert_eq!(count(&wh, "SELECT count(*) AS n FROM results WHERE weights_source NOT LIKE 'random-init:seed=%'"), 0);
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM results WHERE status = 'ok' AND error IS NOT NULL"), 0);
+    let vit_tokens = shared::catalog::lookup("vit-tiny").and_then(|m| m.fixed_sequence_length()).expect("vit-tiny");
+    let sql = format!("SELECT count(*) AS n FROM results WHERE family = 'vit' AND seq_len <> {vit_tokens}");
+    assert_eq!(count(&wh, &sql), 0);
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM samples"), count(&wh, "SELECT sum(n_samples) AS n FROM results"));
 }
