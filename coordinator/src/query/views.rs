@@ -44,7 +44,7 @@ pub const DERIVED: &[&str] = &[
                 bool_or(status = 'ok') AS any_ok,
                 bool_or(status = 'unsupported') AS any_unsupported,
                 count(*) AS n_results,
-                max(throughput_items_per_s) FILTER (WHERE status = 'ok') AS best_throughput_items_per_s
+                round(max(throughput_items_per_s) FILTER (WHERE status = 'ok'), 3) AS best_throughput_items_per_s
          FROM results GROUP BY family, hardware_class)
      SELECT f.family, c.hardware_class,
             CASE WHEN s.n_results IS NULL THEN 'untested'

@@ -112,7 +112,7 @@ fn throughput_chart(points: &[Point]) -> anyhow::Result<String> {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
@@ -131,22 +131,15 @@ fn latency_chart(points: &[Point]) -> anyhow::Result<String> {
     {
         let root = SVGBackend::with_string(&mut svg, (860, height)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let labels: Vec<String> = points.iter().map(|p| format!("{} ({})", p.label, short_class(&p.series))).collect();
         let mut chart = ChartBuilder::on(&root)
             .caption("latency per iteration: p50 (dark) and p99 (light), ms", ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(30)
-            .y_label_area_size(330)
-            .build_cartesian_2d(0f64..max_x * 1.05, 0f64..n as f64)
+            .y_label_area_size(10)
+            // Room on the right of the longest bar for its label.
+            .build_cartesian_2d(0f64..max_x * 1.8, 0f64..n as f64)
             .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .y_labels(n)
-            .y_label_formatter(&|y| labels.get(y.floor() as usize).cloned().unwrap_or_default())
-            .disable_y_mesh()
-            .x_desc("ms")
-            .draw()
-            .map_err(plot_err)?;
+        chart.configure_mesh().y_labels(0).disable_y_mesh().x_desc("ms").draw().map_err(plot_err)?;
         let light = RGBColor(150, 180, 230);
         let dark = RGBColor(40, 80, 160);
         for (i, p) in points.iter().enumerate() {
@@ -164,6 +157,15 @@ fn latency_chart(points: &[Point]) -> anyhow::Result<String> {
                     .draw_series(std::iter::once(Rectangle::new([(0.0, y + 0.3), (p.p50_ms, y + 0.7)], dark.filled())))
                     .map_err(plot_err)?;
             }
+            let end = p.p99_ms.max(p.p50_ms);
+            let label = format!("{} ({}): {:.2} / {:.2}", p.label, short_class(&p.series), p.p50_ms, p.p99_ms);
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    label,
+                    (if end.is_finite() { end } else { 0.0 } + max_x * 0.01, y + 0.75),
+                    ("sans-serif", 12),
+                )))
+                .map_err(plot_err)?;
         }
         root.present().map_err(plot_err)?;
     }
