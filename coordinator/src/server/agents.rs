@@ -203,12 +203,9 @@ impl Agents {
             Ok(false) => return Ok(ack(AckStatus::Duplicate, "already committed".into())),
             Ok(true) => {}
         }
-        let files = self
-            .ctx
-            .warehouse
-            .stage(&[&record], Origin::Measured)
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let origin = if self.ctx.config.load_test { Origin::LoadTest } else { Origin::Measured };
+        let files =
+            self.ctx.warehouse.stage(&[&record], origin).await.map_err(|e| Status::unavailable(e.to_string()))?;
         let completion = Completion {
             sweep_id,
             cell_key: cell_key.clone(),

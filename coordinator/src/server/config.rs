@@ -22,6 +22,9 @@ pub struct ServeConfig {
     pub heartbeat_interval_ms: u32,
     /// Largest spec accepted, bytes.
     pub max_spec_bytes: usize,
+    /// Marks every stored result `origin = load-test`: for the lease load bench's
+    /// scratch coordinator only, so generated results can never pass for measured ones.
+    pub load_test: bool,
 }
 
 impl Default for ServeConfig {
@@ -33,6 +36,7 @@ impl Default for ServeConfig {
             max_cells: shared::spec::Limits::default().max_cells,
             heartbeat_interval_ms: 1000,
             max_spec_bytes: 1 << 20,
+            load_test: false,
         }
     }
 }

@@ -1,0 +1,156 @@
+//! Load bench of the coordinator: many agent clients on loopback that lease and
+//! complete cells without running models.
+//!
+//! `cargo run -p coordinator --example lease_load [-- --agents 1000 --cells 20000]`
+//!
+//! Starts `accelbench serve` as its own process with `load_test = true` and a scratch
+//! data folder and warehouse (every result it stores is marked `origin = load-test`,
+//! weights source `load-test:generated`), registers N generated agents, submits one
+//! sweep, and lets every agent lease one cell at a time and report a generated result
+//! until the sweep is done. Prints leases/s, the p50/p99 latency of a lease request,
+//! and the coordinator process's CPU time per lease (from /proc).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use proto::v1::agent_service_client::AgentServiceClient;
+use proto::v1::sweep_service_client::SweepServiceClient;
+use proto::v1::{LeaseCellsRequest, RegisterRequest, ReportResultsRequest, SpecFormat, SubmitSweepRequest};
+use tokio::sync::Mutex;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str, default: usize| -> anyhow::Result<usize> {
+        match args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)) {
+            Some(v) => Ok(v.parse()?),
+            None => Ok(default),
+        }
+    };
+    let n_agents = flag("--agents", 1000)?;
+    let n_batches = flag("--cells", 20_000)? / 10;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("serve.toml"), "load_test = true\nmax_cells = 1000000\n")?;
+    let exe = std::env::current_exe()?;
+    let accelbench = exe.parent().and_then(|p| p.parent()).context("target dir")?.join("accelbench");
+    let mut server = Command::new(&accelbench)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(dir.path().join("serve.toml"))
+        .arg("--data-dir")
+        .arg(dir.path().join("coordinator"))
+        .arg("--warehouse")
+        .arg(dir.path().join("warehouse"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", accelbench.display()))?;
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let url = format!("http://{}", line.trim().trim_start_matches("listening on "));
+    let pid = server.id();
+
+    let channel = tonic::transport::Channel::from_shared(url)?.connect().await?;
+    let fp = generated_fingerprint();
+    let mut ids = Vec::with_capacity(n_agents);
+    for _ in 0..n_agents {
+        let mut c = AgentServiceClient::new(channel.clone());
+        ids.push(
+            c.register(RegisterRequest { fingerprint_json: fp.clone(), ..Default::default() })
+                .await?
+                .into_inner()
+                .agent_id,
+        );
+    }
+    let batches: Vec<String> = (1..=n_batches).map(|b| b.to_string()).collect();
+    let spec = format!(
+        "name = \"lease-load\"\n[matrix]\nmodels = [\"bert-tiny\"]\nhardware = [\"cpu\"]\nbatch_sizes = [{}]\n\
+         sequence_lengths = [8, 16, 32, 64, 128]\nprecisions = [\"fp32\", \"bf16\"]\n[policy]\nlease_seconds = 600\n",
+        batches.join(", ")
+    );
+    let sweep = SweepServiceClient::new(channel.clone())
+        .submit(SubmitSweepRequest { spec, format: SpecFormat::Toml as i32 })
+        .await?
+        .into_inner();
+    println!("{n_agents} agents, {} cells", sweep.n_cells);
+
+    let cpu_before = cpu_seconds(pid)?;
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for id in ids {
+        let (channel, latencies) = (channel.clone(), latencies.clone());
+        tasks.push(tokio::spawn(async move { agent_loop(channel, id, latencies).await }));
+    }
+    let mut n_leases = 0usize;
+    for t in tasks {
+        n_leases += t.await??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    let mut l = latencies.lock().await.clone();
+    l.sort_by(f64::total_cmp);
+    let pct = |q: f64| l.get(((l.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(f64::NAN);
+    println!(
+        "{n_leases} leases completed in {secs:.1} s: {:.0} leases/s; lease latency p50 {:.1} ms, p99 {:.1} ms; \
+         coordinator cpu {cpu:.1} s ({:.0} us per lease, {:.0}% of one core)",
+        n_leases as f64 / secs,
+        pct(0.5) * 1e3,
+        pct(0.99) * 1e3,
+        cpu / n_leases.max(1) as f64 * 1e6,
+        cpu / secs * 100.0
+    );
+    let _ = server.kill();
+    Ok(())
+}
+
+/// Leases one cell at a time and completes it with a generated result until none is left.
+async fn agent_loop(
+    channel: tonic::transport::Channel,
+    agent_id: String,
+    latencies: Arc<Mutex<Vec<f64>>>,
+) -> anyhow::Result<usize> {
+    let mut c = AgentServiceClient::new(channel);
+    let mut n = 0;
+    loop {
+        let t = Instant::now();
+        let leases = c.lease_cells(LeaseCellsRequest { agent_id: agent_id.clone(), max_cells: 1 }).await?.into_inner();
+        latencies.lock().await.push(t.elapsed().as_secs_f64());
+        let Some(lease) = leases.leases.into_iter().next().and_then(|l| l.lease) else { return Ok(n) };
+        n += 1;
+        let record = generated_result(&lease.sweep_id, &lease.cell_key, lease.attempt);
+        c.report_results(tokio_stream::iter(vec![ReportResultsRequest {
+            agent_id: agent_id.clone(),
+            lease: Some(lease),
+            result_json: record,
+        }]))
+        .await?;
+    }
+}
+
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("").split_whitespace().collect();
+    let ticks: f64 =
+        fields.get(11).context("utime")?.parse::<f64>()? + fields.get(12).context("stime")?.parse::<f64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks / hz)
+}
+
+/// A machine that does not exist, clearly named: the load generator's agents.
+fn generated_fingerprint() -> String {
+    let mut fp = agent::detect::detect();
+    fp.hostname = "load-test".into();
+    fp.cpu.model_name = "load-test generator".into();
+    fp.gpus.clear();
+    serde_json::to_string(&fp).unwrap_or_default()
+}
+
+fn generated_result(sweep_id: &str, cell_key: &str, attempt: u32) -> String {
+    format!(
+        r#"{{"schema_version":1,"sweep_id":"{sweep_id}","cell_key":"{cell_key}","attempt":{attempt},"coordinates":{{"model":"bert-tiny","family":"bert","hardware_class":"cpu/load-test generator","batch":1,"seq_len":8,"precision":"fp32","mode":"inference","engine":"candle"}},"status":"ok","error":null,"stderr_tail":null,"latency_ns":{{"n":1,"mean":1.0,"std":0.0,"min":1.0,"p50":1.0,"p90":1.0,"p95":1.0,"p99":1.0,"max":1.0,"cv":null,"median_ci_low":1.0,"median_ci_high":1.0}},"samples_ns":[1.0],"warmup_iterations":0,"stop_reason":null,"throughput_items_per_s":null,"generation":null,"memory":{{}},"energy":{{}},"output_check":null,"provenance":{{"agent_id":null,"agent_version":"load-test","git_commit":"load-test","engine":"candle","engine_version":"load-test","hardware_class":"cpu/load-test generator","fingerprint_hash":"load-test","weights_source":"load-test:generated","started_at_ms":0,"finished_at_ms":0}}}}"#
+    )
+}
