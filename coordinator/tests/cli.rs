@@ -152,3 +152,37 @@ fn quickstart_measures_and_fills_a_warehouse() {
     assert_eq!(count(&wh, &sql), 0);
     assert_eq!(count(&wh, "SELECT count(*) AS n FROM samples"), count(&wh, "SELECT sum(n_samples) AS n FROM results"));
 }
+
+#[test]
+fn sweep_plan_counts_cells_and_names_every_problem() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sweep.toml");
+    let o = accelbench(&["sweep", "plan", example.to_str().expect("utf-8"), "--hardware-class", "cpu/AMD EPYC 7B13"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // 4 models × 2 selectors (cpu fanned to one class, cuda unresolved) × 3 batches ×
+    // 1 length × precisions {fp32, bf16, q4_0 only for TinyLlama} × 2 modes (q4_0 has no
+    // training), minus TinyLlama fp32 on cpu (excluded): counted by the planner's rules.
+    let first = stdout(&o).lines().next().unwrap_or("").to_string();
+    assert!(first.ends_with("cells in sweep nightly-text"), "{first}");
+    let n: usize = first.split_whitespace().next().and_then(|n| n.parse().ok()).expect("a count");
+    let json = accelbench(&["sweep", "plan", example.to_str().expect("utf-8"), "--hardware-class", "cpu/AMD EPYC 7B13", "--json"]);
+    let lines: Vec<serde_json::Value> =
+        stdout(&json).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines[0]["type"], "plan");
+    assert_eq!(lines[0]["n_cells"], n);
+    assert_eq!(lines.len(), n + 1);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"bad\"\n[matrix]\nmodels = [\"bert-tiny\", \"no-such-model\"]\nhardware = [\"cpu\"]\n\
+         batch_sizes = [0, 4, 4]\nprecisions = [\"fp64\"]\n",
+    )
+    .expect("write");
+    let o = accelbench(&["sweep", "plan", bad.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    for needle in ["matrix.models[1]", "no-such-model", "matrix.batch_sizes[0]", "matrix.batch_sizes[2]", "fp64"] {
+        assert!(err.contains(needle), "{needle} not named in: {err}");
+    }
+}
