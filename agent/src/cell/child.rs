@@ -135,7 +135,7 @@ fn cuda_present(ordinal: usize) -> Result<(), RunError> {
     result::init().map_err(|e| RunError::Unsupported(format!("the cuda driver did not start: {e:?}")))?;
     let count = result::device::get_count()
         .map_err(|e| RunError::Unsupported(format!("the cuda driver could not count devices: {e:?}")))?;
-    if usize::try_from(count).map_or(true, |count| ordinal >= count) {
+    if !usize::try_from(count).is_ok_and(|count| ordinal < count) {
         return Err(RunError::Unsupported(format!("no device cuda:{ordinal} (the driver sees {count})")));
     }
     Ok(())
