@@ -66,12 +66,20 @@ fn run(req: &CellRequest, record: &mut ResultRecord, out: &mut impl Write) -> Re
         Err(BuildError::Failed(e)) => return Err(RunError::Failed(e.context("building the model"))),
     };
     emit(out, &CellEvent::Warmup)?;
-    let rapl = EnergyProbe::rapl(Path::new("/sys/class/powercap"));
-    let gpu = cuda_ordinal(&req.device).and_then(GpuMonitor::start);
+    // Device memory is watched from the warm-up on (its first iteration allocates most);
+    // energy only over the timed loop, restarted where it begins.
+    let mut gpu = cuda_ordinal(&req.device).and_then(GpuMonitor::start);
+    let mut rapl = None;
     let started = Instant::now();
     let max_seconds = req.measure.max_seconds;
     let mut last_emit = Instant::now();
-    let measured = measure::measure(&req.measure, workload.as_mut(), |n, ns| {
+    let on_timed_start = || {
+        rapl = EnergyProbe::rapl(Path::new("/sys/class/powercap"));
+        if let Some(g) = gpu.as_mut() {
+            g.restart_energy();
+        }
+    };
+    let measured = measure::measure_with(&req.measure, workload.as_mut(), on_timed_start, |n, ns| {
         // Throttled: a fast model would otherwise write thousands of lines a second.
         if last_emit.elapsed().as_millis() >= 100 {
             last_emit = Instant::now();
@@ -96,6 +104,7 @@ fn run(req: &CellRequest, record: &mut ResultRecord, out: &mut impl Write) -> Re
         record.output_check = Some(engine::output_check(t)?);
     }
     record.status = Status::Ok;
+    record.error = None;
     Ok(())
 }
 
@@ -112,9 +121,29 @@ fn open_device(name: &str) -> Result<Device, RunError> {
         if !cfg!(feature = "cuda") {
             return Err(RunError::Unsupported("this agent was built without the cuda feature".into()));
         }
+        cuda_present(ordinal)?;
         return Device::new_cuda(ordinal).map_err(|e| RunError::Failed(anyhow::anyhow!("opening {name}: {e}")));
     }
     Err(RunError::Unsupported(format!("device {name} is not supported by the candle engine")))
+}
+
+/// Whether the driver answers and has a device `ordinal`, asked before candle opens it,
+/// so that a missing device is `unsupported` with a reason rather than a failure.
+#[cfg(feature = "cuda")]
+fn cuda_present(ordinal: usize) -> Result<(), RunError> {
+    use cudarc::driver::result;
+    result::init().map_err(|e| RunError::Unsupported(format!("the cuda driver did not start: {e:?}")))?;
+    let count = result::device::get_count()
+        .map_err(|e| RunError::Unsupported(format!("the cuda driver could not count devices: {e:?}")))?;
+    if !usize::try_from(count).is_ok_and(|count| ordinal < count) {
+        return Err(RunError::Unsupported(format!("no device cuda:{ordinal} (the driver sees {count})")));
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_present(_ordinal: usize) -> Result<(), RunError> {
+    Err(RunError::Unsupported("this agent was built without the cuda feature".into()))
 }
 
 fn fill_measurements(record: &mut ResultRecord, m: &Measured, generation: Option<(u32, u32)>, batch: u32) {

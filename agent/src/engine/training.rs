@@ -33,8 +33,9 @@ struct BertCls {
 impl Trainable for BertCls {
     fn logits(&mut self) -> candle_core::Result<Tensor> {
         let hidden = self.model.forward(&self.input_ids, &self.token_type_ids, None)?;
-        // The [CLS] position, as BertForSequenceClassification pools it.
-        self.head.forward(&hidden.narrow(1, 0, 1)?.squeeze(1)?)
+        // The [CLS] position, as BertForSequenceClassification pools it. Contiguous:
+        // candle's cuda matmul refuses the strided slice (the cpu one takes it).
+        self.head.forward(&hidden.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?)
     }
 }
 

@@ -54,6 +54,17 @@ impl GpuMonitor {
         Some(GpuMonitor { nvml, index, energy_start_mj, stop, samples, thread: Some(thread) })
     }
 
+    /// Starts the energy reading afresh (counter and sampled power), keeping the memory
+    /// peak: called where the timed loop begins, so warm-up energy is not counted.
+    pub fn restart_energy(&mut self) {
+        if let Ok(mut s) = self.samples.lock() {
+            s.sampled_joules = 0.0;
+            s.n_power = 0;
+        }
+        self.energy_start_mj =
+            self.nvml.device_by_index(self.index).ok().and_then(|d| d.total_energy_consumption().ok());
+    }
+
     pub fn stop(mut self) -> GpuReading {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {

@@ -61,6 +61,17 @@ pub fn decide(policy: &MeasurePolicy, n: u32, elapsed_s: f64, rel_ci: Option<f64
 pub fn measure(
     policy: &MeasurePolicy,
     workload: &mut dyn Workload,
+    on_sample: impl FnMut(u32, f64),
+) -> anyhow::Result<Measured> {
+    measure_with(policy, workload, || {}, on_sample)
+}
+
+/// [`measure`], calling `on_timed_start` once between the warm-up and the first timed
+/// iteration: energy counters start there, so that they cover the timed loop alone.
+pub fn measure_with(
+    policy: &MeasurePolicy,
+    workload: &mut dyn Workload,
+    on_timed_start: impl FnOnce(),
     mut on_sample: impl FnMut(u32, f64),
 ) -> anyhow::Result<Measured> {
     let warmup_start = Instant::now();
@@ -84,6 +95,7 @@ pub fn measure(
         token_ns: Vec::new(),
         timed: Duration::ZERO,
     };
+    on_timed_start();
     let start = Instant::now();
     let mut last_ci_check = Instant::now();
     let mut ci_interval = Duration::from_millis(20);
@@ -147,5 +159,32 @@ mod tests {
         assert_eq!(decide(&p, 100, 3.0, None), Decision::Continue);
         assert_eq!(decide(&p, 100, 5.0, Some(0.05)), Decision::Stop(StopReason::MaxSeconds));
         assert_eq!(decide(&p, 3, 5.0, Some(0.05)), Decision::Stop(StopReason::MaxSecondsBeforeMinimums));
+    }
+
+    /// Counts its iterations; no device, no tensors.
+    struct Counting(std::rc::Rc<std::cell::Cell<u32>>);
+
+    impl Workload for Counting {
+        fn iterate(&mut self) -> anyhow::Result<crate::engine::Iteration> {
+            self.0.set(self.0.get() + 1);
+            Ok(crate::engine::Iteration::default())
+        }
+
+        fn output(&self) -> Option<&candle_core::Tensor> {
+            None
+        }
+    }
+
+    #[test]
+    fn the_timed_start_hook_runs_once_after_the_warm_up() {
+        let p =
+            MeasurePolicy { warmup_iterations: 3, min_iterations: 5, min_seconds: 0.0, max_seconds: 0.2, ..policy() };
+        let count = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut seen_at = Vec::new();
+        let m = measure_with(&p, &mut Counting(count.clone()), || seen_at.push(count.get()), |_, _| {})
+            .expect("a counting workload cannot fail");
+        assert_eq!(seen_at, vec![3]);
+        assert_eq!(m.warmup_iterations, 3);
+        assert_eq!(count.get() as usize, 3 + m.samples_ns.len());
     }
 }
