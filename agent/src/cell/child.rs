@@ -23,7 +23,7 @@ pub fn exec_cell(input: impl Read, mut out: impl Write) -> anyhow::Result<()> {
     let mut record = record_for(&req, now_ms());
     emit(&mut out, &CellEvent::Loading)?;
     match run(&req, &mut record, &mut out) {
-        Ok(()) => record.error = None,
+        Ok(()) => {}
         Err(RunError::Unsupported(reason)) => {
             record.status = Status::Unsupported;
             record.error = Some(reason);
