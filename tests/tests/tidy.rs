@@ -1,6 +1,6 @@
 //! Rules of the codebase that `cargo test` enforces: every Rust file opens with a `//!`
-//! doc saying what it is, and no test is skipped or inverted with `#[ignore]` or
-//! `#[should_panic]` (assert today's behaviour instead).
+//! doc saying what it is, and no test is skipped or inverted with the `ignore` or
+//! `should_panic` attributes (assert today's behaviour instead).
 
 use std::path::{Path, PathBuf};
 
