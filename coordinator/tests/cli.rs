@@ -147,6 +147,8 @@ fn quickstart_measures_and_fills_a_warehouse() {
     );
     assert_eq!(count(&wh, "SELECT count(*) AS n FROM results WHERE weights_source NOT LIKE 'random-init:seed=%'"), 0);
     assert_eq!(count(&wh, "SELECT count(*) AS n FROM results WHERE status = 'ok' AND error IS NOT NULL"), 0);
+    // Every measured output is finite (the check that caught NaN BERT in bf16).
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM results WHERE status = 'ok' AND NOT output_all_finite"), 0);
     let vit_tokens = shared::catalog::lookup("vit-tiny").and_then(|m| m.fixed_sequence_length()).expect("vit-tiny");
     let sql = format!("SELECT count(*) AS n FROM results WHERE family = 'vit' AND seq_len <> {vit_tokens}");
     assert_eq!(count(&wh, &sql), 0);
@@ -164,7 +166,14 @@ fn sweep_plan_counts_cells_and_names_every_problem() {
     let first = stdout(&o).lines().next().unwrap_or("").to_string();
     assert!(first.ends_with("cells in sweep nightly-text"), "{first}");
     let n: usize = first.split_whitespace().next().and_then(|n| n.parse().ok()).expect("a count");
-    let json = accelbench(&["sweep", "plan", example.to_str().expect("utf-8"), "--hardware-class", "cpu/AMD EPYC 7B13", "--json"]);
+    let json = accelbench(&[
+        "sweep",
+        "plan",
+        example.to_str().expect("utf-8"),
+        "--hardware-class",
+        "cpu/AMD EPYC 7B13",
+        "--json",
+    ]);
     let lines: Vec<serde_json::Value> =
         stdout(&json).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(lines[0]["type"], "plan");

@@ -1,7 +1,9 @@
 //! Encoder-only inference (BERT): one forward pass over (batch, seq_len) token ids.
 
 use candle_core::{Device, Tensor};
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
+
+use super::bert::Bert as BertModel;
 
 use super::{config, dtype, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec};
 
@@ -40,7 +42,7 @@ fn load(spec: &WorkloadSpec, device: &Device) -> Result<(BertModel, Config), Bui
 
 impl Workload for Bert {
     fn iterate(&mut self) -> anyhow::Result<Iteration> {
-        let (out, _) = timed(&self.device, || self.model.forward(&self.input_ids, &self.token_type_ids, None))?;
+        let (out, _) = timed(&self.device, || self.model.forward(&self.input_ids, &self.token_type_ids))?;
         self.output = Some(out);
         Ok(Iteration::default())
     }
@@ -81,12 +83,33 @@ mod tests {
         let want: Vec<Vec<Vec<f32>>> = serde_json::from_value(expected["last_hidden_state"].clone()).expect("hidden");
         let input = Tensor::new(ids, &Device::Cpu).expect("tensor");
         let got: Vec<Vec<Vec<f32>>> =
-            model.forward(&input, &input.zeros_like().expect("zeros"), None).expect("forward").to_vec3().expect("vec3");
+            model.forward(&input, &input.zeros_like().expect("zeros")).expect("forward").to_vec3().expect("vec3");
         let mut max_diff = 0f32;
         for (g, w) in got.iter().flatten().flatten().zip(want.iter().flatten().flatten()) {
             max_diff = max_diff.max((g - w).abs());
         }
         assert_eq!(got.len() * got[0].len() * got[0][0].len(), 2 * 8 * 32);
         assert!(max_diff < 1e-4, "candle differs from transformers by {max_diff}");
+    }
+
+    /// candle-transformers' own mask turns every half-precision output into NaN; ours
+    /// must not (the output check is what caught it).
+    #[test]
+    fn half_precisions_give_finite_outputs() {
+        for precision in [Precision::Fp32, Precision::Fp16, Precision::Bf16] {
+            let spec = WorkloadSpec {
+                model: catalog::lookup("bert-tiny").expect("bert-tiny"),
+                batch: 2,
+                seq_len: 16,
+                precision,
+                mode: Mode::Inference,
+                weights: Weights::Random { seed: 3 },
+            };
+            let mut w = build(&spec, &Device::Cpu).expect("builds");
+            w.iterate().expect("runs");
+            let check = crate::engine::output_check(w.output().expect("output")).expect("check");
+            assert!(check.all_finite, "{precision}: non-finite output");
+            assert!(check.l2_norm > 0.0, "{precision}: all zeros");
+        }
     }
 }

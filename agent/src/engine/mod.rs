@@ -12,6 +12,7 @@
 //! iterations (the measurement loop owns the clock), or print to stdout (the cell
 //! protocol owns stdout).
 
+mod bert;
 pub mod config;
 mod decoder;
 mod encoder;

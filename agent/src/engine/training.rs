@@ -24,7 +24,7 @@ trait Trainable {
 }
 
 struct BertCls {
-    model: bert::BertModel,
+    model: super::bert::Bert,
     head: candle_nn::Linear,
     input_ids: Tensor,
     token_type_ids: Tensor,
@@ -32,7 +32,7 @@ struct BertCls {
 
 impl Trainable for BertCls {
     fn logits(&mut self) -> candle_core::Result<Tensor> {
-        let hidden = self.model.forward(&self.input_ids, &self.token_type_ids, None)?;
+        let hidden = self.model.forward(&self.input_ids, &self.token_type_ids)?;
         // The [CLS] position, as BertForSequenceClassification pools it. Contiguous:
         // candle's cuda matmul refuses the strided slice (the cpu one takes it).
         self.head.forward(&hidden.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?)
@@ -83,7 +83,7 @@ pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, 
     let (net, classes): (Box<dyn Trainable>, usize) = match spec.model.family {
         Family::Bert => {
             let cfg: bert::Config = config::candle_config(spec)?;
-            let model = bert::BertModel::load(vb.pp("bert"), &cfg)?;
+            let model = super::bert::Bert::load(vb.pp("bert"), &cfg)?;
             let head = candle_nn::linear(cfg.hidden_size, BERT_CLASSES, vb.pp("classifier"))?;
             let input_ids = token_ids(seed, "input_ids", b, spec.seq_len, cfg.vocab_size, device)?;
             let token_type_ids = input_ids.zeros_like()?;

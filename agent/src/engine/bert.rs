@@ -1,0 +1,52 @@
+//! BERT as the engine runs it: candle-transformers' `BertEncoder` under our own
+//! embeddings and attention mask.
+//!
+//! candle-transformers' `BertModel` builds its additive attention mask as
+//! `(1 - mask) × f32::MIN` in the model's dtype; in fp16 and bf16 `f32::MIN` becomes
+//! -inf and `0 × -inf` is NaN, so every output is NaN (the output check showed it, on
+//! CPU and on an H200). Inputs here never have padding, so the mask Hugging Face would
+//! build is exactly zero in every dtype: that is what this model passes. The embeddings
+//! (word + token type + absolute position, then LayerNorm) use the checkpoint's names, so
+//! real weights load unchanged.
+
+use candle_core::{DType, Tensor};
+use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, Module, VarBuilder};
+use candle_transformers::models::bert::{BertEncoder, Config};
+
+pub struct Bert {
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    norm: LayerNorm,
+    encoder: BertEncoder,
+    dtype: DType,
+}
+
+impl Bert {
+    /// Loads from `vb` laid out as Hugging Face's `BertModel` (`embeddings.*`, `encoder.*`).
+    pub fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Bert> {
+        let e = vb.pp("embeddings");
+        Ok(Bert {
+            word: embedding(cfg.vocab_size, cfg.hidden_size, e.pp("word_embeddings"))?,
+            position: embedding(cfg.max_position_embeddings, cfg.hidden_size, e.pp("position_embeddings"))?,
+            token_type: embedding(cfg.type_vocab_size, cfg.hidden_size, e.pp("token_type_embeddings"))?,
+            norm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, e.pp("LayerNorm"))?,
+            encoder: BertEncoder::load(vb.pp("encoder"), cfg)?,
+            dtype: vb.dtype(),
+        })
+    }
+
+    /// Last hidden state (batch, seq, hidden) of unpadded `input_ids`.
+    pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor) -> candle_core::Result<Tensor> {
+        let (batch, seq_len) = input_ids.dims2()?;
+        let positions = Tensor::arange(0u32, seq_len as u32, input_ids.device())?;
+        let x = self
+            .word
+            .forward(input_ids)?
+            .add(&self.token_type.forward(token_type_ids)?)?
+            .broadcast_add(&self.position.forward(&positions)?)?;
+        let x = self.norm.forward(&x)?;
+        let mask = Tensor::zeros((batch, 1, 1, seq_len), self.dtype, input_ids.device())?;
+        self.encoder.forward(&x, &mask)
+    }
+}
