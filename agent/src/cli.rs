@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::{bench, cell, detect};
 
@@ -126,21 +126,13 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 /// Logs go to stderr (stdout carries results), filtered by `RUST_LOG`, warn by default.
-fn init_tracing() {
+pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
-}
-
-/// Where `--out` writes, shared by the commands that have one.
-#[derive(Debug, Args, Clone)]
-pub struct OutArgs {
-    /// Also write the full result records as JSON lines to FILE
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
 }
 
 #[cfg(test)]

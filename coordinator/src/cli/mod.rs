@@ -61,7 +61,7 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
-    init_tracing();
+    agent::cli::init_tracing();
     let cli = Cli::parse();
     if let Command::ExecCell = cli.command {
         return match agent::cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock()) {
@@ -99,11 +99,6 @@ fn report_error(e: anyhow::Error) -> ExitCode {
     }
     eprintln!("accelbench: {e:#}");
     ExitCode::from(2)
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 #[cfg(test)]
