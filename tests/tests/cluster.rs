@@ -65,7 +65,9 @@ async fn a_killed_agent_loses_its_lease_and_its_return_duplicates_nothing() {
     // llama-tiny at batch 8: long enough to be caught running.
     let spec = c.write_spec("s.toml", &tiny_spec("killed-agent", &["llama-tiny"], &[8], 3)).expect("spec");
     let id = c.submit(&spec).expect("submit");
+    let start = std::time::Instant::now();
     let agent0 = loop {
+        assert!(start.elapsed() < LIMIT, "no lease was ever granted; logs: {}", c.logs());
         let leases = c.leases().await.expect("agents");
         if let Some((a, _)) = leases.iter().find(|(_, n)| *n > 0) {
             break a.clone();
@@ -96,7 +98,9 @@ async fn a_killed_coordinator_restarts_and_the_sweep_finishes() {
         .expect("spec");
     let id = c.submit(&spec).expect("submit");
     // Kill it once something has finished, so the restart has state to replay.
+    let start = std::time::Instant::now();
     loop {
+        assert!(start.elapsed() < LIMIT, "nothing finished; logs: {}", c.logs());
         let mut client = c.client().await.expect("client");
         let s = client.get(GetSweepRequest { sweep_id: id.clone() }).await.expect("get").into_inner();
         if count(&s, "ok") + count(&s, "unsupported") >= 1 {
