@@ -235,3 +235,29 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
 fn tokio_stream_once(r: ReportResultsRequest) -> impl tokio_stream::Stream<Item = ReportResultsRequest> {
     tokio_stream::iter(vec![r])
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_sweep_stops_its_running_cell() {
+    let mut c = Cluster::start().expect("coordinator");
+    c.start_agent(0).expect("agent 0");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let spec = c.write_spec("s.toml", &tiny_spec("cancelled", &["llama-tiny"], &[8, 16], 30)).expect("spec");
+    let id = c.submit(&spec).expect("submit");
+    let start = std::time::Instant::now();
+    while !c.leases().await.expect("agents").iter().any(|(_, n)| *n > 0) {
+        assert!(start.elapsed() < LIMIT, "no lease was ever granted; logs: {}", c.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let o = c.cli(&["sweep", "cancel", &id, "--coordinator", &c.url()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = c.wait_done(&id, LIMIT).await.expect("ended");
+    assert_eq!(s.state, SweepState::Cancelled as i32, "{s:?}");
+    assert!(count(&s, "cancelled") >= 1, "{s:?}");
+    // The cancel withdrew the lease (the agent hears it at its next heartbeat and kills
+    // the cell; that kill is tested in agent/tests/cell_isolation.rs).
+    let start = std::time::Instant::now();
+    while c.leases().await.expect("agents").iter().any(|(_, n)| *n > 0) {
+        assert!(start.elapsed() < Duration::from_secs(30), "a lease outlived the cancel; logs: {}", c.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
