@@ -9,7 +9,7 @@ use candle_transformers::models::{llama, qwen2};
 use shared::catalog::Family;
 
 use super::{
-    config, dtype, greedy_next, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec, DECODE_STEPS,
+    config, decode_phase, dtype, greedy_next, token_ids, BuildError, Iteration, Workload, WorkloadSpec, DECODE_STEPS,
 };
 
 /// A causal LM that maps (batch, n) ids at `offset` to last-position logits.
@@ -100,21 +100,16 @@ impl Workload for Generate {
         self.lm.reset();
         let prompt_len = self.prompt.dim(1)?;
         let start = Instant::now();
-        let mut logits = self.lm.forward(&self.prompt, 0)?;
-        let mut next = greedy_next(&logits)?;
+        let logits = self.lm.forward(&self.prompt, 0)?;
         self.device.synchronize()?;
         let first_token = start.elapsed();
-        let mut token_steps = Vec::with_capacity(DECODE_STEPS as usize);
-        for step in 0..DECODE_STEPS as usize {
-            let ((l, n), d) = timed(&self.device, || {
-                let l = self.lm.forward(&next, prompt_len + step)?;
-                let n = greedy_next(&l)?;
-                Ok((l, n))
-            })?;
-            logits = l;
-            next = n;
-            token_steps.push(d);
-        }
+        let lm = &mut self.lm;
+        let mut position = prompt_len;
+        let (token_steps, logits) = decode_phase(&self.device, logits, |prev| {
+            let l = lm.forward(&greedy_next(prev)?, position)?;
+            position += 1;
+            Ok(l)
+        })?;
         self.output = Some(logits.to_dtype(DType::F32)?);
         Ok(Iteration { first_token: Some(first_token), token_steps })
     }

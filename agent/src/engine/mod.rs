@@ -194,6 +194,26 @@ fn timed<T>(device: &Device, f: impl FnOnce() -> candle_core::Result<T>) -> anyh
     Ok((out, start.elapsed()))
 }
 
+/// The decode phase of a generative iteration, the same for every family:
+/// [`DECODE_STEPS`] steps, each timed until the device is idle. `step` picks the next
+/// token greedily from the previous step's logits (the prefill's, first), runs the model
+/// on it and returns the new logits; the last logits are returned with the step times.
+/// Time to first token is therefore the prefill up to its logits, in every family.
+fn decode_phase(
+    device: &Device,
+    prefill_logits: Tensor,
+    mut step: impl FnMut(&Tensor) -> candle_core::Result<Tensor>,
+) -> anyhow::Result<(Vec<Duration>, Tensor)> {
+    let mut logits = prefill_logits;
+    let mut times = Vec::with_capacity(DECODE_STEPS as usize);
+    for _ in 0..DECODE_STEPS {
+        let (next, d) = timed(device, || step(&logits))?;
+        logits = next;
+        times.push(d);
+    }
+    Ok((times, logits))
+}
+
 /// Seeded token ids of shape (batch, len) below `vocab`.
 fn token_ids(
     seed: u64,

@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::{t5, whisper};
 
 use super::{
-    config, dtype, greedy_next, normal_input, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec,
+    config, decode_phase, dtype, greedy_next, normal_input, token_ids, BuildError, Iteration, Workload, WorkloadSpec,
     DECODE_STEPS,
 };
 
@@ -39,21 +39,12 @@ impl Workload for T5 {
         let start = Instant::now();
         let encoded = self.model.encode(&self.input_ids)?;
         // With the KV cache on, each step after the first feeds only the newest token.
-        let mut logits = self.model.decode(&self.start_ids, &encoded)?;
-        let mut next = greedy_next(&logits)?;
+        let logits = self.model.decode(&self.start_ids, &encoded)?;
         self.device.synchronize()?;
         let first_token = start.elapsed();
-        let mut token_steps = Vec::with_capacity(DECODE_STEPS as usize);
-        for _ in 0..DECODE_STEPS {
-            let ((l, n), d) = timed(&self.device, || {
-                let l = self.model.decode(&next, &encoded)?;
-                let n = greedy_next(&l)?;
-                Ok((l, n))
-            })?;
-            logits = l;
-            next = n;
-            token_steps.push(d);
-        }
+        let model = &mut self.model;
+        let (token_steps, logits) =
+            decode_phase(&self.device, logits, |prev| model.decode(&greedy_next(prev)?, &encoded))?;
         self.output = Some(logits);
         Ok(Iteration { first_token: Some(first_token), token_steps })
     }
@@ -97,18 +88,14 @@ impl Workload for Whisper {
         // candle's whisper decoder caches only cross-attention keys and values, so every
         // step re-runs the whole token prefix, as candle's own whisper example does.
         let mut tokens = Tensor::from_vec(vec![WHISPER_SOT; self.batch], (self.batch, 1), &self.device)?;
-        let mut logits = self.step(&tokens, &audio, true)?;
-        tokens = Tensor::cat(&[&tokens, &greedy_next(&logits)?], 1)?;
+        let logits = Self::step(&mut self.model, &tokens, &audio, true)?;
         self.device.synchronize()?;
         let first_token = start.elapsed();
-        let mut token_steps = Vec::with_capacity(DECODE_STEPS as usize);
-        let device = self.device.clone();
-        for _ in 0..DECODE_STEPS {
-            let (l, d) = timed(&device, || self.step(&tokens, &audio, false))?;
-            tokens = Tensor::cat(&[&tokens, &greedy_next(&l)?], 1)?;
-            logits = l;
-            token_steps.push(d);
-        }
+        let model = &mut self.model;
+        let (token_steps, logits) = decode_phase(&self.device, logits, |prev| {
+            tokens = Tensor::cat(&[&tokens, &greedy_next(prev)?], 1)?;
+            Self::step(model, &tokens, &audio, false)
+        })?;
         self.output = Some(logits);
         Ok(Iteration { first_token: Some(first_token), token_steps })
     }
@@ -124,9 +111,14 @@ impl Workload for Whisper {
 
 impl Whisper {
     /// Logits (batch, vocab) of the last position.
-    fn step(&mut self, tokens: &Tensor, audio: &Tensor, flush: bool) -> candle_core::Result<Tensor> {
-        let hidden = self.model.decoder.forward(tokens, audio, flush)?;
+    fn step(
+        model: &mut whisper::model::Whisper,
+        tokens: &Tensor,
+        audio: &Tensor,
+        flush: bool,
+    ) -> candle_core::Result<Tensor> {
+        let hidden = model.decoder.forward(tokens, audio, flush)?;
         let last = hidden.narrow(1, hidden.dim(1)? - 1, 1)?;
-        self.model.decoder.final_linear(&last)?.squeeze(1)?.to_dtype(DType::F32)
+        model.decoder.final_linear(&last)?.squeeze(1)?.to_dtype(DType::F32)
     }
 }

@@ -6,7 +6,7 @@
 pub mod html;
 
 use crate::query::render::{self, Format as RowFormat};
-use crate::query::{QueryEngine, QueryOutput};
+use crate::query::QueryEngine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
@@ -79,9 +79,4 @@ pub fn name(kind: Kind) -> &'static str {
         Kind::Hardware => "hardware",
         Kind::Compatibility => "compatibility",
     }
-}
-
-/// Rows of a report as text cells (for charts and tests).
-pub fn rows(engine: &QueryEngine, kind: Kind, sweep: Option<&str>) -> anyhow::Result<QueryOutput> {
-    Ok(engine.query(&sql(kind, sweep))?)
 }
