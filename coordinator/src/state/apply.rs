@@ -17,8 +17,8 @@ use shared::spec::SweepSpec;
 
 use super::command::{Command, Completion};
 use super::{
-    Agent, AgentId, CellRecord, CellState, CellStateKind, CommittedResult, DeviceGroup, Lease, ManifestFile, State,
-    Sweep, SweepId,
+    Agent, AgentId, CellRecord, CellState, CellStateKind, CommittedResult, DeviceGroup, Lease, ManifestFile,
+    PendingIndex, State, Sweep, SweepId,
 };
 
 /// What applying one command did.
@@ -62,6 +62,17 @@ pub enum Outcome {
         n_new: usize,
         n_already: usize,
     },
+    /// Every completion of a `CompleteCells` committed: each cell's state now, in order.
+    CellsCompleted {
+        states: Vec<CellStateKind>,
+    },
+    /// A `CompleteCells` changed nothing: the completions at these positions are re-sends
+    /// (`Duplicate`) or refused (`Rejected`); without them the rest could commit.
+    CompletionsRefused {
+        refused: Vec<(usize, Outcome)>,
+    },
+    /// What each command of a `Batch` did, in order.
+    Batch(Vec<Outcome>),
     Rejected(Rejection),
 }
 
@@ -104,6 +115,10 @@ pub enum Rejection {
     ConflictingFile { path: String },
     #[error("file `{path}` appears twice in one commit")]
     DuplicateFile { path: String },
+    #[error("cell {0} has two results in one commit")]
+    CompletedTwice(CellKey),
+    #[error("a batch inside a batch")]
+    NestedBatch,
 }
 
 /// Applies one command. Deterministic: the same state and command give the same result.
@@ -122,6 +137,16 @@ pub fn apply(state: &mut State, command: Command) -> Outcome {
         Command::CompleteCell(completion) => complete(state, completion),
         Command::ExpireLeases { expired, at_ms } => expire(state, &expired, at_ms),
         Command::CommitFiles { files, at_ms: _ } => commit_files(state, files),
+        Command::CompleteCells { completions, files } => complete_all(state, completions, files),
+        Command::Batch { commands } => Outcome::Batch(
+            commands
+                .into_iter()
+                .map(|command| match command {
+                    Command::Batch { .. } => Outcome::Rejected(Rejection::NestedBatch),
+                    command => apply(state, command),
+                })
+                .collect(),
+        ),
     }
 }
 
@@ -153,6 +178,10 @@ fn submit(state: &mut State, sweep_id: SweepId, at_ms: i64, spec: SweepSpec, cel
         }
     }
     let n_cells = records.len();
+    let mut pending = PendingIndex::default();
+    for (key, record) in &records {
+        pending.sync(key, record);
+    }
     let sweep = Sweep {
         id: sweep_id,
         name: spec.name.clone(),
@@ -160,6 +189,7 @@ fn submit(state: &mut State, sweep_id: SweepId, at_ms: i64, spec: SweepSpec, cel
         submitted_at_ms: at_ms,
         cancelled_at_ms: None,
         cells: records,
+        pending,
     };
     state.sweeps.insert(sweep_id, sweep);
     Outcome::Submitted { sweep_id, n_cells }
@@ -184,6 +214,7 @@ fn cancel(state: &mut State, sweep_id: SweepId, at_ms: i64) -> Outcome {
         record.state = CellState::Cancelled;
         n_cells += 1;
     }
+    sweep.pending = PendingIndex::default();
     Outcome::Cancelled { sweep_id, n_cells, stopped }
 }
 
@@ -243,7 +274,7 @@ fn grant(state: &mut State, agent_id: &str, wanted: &[(SweepId, CellKey)], at_ms
     let mut refused = Vec::new();
     for (sweep_id, cell_key) in wanted {
         match grant_one(sweeps, agent, &mut used, *sweep_id, cell_key) {
-            Ok((record, device_class)) => {
+            Ok((record, pending, device_class)) => {
                 *last_epoch += 1;
                 record.attempts += 1;
                 record.state = CellState::Leased {
@@ -253,6 +284,7 @@ fn grant(state: &mut State, agent_id: &str, wanted: &[(SweepId, CellKey)], at_ms
                     expires_at_ms,
                     device_class: device_class.clone(),
                 };
+                pending.sync(cell_key, record);
                 agent.leases.insert((*sweep_id, cell_key.clone()));
                 granted.push(Lease {
                     sweep_id: *sweep_id,
@@ -291,14 +323,15 @@ fn grant_one<'s>(
     used: &mut BTreeMap<String, u32>,
     sweep_id: SweepId,
     cell_key: &CellKey,
-) -> Result<(&'s mut CellRecord, String), Rejection> {
+) -> Result<(&'s mut CellRecord, &'s mut PendingIndex, String), Rejection> {
     let sweep = sweeps.get_mut(&sweep_id).ok_or(Rejection::UnknownSweep(sweep_id))?;
     if sweep.cancelled_at_ms.is_some() {
         return Err(Rejection::SweepCancelled(sweep_id));
     }
     let max_attempts = sweep.spec.policy.max_attempts;
+    let Sweep { cells, pending, .. } = sweep;
     let record =
-        sweep.cells.get_mut(cell_key).ok_or_else(|| Rejection::UnknownCell { sweep_id, cell_key: cell_key.clone() })?;
+        cells.get_mut(cell_key).ok_or_else(|| Rejection::UnknownCell { sweep_id, cell_key: cell_key.clone() })?;
     if record.state != CellState::Pending {
         return Err(Rejection::NotPending { cell_key: cell_key.clone(), state: record.state.kind() });
     }
@@ -311,24 +344,79 @@ fn grant_one<'s>(
         .find(|g| g.can_run(&record.cell) && used.get(&g.class).copied().unwrap_or(0) < g.slots)
         .ok_or_else(|| Rejection::NoFreeDevice { agent_id: agent.id.clone(), cell_key: cell_key.clone() })?;
     *used.entry(group.class.clone()).or_insert(0) += 1;
-    Ok((record, group.class.clone()))
+    Ok((record, pending, group.class.clone()))
 }
 
-fn complete(state: &mut State, c: Completion) -> Outcome {
-    let State { sweeps, agents, manifest, .. } = state;
-    let Some(sweep) = sweeps.get_mut(&c.sweep_id) else {
-        return Outcome::Rejected(Rejection::UnknownSweep(c.sweep_id));
-    };
-    let max_attempts = sweep.spec.policy.max_attempts;
-    let Some(record) = sweep.cells.get_mut(&c.cell_key) else {
-        return Outcome::Rejected(Rejection::UnknownCell { sweep_id: c.sweep_id, cell_key: c.cell_key });
-    };
-    if let Some(previous) = record.results.get(&c.attempt) {
-        return resend(previous, &c);
+fn complete(state: &mut State, mut c: Completion) -> Outcome {
+    if let Err(outcome) = check_completion(state, &c) {
+        return outcome;
     }
-    if let Err(rejection) = check_holder(record, &c) {
+    let files = std::mem::take(&mut c.files);
+    match record_completion(state, c) {
+        Ok(kind) => {
+            for file in files {
+                state.manifest.insert(file.path.clone(), file);
+            }
+            Outcome::Completed { state: kind }
+        }
+        Err(rejection) => Outcome::Rejected(rejection),
+    }
+}
+
+/// All or nothing: every completion is checked against the state before any is recorded.
+fn complete_all(state: &mut State, completions: Vec<Completion>, files: Vec<ManifestFile>) -> Outcome {
+    if let Err(rejection) = check_files(state, &files) {
         return Outcome::Rejected(rejection);
     }
+    let mut seen = BTreeSet::new();
+    let mut refused = Vec::new();
+    for (i, c) in completions.iter().enumerate() {
+        if !seen.insert((c.sweep_id, &c.cell_key)) {
+            refused.push((i, Outcome::Rejected(Rejection::CompletedTwice(c.cell_key.clone()))));
+        } else if let Err(outcome) = check_completion(state, c) {
+            refused.push((i, outcome));
+        }
+    }
+    if !refused.is_empty() {
+        return Outcome::CompletionsRefused { refused };
+    }
+    let mut states = Vec::with_capacity(completions.len());
+    for c in completions {
+        // Checked above, and no two touch the same cell, so none can fail here; were one
+        // to, the ones before it stay recorded and its position says which.
+        match record_completion(state, c) {
+            Ok(kind) => states.push(kind),
+            Err(rejection) => return Outcome::Rejected(rejection),
+        }
+    }
+    for file in files {
+        state.manifest.insert(file.path.clone(), file);
+    }
+    Outcome::CellsCompleted { states }
+}
+
+/// Whether `c` can be recorded now: `Err` carries what applying it would answer (a
+/// duplicate re-send, or a refusal).
+fn check_completion(state: &State, c: &Completion) -> Result<(), Outcome> {
+    let sweep = state.sweeps.get(&c.sweep_id).ok_or(Outcome::Rejected(Rejection::UnknownSweep(c.sweep_id)))?;
+    let record = sweep.cells.get(&c.cell_key).ok_or_else(|| {
+        Outcome::Rejected(Rejection::UnknownCell { sweep_id: c.sweep_id, cell_key: c.cell_key.clone() })
+    })?;
+    if let Some(previous) = record.results.get(&c.attempt) {
+        return Err(resend(previous, c));
+    }
+    check_holder(record, c).map_err(Outcome::Rejected)
+}
+
+/// Records a checked completion: ends the lease, keeps the result, moves the cell on.
+fn record_completion(state: &mut State, c: Completion) -> Result<CellStateKind, Rejection> {
+    let State { sweeps, agents, .. } = state;
+    let sweep = sweeps.get_mut(&c.sweep_id).ok_or(Rejection::UnknownSweep(c.sweep_id))?;
+    let max_attempts = sweep.spec.policy.max_attempts;
+    let Sweep { cells, pending, .. } = sweep;
+    let record = cells
+        .get_mut(&c.cell_key)
+        .ok_or_else(|| Rejection::UnknownCell { sweep_id: c.sweep_id, cell_key: c.cell_key.clone() })?;
     release(agents, &c.agent_id, c.sweep_id, &c.cell_key);
     record.results.insert(
         c.attempt,
@@ -342,10 +430,8 @@ fn complete(state: &mut State, c: Completion) -> Outcome {
             end_attempt(record, reason, max_attempts, c.at_ms)
         }
     };
-    for file in c.files {
-        manifest.insert(file.path.clone(), file);
-    }
-    Outcome::Completed { state: record.state.kind() }
+    pending.sync(&c.cell_key, record);
+    Ok(record.state.kind())
 }
 
 /// A result for an attempt already committed: the same lease re-sending is a duplicate;
@@ -404,7 +490,8 @@ fn expire(state: &mut State, expired: &[(SweepId, CellKey, u64)], at_ms: i64) ->
             continue;
         };
         let max_attempts = sweep.spec.policy.max_attempts;
-        let Some(record) = sweep.cells.get_mut(cell_key) else {
+        let Sweep { cells, pending, .. } = sweep;
+        let Some(record) = cells.get_mut(cell_key) else {
             let rejection = Rejection::UnknownCell { sweep_id: *sweep_id, cell_key: cell_key.clone() };
             skipped.push((*sweep_id, cell_key.clone(), rejection));
             continue;
@@ -427,6 +514,7 @@ fn expire(state: &mut State, expired: &[(SweepId, CellKey, u64)], at_ms: i64) ->
         release(agents, &holder, *sweep_id, cell_key);
         let reason = format!("attempt {attempt} on `{holder}`: lease expired at {at_ms} ms");
         record.state = end_attempt(record, reason, max_attempts, at_ms);
+        pending.sync(cell_key, record);
         match record.state {
             CellState::Pending => n_retried += 1,
             _ => n_failed += 1,
@@ -437,23 +525,33 @@ fn expire(state: &mut State, expired: &[(SweepId, CellKey, u64)], at_ms: i64) ->
 
 fn commit_files(state: &mut State, files: Vec<ManifestFile>) -> Outcome {
     // All or nothing: check every file before inserting any.
-    let mut paths = BTreeSet::new();
-    let mut n_already = 0;
-    for file in &files {
-        if !paths.insert(file.path.as_str()) {
-            return Outcome::Rejected(Rejection::DuplicateFile { path: file.path.clone() });
-        }
-        match state.manifest.get(&file.path) {
-            Some(existing) if existing == file => n_already += 1,
-            Some(_) => return Outcome::Rejected(Rejection::ConflictingFile { path: file.path.clone() }),
-            None => {}
-        }
-    }
+    let n_already = match check_files(state, &files) {
+        Ok(n_already) => n_already,
+        Err(rejection) => return Outcome::Rejected(rejection),
+    };
     let n_new = files.len() - n_already;
     for file in files {
         state.manifest.insert(file.path.clone(), file);
     }
     Outcome::FilesCommitted { n_new, n_already }
+}
+
+/// Files may be committed if none appears twice and none is committed already with other
+/// contents; `Ok` counts those committed already, identically.
+fn check_files(state: &State, files: &[ManifestFile]) -> Result<usize, Rejection> {
+    let mut paths = BTreeSet::new();
+    let mut n_already = 0;
+    for file in files {
+        if !paths.insert(file.path.as_str()) {
+            return Err(Rejection::DuplicateFile { path: file.path.clone() });
+        }
+        match state.manifest.get(&file.path) {
+            Some(existing) if existing == file => n_already += 1,
+            Some(_) => return Err(Rejection::ConflictingFile { path: file.path.clone() }),
+            None => {}
+        }
+    }
+    Ok(n_already)
 }
 
 /// Drops a lease from its agent's index (the agent may have been forgotten meanwhile).

@@ -36,6 +36,12 @@ pub enum Command {
     ExpireLeases { expired: Vec<(SweepId, CellKey, u64)>, at_ms: i64 },
     /// Warehouse files not tied to one result (agents table, compaction output, …).
     CommitFiles { files: Vec<ManifestFile>, at_ms: i64 },
+    /// The results of several attempts whose rows share `files` (one Parquet file per
+    /// group commit): all of them commit, or none does and nothing changes.
+    CompleteCells { completions: Vec<Completion>, files: Vec<ManifestFile> },
+    /// Several commands applied in order as one entry: a leader that batches proposals
+    /// pays one entry, one encoding and one fsync for all of them. Batches do not nest.
+    Batch { commands: Vec<Command> },
 }
 
 /// One attempt's result, as the agent reported it.
@@ -84,6 +90,8 @@ impl Command {
             Command::CompleteCell(_) => "complete_cell",
             Command::ExpireLeases { .. } => "expire_leases",
             Command::CommitFiles { .. } => "commit_files",
+            Command::CompleteCells { .. } => "complete_cells",
+            Command::Batch { .. } => "batch",
         }
     }
 }

@@ -49,6 +49,7 @@ pub struct State {
 
 /// One submitted sweep and its cells.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredSweep")]
 pub struct Sweep {
     pub id: SweepId,
     pub name: String,
@@ -56,6 +57,82 @@ pub struct Sweep {
     pub submitted_at_ms: i64,
     pub cancelled_at_ms: Option<i64>,
     pub cells: BTreeMap<CellKey, CellRecord>,
+    /// The pending cells, derived from `cells` (never stored; rebuilt on decode).
+    #[serde(skip_serializing)]
+    pub pending: PendingIndex,
+}
+
+/// The stored form of a [`Sweep`]: everything but what is derived.
+#[derive(Deserialize)]
+struct StoredSweep {
+    id: SweepId,
+    name: String,
+    spec: SweepSpec,
+    submitted_at_ms: i64,
+    cancelled_at_ms: Option<i64>,
+    cells: BTreeMap<CellKey, CellRecord>,
+}
+
+impl From<StoredSweep> for Sweep {
+    fn from(s: StoredSweep) -> Sweep {
+        let mut pending = PendingIndex::default();
+        for (key, record) in &s.cells {
+            pending.sync(key, record);
+        }
+        Sweep {
+            id: s.id,
+            name: s.name,
+            spec: s.spec,
+            submitted_at_ms: s.submitted_at_ms,
+            cancelled_at_ms: s.cancelled_at_ms,
+            cells: s.cells,
+            pending,
+        }
+    }
+}
+
+/// A sweep's pending cells grouped by hardware need (the cell's selector and resolved
+/// class): every cell of a group fits the same device groups, so the scheduler tests one
+/// cell per group and takes the first few keys, instead of scanning every cell of every
+/// sweep on every lease. Kept in step by [`apply`] through [`PendingIndex::sync`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PendingIndex {
+    by_need: BTreeMap<String, BTreeSet<CellKey>>,
+}
+
+impl PendingIndex {
+    /// Records `key` as pending or not, from its record's state: call after every change
+    /// of a cell's state.
+    pub fn sync(&mut self, key: &CellKey, record: &CellRecord) {
+        let need = hardware_need(&record.cell);
+        if record.state == CellState::Pending {
+            self.by_need.entry(need).or_default().insert(key.clone());
+        } else if let Some(keys) = self.by_need.get_mut(&need) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_need.remove(&need);
+            }
+        }
+    }
+
+    /// The groups of pending cells: each group's keys, ascending.
+    pub fn groups(&self) -> impl Iterator<Item = &BTreeSet<CellKey>> {
+        self.by_need.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_need.values().map(BTreeSet::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_need.is_empty()
+    }
+}
+
+/// What decides which devices can run a cell, as a map key.
+fn hardware_need(cell: &Cell) -> String {
+    let selector = serde_json::to_string(&cell.hardware).unwrap_or_default();
+    format!("{}|{selector}", cell.hardware_class.as_deref().unwrap_or(""))
 }
 
 /// One cell of a sweep and everything that happened to it.

@@ -267,6 +267,73 @@ fn bad_submissions_store_nothing() {
     assert_eq!(state, before);
 }
 
+/// The completion inside a [`completion`] command, without its own files.
+fn bare(command: Command) -> Completion {
+    let Command::CompleteCell(mut c) = command else { unreachable!("completion() builds CompleteCell") };
+    c.files.clear();
+    c
+}
+
+#[test]
+fn a_group_commit_records_every_result_or_none() {
+    let (mut state, keys) = setup();
+    let first = grant(&mut state, "a1", &keys[0], 2_000);
+    let second = grant(&mut state, "a2", &keys[1], 2_000);
+    let shared_file = ManifestFile { path: "results/group.parquet".into(), table: "results".into(), n_rows: 2 };
+    let ok = bare(completion(&first, "a1", Status::Ok));
+    let wrong_agent = bare(completion(&second, "a1", Status::Ok));
+    let before = state.clone();
+    let command =
+        Command::CompleteCells { completions: vec![ok.clone(), wrong_agent], files: vec![shared_file.clone()] };
+    let Outcome::CompletionsRefused { refused } = apply(&mut state, command) else { panic!("expected a refusal") };
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, 1, "the second completion is the refused one");
+    assert!(matches!(refused[0].1, Outcome::Rejected(Rejection::WrongAgent { .. })), "{refused:?}");
+    assert_eq!(state, before, "a refused group changes nothing");
+
+    let twice = Command::CompleteCells { completions: vec![ok.clone(), ok.clone()], files: vec![] };
+    let Outcome::CompletionsRefused { refused } = apply(&mut state, twice) else { panic!("expected a refusal") };
+    assert!(matches!(refused[..], [(1, Outcome::Rejected(Rejection::CompletedTwice(_)))]), "{refused:?}");
+    assert_eq!(state, before);
+
+    let good = bare(completion(&second, "a2", Status::Failed));
+    let command = Command::CompleteCells { completions: vec![ok.clone(), good], files: vec![shared_file] };
+    let outcome = apply(&mut state, command.clone());
+    assert_eq!(outcome, Outcome::CellsCompleted { states: vec![CellStateKind::Done, CellStateKind::Pending] });
+    assert_eq!(state.manifest().count(), 1);
+    assert!(state.leases_of("a1").is_empty() && state.leases_of("a2").is_empty());
+    let Outcome::CompletionsRefused { refused } = apply(&mut state, command) else { panic!("a re-send is refused") };
+    assert!(refused.iter().all(|(_, o)| matches!(o, Outcome::Duplicate { .. })), "{refused:?}");
+}
+
+#[test]
+fn a_batch_applies_its_commands_in_order_and_does_not_nest() {
+    let (mut state, keys) = setup();
+    let grant = |agent: &str, key: &CellKey| Command::GrantLeases {
+        agent_id: agent.into(),
+        leases: vec![(sweep_id(1), key.clone())],
+        at_ms: 2_000,
+        lease_seconds: 10,
+    };
+    let batch = Command::Batch {
+        commands: vec![
+            grant("a1", &keys[0]),
+            grant("a2", &keys[0]),
+            Command::Batch { commands: vec![grant("a2", &keys[1])] },
+        ],
+    };
+    let bytes = batch.encode().expect("encodes");
+    assert_eq!(Command::decode(&bytes).expect("decodes"), batch);
+    let Outcome::Batch(outcomes) = apply(&mut state, batch) else { panic!("expected a batch outcome") };
+    assert!(matches!(&outcomes[0], Outcome::LeasesGranted { granted, .. } if granted.len() == 1), "{outcomes:?}");
+    assert!(
+        matches!(&outcomes[1], Outcome::LeasesGranted { granted, refused } if granted.is_empty() && refused.len() == 1),
+        "the second grant sees the first: {outcomes:?}"
+    );
+    assert_eq!(outcomes[2], Outcome::Rejected(Rejection::NestedBatch));
+    assert_eq!(cell_state(&state, &keys[1]), CellState::Pending);
+}
+
 #[test]
 fn manifest_commits_are_all_or_nothing() {
     let mut state = State::default();
@@ -455,6 +522,12 @@ fn check_invariants(state: &State) {
                 CellState::Pending | CellState::Cancelled => {}
             }
         }
+    }
+    for sweep in state.sweeps() {
+        let indexed: std::collections::BTreeSet<&CellKey> = sweep.pending.groups().flatten().collect();
+        let pending: std::collections::BTreeSet<&CellKey> =
+            sweep.cells.iter().filter(|(_, r)| r.state == CellState::Pending).map(|(k, _)| k).collect();
+        assert_eq!(indexed, pending, "the pending index is the pending cells");
     }
     for agent in state.agents() {
         for (sweep_id, key) in &agent.leases {
