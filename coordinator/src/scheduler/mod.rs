@@ -17,6 +17,7 @@ pub mod model;
 pub mod solve;
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use shared::cell::CellKey;
 
@@ -26,18 +27,58 @@ use model::{CellDemand, DeviceSupply, Problem, SweepDemand};
 /// Up to `max_cells` (sweep, cell) pairs for `agent_id` to lease now, in the order to
 /// propose them; empty for an unknown agent.
 pub fn plan_leases(state: &State, agent_id: &str, max_cells: usize, now_ms: i64) -> Vec<(SweepId, CellKey)> {
-    let Some(agent) = state.agent(agent_id) else { return Vec::new() };
-    let (problem, keys) = build_problem(state, agent, max_cells, now_ms);
-    solve::solve(&problem).into_iter().map(|a| (keys[a.sweep].0, keys[a.sweep].1[a.cell].clone())).collect()
+    plan_for(state, agent_id, max_cells, now_ms, &mut Cursors::default())
 }
 
-/// The problem for one agent, and for each sweep ordinal its id and its cells' keys.
+/// [`plan_leases`] for several requests at once, `(agent_id, max_cells)` in the order
+/// they are served: one Raft read and one proposal for a whole batch of lease requests.
+/// The plans do not overlap: a cell planned for one request is not offered to a later
+/// one, although it stays pending in `state` until the grants apply.
+pub fn plan_batch(state: &State, requests: &[(&str, usize)], now_ms: i64) -> Vec<Vec<(SweepId, CellKey)>> {
+    let mut cursors = Cursors::default();
+    requests.iter().map(|(agent_id, max_cells)| plan_for(state, agent_id, *max_cells, now_ms, &mut cursors)).collect()
+}
+
+/// Where each (sweep, hardware-need group) was left off by the plans made so far in one
+/// batch: the next plan offers only keys after it. Cells are offered in key order, and a
+/// plan takes a prefix of what fits, so nothing already planned is offered twice; a
+/// cell skipped over waits for the next batch.
+#[derive(Debug, Default)]
+struct Cursors(BTreeMap<(SweepId, usize), CellKey>);
+
+fn plan_for(
+    state: &State,
+    agent_id: &str,
+    max_cells: usize,
+    now_ms: i64,
+    cursors: &mut Cursors,
+) -> Vec<(SweepId, CellKey)> {
+    let Some(agent) = state.agent(agent_id) else { return Vec::new() };
+    let (problem, keys) = build_problem(state, agent, max_cells, now_ms, cursors);
+    let mut plan = Vec::new();
+    for a in solve::solve(&problem) {
+        let (sweep_id, candidates) = &keys[a.sweep];
+        let (key, group) = &candidates[a.cell];
+        let cursor = cursors.0.entry((*sweep_id, *group)).or_insert_with(|| key.clone());
+        if *cursor < *key {
+            *cursor = key.clone();
+        }
+        plan.push((*sweep_id, key.clone()));
+    }
+    plan
+}
+
+/// The candidate cells of one sweep: key and hardware-need group.
+type Candidates = Vec<(CellKey, usize)>;
+
+/// The problem for one agent, and for each sweep ordinal its id and its candidates.
 fn build_problem(
     state: &State,
     agent: &Agent,
     max_cells: usize,
     now_ms: i64,
-) -> (Problem, Vec<(SweepId, Vec<CellKey>)>) {
+    cursors: &Cursors,
+) -> (Problem, Vec<(SweepId, Candidates)>) {
     let used = slots_in_use(state, agent);
     let devices = agent
         .devices
@@ -46,35 +87,52 @@ fn build_problem(
         .collect();
     let mut sweeps = Vec::new();
     let mut keys = Vec::new();
-    for sweep in state.sweeps().filter(|s| s.cancelled_at_ms.is_none()) {
-        let (demand, cell_keys) = sweep_demand(sweep, agent, now_ms);
+    for sweep in state.sweeps().filter(|s| s.cancelled_at_ms.is_none() && !s.pending.is_empty()) {
+        let (demand, candidates) = sweep_demand(sweep, agent, max_cells, now_ms, cursors);
         if !demand.cells.is_empty() {
             sweeps.push(demand);
-            keys.push((sweep.id, cell_keys));
+            keys.push((sweep.id, candidates));
         }
     }
     (Problem { sweeps, devices, max_cells }, keys)
 }
 
-/// The sweep's cells this agent could run now: pending, past any retry backoff, and
-/// fitting at least one of its device groups.
-fn sweep_demand(sweep: &Sweep, agent: &Agent, now_ms: i64) -> (SweepDemand, Vec<CellKey>) {
+/// Up to `max_cells` cells per hardware-need group of the sweep that this agent could run
+/// now: pending, past any retry backoff, after the batch's cursor, and fitting at least
+/// one of its device groups (tested once per group: its cells all need the same).
+fn sweep_demand(
+    sweep: &Sweep,
+    agent: &Agent,
+    max_cells: usize,
+    now_ms: i64,
+    cursors: &Cursors,
+) -> (SweepDemand, Candidates) {
     let mut cells = Vec::new();
-    let mut keys = Vec::new();
-    for (key, record) in &sweep.cells {
-        let ready = record.state == CellState::Pending && record.retry_after_ms.is_none_or(|t| t <= now_ms);
-        if !ready {
+    let mut candidates = Vec::new();
+    for (group, keys) in sweep.pending.groups().enumerate() {
+        let Some(sample) = keys.first().and_then(|k| sweep.cells.get(k)) else { continue };
+        let fits: Vec<usize> =
+            agent.devices.iter().enumerate().filter(|(_, g)| g.can_run(&sample.cell)).map(|(i, _)| i).collect();
+        if fits.is_empty() {
             continue;
         }
-        let fits: Vec<usize> =
-            agent.devices.iter().enumerate().filter(|(_, g)| g.can_run(&record.cell)).map(|(i, _)| i).collect();
-        if !fits.is_empty() {
-            cells.push(CellDemand { fits });
-            keys.push(key.clone());
+        let after = match cursors.0.get(&(sweep.id, group)) {
+            Some(cursor) => keys.range((Bound::Excluded(cursor), Bound::Unbounded)),
+            None => keys.range::<CellKey, _>(..),
+        };
+        let ready = after.filter(|k| {
+            sweep
+                .cells
+                .get(*k)
+                .is_some_and(|r| r.state == CellState::Pending && r.retry_after_ms.is_none_or(|t| t <= now_ms))
+        });
+        for key in ready.take(max_cells) {
+            cells.push(CellDemand { fits: fits.clone() });
+            candidates.push((key.clone(), group));
         }
     }
     let demand = SweepDemand { priority: sweep.spec.policy.priority, submitted_at_ms: sweep.submitted_at_ms, cells };
-    (demand, keys)
+    (demand, candidates)
 }
 
 /// Slots each of the agent's device groups has taken by its current leases.
@@ -138,6 +196,36 @@ mod tests {
         assert_eq!((granted.len(), refused.len()), (4, 0));
         assert!(plan_leases(&state, "a", 10, 0).is_empty(), "every slot is taken");
         assert!(plan_leases(&state, "nobody", 10, 0).is_empty());
+    }
+
+    #[test]
+    fn a_batch_of_plans_never_offers_a_cell_twice() {
+        let mut state = State::default();
+        submit(&mut state, 1, 0, "\"cpu\"", 0);
+        submit(&mut state, 2, 5, "\"cuda\"", 0);
+        for agent in ["a", "b", "c"] {
+            register(&mut state, agent, vec![group("cpu/x", 64, 1)]);
+        }
+        register(&mut state, "g", vec![group("cuda/NVIDIA A10", 24, 2), group("cpu/x", 64, 1)]);
+        let plans = plan_batch(&state, &[("a", 1), ("g", 4), ("b", 1), ("nobody", 1), ("c", 1)], 0);
+        assert_eq!(plans.iter().map(Vec::len).collect::<Vec<_>>(), [1, 3, 1, 0, 0], "{plans:?}");
+        assert_eq!(sweeps_of(&plans[1]), [2, 2, 1], "the GPU agent takes the urgent sweep first");
+        let all: Vec<_> = plans.iter().flatten().collect();
+        let distinct: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "no cell planned twice: {plans:?}");
+        let commands = [("a", 0), ("g", 1), ("b", 2)]
+            .into_iter()
+            .map(|(agent, i)| Command::GrantLeases {
+                agent_id: agent.into(),
+                leases: plans[i].clone(),
+                at_ms: 0,
+                lease_seconds: 60,
+            })
+            .collect();
+        let Outcome::Batch(outcomes) = apply(&mut state, Command::Batch { commands }) else { panic!("a batch") };
+        for outcome in outcomes {
+            assert!(matches!(outcome, Outcome::LeasesGranted { ref refused, .. } if refused.is_empty()), "{outcome:?}");
+        }
     }
 
     #[test]
