@@ -9,7 +9,9 @@
 //! two) are mirrored first.
 
 pub mod agents;
+pub mod committer;
 pub mod config;
+pub mod leasing;
 pub mod liveness;
 pub mod sweeps;
 
@@ -81,7 +83,11 @@ pub async fn serve(
     });
     let result = tonic::transport::Server::builder()
         .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
-        .add_service(AgentServiceServer::new(agents::Agents { ctx: ctx.clone() }))
+        .add_service(AgentServiceServer::new(agents::Agents {
+            ctx: ctx.clone(),
+            leasing: leasing::Leasing::start(ctx.clone()),
+            committer: committer::Committer::start(ctx.clone()),
+        }))
         .add_service(SweepServiceServer::new(sweeps::Sweeps { ctx: ctx.clone() }))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;

@@ -25,8 +25,13 @@ impl Warehouse {
     /// skipped, so committing twice is harmless.
     pub async fn commit_staged(&self, files: Vec<FileEntry>, keys: Vec<ResultKey>) -> Result<(), WarehouseError> {
         let mut state = self.state.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
-            manifest::refresh(self.store.as_ref(), &mut state).await?;
+        for attempt in 0..MAX_ATTEMPTS {
+            // The first try trusts the state last seen: sequence numbers are dense, so
+            // winning `sequence + 1` proves nobody committed since. Only a lost race pays
+            // for a refresh, whose listing grows with the manifest.
+            if attempt > 0 {
+                manifest::refresh(self.store.as_ref(), &mut state).await?;
+            }
             let fresh: Vec<FileEntry> = files.iter().filter(|f| !state.live.contains_key(&f.path)).cloned().collect();
             if fresh.is_empty() {
                 return Ok(());

@@ -1,0 +1,282 @@
+//! Results committed in groups: every result waiting when the committer comes round
+//! shares one verdict read, one Parquet file per table and partition, one Raft entry
+//! ([`Command::CompleteCells`], all or nothing) and one warehouse manifest commit, and
+//! each is acknowledged only after that manifest commit.
+//!
+//! A group goes through rounds: when apply refuses some of its results (a lease expired
+//! or the sweep was cancelled between the verdict read and the commit), nothing of the
+//! round is kept, its files are discarded, the refused ones are answered, and the rest go
+//! round again in fresh files. Each round answers at least one result, so it ends.
+//!
+//! Must never: acknowledge `Committed` before the warehouse manifest lists the result's
+//! rows, keep the rows of a refused result in a committed file, or commit one attempt's
+//! rows twice (two copies of one report in one group: the first commits, the copies are
+//! answered `Duplicate`).
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use proto::v1::AckStatus;
+use shared::cell::CellKey;
+use shared::result::ResultRecord;
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+
+use super::{now_ms, raft_status, Ctx};
+use crate::state::command::Completion;
+use crate::state::{CellState, Command, ManifestFile, Outcome, State, SweepId};
+use crate::warehouse::manifest::FileEntry;
+use crate::warehouse::schema::{Origin, ResultKey};
+
+/// Most results in one group: bounds the size of one Parquet file and one Raft entry.
+const MAX_GROUP: usize = 512;
+/// Results queued beyond the group in progress before reporters wait.
+const QUEUE: usize = 8192;
+
+/// How a reported result ended: an ack status and its message, or an error for the
+/// reporter to retry on (the result may or may not have committed; a re-send finds out).
+pub type Answer = Result<(AckStatus, String), Status>;
+
+/// One checked result on its way to the warehouse.
+pub struct Report {
+    pub agent_id: String,
+    pub sweep_id: SweepId,
+    pub cell_key: CellKey,
+    pub attempt: u32,
+    pub epoch: u64,
+    pub record: ResultRecord,
+}
+
+struct Queued {
+    report: Report,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The handle RPCs use; cheap to clone.
+#[derive(Clone)]
+pub struct Committer {
+    tx: mpsc::Sender<Queued>,
+}
+
+impl Committer {
+    /// Starts the committer task; it ends when every handle is dropped.
+    pub fn start(ctx: Ctx) -> Committer {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(ctx, rx));
+        Committer { tx }
+    }
+
+    /// Queues a checked result; the receiver answers once its group is decided.
+    pub async fn submit(&self, report: Report) -> Result<oneshot::Receiver<Answer>, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Queued { report, reply }).await.map_err(|_| shutting_down())?;
+        Ok(answer)
+    }
+}
+
+pub fn shutting_down() -> Status {
+    Status::unavailable("the coordinator is shutting down")
+}
+
+async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Queued>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
+        commit_group(&ctx, std::mem::take(&mut group)).await;
+    }
+}
+
+/// Results of one cell attempt in one group: the first is committed, the copies are
+/// answered after it.
+struct Entry {
+    first: Queued,
+    copies: Vec<Queued>,
+}
+
+impl Entry {
+    fn answer(self, answer: Answer) {
+        let for_copies = match &answer {
+            Ok((AckStatus::Committed, _)) => Ok((AckStatus::Duplicate, "already committed".to_string())),
+            other => other.clone(),
+        };
+        let _ = self.first.reply.send(answer);
+        for copy in self.copies {
+            let _ = copy.reply.send(for_copies.clone());
+        }
+    }
+}
+
+async fn commit_group(ctx: &Ctx, group: Vec<Queued>) {
+    let checks: Vec<_> = group.iter().map(|q| Check::of(&q.report)).collect();
+    let verdicts = match ctx.raft.read(move |s| checks.iter().map(|c| c.verdict(s)).collect::<Vec<_>>()).await {
+        Ok(verdicts) => verdicts,
+        Err(e) => {
+            let status = raft_status(e);
+            return group.into_iter().for_each(|q| drop(q.reply.send(Err(status.clone()))));
+        }
+    };
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut by_attempt: BTreeMap<(SweepId, CellKey, u32), usize> = BTreeMap::new();
+    for (queued, verdict) in group.into_iter().zip(verdicts) {
+        match verdict {
+            Verdict::Reject(why) => drop(queued.reply.send(Ok((AckStatus::Rejected, why)))),
+            Verdict::Duplicate => drop(queued.reply.send(Ok((AckStatus::Duplicate, "already committed".into())))),
+            Verdict::Commit => {
+                let r = &queued.report;
+                let id = (r.sweep_id, r.cell_key.clone(), r.attempt);
+                match by_attempt.get(&id) {
+                    Some(&i) => entries[i].copies.push(queued),
+                    None => {
+                        by_attempt.insert(id, entries.len());
+                        entries.push(Entry { first: queued, copies: Vec::new() });
+                    }
+                }
+            }
+        }
+    }
+    while !entries.is_empty() {
+        entries = commit_round(ctx, entries).await;
+    }
+}
+
+/// One attempt at committing `entries` together; returns those to try again.
+async fn commit_round(ctx: &Ctx, entries: Vec<Entry>) -> Vec<Entry> {
+    let origin = if ctx.config.load_test { Origin::LoadTest } else { Origin::Measured };
+    let records: Vec<&ResultRecord> = entries.iter().map(|e| &e.first.report.record).collect();
+    let files = match ctx.warehouse.stage(&records, origin).await {
+        Ok(files) => files,
+        Err(e) => return fail_all(entries, Status::unavailable(format!("staging results: {e}"))),
+    };
+    let command = Command::CompleteCells {
+        completions: entries.iter().map(|e| completion(&e.first.report)).collect(),
+        files: files
+            .iter()
+            .map(|f| ManifestFile { path: f.path.clone(), table: f.table.as_str().into(), n_rows: f.rows })
+            .collect(),
+    };
+    // A Raft error leaves the outcome unknown: the files stay, since the command may
+    // still commit (then the restart mirror commits them and a re-send is a duplicate).
+    match ctx.raft.propose(command).await {
+        Ok(Outcome::CellsCompleted { .. }) => {
+            commit_to_warehouse(ctx, entries, files).await;
+            Vec::new()
+        }
+        Ok(Outcome::CompletionsRefused { refused }) => {
+            ctx.warehouse.discard(&files).await;
+            answer_refused(entries, refused)
+        }
+        Ok(Outcome::Rejected(why)) => {
+            ctx.warehouse.discard(&files).await;
+            fail_all(entries, Status::internal(format!("group commit refused: {why}")))
+        }
+        Ok(other) => fail_all(entries, Status::internal(format!("unexpected outcome {other:?}"))),
+        Err(e) => fail_all(entries, raft_status(e)),
+    }
+}
+
+async fn commit_to_warehouse(ctx: &Ctx, entries: Vec<Entry>, files: Vec<FileEntry>) {
+    let keys = entries.iter().map(|e| ResultKey::of(&e.first.report.record)).collect();
+    let answer = match ctx.warehouse.commit_staged(files, keys).await {
+        Ok(()) => Ok((AckStatus::Committed, String::new())),
+        Err(e) => Err(Status::unavailable(format!("committing to the warehouse: {e}"))),
+    };
+    for entry in entries {
+        let r = &entry.first.report;
+        tracing::info!(agent_id = r.agent_id, sweep_id = %r.sweep_id, cell_key = %r.cell_key, attempt = r.attempt, status = %r.record.status, "result committed");
+        entry.answer(answer.clone());
+    }
+}
+
+/// Answers the refused entries and returns the others, to go round again.
+fn answer_refused(entries: Vec<Entry>, refused: Vec<(usize, Outcome)>) -> Vec<Entry> {
+    let mut refused: BTreeMap<usize, Outcome> = refused.into_iter().collect();
+    let mut again = Vec::new();
+    for (i, entry) in entries.into_iter().enumerate() {
+        match refused.remove(&i) {
+            None => again.push(entry),
+            Some(Outcome::Duplicate { .. }) => entry.answer(Ok((AckStatus::Duplicate, "already committed".into()))),
+            Some(Outcome::Rejected(why)) => entry.answer(Ok((AckStatus::Rejected, why.to_string()))),
+            Some(other) => entry.answer(Err(Status::internal(format!("unexpected outcome {other:?}")))),
+        }
+    }
+    again
+}
+
+fn fail_all(entries: Vec<Entry>, status: Status) -> Vec<Entry> {
+    for entry in entries {
+        entry.answer(Err(status.clone()));
+    }
+    Vec::new()
+}
+
+fn completion(r: &Report) -> Completion {
+    Completion {
+        sweep_id: r.sweep_id,
+        cell_key: r.cell_key.clone(),
+        agent_id: r.agent_id.clone(),
+        attempt: r.attempt,
+        epoch: r.epoch,
+        status: r.record.status,
+        error: r.record.error.clone(),
+        files: Vec::new(),
+        at_ms: now_ms(),
+    }
+}
+
+/// What the verdict read needs of a report.
+struct Check {
+    sweep_id: SweepId,
+    cell_key: CellKey,
+    agent_id: String,
+    attempt: u32,
+    epoch: u64,
+}
+
+enum Verdict {
+    Commit,
+    Duplicate,
+    Reject(String),
+}
+
+impl Check {
+    fn of(r: &Report) -> Check {
+        Check {
+            sweep_id: r.sweep_id,
+            cell_key: r.cell_key.clone(),
+            agent_id: r.agent_id.clone(),
+            attempt: r.attempt,
+            epoch: r.epoch,
+        }
+    }
+
+    /// Decided before any file is written, so that results that cannot commit cost
+    /// nothing; apply checks again.
+    fn verdict(&self, s: &State) -> Verdict {
+        let (key, agent_id, epoch) = (&self.cell_key, &self.agent_id, self.epoch);
+        match s.cell(&self.sweep_id, key) {
+            None => Verdict::Reject(format!("unknown cell {key} in sweep {}", self.sweep_id)),
+            Some(c) if c.results.contains_key(&self.attempt) => match c.results.get(&self.attempt) {
+                Some(previous) if previous.agent_id == *agent_id && previous.epoch == epoch => Verdict::Duplicate,
+                _ => Verdict::Reject(format!("cell {key}: attempt {} was committed under another lease", self.attempt)),
+            },
+            Some(c) => match &c.state {
+                CellState::Leased { agent_id: holder, epoch: e, attempt: a, .. }
+                    if holder == agent_id && *e == epoch && *a == self.attempt =>
+                {
+                    Verdict::Commit
+                }
+                other => Verdict::Reject(format!(
+                    "cell {key} is not leased to {agent_id} under epoch {epoch} ({:?})",
+                    other.kind()
+                )),
+            },
+        }
+    }
+}
+
+/// Parses the lease's ids, naming the bad field.
+pub fn lease_ids(sweep_id: &str, cell_key: &str) -> Result<(SweepId, CellKey), Status> {
+    let sweep = SweepId::from_str(sweep_id)
+        .map_err(|_| Status::invalid_argument(format!("lease.sweep_id {sweep_id:?}: not a sweep id")))?;
+    let key = CellKey::from_str(cell_key).map_err(|e| Status::invalid_argument(format!("lease.cell_key: {e}")))?;
+    Ok((sweep, key))
+}

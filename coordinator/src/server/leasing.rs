@@ -1,0 +1,194 @@
+//! Lease requests served in batches: every request waiting when the batcher comes round
+//! is planned in one Raft read ([`scheduler::plan_batch`]) and granted in one proposal (a
+//! [`Command::Batch`] of `GrantLeases`, one per agent and sweep), so a thousand agents
+//! asking at once cost one read, one log entry and one fsync instead of a thousand.
+//!
+//! Batching adds no waiting: the batcher takes whatever queued while the previous batch
+//! was in Raft, and a lone request is served at once.
+//!
+//! Must never: grant a cell to two agents (apply re-checks every grant), or answer a
+//! request before its grants are applied.
+
+use std::collections::BTreeMap;
+
+use proto::v1::{Lease as WireLease, LeaseRef};
+use shared::cell::CellKey;
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+
+use super::{now_ms, raft_status, Ctx};
+use crate::scheduler;
+use crate::state::{Command, Lease, Outcome, SweepId};
+
+/// Most requests planned together: bounds the time one batch holds the state's lock.
+const MAX_BATCH: usize = 1024;
+/// Requests queued beyond the batch in progress before callers wait.
+const QUEUE: usize = 8192;
+
+type Reply = oneshot::Sender<Result<Vec<WireLease>, Status>>;
+
+struct Request {
+    agent_id: String,
+    max_cells: usize,
+    reply: Reply,
+}
+
+/// The handle RPCs use; cheap to clone.
+#[derive(Clone)]
+pub struct Leasing {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Leasing {
+    /// Starts the batcher task; it ends when every handle is dropped.
+    pub fn start(ctx: Ctx) -> Leasing {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(ctx, rx));
+        Leasing { tx }
+    }
+
+    /// Up to `max_cells` new leases for a registered agent (possibly none);
+    /// `NotFound` for an agent that never registered.
+    pub async fn lease(&self, agent_id: String, max_cells: usize) -> Result<Vec<WireLease>, Status> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || Status::unavailable("the coordinator is shutting down");
+        self.tx.send(Request { agent_id, max_cells, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Request>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        serve_batch(&ctx, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// What one Raft read decides for a batch: each request's plan (`None`: unknown agent)
+/// and, for each sweep planned from, its lease time and measure policy as JSON.
+struct Planned {
+    plans: Vec<Option<Vec<(SweepId, CellKey)>>>,
+    sweeps: BTreeMap<SweepId, (u32, String)>,
+}
+
+async fn serve_batch(ctx: &Ctx, batch: Vec<Request>) {
+    let now = now_ms();
+    let asks: Vec<(String, usize)> = batch.iter().map(|r| (r.agent_id.clone(), r.max_cells)).collect();
+    let planned = ctx.raft.read(move |s| plan(s, &asks, now)).await;
+    let planned = match planned {
+        Ok(planned) => planned,
+        Err(e) => return reply_all(batch, &raft_status(e)),
+    };
+    let (commands, owners) = grant_commands(&batch, &planned, now);
+    let mut leases: Vec<Vec<WireLease>> = batch.iter().map(|_| Vec::new()).collect();
+    if !commands.is_empty() {
+        match ctx.raft.propose(Command::Batch { commands }).await {
+            Ok(Outcome::Batch(outcomes)) => {
+                for (outcome, &owner) in outcomes.into_iter().zip(&owners) {
+                    collect_grants(outcome, &batch[owner].agent_id, &planned.sweeps, &mut leases[owner]);
+                }
+            }
+            Ok(other) => return reply_all(batch, &Status::internal(format!("unexpected outcome {other:?}"))),
+            Err(e) => return reply_all(batch, &raft_status(e)),
+        }
+    }
+    for ((request, plan), leases) in batch.into_iter().zip(&planned.plans).zip(leases) {
+        let answer = match plan {
+            None => Err(Status::not_found(format!("agent_id {:?}: unknown agent, register first", request.agent_id))),
+            Some(_) => Ok(leases),
+        };
+        let _ = request.reply.send(answer);
+    }
+}
+
+fn plan(s: &crate::state::State, asks: &[(String, usize)], now_ms: i64) -> Planned {
+    let refs: Vec<(&str, usize)> = asks.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+    let plans: Vec<_> = scheduler::plan_batch(s, &refs, now_ms)
+        .into_iter()
+        .zip(asks)
+        .map(|(plan, (id, _))| s.agent(id).is_some().then_some(plan))
+        .collect();
+    let mut sweeps = BTreeMap::new();
+    for (sweep_id, _) in plans.iter().flatten().flatten() {
+        if let (false, Some(sweep)) = (sweeps.contains_key(sweep_id), s.sweep(sweep_id)) {
+            let measure = serde_json::to_string(&sweep.spec.measure).unwrap_or_default();
+            sweeps.insert(*sweep_id, (sweep.spec.policy.lease_seconds, measure));
+        }
+    }
+    Planned { plans, sweeps }
+}
+
+/// One `GrantLeases` per agent and sweep (each sweep has its own lease time), in plan
+/// order, and for each command the position of the request it serves.
+fn grant_commands(batch: &[Request], planned: &Planned, now: i64) -> (Vec<Command>, Vec<usize>) {
+    let mut commands = Vec::new();
+    let mut owners = Vec::new();
+    for (i, plan) in planned.plans.iter().enumerate() {
+        let Some(plan) = plan else { continue };
+        let mut by_sweep: Vec<(SweepId, Vec<(SweepId, CellKey)>)> = Vec::new();
+        for (sweep_id, key) in plan {
+            match by_sweep.iter_mut().find(|(id, _)| id == sweep_id) {
+                Some((_, leases)) => leases.push((*sweep_id, key.clone())),
+                None => by_sweep.push((*sweep_id, vec![(*sweep_id, key.clone())])),
+            }
+        }
+        for (sweep_id, leases) in by_sweep {
+            let lease_seconds = planned.sweeps.get(&sweep_id).map_or(120, |(secs, _)| *secs);
+            commands.push(Command::GrantLeases {
+                agent_id: batch[i].agent_id.clone(),
+                leases,
+                at_ms: now,
+                lease_seconds,
+            });
+            owners.push(i);
+        }
+    }
+    (commands, owners)
+}
+
+fn collect_grants(
+    outcome: Outcome,
+    agent_id: &str,
+    sweeps: &BTreeMap<SweepId, (u32, String)>,
+    into: &mut Vec<WireLease>,
+) {
+    let granted = match outcome {
+        Outcome::LeasesGranted { granted, refused } => {
+            if !refused.is_empty() {
+                // The plan was made on the state this batch's earlier grants then changed;
+                // rare, harmless: those cells stay pending for the next request.
+                tracing::debug!(agent_id, n = refused.len(), "planned leases refused at apply");
+            }
+            granted
+        }
+        other => {
+            tracing::warn!(agent_id, ?other, "a grant was refused");
+            return;
+        }
+    };
+    for lease in granted {
+        tracing::info!(agent_id, sweep_id = %lease.sweep_id, cell_key = %lease.cell_key, attempt = lease.attempt, "lease granted");
+        into.push(wire(lease, sweeps));
+    }
+}
+
+fn wire(l: Lease, sweeps: &BTreeMap<SweepId, (u32, String)>) -> WireLease {
+    let (lease_seconds, measure_json) = sweeps.get(&l.sweep_id).cloned().unwrap_or_default();
+    WireLease {
+        lease: Some(LeaseRef {
+            sweep_id: l.sweep_id.to_string(),
+            cell_key: l.cell_key.to_string(),
+            attempt: l.attempt,
+            epoch: l.epoch,
+        }),
+        cell_json: serde_json::to_string(&l.cell).unwrap_or_default(),
+        measure_json,
+        lease_seconds,
+    }
+}
+
+fn reply_all(batch: Vec<Request>, status: &Status) {
+    for request in batch {
+        let _ = request.reply.send(Err(status.clone()));
+    }
+}
