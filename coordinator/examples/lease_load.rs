@@ -8,7 +8,9 @@
 //! weights source `load-test:generated`), registers N generated agents, submits one
 //! sweep, and lets every agent lease one cell at a time and report a generated result
 //! until the sweep is done. Prints leases/s, the p50/p99 latency of a lease request,
-//! and the coordinator process's CPU time per lease (from /proc).
+//! and the CPU time per lease of the coordinator process and of the load generator
+//! itself (from /proc): on a small machine the two share the cores, so the sum says
+//! how much of the rate the machine, rather than the coordinator, sets.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -44,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
         .arg("--warehouse")
         .arg(dir.path().join("warehouse"))
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create("/tmp/serve.err")?)
         .spawn()
         .with_context(|| format!("starting {}", accelbench.display()))?;
     let mut line = String::new();
@@ -77,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
     println!("{n_agents} agents, {} cells", sweep.n_cells);
 
     let cpu_before = cpu_seconds(pid)?;
+    let own_cpu_before = cpu_seconds(std::process::id())?;
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -90,17 +93,20 @@ async fn main() -> anyhow::Result<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid)? - cpu_before;
+    let own_cpu = cpu_seconds(std::process::id())? - own_cpu_before;
     let mut l = latencies.lock().await.clone();
     l.sort_by(f64::total_cmp);
     let pct = |q: f64| l.get(((l.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(f64::NAN);
     println!(
         "{n_leases} leases completed in {secs:.1} s: {:.0} leases/s; lease latency p50 {:.1} ms, p99 {:.1} ms; \
-         coordinator cpu {cpu:.1} s ({:.0} us per lease, {:.0}% of one core)",
+         coordinator cpu {cpu:.1} s ({:.0} us per lease, {:.0}% of one core); \
+         load generator cpu {own_cpu:.1} s ({:.0} us per lease)",
         n_leases as f64 / secs,
         pct(0.5) * 1e3,
         pct(0.99) * 1e3,
         cpu / n_leases.max(1) as f64 * 1e6,
-        cpu / secs * 100.0
+        cpu / secs * 100.0,
+        own_cpu / n_leases.max(1) as f64 * 1e6,
     );
     let _ = server.kill();
     Ok(())

@@ -230,6 +230,20 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
     assert_eq!(count(&s, "leased"), 1);
     let n = c.query("SELECT count(*) AS n FROM results").expect("query");
     assert_eq!(n[0]["n"], 0);
+
+    // The real result, twice in one stream (one group commit), then once more: a
+    // re-send is acknowledged DUPLICATE and stores nothing more.
+    let good = || record("[1.0, 2.0]", &lease.cell_key, lease.epoch);
+    let acks =
+        agents.report_results(tokio_stream::iter(vec![good(), good()])).await.expect("answered").into_inner().acks;
+    let statuses: Vec<i32> = acks.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [AckStatus::Committed as i32, AckStatus::Duplicate as i32], "{acks:?}");
+    let acks = agents.report_results(tokio_stream_once(good())).await.expect("answered").into_inner().acks;
+    assert_eq!(acks[0].status, AckStatus::Duplicate as i32, "{acks:?}");
+    let n = c.query("SELECT count(*) AS n FROM results").expect("query");
+    assert_eq!(n[0]["n"], 1, "one row for the one committed attempt");
+    let n = c.query("SELECT count(*) AS n FROM samples").expect("query");
+    assert_eq!(n[0]["n"], 2, "its two samples, once");
 }
 
 fn tokio_stream_once(r: ReportResultsRequest) -> impl tokio_stream::Stream<Item = ReportResultsRequest> {

@@ -15,11 +15,12 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use proto::v1::AckStatus;
 use shared::cell::CellKey;
 use shared::result::ResultRecord;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tonic::Status;
 
 use super::{now_ms, raft_status, Ctx};
@@ -78,10 +79,27 @@ pub fn shutting_down() -> Status {
     Status::unavailable("the coordinator is shutting down")
 }
 
+/// Groups in flight at once. Staging a group (Parquet encoding, file writes) takes
+/// milliseconds whatever its size, so groups overlap: while one waits for its fsync or
+/// its files, the next is staged. Concurrent groups cannot both commit one attempt: the
+/// second's `CompleteCells` is refused at apply and its copy answered `Duplicate`.
+const GROUPS_IN_FLIGHT: usize = 4;
+
 async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Queued>) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-        commit_group(&ctx, std::mem::take(&mut group)).await;
+    let slots = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
+    loop {
+        // Wait for a free slot first, so that results pile up into the next group
+        // while every slot is busy.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        if rx.recv_many(&mut group, MAX_GROUP).await == 0 {
+            return;
+        }
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            commit_group(&ctx, group).await;
+            drop(slot);
+        });
     }
 }
 
@@ -106,6 +124,7 @@ impl Entry {
 }
 
 async fn commit_group(ctx: &Ctx, group: Vec<Queued>) {
+    let (t0, n) = (std::time::Instant::now(), group.len());
     let checks: Vec<_> = group.iter().map(|q| Check::of(&q.report)).collect();
     let verdicts = match ctx.raft.read(move |s| checks.iter().map(|c| c.verdict(s)).collect::<Vec<_>>()).await {
         Ok(verdicts) => verdicts,
@@ -133,9 +152,11 @@ async fn commit_group(ctx: &Ctx, group: Vec<Queued>) {
             }
         }
     }
+    let t1 = t0.elapsed();
     while !entries.is_empty() {
         entries = commit_round(ctx, entries).await;
     }
+    tracing::debug!(n, verdicts_ms = t1.as_secs_f64() * 1e3, total_ms = t0.elapsed().as_secs_f64() * 1e3, "group done");
 }
 
 /// One attempt at committing `entries` together; returns those to try again.

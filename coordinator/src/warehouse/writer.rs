@@ -131,10 +131,15 @@ pub async fn stage_results(
     for (partition, group) in by_partition {
         let segment = partition.path_segment();
         let results = [schema::results_batch(&group, origin)];
-        files.push(write_file(store, Table::Results, &segment, schema::results_schema(), results).await?);
+        let results = write_file(store, Table::Results, &segment, schema::results_schema(), results);
         if group.iter().any(|r| !r.samples_ns.is_empty()) {
+            // The two files are independent: encode and write them side by side.
             let batches = sample_chunks(&group).map(schema::samples_batch);
-            files.push(write_file(store, Table::Samples, &segment, schema::samples_schema(), batches).await?);
+            let samples = write_file(store, Table::Samples, &segment, schema::samples_schema(), batches);
+            let (results, samples) = futures::future::try_join(results, samples).await?;
+            files.extend([results, samples]);
+        } else {
+            files.push(results.await?);
         }
     }
     Ok(files)
