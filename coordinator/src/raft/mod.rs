@@ -9,7 +9,10 @@
 //!
 //! Reads: [`RaftHandle::read`] goes through ReadIndex and then waits for the applied index
 //! to reach the read index, so what it sees includes every write acknowledged before the
-//! read began (linearizable), on a single voter and on a cluster alike.
+//! read began (linearizable), on a single voter and on a cluster alike. A sole voter that
+//! leads and has applied all it committed reads its state directly: ReadIndex would
+//! answer at once, and the round through the node thread (which may be in an fsync) is
+//! what the hot path paid for.
 //! [`RaftHandle::read_local`] reads this node's copy as it is: for displays only, never to
 //! decide anything.
 //!
@@ -24,6 +27,7 @@ pub mod transport;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 
@@ -57,18 +61,21 @@ pub struct RaftHandle {
     mailbox: mpsc::Sender<Msg>,
     state: Arc<RwLock<State>>,
     in_flight: Arc<Semaphore>,
+    /// Set by the node while reading `state` directly is linearizable.
+    local_reads: Arc<AtomicBool>,
 }
 
 /// Opens (or creates) the store at `config.path`, replays it, and starts the node thread.
 pub fn start(config: NodeConfig, transport: impl Transport) -> Result<RaftHandle, NodeError> {
-    let (node, state) = Node::open(&config, transport)?;
+    let local_reads = Arc::new(AtomicBool::new(false));
+    let (node, state) = Node::open(&config, transport, Arc::clone(&local_reads))?;
     let (mailbox, inbox) = mpsc::channel();
     let tick = config.tick_interval;
     std::thread::Builder::new()
         .name(format!("raft-node-{}", config.id))
         .spawn(move || node.run_to_end(inbox, tick))
         .map_err(NodeError::Spawn)?;
-    Ok(RaftHandle { mailbox, state, in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))) })
+    Ok(RaftHandle { mailbox, state, in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))), local_reads })
 }
 
 impl RaftHandle {
@@ -85,6 +92,9 @@ impl RaftHandle {
     /// (ReadIndex, then wait for apply). Keep `f` short: it holds the state's read lock,
     /// which apply waits for.
     pub async fn read<T>(&self, f: impl FnOnce(&State) -> T) -> Result<T, RaftError> {
+        if self.local_reads.load(Ordering::Acquire) {
+            return Ok(self.read_local(f));
+        }
         {
             let _permit = self.permit().await?;
             let (reply, answer) = oneshot::channel();

@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -108,6 +109,8 @@ pub(super) struct Node<T: Transport> {
     applied: u64,
     last_snapshot: u64,
     snapshot_every: u64,
+    /// Shared with the handles: whether a read may skip ReadIndex (see [`Node::local_reads_safe`]).
+    local_reads: Arc<AtomicBool>,
 }
 
 /// How the loop ended.
@@ -121,7 +124,11 @@ impl<T: Transport> Node<T> {
     /// Opens the store, restores the latest snapshot and builds the raw node; entries
     /// after the snapshot are replayed by the first Readys (raft hands every committed
     /// entry above `applied` back as committed entries).
-    pub(super) fn open(config: &NodeConfig, transport: T) -> Result<(Node<T>, Arc<RwLock<State>>), NodeError> {
+    pub(super) fn open(
+        config: &NodeConfig,
+        transport: T,
+        local_reads: Arc<AtomicBool>,
+    ) -> Result<(Node<T>, Arc<RwLock<State>>), NodeError> {
         let storage = RedbStorage::open(&config.path, &[config.id])?;
         let snapshot = storage.latest_snapshot();
         let state = Arc::new(RwLock::new(restore(&snapshot.data)?));
@@ -153,6 +160,7 @@ impl<T: Transport> Node<T> {
             applied,
             last_snapshot: applied,
             snapshot_every: config.snapshot_every.max(1),
+            local_reads,
         };
         Ok((node, state))
     }
@@ -160,7 +168,9 @@ impl<T: Transport> Node<T> {
     /// The thread body: runs the loop, then fails everyone still waiting, closes the store
     /// and only then confirms a stop, so a caller may reopen the same file right away.
     pub(super) fn run_to_end(mut self, mailbox: Receiver<Msg>, tick: Duration) {
-        let (exit, reason) = match self.run(&mailbox, tick) {
+        let result = self.run(&mailbox, tick);
+        self.local_reads.store(false, Ordering::Release);
+        let (exit, reason) = match result {
             Ok(exit) => (exit, "raft node stopped".to_owned()),
             Err(error) => {
                 tracing::error!(%error, "raft node stopped on an error");
@@ -298,7 +308,21 @@ impl<T: Transport> Node<T> {
         // 8. Tell raft everything handed out has been applied.
         self.raw.advance_apply();
         self.release_reads();
+        self.local_reads.store(self.local_reads_safe(), Ordering::Release);
         self.maybe_snapshot()
+    }
+
+    /// Whether this node's applied state already answers every read linearizably: it is
+    /// the only voter and the leader, has committed an entry of its term, and has applied
+    /// everything committed. Then no other node can commit anything, and every write
+    /// acknowledged so far was applied before its answer, so ReadIndex would return at
+    /// once anyway; skipping it spares each read a round through this thread.
+    fn local_reads_safe(&self) -> bool {
+        let raft = &self.raw.raft;
+        raft.state == StateRole::Leader
+            && raft.prs().is_singleton()
+            && self.can_read_index()
+            && self.applied >= raft.raft_log.committed
     }
 
     fn send_messages(&mut self, messages: Vec<Message>) {

@@ -132,3 +132,18 @@ fn undecodable_entries_and_snapshots_are_errors() {
     assert!(apply::restore(b"[]").is_err());
     assert_eq!(apply::restore(b"").expect("empty is the empty state"), State::default());
 }
+
+#[tokio::test]
+async fn a_sole_leader_reads_locally_only_while_that_is_linearizable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let handle = start(config(&dir, 1_000), NoPeers).expect("node starts");
+    propose_history(&handle, 1).await;
+    assert!(handle.local_reads.load(Ordering::Acquire), "a sole voter that applied its log reads locally");
+    // A write acknowledged just before is seen by the very next read.
+    handle.propose(submit(7)).await.expect("committed");
+    assert!(handle.read(|s| s.sweep(&SweepId::from_u128(7)).is_some()).await.expect("read"));
+    handle.shutdown().await;
+    assert!(!handle.local_reads.load(Ordering::Acquire), "a stopped node serves no reads");
+    let late = handle.read(|_| ()).await.expect_err("stopped");
+    assert!(matches!(late, RaftError::Stopped(_)), "{late:?}");
+}

@@ -83,7 +83,7 @@ pub fn shutting_down() -> Status {
 /// milliseconds whatever its size, so groups overlap: while one waits for its fsync or
 /// its files, the next is staged. Concurrent groups cannot both commit one attempt: the
 /// second's `CompleteCells` is refused at apply and its copy answered `Duplicate`.
-const GROUPS_IN_FLIGHT: usize = 4;
+const GROUPS_IN_FLIGHT: usize = 2;
 
 async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Queued>) {
     let slots = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
