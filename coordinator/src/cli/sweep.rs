@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agent::telemetry::propagate::{SendTraceContext, TracedChannel};
+use agent::telemetry::propagate::{self, SendTraceContext, TraceParent, TracedChannel};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
@@ -86,9 +86,11 @@ pub struct PlanArgs {
 }
 
 impl SweepCommand {
-    /// Runs the command in its span (`sweep submit`, …), the root of the command's trace.
+    /// Runs the command in its span (`sweep submit`, …): the root of the command's trace,
+    /// or a child of `TRACEPARENT` when a traced script runs the CLI.
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let span = tracing::info_span!("cli", otel.name = self.span_name(), sweep_id = tracing::field::Empty);
+        propagate::set_parent(&span, TraceParent::from_env().as_ref());
         if let Some(id) = self.sweep_id() {
             span.record("sweep_id", id);
         }

@@ -60,6 +60,7 @@ impl AgentService for Agents {
             other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
         }
         self.ctx.liveness.saw(&agent_id);
+        tracing::Span::current().record("agent_id", &agent_id);
         tracing::info!(agent_id, "agent registered");
         Ok(Response::new(RegisterResponse { agent_id, heartbeat_interval_ms: self.ctx.config.heartbeat_interval_ms }))
     }
