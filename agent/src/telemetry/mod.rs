@@ -6,8 +6,9 @@
 //! `RUST_LOG`, `warn` by default. Spans are exported with OpenTelemetry over OTLP
 //! (HTTP/protobuf) only when `OTEL_EXPORTER_OTLP_ENDPOINT` or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set; otherwise no exporter, thread or layer
-//! exists and spans below `warn` are never even built. The standard `OTEL_*` variables
-//! apply (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_SCHEDULE_DELAY`, …).
+//! exists, and a span is built only if `RUST_LOG` asks for its level (at the default
+//! `warn`, none of ours is). The standard `OTEL_*` variables apply (`OTEL_SERVICE_NAME`,
+//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_TRACES_SAMPLER`, …).
 //! [`propagate`] carries trace context between processes.
 //!
 //! Must never: fail a command because telemetry could not start; a broken exporter
