@@ -71,8 +71,13 @@ http://coordinator.lab:7070 --labels rack=b3")]
 
 /// Parses `std::env::args` and runs; the process exit code.
 pub fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    let service = match cli.command {
+        Command::ExecCell => "accelbench-cell",
+        _ => "accelbench-agent",
+    };
+    // Dropped when main returns, after the command: flushes the spans it made.
+    let _telemetry = crate::telemetry::init(service);
     match run(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -123,12 +128,6 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("label {s:?}: expected key=value")),
     }
-}
-
-/// Logs go to stderr (stdout carries results), filtered by `RUST_LOG`, warn by default.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -9,6 +9,8 @@
 //! - [`spool`]: results kept on disk until the coordinator acknowledges them.
 //! - [`bench`]: local runs of a matrix on this machine (`accelbench-agent bench`).
 //! - [`cli`]: the `accelbench-agent` command line.
+//! - [`telemetry`]: logs and OTLP traces for every binary, and trace context across
+//!   processes (the coordinator uses it too).
 //!
 //! Architecture invariant: the agent never links DuckDB, Raft or the warehouse; it must
 //! stay lean enough to build for a Snapdragon board or a Mac.
@@ -20,6 +22,7 @@ pub mod detect;
 pub mod engine;
 pub mod measure;
 pub mod spool;
+pub mod telemetry;
 pub mod worker;
 
 /// The agent's version, as recorded in result provenance.

@@ -21,11 +21,13 @@ use shared::fingerprint::Fingerprint;
 use shared::result::Coordinates;
 use shared::spec::MeasurePolicy;
 use tonic::transport::Channel;
+use tracing::Instrument;
 
 use crate::cell::runner::{run_cell_cancellable, RunnerConfig};
 use crate::cell::CellRequest;
 use crate::engine::weights::{Weights, DEFAULT_SEED};
 use crate::spool::{Spool, Spooled};
+use crate::telemetry::propagate::{SendTraceContext, TraceParent, TracedChannel};
 
 /// How the worker runs.
 #[derive(Debug, Clone)]
@@ -36,6 +38,9 @@ pub struct WorkerConfig {
     /// How long to wait before asking again when no cell was leased.
     pub idle_poll: Duration,
 }
+
+/// The coordinator's agent service; every call carries the caller's trace context.
+type Client = AgentServiceClient<TracedChannel>;
 
 /// The lease currently running, shared with the heartbeat task.
 type Running = Arc<Mutex<Option<(LeaseRef, Arc<AtomicBool>)>>>;
@@ -71,7 +76,7 @@ async fn session(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint) -> an
         .connect()
         .await
         .with_context(|| format!("connecting to {}", cfg.coordinator))?;
-    let mut client = AgentServiceClient::new(channel);
+    let mut client = AgentServiceClient::with_interceptor(channel, SendTraceContext);
     // The id lives beside the spool: a restarted agent is the same agent, so the leases
     // its spooled results ran under are still its own.
     let id_file = cfg.spool_dir.join("agent-id");
@@ -104,7 +109,7 @@ async fn session(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint) -> an
 
 async fn lease_loop(
     cfg: &WorkerConfig,
-    client: &mut AgentServiceClient<Channel>,
+    client: &mut Client,
     spool: &Arc<Spool>,
     fp: &Fingerprint,
     agent_id: &str,
@@ -126,21 +131,53 @@ async fn lease_loop(
                     continue;
                 }
             };
-            let cancel = Arc::new(AtomicBool::new(false));
-            set_running(running, Some((lease_ref.clone(), cancel.clone())));
-            let record = tokio::task::spawn_blocking(move || {
-                let cfg = RunnerConfig::for_request(&req)?;
-                run_cell_cancellable(&cfg, &req, &cancel, |_| {})
-            })
-            .await??;
-            set_running(running, None);
-            if record.error.as_deref() == Some(crate::cell::runner::CANCELLED) {
-                continue;
-            }
-            spool.put(&Spooled { epoch: lease_ref.epoch, record })?;
-            flush_spool(client, spool, agent_id).await?;
+            let trace = TraceParent::parse(&lease.traceparent, &lease.tracestate);
+            let span = cell_span(&lease_ref, agent_id, trace.as_ref());
+            run_leased(client, spool, agent_id, running, &lease_ref, req, trace).instrument(span).await?;
         }
     }
+}
+
+/// The agent's span for one cell: a child of the sweep's submit, when it was traced.
+fn cell_span(lease: &LeaseRef, agent_id: &str, trace: Option<&TraceParent>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "cell",
+        sweep_id = lease.sweep_id,
+        cell_key = lease.cell_key,
+        attempt = lease.attempt,
+        agent_id,
+        epoch = lease.epoch,
+    );
+    crate::telemetry::propagate::set_parent(&span, trace);
+    span
+}
+
+/// Runs one leased cell in its child process, spools the result and reports it.
+async fn run_leased(
+    client: &mut Client,
+    spool: &Arc<Spool>,
+    agent_id: &str,
+    running: &Running,
+    lease_ref: &LeaseRef,
+    req: CellRequest,
+    trace: Option<TraceParent>,
+) -> anyhow::Result<()> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    set_running(running, Some((lease_ref.clone(), cancel.clone())));
+    let span = tracing::Span::current();
+    let record = tokio::task::spawn_blocking(move || {
+        // The runner hands this span's context to the child.
+        let _in_span = span.enter();
+        let cfg = RunnerConfig { trace, ..RunnerConfig::for_request(&req)? };
+        run_cell_cancellable(&cfg, &req, &cancel, |_| {})
+    })
+    .await??;
+    set_running(running, None);
+    if record.error.as_deref() == Some(crate::cell::runner::CANCELLED) {
+        return Ok(());
+    }
+    spool.put(&Spooled { epoch: lease_ref.epoch, record })?;
+    flush_spool(client, spool, agent_id).await
 }
 
 fn set_running(running: &Running, value: Option<(LeaseRef, Arc<AtomicBool>)>) {
@@ -178,7 +215,7 @@ fn cell_request(
 }
 
 /// Sends every spooled result; deletes each one the coordinator acknowledged.
-async fn flush_spool(client: &mut AgentServiceClient<Channel>, spool: &Spool, agent_id: &str) -> anyhow::Result<()> {
+async fn flush_spool(client: &mut Client, spool: &Spool, agent_id: &str) -> anyhow::Result<()> {
     let pending = spool.pending()?;
     if pending.is_empty() {
         return Ok(());
@@ -212,7 +249,7 @@ async fn flush_spool(client: &mut AgentServiceClient<Channel>, spool: &Spool, ag
     Ok(())
 }
 
-async fn heartbeat_loop(mut client: AgentServiceClient<Channel>, agent_id: String, running: Running, every: Duration) {
+async fn heartbeat_loop(mut client: Client, agent_id: String, running: Running, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         let current = running.lock().ok().and_then(|r| r.clone());

@@ -54,7 +54,8 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 fn run_fake(body: &str, timeout: Duration) -> shared::result::ResultRecord {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = script(dir.path(), "child.sh", body);
-    run_cell(&RunnerConfig { exe, timeout }, &request("bert-tiny", Family::Bert), |_| {}).expect("runner survives")
+    run_cell(&RunnerConfig { exe, timeout, trace: None }, &request("bert-tiny", Family::Bert), |_| {})
+        .expect("runner survives")
 }
 
 #[test]
@@ -100,7 +101,11 @@ fn garbage_output_and_a_clean_exit_is_crashed() {
 
 #[test]
 fn a_missing_executable_is_an_error_not_a_panic() {
-    let cfg = RunnerConfig { exe: PathBuf::from("/nonexistent/accelbench-agent"), timeout: Duration::from_secs(1) };
+    let cfg = RunnerConfig {
+        exe: PathBuf::from("/nonexistent/accelbench-agent"),
+        timeout: Duration::from_secs(1),
+        trace: None,
+    };
     let err = run_cell(&cfg, &request("bert-tiny", Family::Bert), |_| {}).expect_err("cannot start");
     assert!(format!("{err:#}").contains("/nonexistent/accelbench-agent"));
 }
@@ -108,7 +113,7 @@ fn a_missing_executable_is_an_error_not_a_panic() {
 #[test]
 fn the_real_exec_cell_measures_and_refuses_honestly() {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_accelbench-agent"));
-    let cfg = RunnerConfig { exe, timeout: Duration::from_secs(120) };
+    let cfg = RunnerConfig { exe, timeout: Duration::from_secs(120), trace: None };
     let mut events = 0;
     let ok = run_cell(&cfg, &request("bert-tiny", Family::Bert), |_| events += 1).expect("runs");
     assert_eq!(ok.status, Status::Ok, "{:?}", ok.error);
@@ -138,7 +143,7 @@ fn a_cancelled_cell_is_killed_promptly() {
             cancel.store(true, std::sync::atomic::Ordering::Relaxed);
         });
         agent::cell::runner::run_cell_cancellable(
-            &RunnerConfig { exe, timeout: Duration::from_secs(600) },
+            &RunnerConfig { exe, timeout: Duration::from_secs(600), trace: None },
             &request("bert-tiny", Family::Bert),
             &cancel,
             |_| {},

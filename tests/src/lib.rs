@@ -1,6 +1,7 @@
 //! End-to-end test helpers: a [`Cluster`] of real `accelbench serve` and
 //! `accelbench-agent run` processes on loopback, with a warehouse and data folders in a
-//! temporary directory. Processes are killed when the cluster is dropped.
+//! temporary directory. Processes are killed when the cluster is dropped. [`otlp`] is a
+//! trace receiver the processes can export to.
 //!
 //! The binaries come from the same target directory as the test (`cargo test
 //! --workspace` builds them).
@@ -15,6 +16,8 @@ use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::{GetSweepRequest, ListAgentsRequest, SweepState, SweepStatus};
 use tonic::transport::Channel;
 
+pub mod otlp;
+
 /// `target/debug/<name>`, next to the test binary's `deps/` folder.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -27,6 +30,8 @@ pub fn binary(name: &str) -> PathBuf {
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub addr: String,
+    /// Extra environment of every process the cluster starts, CLI runs included.
+    env: Vec<(String, String)>,
     coordinator: Option<Child>,
     agents: Vec<Option<Child>>,
 }
@@ -34,8 +39,14 @@ pub struct Cluster {
 impl Cluster {
     /// A coordinator on a free loopback port.
     pub fn start() -> anyhow::Result<Cluster> {
+        Cluster::start_with_env(&[])
+    }
+
+    /// A coordinator on a free loopback port; every process gets `env` added.
+    pub fn start_with_env(env: &[(&str, &str)]) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
-        let mut c = Cluster { dir, addr: String::new(), coordinator: None, agents: Vec::new() };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut c = Cluster { dir, addr: String::new(), env, coordinator: None, agents: Vec::new() };
         c.start_coordinator("127.0.0.1:0")?;
         Ok(c)
     }
@@ -55,6 +66,7 @@ impl Cluster {
             .arg(self.dir.path().join("coordinator"))
             .arg("--warehouse")
             .arg(self.warehouse())
+            .envs(self.env.iter().cloned())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file(self.dir.path(), "coordinator")?))
             .spawn()
@@ -81,6 +93,7 @@ impl Cluster {
         let child = Command::new(binary("accelbench-agent"))
             .args(["run", "--coordinator", &self.url(), "--labels", &format!("test=agent{idx}"), "--spool"])
             .arg(&spool)
+            .envs(self.env.iter().cloned())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log_file(self.dir.path(), &format!("agent{idx}"))?))
             .spawn()
@@ -106,7 +119,7 @@ impl Cluster {
 
     /// Runs the `accelbench` CLI.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(binary("accelbench")).args(args).output().expect("accelbench runs")
+        Command::new(binary("accelbench")).args(args).envs(self.env.iter().cloned()).output().expect("accelbench runs")
     }
 
     pub fn write_spec(&self, name: &str, text: &str) -> anyhow::Result<PathBuf> {

@@ -16,10 +16,22 @@ use shared::stats;
 use super::{CellEvent, CellRequest};
 use crate::engine::{self, BuildError, WorkloadSpec};
 use crate::measure::{self, energy::EnergyProbe, gpu::GpuMonitor, Measured};
+use crate::telemetry::propagate::{self, TraceParent};
 
 /// Runs the request read from `input`, writing events to `out`.
 pub fn exec_cell(input: impl Read, mut out: impl Write) -> anyhow::Result<()> {
     let req: CellRequest = serde_json::from_reader(input).context("reading the cell request from stdin")?;
+    let span = tracing::info_span!(
+        "exec_cell",
+        sweep_id = req.sweep_id.as_deref(),
+        cell_key = %req.cell_key,
+        attempt = req.attempt,
+        agent_id = req.agent_id.as_deref(),
+        model = %req.coordinates.model,
+    );
+    // The agent's span for this cell, handed over in the environment.
+    propagate::set_parent(&span, TraceParent::from_env().as_ref());
+    let _in_span = span.enter();
     let mut record = record_for(&req, now_ms());
     emit(&mut out, &CellEvent::Loading)?;
     match run(&req, &mut record, &mut out) {

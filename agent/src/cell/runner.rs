@@ -21,6 +21,7 @@ use anyhow::Context;
 use shared::result::{ResultRecord, Status};
 
 use super::{CellEvent, CellRequest};
+use crate::telemetry::propagate::{TraceParent, ENV_TRACEPARENT, ENV_TRACESTATE};
 
 /// Bytes of stderr kept for the record.
 const STDERR_TAIL: usize = 4096;
@@ -32,6 +33,9 @@ pub struct RunnerConfig {
     pub exe: PathBuf,
     /// Wall-clock limit of the whole child (model load + warm-up + timed loop).
     pub timeout: Duration,
+    /// The trace the child's span joins when this process does not export its own
+    /// (otherwise the child is parented on the current span).
+    pub trace: Option<TraceParent>,
 }
 
 impl RunnerConfig {
@@ -40,7 +44,7 @@ impl RunnerConfig {
     pub fn for_request(req: &CellRequest) -> anyhow::Result<RunnerConfig> {
         let exe = std::env::current_exe().context("finding the agent executable")?;
         let secs = 2.0 * req.measure.max_seconds + req.measure.warmup_min_seconds + 120.0;
-        Ok(RunnerConfig { exe, timeout: Duration::from_secs_f64(secs) })
+        Ok(RunnerConfig { exe, timeout: Duration::from_secs_f64(secs), trace: None })
     }
 }
 
@@ -62,7 +66,14 @@ pub fn run_cell_cancellable(
     cancel: &AtomicBool,
     mut on_event: impl FnMut(&CellEvent),
 ) -> anyhow::Result<ResultRecord> {
-    let mut child = Command::new(&cfg.exe)
+    let mut command = Command::new(&cfg.exe);
+    // The child's span joins the current one through TRACEPARENT; never a stale context
+    // this process inherited.
+    command.env_remove(ENV_TRACEPARENT).env_remove(ENV_TRACESTATE);
+    if let Some(parent) = TraceParent::handed_on(&tracing::Span::current(), cfg.trace.as_ref()) {
+        parent.set_env(&mut command);
+    }
+    let mut child = command
         .arg("exec-cell")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

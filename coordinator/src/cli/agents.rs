@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use proto::v1::ListAgentsRequest;
+use tracing::Instrument;
 
 use super::sweep::CoordinatorArgs;
 
@@ -23,8 +24,12 @@ pub struct ListArgs {
 impl AgentsCommand {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let AgentsCommand::List(a) = self;
-        let mut c = a.coordinator.sweeps().await?;
-        let agents = c.list_agents(ListAgentsRequest {}).await?.into_inner().agents;
+        let agents = async {
+            let mut c = a.coordinator.sweeps().await?;
+            anyhow::Ok(c.list_agents(ListAgentsRequest {}).await?.into_inner().agents)
+        }
+        .instrument(tracing::info_span!("cli", otel.name = "agents list"))
+        .await?;
         let mut t = Table::new();
         t.load_preset(UTF8_FULL_CONDENSED);
         t.set_header(["agent", "hardware classes", "alive", "last seen", "leases", "labels"]);

@@ -61,8 +61,9 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
-    agent::cli::init_tracing();
     let cli = Cli::parse();
+    // Dropped when main returns, after the runtime: flushes the command's spans.
+    let _telemetry = agent::telemetry::init(cli.command.service_name());
     if let Command::ExecCell = cli.command {
         return match agent::cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
@@ -76,6 +77,18 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(e) => report_error(e),
+    }
+}
+
+impl Command {
+    /// The `service.name` of exported spans: the server and cell processes are told apart
+    /// from the CLI.
+    fn service_name(&self) -> &'static str {
+        match self {
+            Command::Serve(_) => "accelbench-coordinator",
+            Command::ExecCell => "accelbench-cell",
+            _ => "accelbench",
+        }
     }
 }
 

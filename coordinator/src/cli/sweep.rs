@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use agent::telemetry::propagate::{self, SendTraceContext, TraceParent, TracedChannel};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
@@ -14,6 +15,7 @@ use proto::v1::{
 };
 use shared::cell::{self, Cell};
 use shared::spec::{self, Format, Limits, SweepSpec};
+use tracing::Instrument;
 
 #[derive(Debug, Subcommand)]
 pub enum SweepCommand {
@@ -84,7 +86,36 @@ pub struct PlanArgs {
 }
 
 impl SweepCommand {
+    /// Runs the command in its span (`sweep submit`, …): the root of the command's trace,
+    /// or a child of `TRACEPARENT` when a traced script runs the CLI.
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        let span = tracing::info_span!("cli", otel.name = self.span_name(), sweep_id = tracing::field::Empty);
+        propagate::set_parent(&span, TraceParent::from_env().as_ref());
+        if let Some(id) = self.sweep_id() {
+            span.record("sweep_id", id);
+        }
+        self.run().instrument(span).await
+    }
+
+    fn span_name(&self) -> &'static str {
+        match self {
+            SweepCommand::Plan(_) => "sweep plan",
+            SweepCommand::Submit(_) => "sweep submit",
+            SweepCommand::Status(_) => "sweep status",
+            SweepCommand::Watch(_) => "sweep watch",
+            SweepCommand::Cancel(_) => "sweep cancel",
+            SweepCommand::List(_) => "sweep list",
+        }
+    }
+
+    fn sweep_id(&self) -> Option<&str> {
+        match self {
+            SweepCommand::Status(a) | SweepCommand::Watch(a) | SweepCommand::Cancel(a) => Some(&a.sweep_id),
+            _ => None,
+        }
+    }
+
+    async fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             SweepCommand::Plan(args) => plan(&args, &mut std::io::stdout().lock()),
             SweepCommand::Submit(a) => submit(a).await,
@@ -143,8 +174,9 @@ impl CoordinatorArgs {
             .with_context(|| format!("connecting to the coordinator at {}", self.coordinator))
     }
 
-    pub async fn sweeps(&self) -> anyhow::Result<SweepServiceClient<tonic::transport::Channel>> {
-        Ok(SweepServiceClient::new(self.channel().await?))
+    /// The sweep service; every call carries the current span's trace context.
+    pub async fn sweeps(&self) -> anyhow::Result<SweepServiceClient<TracedChannel>> {
+        Ok(SweepServiceClient::with_interceptor(self.channel().await?, SendTraceContext))
     }
 }
 
@@ -164,6 +196,7 @@ async fn submit(a: SubmitArgs) -> anyhow::Result<ExitCode> {
     };
     let mut c = a.coordinator.sweeps().await?;
     let r = c.submit(SubmitSweepRequest { spec: text, format: format as i32 }).await?.into_inner();
+    tracing::Span::current().record("sweep_id", &r.sweep_id);
     println!("{}", r.sweep_id);
     eprintln!("submitted: {} cells", r.n_cells);
     if a.watch {

@@ -163,7 +163,8 @@ mod tests {
         );
         let spec = spec::parse_toml(&text, &Limits::default()).expect("a valid spec");
         let cells = cell::expand(&spec, &[]).into_iter().map(|c| (c.key(&spec.name), c)).collect();
-        let command = Command::SubmitSweep { sweep_id: SweepId::from_u128(n), submitted_at_ms: at_ms, spec, cells };
+        let command =
+            Command::SubmitSweep { sweep_id: SweepId::from_u128(n), submitted_at_ms: at_ms, spec, cells, trace: None };
         assert!(matches!(apply(state, command), Outcome::Submitted { .. }));
     }
 

@@ -38,6 +38,7 @@ pub struct Agents {
 
 #[tonic::async_trait]
 impl AgentService for Agents {
+    #[tracing::instrument(skip_all, fields(agent_id = request.get_ref().agent_id))]
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
         let r = request.into_inner();
         let fp: Fingerprint = proto::decode_json("fingerprint_json", &r.fingerprint_json)?;
@@ -59,10 +60,12 @@ impl AgentService for Agents {
             other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
         }
         self.ctx.liveness.saw(&agent_id);
+        tracing::Span::current().record("agent_id", &agent_id);
         tracing::info!(agent_id, "agent registered");
         Ok(Response::new(RegisterResponse { agent_id, heartbeat_interval_ms: self.ctx.config.heartbeat_interval_ms }))
     }
 
+    #[tracing::instrument(skip_all, fields(agent_id = request.get_ref().agent_id))]
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
         let r = request.into_inner();
         self.known_agent(&r.agent_id).await?;
@@ -78,6 +81,7 @@ impl AgentService for Agents {
         Ok(Response::new(HeartbeatResponse { cancelled }))
     }
 
+    #[tracing::instrument(skip_all, fields(agent_id = request.get_ref().agent_id))]
     async fn lease_cells(&self, request: Request<LeaseCellsRequest>) -> Result<Response<LeaseCellsResponse>, Status> {
         let r = request.into_inner();
         let max = r.max_cells.clamp(1, MAX_CELLS_PER_LEASE) as usize;
@@ -87,6 +91,7 @@ impl AgentService for Agents {
         Ok(Response::new(LeaseCellsResponse { leases }))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn report_results(
         &self,
         request: Request<Streaming<ReportResultsRequest>>,
@@ -135,6 +140,12 @@ impl Agents {
 
 /// A reported result, decoded and checked against its own lease: malformed input is
 /// refused here, before it reaches the committer.
+#[tracing::instrument(name = "result", skip_all, fields(
+    agent_id = msg.agent_id,
+    sweep_id = msg.lease.as_ref().map(|l| l.sweep_id.as_str()),
+    cell_key = msg.lease.as_ref().map(|l| l.cell_key.as_str()),
+    attempt = msg.lease.as_ref().map(|l| l.attempt),
+))]
 fn checked(msg: ReportResultsRequest) -> Result<(LeaseRef, Report), Status> {
     let lease = msg.lease.ok_or_else(|| Status::invalid_argument("lease: missing"))?;
     let record: ResultRecord = proto::decode_json("result_json", &msg.result_json)?;

@@ -18,6 +18,7 @@ use tonic::Status;
 
 use super::{now_ms, raft_status, Ctx};
 use crate::scheduler;
+use crate::state::command::TraceContext;
 use crate::state::{Command, Lease, Outcome, SweepId};
 
 /// Most requests planned together: bounds the time one batch holds the state's lock.
@@ -65,11 +66,13 @@ async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Request>) {
 }
 
 /// What one Raft read decides for a batch: each request's plan (`None`: unknown agent)
-/// and, for each sweep planned from, its lease time and measure policy as JSON.
+/// and, for each sweep planned from, its lease time, measure policy as JSON and trace.
 struct Planned {
     plans: Vec<Option<Vec<(SweepId, CellKey)>>>,
-    sweeps: BTreeMap<SweepId, (u32, String)>,
+    sweeps: BTreeMap<SweepId, SweepInfo>,
 }
+
+type SweepInfo = (u32, String, Option<TraceContext>);
 
 async fn serve_batch(ctx: &Ctx, batch: Vec<Request>) {
     let now = now_ms();
@@ -112,7 +115,7 @@ fn plan(s: &crate::state::State, asks: &[(String, usize)], now_ms: i64) -> Plann
     for (sweep_id, _) in plans.iter().flatten().flatten() {
         if let (false, Some(sweep)) = (sweeps.contains_key(sweep_id), s.sweep(sweep_id)) {
             let measure = serde_json::to_string(&sweep.spec.measure).unwrap_or_default();
-            sweeps.insert(*sweep_id, (sweep.spec.policy.lease_seconds, measure));
+            sweeps.insert(*sweep_id, (sweep.spec.policy.lease_seconds, measure, sweep.trace.clone()));
         }
     }
     Planned { plans, sweeps }
@@ -133,7 +136,7 @@ fn grant_commands(batch: &[Request], planned: &Planned, now: i64) -> (Vec<Comman
             }
         }
         for (sweep_id, leases) in by_sweep {
-            let lease_seconds = planned.sweeps.get(&sweep_id).map_or(120, |(secs, _)| *secs);
+            let lease_seconds = planned.sweeps.get(&sweep_id).map_or(120, |(secs, ..)| *secs);
             commands.push(Command::GrantLeases {
                 agent_id: batch[i].agent_id.clone(),
                 leases,
@@ -146,12 +149,7 @@ fn grant_commands(batch: &[Request], planned: &Planned, now: i64) -> (Vec<Comman
     (commands, owners)
 }
 
-fn collect_grants(
-    outcome: Outcome,
-    agent_id: &str,
-    sweeps: &BTreeMap<SweepId, (u32, String)>,
-    into: &mut Vec<WireLease>,
-) {
+fn collect_grants(outcome: Outcome, agent_id: &str, sweeps: &BTreeMap<SweepId, SweepInfo>, into: &mut Vec<WireLease>) {
     let granted = match outcome {
         Outcome::LeasesGranted { granted, refused } => {
             if !refused.is_empty() {
@@ -172,8 +170,8 @@ fn collect_grants(
     }
 }
 
-fn wire(l: Lease, sweeps: &BTreeMap<SweepId, (u32, String)>) -> WireLease {
-    let (lease_seconds, measure_json) = sweeps.get(&l.sweep_id).cloned().unwrap_or_default();
+fn wire(l: Lease, sweeps: &BTreeMap<SweepId, SweepInfo>) -> WireLease {
+    let (lease_seconds, measure_json, trace) = sweeps.get(&l.sweep_id).cloned().unwrap_or_default();
     WireLease {
         lease: Some(LeaseRef {
             sweep_id: l.sweep_id.to_string(),
@@ -184,6 +182,8 @@ fn wire(l: Lease, sweeps: &BTreeMap<SweepId, (u32, String)>) -> WireLease {
         cell_json: serde_json::to_string(&l.cell).unwrap_or_default(),
         measure_json,
         lease_seconds,
+        traceparent: trace.as_ref().map(|t| t.traceparent.clone()).unwrap_or_default(),
+        tracestate: trace.map(|t| t.tracestate).unwrap_or_default(),
     }
 }
 

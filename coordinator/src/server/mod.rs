@@ -6,7 +6,8 @@
 //! soft state). Results are staged as Parquet, committed through Raft (fenced by the
 //! lease epoch), then mirrored into the warehouse manifest, and only then acknowledged.
 //! On start, files Raft committed but the warehouse manifest lacks (a crash between the
-//! two) are mirrored first.
+//! two) are mirrored first. Every RPC runs in a span that continues the caller's trace
+//! ([`agent::telemetry::propagate`]).
 
 pub mod agents;
 pub mod committer;
@@ -19,6 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent::telemetry::propagate::{self, TraceParent};
 use anyhow::Context;
 use proto::v1::agent_service_server::AgentServiceServer;
 use proto::v1::sweep_service_server::SweepServiceServer;
@@ -82,7 +84,7 @@ pub async fn serve(
         s.and_then(|s| s.set_nodelay(true).map(|()| s))
     });
     let result = tonic::transport::Server::builder()
-        .trace_fn(|req| tracing::info_span!("rpc", path = %req.uri().path()))
+        .trace_fn(rpc_span)
         .add_service(AgentServiceServer::new(agents::Agents {
             ctx: ctx.clone(),
             leasing: leasing::Leasing::start(ctx.clone()),
@@ -94,6 +96,15 @@ pub async fn serve(
     expiry.abort();
     ctx.raft.shutdown().await;
     result.context("grpc server")
+}
+
+/// Every RPC's span, named by its method and parented on the caller's span when the
+/// request carries a valid `traceparent` (anything else is ignored: the span is a root).
+fn rpc_span(req: &tonic::codegen::http::Request<()>) -> tracing::Span {
+    let path = req.uri().path();
+    let span = tracing::info_span!("rpc", otel.name = path, otel.kind = "server", rpc.system = "grpc", path);
+    propagate::set_parent(&span, TraceParent::from_headers(req.headers()).as_ref());
+    span
 }
 
 /// Ends leases whose agents have been silent for the lease's time.

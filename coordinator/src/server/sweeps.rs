@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
+use agent::telemetry::propagate::TraceParent;
 use futures::Stream;
 use proto::v1::sweep_service_server::SweepService;
 use proto::v1::{
@@ -16,8 +17,10 @@ use proto::v1::{
 };
 use shared::spec::{self, Format, Limits};
 use tonic::{Request, Response, Status};
+use tracing::field;
 
 use super::{now_ms, raft_status, Ctx};
+use crate::state::command::TraceContext;
 use crate::state::query::{Counts, SweepStatus};
 use crate::state::{Command, Outcome, SweepId};
 
@@ -29,7 +32,9 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WireStatus, Status>> + Send 
 
 #[tonic::async_trait]
 impl SweepService for Sweeps {
+    #[tracing::instrument(skip_all, fields(sweep_id = field::Empty, n_cells = field::Empty))]
     async fn submit(&self, request: Request<SubmitSweepRequest>) -> Result<Response<SubmitSweepResponse>, Status> {
+        let received = TraceParent::from_headers(request.metadata().as_ref());
         let r = request.into_inner();
         if r.spec.len() > self.ctx.config.max_spec_bytes {
             return Err(Status::invalid_argument(format!(
@@ -48,7 +53,9 @@ impl SweepService for Sweeps {
         let cells: Vec<_> = shared::cell::expand(&spec, &classes).into_iter().map(|c| (c.key(&spec.name), c)).collect();
         let n_cells = cells.len() as u64;
         let sweep_id = uuid::Uuid::now_v7();
-        let cmd = Command::SubmitSweep { sweep_id, submitted_at_ms: now_ms(), spec, cells };
+        tracing::Span::current().record("sweep_id", field::display(sweep_id)).record("n_cells", n_cells);
+        let trace = sweep_trace(received.as_ref());
+        let cmd = Command::SubmitSweep { sweep_id, submitted_at_ms: now_ms(), spec, cells, trace };
         match self.ctx.raft.propose(cmd).await.map_err(raft_status)? {
             Outcome::Submitted { .. } => {}
             Outcome::Rejected(why) => return Err(Status::invalid_argument(why.to_string())),
@@ -58,11 +65,13 @@ impl SweepService for Sweeps {
         Ok(Response::new(SubmitSweepResponse { sweep_id: sweep_id.to_string(), n_cells }))
     }
 
+    #[tracing::instrument(skip_all, fields(sweep_id = request.get_ref().sweep_id))]
     async fn get(&self, request: Request<GetSweepRequest>) -> Result<Response<WireStatus>, Status> {
         let id = parse_id(&request.into_inner().sweep_id)?;
         Ok(Response::new(self.status(id).await?))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list(&self, request: Request<ListSweepsRequest>) -> Result<Response<ListSweepsResponse>, Status> {
         let limit = match request.into_inner().limit {
             0 => usize::MAX,
@@ -73,6 +82,7 @@ impl SweepService for Sweeps {
         Ok(Response::new(ListSweepsResponse { sweeps: all.iter().take(limit).map(wire).collect() }))
     }
 
+    #[tracing::instrument(skip_all, fields(sweep_id = request.get_ref().sweep_id))]
     async fn cancel(&self, request: Request<CancelSweepRequest>) -> Result<Response<WireStatus>, Status> {
         let id = parse_id(&request.into_inner().sweep_id)?;
         match self
@@ -91,6 +101,7 @@ impl SweepService for Sweeps {
 
     type WatchStream = WatchStream;
 
+    #[tracing::instrument(skip_all, fields(sweep_id = request.get_ref().sweep_id))]
     async fn watch(&self, request: Request<GetSweepRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let id = parse_id(&request.into_inner().sweep_id)?;
         let first = self.status(id).await?;
@@ -123,6 +134,7 @@ impl SweepService for Sweeps {
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn list_agents(&self, _: Request<ListAgentsRequest>) -> Result<Response<ListAgentsResponse>, Status> {
         let agents = self
             .ctx
@@ -171,6 +183,13 @@ impl Sweeps {
             .map(|s| wire(&s))
             .ok_or_else(|| Status::not_found(format!("sweep {id}: no such sweep")))
     }
+}
+
+/// The trace the sweep's cells join: this submit's span when the coordinator exports
+/// traces, else the caller's context as it came.
+fn sweep_trace(received: Option<&TraceParent>) -> Option<TraceContext> {
+    TraceParent::handed_on(&tracing::Span::current(), received)
+        .map(|t| TraceContext { traceparent: t.traceparent().to_string(), tracestate: t.tracestate().to_string() })
 }
 
 fn parse_id(id: &str) -> Result<SweepId, Status> {

@@ -15,7 +15,7 @@ use shared::cell::{Cell, CellKey};
 use shared::result::Status;
 use shared::spec::SweepSpec;
 
-use super::command::{Command, Completion};
+use super::command::{Command, Completion, TraceContext};
 use super::{
     Agent, AgentId, CellRecord, CellState, CellStateKind, CommittedResult, DeviceGroup, Lease, ManifestFile,
     PendingIndex, State, Sweep, SweepId,
@@ -124,8 +124,8 @@ pub enum Rejection {
 /// Applies one command. Deterministic: the same state and command give the same result.
 pub fn apply(state: &mut State, command: Command) -> Outcome {
     match command {
-        Command::SubmitSweep { sweep_id, submitted_at_ms, spec, cells } => {
-            submit(state, sweep_id, submitted_at_ms, spec, cells)
+        Command::SubmitSweep { sweep_id, submitted_at_ms, spec, cells, trace } => {
+            submit(state, sweep_id, submitted_at_ms, spec, cells, trace)
         }
         Command::CancelSweep { sweep_id, at_ms } => cancel(state, sweep_id, at_ms),
         Command::RegisterAgent { agent_id, devices, labels, at_ms } => {
@@ -150,7 +150,14 @@ pub fn apply(state: &mut State, command: Command) -> Outcome {
     }
 }
 
-fn submit(state: &mut State, sweep_id: SweepId, at_ms: i64, spec: SweepSpec, cells: Vec<(CellKey, Cell)>) -> Outcome {
+fn submit(
+    state: &mut State,
+    sweep_id: SweepId,
+    at_ms: i64,
+    spec: SweepSpec,
+    cells: Vec<(CellKey, Cell)>,
+    trace: Option<TraceContext>,
+) -> Outcome {
     if state.sweeps.contains_key(&sweep_id) {
         return Outcome::Rejected(Rejection::SweepExists(sweep_id));
     }
@@ -190,6 +197,7 @@ fn submit(state: &mut State, sweep_id: SweepId, at_ms: i64, spec: SweepSpec, cel
         cancelled_at_ms: None,
         cells: records,
         pending,
+        trace,
     };
     state.sweeps.insert(sweep_id, sweep);
     Outcome::Submitted { sweep_id, n_cells }

@@ -22,7 +22,15 @@ use super::{AgentId, DeviceGroup, ManifestFile, SweepId};
 pub enum Command {
     /// Store a validated sweep and its expanded cells (keys computed by the caller and
     /// re-checked by apply).
-    SubmitSweep { sweep_id: SweepId, submitted_at_ms: i64, spec: SweepSpec, cells: Vec<(CellKey, Cell)> },
+    SubmitSweep {
+        sweep_id: SweepId,
+        submitted_at_ms: i64,
+        spec: SweepSpec,
+        cells: Vec<(CellKey, Cell)>,
+        /// The submit's trace, handed to the agent with every lease of the sweep.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace: Option<TraceContext>,
+    },
     /// Stop a sweep: every cell not yet final becomes cancelled.
     CancelSweep { sweep_id: SweepId, at_ms: i64 },
     /// Add an agent, or replace the hardware and labels of a known one (its leases stay).
@@ -59,6 +67,16 @@ pub struct Completion {
     pub error: Option<String>,
     pub files: Vec<ManifestFile>,
     pub at_ms: i64,
+}
+
+/// A W3C trace context (`traceparent`, `tracestate`): opaque text here, validated and
+/// re-serialised by the RPC layer before it is proposed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceContext {
+    pub traceparent: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tracestate: String,
 }
 
 /// A Raft entry whose payload is not a command this binary knows.

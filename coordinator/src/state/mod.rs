@@ -60,6 +60,9 @@ pub struct Sweep {
     /// The pending cells, derived from `cells` (never stored; rebuilt on decode).
     #[serde(skip_serializing)]
     pub pending: PendingIndex,
+    /// The submit's trace, which every cell's run joins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<command::TraceContext>,
 }
 
 /// The stored form of a [`Sweep`]: everything but what is derived.
@@ -71,6 +74,8 @@ struct StoredSweep {
     submitted_at_ms: i64,
     cancelled_at_ms: Option<i64>,
     cells: BTreeMap<CellKey, CellRecord>,
+    #[serde(default)]
+    trace: Option<command::TraceContext>,
 }
 
 impl From<StoredSweep> for Sweep {
@@ -87,6 +92,7 @@ impl From<StoredSweep> for Sweep {
             cancelled_at_ms: s.cancelled_at_ms,
             cells: s.cells,
             pending,
+            trace: s.trace,
         }
     }
 }

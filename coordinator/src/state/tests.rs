@@ -8,7 +8,7 @@ use shared::cell::{self, CellKey};
 use shared::result::Status;
 use shared::spec::{self, Limits, SweepSpec};
 
-use super::command::{Command, Completion};
+use super::command::{Command, Completion, TraceContext};
 use super::*;
 
 const SPEC: &str = r#"
@@ -33,7 +33,7 @@ fn sweep_id(n: u128) -> SweepId {
 
 fn submit_command(id: SweepId, spec: SweepSpec) -> Command {
     let cells = cell::expand(&spec, &[]).into_iter().map(|c| (c.key(&spec.name), c)).collect();
-    Command::SubmitSweep { sweep_id: id, submitted_at_ms: 1_000, spec, cells }
+    Command::SubmitSweep { sweep_id: id, submitted_at_ms: 1_000, spec, cells, trace: None }
 }
 
 fn cpu(slots: u32) -> Vec<DeviceGroup> {
@@ -253,10 +253,16 @@ fn bad_submissions_store_nothing() {
     assert_eq!(again, Outcome::Rejected(Rejection::SweepExists(sweep_id(1))));
     let Command::SubmitSweep { spec, mut cells, .. } = submit_command(sweep_id(2), spec()) else { unreachable!() };
     cells[1].0 = cells[0].0.clone();
-    let outcome = apply(&mut state, Command::SubmitSweep { sweep_id: sweep_id(2), submitted_at_ms: 0, spec, cells });
+    let outcome =
+        apply(&mut state, Command::SubmitSweep { sweep_id: sweep_id(2), submitted_at_ms: 0, spec, cells, trace: None });
     assert!(matches!(outcome, Outcome::Rejected(Rejection::CellKeyMismatch(_))));
-    let empty =
-        Command::SubmitSweep { sweep_id: sweep_id(3), submitted_at_ms: 0, spec: super::tests::spec(), cells: vec![] };
+    let empty = Command::SubmitSweep {
+        sweep_id: sweep_id(3),
+        submitted_at_ms: 0,
+        spec: super::tests::spec(),
+        cells: vec![],
+        trace: None,
+    };
     assert_eq!(apply(&mut state, empty), Outcome::Rejected(Rejection::NoCells(sweep_id(3))));
     let no_devices =
         Command::RegisterAgent { agent_id: "x".into(), devices: vec![], labels: BTreeMap::new(), at_ms: 0 };
@@ -358,6 +364,31 @@ fn commands_and_states_round_trip_as_json() {
     assert_eq!(serde_json::from_str::<State>(&json).expect("decodes"), state);
     let error = Command::decode(br#"{"command":"launch_missiles"}"#).expect_err("unknown command");
     assert!(error.to_string().starts_with("undecodable command payload of 29 bytes"), "{error}");
+}
+
+#[test]
+fn a_submit_keeps_its_trace_and_entries_without_one_still_decode() {
+    let trace = Some(TraceContext {
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        tracestate: String::new(),
+    });
+    let mut traced = submit_command(sweep_id(1), spec());
+    if let Command::SubmitSweep { trace: t, .. } = &mut traced {
+        *t = trace.clone();
+    }
+    let json = String::from_utf8(traced.encode().expect("encodes")).expect("utf-8");
+    assert!(json.contains(r#""trace":{"traceparent":"00-4bf9"#), "{json}");
+    assert!(!json.contains("tracestate"), "empty tracestate is left out: {json}");
+    assert_eq!(Command::decode(json.as_bytes()).expect("decodes"), traced);
+    let mut state = State::default();
+    apply(&mut state, traced);
+    assert_eq!(state.sweep(&sweep_id(1)).expect("stored").trace, trace);
+
+    // A log written before traces were stored has no `trace` field, and must replay.
+    let untraced = submit_command(sweep_id(2), spec());
+    let old = String::from_utf8(untraced.encode().expect("encodes")).expect("utf-8");
+    assert!(!old.contains("trace"), "{old}");
+    assert_eq!(Command::decode(old.as_bytes()).expect("decodes"), untraced);
 }
 
 #[test]
