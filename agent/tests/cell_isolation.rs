@@ -44,9 +44,16 @@ fn request(model: &str, family: Family) -> CellRequest {
     }
 }
 
+/// Writes an executable script. The executable itself is written by a `cp` child, never
+/// through a file descriptor of this process: a test thread that forks while we hold one
+/// would hand it to its child, and exec of the script would then fail with "Text file
+/// busy" (ETXTBSY) until that child execs.
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    let source = dir.join(format!("{name}.txt"));
+    std::fs::write(&source, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    let copied = std::process::Command::new("cp").arg(&source).arg(&p).status().expect("cp runs");
+    assert!(copied.success(), "cp {} {}", source.display(), p.display());
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     p
 }
