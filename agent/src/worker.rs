@@ -260,6 +260,12 @@ async fn heartbeat_loop(mut client: Client, agent_id: String, running: Running, 
                 let cancelled = resp.into_inner().cancelled;
                 if let Some((lease, flag)) = &current {
                     if cancelled.iter().any(|c| c.cell_key == lease.cell_key && c.sweep_id == lease.sweep_id) {
+                        // Warn: the default log level should show why a cell stopped.
+                        tracing::warn!(
+                            sweep_id = lease.sweep_id,
+                            cell_key = lease.cell_key,
+                            "the coordinator withdrew the lease; stopping the cell"
+                        );
                         flag.store(true, Ordering::Relaxed);
                     }
                 }

@@ -105,6 +105,12 @@ impl Cluster {
         Ok(())
     }
 
+    /// The pids of agent `idx`'s child processes (its running cells), from `/proc`.
+    pub fn agent_children(&self, idx: usize) -> Vec<u32> {
+        let Some(agent) = self.agents.get(idx).and_then(Option::as_ref) else { return Vec::new() };
+        children_of(agent.id())
+    }
+
     /// SIGKILL, as a power cut would.
     pub fn kill_agent(&mut self, idx: usize) {
         if let Some(mut a) = self.agents.get_mut(idx).and_then(Option::take) {
@@ -232,4 +238,18 @@ lease_seconds = {lease_seconds}
         models.join(", "),
         batches.join(", ")
     )
+}
+
+/// Processes whose parent is `pid`, from `/proc/<pid>/stat` (field 4 is the parent).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // The command name (field 2) may hold spaces; fields after its `)` are plain.
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid)
+        })
+        .collect()
 }

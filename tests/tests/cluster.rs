@@ -255,23 +255,44 @@ async fn a_cancelled_sweep_stops_its_running_cell() {
     let mut c = Cluster::start().expect("coordinator");
     c.start_agent(0).expect("agent 0");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let spec = c.write_spec("s.toml", &tiny_spec("cancelled", &["llama-tiny"], &[8, 16], 30)).expect("spec");
+    // Cells that measure for at least a minute: only the cancel can end one in time.
+    let text = tiny_spec("cancelled", &["llama-tiny"], &[8, 16], 30)
+        .replace("min_seconds = 0.2\nmax_seconds = 2.0", "min_seconds = 60.0\nmax_seconds = 120.0");
+    assert!(text.contains("min_seconds = 60.0"), "the measure policy was not lengthened: {text}");
+    let spec = c.write_spec("s.toml", &text).expect("spec");
     let id = c.submit(&spec).expect("submit");
     let start = std::time::Instant::now();
     while !c.leases().await.expect("agents").iter().any(|(_, n)| *n > 0) {
         assert!(start.elapsed() < LIMIT, "no lease was ever granted; logs: {}", c.logs());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Wait for the cell's child process, so the cancel is seen to stop a running cell.
+    while c.agent_children(0).is_empty() {
+        assert!(start.elapsed() < LIMIT, "the leased cell never started; logs: {}", c.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let running = c.agent_children(0);
     let o = c.cli(&["sweep", "cancel", &id, "--coordinator", &c.url()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = c.wait_done(&id, LIMIT).await.expect("ended");
     assert_eq!(s.state, SweepState::Cancelled as i32, "{s:?}");
     assert!(count(&s, "cancelled") >= 1, "{s:?}");
-    // The cancel withdrew the lease (the agent hears it at its next heartbeat and kills
-    // the cell; that kill is tested in agent/tests/cell_isolation.rs).
+    // The cancel withdrew the lease, and the agent, hearing it at its next heartbeat,
+    // killed the cell's process rather than letting it run to the end.
     let start = std::time::Instant::now();
     while c.leases().await.expect("agents").iter().any(|(_, n)| *n > 0) {
         assert!(start.elapsed() < Duration::from_secs(30), "a lease outlived the cancel; logs: {}", c.logs());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let start = std::time::Instant::now();
+    loop {
+        let still: Vec<u32> = c.agent_children(0).into_iter().filter(|p| running.contains(p)).collect();
+        if still.is_empty() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "cell {still:?} outlived the cancel; logs: {}", c.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let agent_log = std::fs::read_to_string(c.dir.path().join("agent0.log")).unwrap_or_default();
+    assert!(agent_log.contains("withdrew the lease"), "the agent never said it stopped the cell: {agent_log}");
 }
