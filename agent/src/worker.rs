@@ -238,7 +238,11 @@ async fn flush_spool(client: &mut Client, spool: &Spool, agent_id: &str) -> anyh
     let acks = client.report_results(tokio_stream::iter(requests)).await?.into_inner().acks;
     for (item, ack) in pending.iter().zip(acks) {
         match AckStatus::try_from(ack.status) {
-            Ok(AckStatus::Committed | AckStatus::Duplicate) => spool.remove(&item.record)?,
+            Ok(AckStatus::Committed) => spool.remove(&item.record)?,
+            Ok(AckStatus::Duplicate) => {
+                tracing::info!(cell_key = item.record.cell_key, "re-sent result was already committed");
+                spool.remove(&item.record)?;
+            }
             Ok(AckStatus::Rejected) => {
                 tracing::warn!(cell_key = item.record.cell_key, reason = ack.message, "result rejected");
                 spool.remove(&item.record)?;

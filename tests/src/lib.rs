@@ -87,9 +87,24 @@ impl Cluster {
         }
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the coordinator: its connections stay open
+    /// and nothing it has not answered yet is answered meanwhile.
+    pub fn pause_coordinator(&self, paused: bool) -> anyhow::Result<()> {
+        let pid = self.coordinator.as_ref().context("no coordinator")?.id();
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").args([signal, &pid.to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill {signal} {pid} failed");
+        Ok(())
+    }
+
+    /// Agent `idx`'s spool folder.
+    pub fn spool(&self, idx: usize) -> PathBuf {
+        self.dir.path().join(format!("spool-{idx}"))
+    }
+
     /// Starts agent `idx` with its own spool folder (the same folder on a restart).
     pub fn start_agent(&mut self, idx: usize) -> anyhow::Result<()> {
-        let spool = self.dir.path().join(format!("spool-{idx}"));
+        let spool = self.spool(idx);
         let child = Command::new(binary("accelbench-agent"))
             .args(["run", "--coordinator", &self.url(), "--labels", &format!("test=agent{idx}"), "--spool"])
             .arg(&spool)

@@ -87,6 +87,56 @@ async fn a_killed_agent_loses_its_lease_and_its_return_duplicates_nothing() {
     assert!(retried[0]["n"].as_u64().unwrap_or(0) >= 2, "the killed cell was not retried: {retried:?}");
 }
 
+/// The spooled results (`*.json`) in `dir`.
+fn spooled(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_result_resent_from_the_spool_after_its_commit_is_a_duplicate() {
+    let mut c = Cluster::start_with_env(&[("RUST_LOG", "info")]).expect("coordinator");
+    c.start_agent(0).expect("agent 0");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // One cell that measures for two seconds: time to freeze the coordinator first.
+    let text = tiny_spec("spooled", &["bert-tiny"], &[1], 30)
+        .replace("precisions = [\"fp32\", \"bf16\"]", "precisions = [\"fp32\"]")
+        .replace("min_seconds = 0.2\nmax_seconds = 2.0", "min_seconds = 2.0\nmax_seconds = 4.0");
+    let id = c.submit(&c.write_spec("s.toml", &text).expect("spec")).expect("submit");
+    let start = std::time::Instant::now();
+    while !c.leases().await.expect("agents").iter().any(|(_, n)| *n > 0) {
+        assert!(start.elapsed() < LIMIT, "no lease was ever granted; logs: {}", c.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Frozen, the coordinator cannot acknowledge: the finished result waits in the spool.
+    c.pause_coordinator(true).expect("SIGSTOP");
+    let file = loop {
+        if let Some(file) = spooled(&c.spool(0)).pop() {
+            break file;
+        }
+        assert!(start.elapsed() < LIMIT, "nothing was spooled; logs: {}", c.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let copy = std::fs::read(&file).expect("read the spooled result");
+    c.pause_coordinator(false).expect("SIGCONT");
+    let s = c.wait_done(&id, LIMIT).await.expect("done");
+    assert_eq!(count(&s, "ok"), 1, "{s:?}; logs: {}", c.logs());
+    assert!(spooled(&c.spool(0)).is_empty(), "the acknowledged result left the spool");
+
+    // As if the agent had died before the ack arrived: the result is back in its spool.
+    c.kill_agent(0);
+    std::fs::write(&file, &copy).expect("restore the spooled result");
+    c.start_agent(0).expect("agent 0 again");
+    let start = std::time::Instant::now();
+    while !spooled(&c.spool(0)).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the re-sent result stayed spooled; logs: {}", c.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let agent_log = std::fs::read_to_string(c.dir.path().join("agent0.log")).unwrap_or_default();
+    assert!(agent_log.contains("re-sent result was already committed"), "no duplicate ack: {}", c.logs());
+    assert_one_result_per_cell(&c, &id, 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_coordinator_restarts_and_the_sweep_finishes() {
     let mut c = Cluster::start().expect("coordinator");
