@@ -13,6 +13,7 @@
 //! protocol owns stdout).
 
 mod bert;
+mod bert_train;
 pub mod config;
 mod decoder;
 mod encoder;
