@@ -95,11 +95,8 @@ pub fn check_supported(spec: &WorkloadSpec, device: &Device) -> Result<(), Build
         )));
     }
     if spec.mode == Mode::Training {
-        if !trains(model.family) {
-            return Err(BuildError::Unsupported(format!(
-                "training is implemented for bert, vit and llama families, not {}",
-                model.family
-            )));
+        if let Some(why) = training_gap(model.family) {
+            return Err(BuildError::Unsupported(format!("training {} ({}): {why}", model.name, model.family)));
         }
         if spec.precision != Precision::Fp32 {
             return Err(BuildError::Unsupported(
@@ -158,7 +155,22 @@ pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, 
 
 /// Families with a training mode in this engine.
 pub fn trains(f: Family) -> bool {
-    matches!(f, Family::Bert | Family::Vit | Family::Llama)
+    training_gap(f).is_none()
+}
+
+/// Why a family does not train in this engine; `None` when it does.
+fn training_gap(f: Family) -> Option<&'static str> {
+    match f {
+        Family::Bert => None,
+        // Their candle-transformers models use candle-nn's fused layer/RMS norm and
+        // softmax, which have no backward: gradients would stop there, and a step would
+        // train only the last layers while being timed as training.
+        Family::Vit | Family::Llama | Family::Qwen2 => Some(
+            "candle's fused layer/RMS norm and softmax kernels, which its model uses, have no backward, \
+             so a step would update only the last layers",
+        ),
+        Family::T5 | Family::Whisper | Family::Clip => Some("not implemented in this engine"),
+    }
 }
 
 pub fn is_quantized(p: Precision) -> bool {
