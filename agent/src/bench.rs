@@ -141,6 +141,7 @@ pub fn plan(
                         model: model.name.to_string(),
                         hardware: HardwareSelector::of_kind(kind),
                         hardware_class: Some(hardware_class.to_string()),
+                        agent_id: None,
                         batch,
                         // Vision models have a fixed token count (patches + class token).
                         seq_len: model.fixed_sequence_length().unwrap_or(args.seq),

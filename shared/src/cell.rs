@@ -26,6 +26,10 @@ pub struct Cell {
     /// `None` when unresolved (fan-out `any`, or no matching class known at plan time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hardware_class: Option<String>,
+    /// The one agent this cell runs on (fan-out `each_agent`); `None`: any agent whose
+    /// hardware matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
     pub batch: u32,
     pub seq_len: u32,
     pub precision: Precision,
@@ -123,6 +127,11 @@ impl Cell {
                 None => out.push_str(&format!("{label}=-\n")),
             }
         }
+        // Appended only when set, so that the keys of cells not pinned to an agent are
+        // the keys they always had.
+        if let Some(agent) = &self.agent_id {
+            out.push_str(&format!("agent_id={}:{agent}\n", agent.len()));
+        }
         out
     }
 
@@ -155,14 +164,45 @@ pub fn is_runnable(model: &str, precision: Precision, mode: Mode) -> bool {
 ///   matches ([`HardwareSelector::matches_class`]). A selector that matches none of them,
 ///   including when none are given, keeps one unresolved cell, so work waiting for
 ///   hardware that has not registered yet is not silently dropped.
-/// - `each_agent`: planned exactly like `each_hardware_class`; the scheduler hands each
-///   agent of the class its own attempt. Plan time knows classes, not agents.
+/// - `each_agent`: like `each_hardware_class`, but one cell per matching class *of each
+///   agent*, pinned to that agent ([`expand_for_agents`]); given classes alone (offline
+///   `sweep plan`), one cell per class, as `each_hardware_class`.
 ///
 /// Models with a fixed input length (ViT) get one cell per other coordinates, with
 /// `seq_len` set to that length, instead of one per sequence length.
 pub fn expand(spec: &SweepSpec, hardware_classes: &[String]) -> Vec<Cell> {
+    let targets: Vec<Target> = hardware_classes.iter().map(|class| Target { class, agent: None }).collect();
+    expand_targets(spec, &targets)
+}
+
+/// One registered agent and the hardware classes of its devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentClasses {
+    pub agent_id: String,
+    pub classes: Vec<String>,
+}
+
+/// [`expand`] against the registered agents: for `each_agent`, one cell per (agent,
+/// matching class), pinned to the agent; for the other fan-outs, the agents' classes.
+pub fn expand_for_agents(spec: &SweepSpec, agents: &[AgentClasses]) -> Vec<Cell> {
+    let pin = spec.matrix.fan_out == FanOut::EachAgent;
+    let targets: Vec<Target> = agents
+        .iter()
+        .flat_map(|a| a.classes.iter().map(move |class| Target { class, agent: pin.then_some(a.agent_id.as_str()) }))
+        .collect();
+    expand_targets(spec, &targets)
+}
+
+/// Where a selector may fan out to: a hardware class, on one agent or on any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Target<'a> {
+    class: &'a str,
+    agent: Option<&'a str>,
+}
+
+fn expand_targets(spec: &SweepSpec, targets: &[Target]) -> Vec<Cell> {
     let mut cells = Vec::new();
-    for_each_cell(spec, hardware_classes, |c| cells.push(c.to_cell()));
+    for_each_cell(spec, targets, |c| cells.push(c.to_cell()));
     cells.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     cells.dedup();
     cells
@@ -171,15 +211,17 @@ pub fn expand(spec: &SweepSpec, hardware_classes: &[String]) -> Vec<Cell> {
 /// The number of cells [`expand`] returns, without building them (the spec's size
 /// limit). Assumes axes without duplicates, which validation guarantees.
 pub fn count(spec: &SweepSpec, hardware_classes: &[String]) -> usize {
+    let targets: Vec<Target> = hardware_classes.iter().map(|class| Target { class, agent: None }).collect();
     let mut n = 0;
-    for_each_cell(spec, hardware_classes, |_| n += 1);
+    for_each_cell(spec, &targets, |_| n += 1);
     n
 }
 
-type SortKey<'a> = (&'a str, String, Option<&'a str>, u32, u32, Precision, Mode, Engine);
+type SortKey<'a> = (&'a str, String, Option<&'a str>, Option<&'a str>, u32, u32, Precision, Mode, Engine);
 
 fn sort_key(c: &Cell) -> SortKey<'_> {
-    (&c.model, c.hardware.to_string(), c.hardware_class.as_deref(), c.batch, c.seq_len, c.precision, c.mode, c.engine)
+    let class = c.hardware_class.as_deref();
+    (&c.model, c.hardware.to_string(), class, c.agent_id.as_deref(), c.batch, c.seq_len, c.precision, c.mode, c.engine)
 }
 
 /// A cell by reference, so counting allocates nothing per cell.
@@ -187,6 +229,7 @@ struct Coordinates<'a> {
     model: &'a str,
     hardware: &'a HardwareSelector,
     class: Option<&'a str>,
+    agent: Option<&'a str>,
     batch: u32,
     seq_len: u32,
     precision: Precision,
@@ -200,6 +243,7 @@ impl Coordinates<'_> {
             model: self.model.to_owned(),
             hardware: self.hardware.clone(),
             hardware_class: self.class.map(str::to_owned),
+            agent_id: self.agent.map(str::to_owned),
             batch: self.batch,
             seq_len: self.seq_len,
             precision: self.precision,
@@ -210,17 +254,17 @@ impl Coordinates<'_> {
 }
 
 /// Calls `visit` for every cell that survives implicit and explicit excludes.
-fn for_each_cell(spec: &SweepSpec, hardware_classes: &[String], mut visit: impl FnMut(&Coordinates)) {
+fn for_each_cell(spec: &SweepSpec, targets: &[Target], mut visit: impl FnMut(&Coordinates)) {
     let m = &spec.matrix;
     let rules: Vec<Rule> = m.exclude.iter().map(Rule::new).collect();
-    let mut classes: Vec<&str> = hardware_classes.iter().map(String::as_str).collect();
-    classes.sort_unstable();
-    classes.dedup();
+    let mut targets = targets.to_vec();
+    targets.sort_unstable();
+    targets.dedup();
     for model in &m.models {
         let fixed = catalog::lookup(model).and_then(ModelSpec::fixed_sequence_length);
         let seq_lens = fixed.as_ref().map_or(m.sequence_lengths.as_slice(), std::slice::from_ref);
         for hardware in &m.hardware {
-            for class in resolve(hardware, m.fan_out, &classes) {
+            for (class, agent) in resolve(hardware, m.fan_out, &targets) {
                 for &batch in &m.batch_sizes {
                     for &seq_len in seq_lens {
                         for &precision in &m.precisions {
@@ -229,8 +273,17 @@ fn for_each_cell(spec: &SweepSpec, hardware_classes: &[String], mut visit: impl 
                                     continue;
                                 }
                                 for &engine in &m.engines {
-                                    let c =
-                                        Coordinates { model, hardware, class, batch, seq_len, precision, mode, engine };
+                                    let c = Coordinates {
+                                        model,
+                                        hardware,
+                                        class,
+                                        agent,
+                                        batch,
+                                        seq_len,
+                                        precision,
+                                        mode,
+                                        engine,
+                                    };
                                     if !rules.iter().any(|r| r.removes(&c)) {
                                         visit(&c);
                                     }
@@ -244,14 +297,20 @@ fn for_each_cell(spec: &SweepSpec, hardware_classes: &[String], mut visit: impl 
     }
 }
 
-/// The classes one selector fans out to; `[None]` when unresolved (see [`expand`]).
-fn resolve<'a>(selector: &HardwareSelector, fan_out: FanOut, classes: &[&'a str]) -> Vec<Option<&'a str>> {
+/// The (class, agent) pairs one selector fans out to; `[(None, None)]` when unresolved
+/// (see [`expand`]).
+fn resolve<'a>(
+    selector: &HardwareSelector,
+    fan_out: FanOut,
+    targets: &[Target<'a>],
+) -> Vec<(Option<&'a str>, Option<&'a str>)> {
     if fan_out == FanOut::Any {
-        return vec![None];
+        return vec![(None, None)];
     }
-    let matched: Vec<Option<&str>> = classes.iter().filter(|c| selector.matches_class(c)).map(|c| Some(*c)).collect();
+    let matched: Vec<_> =
+        targets.iter().filter(|t| selector.matches_class(t.class)).map(|t| (Some(t.class), t.agent)).collect();
     if matched.is_empty() {
-        vec![None]
+        vec![(None, None)]
     } else {
         matched
     }
@@ -452,6 +511,40 @@ mod tests {
     }
 
     #[test]
+    fn each_agent_pins_one_cell_per_agent_and_class() {
+        let text = r#"
+            name = "per agent"
+            [matrix]
+            models = ["bert-tiny"]
+            hardware = ["cpu", "cuda"]
+            fan_out = "each_agent"
+            batch_sizes = [1]
+        "#;
+        let agent =
+            |id: &str, classes: &[&str]| AgentClasses { agent_id: id.into(), classes: super::tests::classes(classes) };
+        let agents =
+            [agent("a", &["cpu/AMD EPYC 7B13"]), agent("b", &["cpu/AMD EPYC 7B13"]), agent("c", &["cpu/Apple M2"])];
+        let cells = expand_for_agents(&spec(text), &agents);
+        let pinned: Vec<(Option<&str>, Option<&str>)> =
+            cells.iter().map(|c| (c.hardware_class.as_deref(), c.agent_id.as_deref())).collect();
+        assert_eq!(
+            pinned,
+            [
+                (Some("cpu/AMD EPYC 7B13"), Some("a")),
+                (Some("cpu/AMD EPYC 7B13"), Some("b")),
+                (Some("cpu/Apple M2"), Some("c")),
+                (None, None), // no cuda agent: one unresolved cell waits for one
+            ]
+        );
+        let keys: std::collections::BTreeSet<CellKey> = cells.iter().map(|c| c.key("per agent")).collect();
+        assert_eq!(keys.len(), 4, "pinned cells have keys of their own");
+        // Other fan-outs ignore who the agents are: one cell per class.
+        let per_class = expand_for_agents(&spec(&text.replace("each_agent", "each_hardware_class")), &agents);
+        assert_eq!(per_class.len(), 3);
+        assert!(per_class.iter().all(|c| c.agent_id.is_none()));
+    }
+
+    #[test]
     fn hardware_excludes_match_kinds_and_classes() {
         let s = spec(
             r#"
@@ -486,6 +579,7 @@ mod tests {
                 name: Some("*H100*".into()),
             },
             hardware_class: Some("cuda/NVIDIA H100 80GB HBM3".into()),
+            agent_id: None,
             batch: 16,
             seq_len: 128,
             precision: Precision::Bf16,

@@ -47,7 +47,7 @@ named_enum! {
         Any = "any",
         /// One cell per hardware class matching the selector.
         EachHardwareClass = "each_hardware_class",
-        /// One cell per matching agent (planned like `each_hardware_class`).
+        /// One cell per registered agent and matching class, pinned to that agent.
         EachAgent = "each_agent",
     }
 }

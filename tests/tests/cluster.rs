@@ -55,6 +55,18 @@ async fn a_sweep_runs_to_the_end_on_two_agents() {
     assert_eq!(count(&s, "ok") + count(&s, "unsupported"), 8, "{s:?}; logs: {}", c.logs());
     assert_eq!(count(&s, "unsupported"), 2, "vit bf16 has no cpu kernel: {s:?}");
     assert_one_result_per_cell(&c, &id, 8);
+
+    // fan_out = each_agent: one cell per agent, each run by its own agent.
+    let text = tiny_spec("each-agent", &["bert-tiny"], &[1], 30)
+        .replace("precisions = [\"fp32\", \"bf16\"]", "precisions = [\"fp32\"]")
+        .replace("hardware = [\"cpu\"]", "hardware = [\"cpu\"]\nfan_out = \"each_agent\"");
+    assert!(text.contains("each_agent"), "{text}");
+    let id = c.submit(&c.write_spec("each.toml", &text).expect("spec")).expect("submit");
+    let s = c.wait_done(&id, LIMIT).await.expect("done");
+    assert_eq!((total(&s), count(&s, "ok")), (2, 2), "{s:?}; logs: {}", c.logs());
+    let ran =
+        c.query(&format!("SELECT count(DISTINCT agent_id) AS n FROM results WHERE sweep_id = '{id}'")).expect("query");
+    assert_eq!(ran[0]["n"], 2, "each agent ran its own cell");
 }
 
 #[tokio::test(flavor = "multi_thread")]

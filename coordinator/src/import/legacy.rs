@@ -305,6 +305,7 @@ fn to_record(row: &LegacyRow, file: &FileContext) -> Result<ResultRecord, String
         model: row.model.clone(),
         hardware: HardwareSelector::of_kind(kind),
         hardware_class: Some(hardware_class.clone()),
+        agent_id: None,
         batch,
         seq_len: row.seq_len,
         precision: Precision::Fp32,

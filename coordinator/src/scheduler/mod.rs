@@ -112,7 +112,7 @@ fn sweep_demand(
     for (group, keys) in sweep.pending.groups().enumerate() {
         let Some(sample) = keys.first().and_then(|k| sweep.cells.get(k)) else { continue };
         let fits: Vec<usize> =
-            agent.devices.iter().enumerate().filter(|(_, g)| g.can_run(&sample.cell)).map(|(i, _)| i).collect();
+            agent.devices.iter().enumerate().filter(|(_, g)| agent.can_run(g, &sample.cell)).map(|(i, _)| i).collect();
         if fits.is_empty() {
             continue;
         }
@@ -155,7 +155,7 @@ mod tests {
 
     use super::*;
     use crate::state::command::Command;
-    use crate::state::{apply, DeviceGroup, Outcome};
+    use crate::state::{apply, DeviceGroup, Outcome, Rejection};
 
     fn submit(state: &mut State, n: u128, priority: i32, hardware: &str, at_ms: i64) {
         let text = format!(
@@ -227,6 +227,35 @@ mod tests {
         for outcome in outcomes {
             assert!(matches!(outcome, Outcome::LeasesGranted { ref refused, .. } if refused.is_empty()), "{outcome:?}");
         }
+    }
+
+    #[test]
+    fn a_cell_pinned_to_an_agent_goes_to_that_agent_only() {
+        let mut state = State::default();
+        register(&mut state, "a", vec![group("cpu/x", 64, 4)]);
+        register(&mut state, "b", vec![group("cpu/x", 64, 4)]);
+        let text = "name = \"pinned\"\n[matrix]\nmodels = [\"bert-tiny\"]\nhardware = [\"cpu\"]\nfan_out = \"each_agent\"\nbatch_sizes = [1]\n";
+        let spec = spec::parse_toml(text, &Limits::default()).expect("a valid spec");
+        let cells: Vec<_> = cell::expand_for_agents(&spec, &state.agent_classes())
+            .into_iter()
+            .map(|c| (c.key(&spec.name), c))
+            .collect();
+        assert_eq!(cells.len(), 2, "one cell per agent");
+        let command =
+            Command::SubmitSweep { sweep_id: SweepId::from_u128(1), submitted_at_ms: 0, spec, cells, trace: None };
+        assert!(matches!(apply(&mut state, command), Outcome::Submitted { .. }));
+        let plans = plan_batch(&state, &[("a", 4), ("b", 4)], 0);
+        for (agent, plan) in ["a", "b"].iter().zip(&plans) {
+            assert_eq!(plan.len(), 1, "{agent} gets its own cell: {plans:?}");
+            let pinned = state.cell(&plan[0].0, &plan[0].1).and_then(|r| r.cell.agent_id.clone());
+            assert_eq!(pinned.as_deref(), Some(*agent));
+        }
+        // Apply refuses a pinned cell to anyone else, whatever a scheduler proposed.
+        let command =
+            Command::GrantLeases { agent_id: "b".into(), leases: plans[0].clone(), at_ms: 0, lease_seconds: 60 };
+        let Outcome::LeasesGranted { granted, refused } = apply(&mut state, command) else { panic!("grant outcome") };
+        assert!(granted.is_empty());
+        assert!(matches!(refused[..], [(_, _, Rejection::NoFreeDevice { .. })]), "{refused:?}");
     }
 
     #[test]

@@ -349,7 +349,7 @@ fn grant_one<'s>(
     let group = agent
         .devices
         .iter()
-        .find(|g| g.can_run(&record.cell) && used.get(&g.class).copied().unwrap_or(0) < g.slots)
+        .find(|g| agent.can_run(g, &record.cell) && used.get(&g.class).copied().unwrap_or(0) < g.slots)
         .ok_or_else(|| Rejection::NoFreeDevice { agent_id: agent.id.clone(), cell_key: cell_key.clone() })?;
     *used.entry(group.class.clone()).or_insert(0) += 1;
     Ok((record, pending, group.class.clone()))

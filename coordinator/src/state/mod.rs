@@ -135,10 +135,11 @@ impl PendingIndex {
     }
 }
 
-/// What decides which devices can run a cell, as a map key.
+/// What decides which agents and devices can run a cell, as a map key.
 fn hardware_need(cell: &Cell) -> String {
     let selector = serde_json::to_string(&cell.hardware).unwrap_or_default();
-    format!("{}|{selector}", cell.hardware_class.as_deref().unwrap_or(""))
+    let (class, agent) = (cell.hardware_class.as_deref().unwrap_or(""), cell.agent_id.as_deref().unwrap_or(""));
+    format!("{class}|{agent}|{selector}")
 }
 
 /// One cell of a sweep and everything that happened to it.
@@ -222,6 +223,14 @@ pub struct Agent {
     /// The cells it holds now. Derived from the cells' states and kept in step by
     /// [`apply`]; it makes "what does this agent hold" cheap.
     pub leases: BTreeSet<(SweepId, CellKey)>,
+}
+
+impl Agent {
+    /// Whether `group`, one of this agent's device groups, can run `cell`: the cell is
+    /// not pinned to another agent, and the group's hardware fits it.
+    pub fn can_run(&self, group: &DeviceGroup, cell: &Cell) -> bool {
+        cell.agent_id.as_deref().is_none_or(|pinned| pinned == self.id) && group.can_run(cell)
+    }
 }
 
 /// Identical devices of one hardware class on one agent: how many cells of that class it
