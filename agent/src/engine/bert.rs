@@ -39,14 +39,21 @@ impl Bert {
     /// Last hidden state (batch, seq, hidden) of unpadded `input_ids`.
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor) -> candle_core::Result<Tensor> {
         let (batch, seq_len) = input_ids.dims2()?;
-        let positions = Tensor::arange(0u32, seq_len as u32, input_ids.device())?;
-        let x = self
-            .word
-            .forward(input_ids)?
-            .add(&self.token_type.forward(token_type_ids)?)?
-            .broadcast_add(&self.position.forward(&positions)?)?;
+        let x = embedding_sum([&self.word, &self.token_type, &self.position], input_ids, token_type_ids)?;
         let x = self.norm.forward(&x)?;
         let mask = Tensor::zeros((batch, 1, 1, seq_len), self.dtype, input_ids.device())?;
         self.encoder.forward(&x, &mask)
     }
+}
+
+/// Word + token-type + position embeddings of unpadded `input_ids`, before the layer
+/// norm: `[word, token_type, position]`.
+pub(super) fn embedding_sum(
+    [word, token_type, position]: [&Embedding; 3],
+    input_ids: &Tensor,
+    token_type_ids: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let (_, seq_len) = input_ids.dims2()?;
+    let positions = Tensor::arange(0u32, seq_len as u32, input_ids.device())?;
+    word.forward(input_ids)?.add(&token_type.forward(token_type_ids)?)?.broadcast_add(&position.forward(&positions)?)
 }

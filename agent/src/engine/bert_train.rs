@@ -120,13 +120,7 @@ impl TrainBert {
 
     /// Last hidden state (batch, seq, hidden) of unpadded `input_ids`.
     pub fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor) -> candle_core::Result<Tensor> {
-        let (_, seq_len) = input_ids.dims2()?;
-        let positions = Tensor::arange(0u32, seq_len as u32, input_ids.device())?;
-        let x = self
-            .word
-            .forward(input_ids)?
-            .add(&self.token_type.forward(token_type_ids)?)?
-            .broadcast_add(&self.position.forward(&positions)?)?;
+        let x = super::bert::embedding_sum([&self.word, &self.token_type, &self.position], input_ids, token_type_ids)?;
         let mut x = self.norm.forward(&x)?;
         for layer in &self.layers {
             x = layer.forward(&x)?;
