@@ -18,6 +18,7 @@ pub mod config;
 mod decoder;
 mod encoder;
 pub mod init;
+mod llama_train;
 mod quantized;
 mod seq2seq;
 mod training;
@@ -161,15 +162,15 @@ pub fn trains(f: Family) -> bool {
 /// Why a family does not train in this engine; `None` when it does.
 fn training_gap(f: Family) -> Option<&'static str> {
     match f {
-        Family::Bert => None,
-        // Their candle-transformers models use candle-nn's fused layer/RMS norm and
-        // softmax, which have no backward: gradients would stop there, and a step would
-        // train only the last layers while being timed as training.
-        Family::Vit | Family::Llama | Family::Qwen2 => Some(
-            "candle's fused layer/RMS norm and softmax kernels, which its model uses, have no backward, \
+        Family::Bert | Family::Llama => None,
+        // Its candle-transformers model uses candle-nn's fused layer norm, which has no
+        // backward: gradients would stop there, and a step would train only the head
+        // while being timed as training.
+        Family::Vit => Some(
+            "candle's fused layer norm kernel, which its model uses, has no backward, \
              so a step would update only the last layers",
         ),
-        Family::T5 | Family::Whisper | Family::Clip => Some("not implemented in this engine"),
+        Family::Qwen2 | Family::T5 | Family::Whisper | Family::Clip => Some("not implemented in this engine"),
     }
 }
 
