@@ -22,14 +22,14 @@ pub struct TrainBert {
 }
 
 /// A layer norm whose backward exists.
-struct Norm {
+pub(super) struct Norm {
     weight: Tensor,
     bias: Tensor,
     eps: f32,
 }
 
 impl Norm {
-    fn load(size: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<Norm> {
+    pub(super) fn load(size: usize, eps: f64, vb: VarBuilder) -> candle_core::Result<Norm> {
         Ok(Norm {
             weight: vb.get_with_hints(size, "weight", candle_nn::Init::Const(1.0))?,
             bias: vb.get_with_hints(size, "bias", candle_nn::Init::Const(0.0))?,
@@ -37,7 +37,7 @@ impl Norm {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         candle_nn::ops::layer_norm_slow(x, &self.weight, &self.bias, self.eps)
     }
 }
@@ -77,7 +77,8 @@ impl Layer {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let attended = self.attention_out.forward(&self.self_attention(x)?)?;
+        let attended =
+            self.attention_out.forward(&self_attention(x, [&self.query, &self.key, &self.value], self.heads)?)?;
         let x = self.attention_norm.forward(&(attended + x)?)?;
         let inner = self.intermediate.forward(&x)?;
         let inner = match self.act {
@@ -86,19 +87,6 @@ impl Layer {
             HiddenAct::Relu => inner.relu()?,
         };
         self.out_norm.forward(&(self.out.forward(&inner)? + x)?)
-    }
-
-    /// Scaled dot-product attention over unpadded inputs (no mask: every position counts).
-    fn self_attention(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (batch, seq, hidden) = x.dims3()?;
-        let head_dim = hidden / self.heads;
-        let split = |t: Tensor| t.reshape((batch, seq, self.heads, head_dim))?.transpose(1, 2)?.contiguous();
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
-        let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
-        probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((batch, seq, hidden))
     }
 }
 
@@ -127,4 +115,22 @@ impl TrainBert {
         }
         Ok(x)
     }
+}
+
+/// Multi-head scaled dot-product attention of `x` over itself, every position visible
+/// (unpadded inputs, no mask), from its `[query, key, value]` projections.
+pub(super) fn self_attention(
+    x: &Tensor,
+    [query, key, value]: [&Linear; 3],
+    heads: usize,
+) -> candle_core::Result<Tensor> {
+    let (batch, seq, hidden) = x.dims3()?;
+    let head_dim = hidden / heads;
+    let split = |t: Tensor| t.reshape((batch, seq, heads, head_dim))?.transpose(1, 2)?.contiguous();
+    let q = split(query.forward(x)?)?;
+    let k = split(key.forward(x)?)?;
+    let v = split(value.forward(x)?)?;
+    let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
+    let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+    probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((batch, seq, hidden))
 }

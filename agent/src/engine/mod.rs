@@ -23,6 +23,7 @@ mod quantized;
 mod seq2seq;
 mod training;
 mod vision;
+mod vit_train;
 pub mod weights;
 
 use std::time::{Duration, Instant};
@@ -162,14 +163,7 @@ pub fn trains(f: Family) -> bool {
 /// Why a family does not train in this engine; `None` when it does.
 fn training_gap(f: Family) -> Option<&'static str> {
     match f {
-        Family::Bert | Family::Llama => None,
-        // Its candle-transformers model uses candle-nn's fused layer norm, which has no
-        // backward: gradients would stop there, and a step would train only the head
-        // while being timed as training.
-        Family::Vit => Some(
-            "candle's fused layer norm kernel, which its model uses, has no backward, \
-             so a step would update only the last layers",
-        ),
+        Family::Bert | Family::Vit | Family::Llama => None,
         Family::Qwen2 | Family::T5 | Family::Whisper | Family::Clip => Some("not implemented in this engine"),
     }
 }

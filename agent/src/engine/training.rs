@@ -1,27 +1,28 @@
 //! Training mode: one iteration is forward, cross-entropy loss, backward and an AdamW
-//! step, in fp32, for BERT (sequence classification head) and LLaMA-family decoders
-//! (next-token loss on the last position).
+//! step, in fp32, for BERT (sequence classification head), ViT (its image-class head)
+//! and LLaMA-family decoders (next-token loss on the last position).
 //!
 //! Every weight must get a gradient (tested): candle-nn's fused layer norm, RMS norm and
-//! last-dim softmax have no backward, so gradients stop at them. BERT and LLaMA train
-//! through our own differentiable copies ([`super::bert_train`], [`super::llama_train`]);
-//! ViT, whose candle-transformers model uses those kernels, is `unsupported` in training
-//! rather than timed while updating only its last layers.
+//! last-dim softmax have no backward, so gradients stop at them. Each family trains
+//! through our own differentiable copy of its model ([`super::bert_train`],
+//! [`super::vit_train`], [`super::llama_train`]), checked against the inference model.
 //!
 //! Models are built through a `VarMap` so that their weights are trainable variables;
 //! the map is then re-filled from the seed so runs are repeatable.
 
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{loss, AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use candle_transformers::models::{bert, llama};
+use candle_transformers::models::{bert, llama, vit};
 use shared::catalog::Family;
 
 use super::init::{reseed_varmap, seeded_ids};
 use super::weights::Weights;
-use super::{config, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec};
+use super::{config, normal_input, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec};
 
 /// Classes of the synthetic BERT classification task.
 const BERT_CLASSES: usize = 2;
+/// ImageNet's classes, as the published ViT heads have.
+const VIT_CLASSES: usize = 1000;
 
 /// The trainable part: inputs in, logits (batch, classes) out.
 trait Trainable {
@@ -41,6 +42,17 @@ impl Trainable for BertCls {
         // The [CLS] position, as BertForSequenceClassification pools it. Contiguous:
         // candle's cuda matmul refuses the strided slice (the cpu one takes it).
         self.head.forward(&hidden.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?)
+    }
+}
+
+struct VitCls {
+    model: super::vit_train::TrainVit,
+    pixels: Tensor,
+}
+
+impl Trainable for VitCls {
+    fn logits(&mut self) -> candle_core::Result<Tensor> {
+        self.model.forward(&self.pixels)
     }
 }
 
@@ -86,6 +98,13 @@ fn build_train(spec: &WorkloadSpec, device: &Device) -> Result<Train, BuildError
             let input_ids = token_ids(seed, "input_ids", b, spec.seq_len, cfg.vocab_size, device)?;
             let token_type_ids = input_ids.zeros_like()?;
             (Box::new(BertCls { model, head, input_ids, token_type_ids }), BERT_CLASSES)
+        }
+        Family::Vit => {
+            let cfg: vit::Config = config::candle_config(spec)?;
+            let model = super::vit_train::TrainVit::load(vb, &cfg, VIT_CLASSES)?;
+            let shape = [b, cfg.num_channels, cfg.image_size, cfg.image_size];
+            let pixels = normal_input(seed, "pixel_values", &shape, DType::F32, device)?;
+            (Box::new(VitCls { model, pixels }), VIT_CLASSES)
         }
         Family::Llama => {
             let cfg: llama::LlamaConfig = config::candle_config(spec)?;
@@ -143,7 +162,7 @@ mod tests {
     /// timed as training while doing little more than inference.
     #[test]
     fn every_variable_gets_a_gradient() {
-        for model in ["bert-tiny", "llama-tiny"] {
+        for model in ["bert-tiny", "vit-tiny", "llama-tiny"] {
             let mut train = build_train(&spec(model), &Device::Cpu).expect("builds");
             let logits = train.net.logits().expect("logits");
             let grads = loss::cross_entropy(&logits, &train.labels).expect("loss").backward().expect("backward");
@@ -198,14 +217,22 @@ mod tests {
         assert!(max_diff < 1e-4, "the two BERTs differ by {max_diff}");
     }
 
+    /// The trainable ViT computes what candle-transformers' ViT does, on the same weights.
     #[test]
-    fn families_whose_gradients_would_stop_early_are_unsupported() {
-        for model in ["vit-tiny"] {
-            match crate::engine::build(&spec(model), &Device::Cpu) {
-                Err(BuildError::Unsupported(why)) => assert!(why.contains("no backward"), "{model}: {why}"),
-                Err(other) => panic!("{model}: {other}"),
-                Ok(_) => panic!("{model} must not train"),
-            }
-        }
+    fn the_trainable_vit_matches_the_inference_vit() {
+        let spec = spec("vit-tiny");
+        let cfg: vit::Config = config::candle_config(&spec).expect("config");
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let train = crate::engine::vit_train::TrainVit::load(vb.clone(), &cfg, VIT_CLASSES).expect("trainable");
+        reseed_varmap(&varmap, 13).expect("seeded");
+        let infer = vit::Model::new(&cfg, VIT_CLASSES, vb).expect("inference");
+        let shape = [2, cfg.num_channels, cfg.image_size, cfg.image_size];
+        let pixels = normal_input(3, "pixels", &shape, DType::F32, &Device::Cpu).expect("pixels");
+        let a: Vec<f32> = train.forward(&pixels).expect("train").flatten_all().expect("flat").to_vec1().expect("v");
+        let b: Vec<f32> = infer.forward(&pixels).expect("infer").flatten_all().expect("flat").to_vec1().expect("v");
+        assert_eq!(a.len(), 2 * VIT_CLASSES);
+        let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(max_diff < 1e-4, "the two ViTs differ by {max_diff}");
     }
 }
