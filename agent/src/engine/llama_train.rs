@@ -1,5 +1,6 @@
-//! LLaMA for training: the layers and weight names of Hugging Face's `LlamaForCausalLM`
-//! (as candle-transformers' `Llama` loads them), built only from differentiable ops.
+//! LLaMA-style decoders for training (LLaMA, and Qwen2, which adds biases to the query,
+//! key and value projections): the layers and weight names of Hugging Face's
+//! `LlamaForCausalLM` / `Qwen2ForCausalLM`, built only from differentiable ops.
 //!
 //! Why a second LLaMA: candle-transformers' model runs candle-nn's fused RMS norm, rotary
 //! embedding and last-dim softmax, which have no backward, so gradients stopped at the
@@ -8,8 +9,64 @@
 //! inference model's. Without a KV cache: a training step sees the whole sequence.
 
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{embedding, linear_no_bias as linear, Embedding, Linear, VarBuilder};
-use candle_transformers::models::llama::Config;
+use candle_nn::{embedding, linear_b, linear_no_bias as linear, Activation, Embedding, Linear, VarBuilder};
+use candle_transformers::models::{llama, qwen2};
+
+/// What a LLaMA-style decoder is made of, from either family's config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub vocab_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f32,
+    pub max_position_embeddings: usize,
+    pub tie_word_embeddings: bool,
+    /// Qwen2's query, key and value projections have biases; LLaMA's do not.
+    pub qkv_bias: bool,
+    pub act: Activation,
+}
+
+impl Config {
+    /// `None` for Llama 3's scaled rope, which is not implemented here.
+    pub fn llama(c: &llama::Config) -> Option<Config> {
+        c.rope_scaling.is_none().then(|| Config {
+            hidden_size: c.hidden_size,
+            intermediate_size: c.intermediate_size,
+            vocab_size: c.vocab_size,
+            num_hidden_layers: c.num_hidden_layers,
+            num_attention_heads: c.num_attention_heads,
+            num_key_value_heads: c.num_key_value_heads,
+            rms_norm_eps: c.rms_norm_eps,
+            rope_theta: c.rope_theta,
+            max_position_embeddings: c.max_position_embeddings,
+            tie_word_embeddings: c.tie_word_embeddings,
+            qkv_bias: false,
+            act: Activation::Silu,
+        })
+    }
+
+    /// `None` with sliding-window attention on, which is not implemented here.
+    pub fn qwen2(c: &qwen2::Config) -> Option<Config> {
+        (!c.use_sliding_window).then(|| Config {
+            hidden_size: c.hidden_size,
+            intermediate_size: c.intermediate_size,
+            vocab_size: c.vocab_size,
+            num_hidden_layers: c.num_hidden_layers,
+            num_attention_heads: c.num_attention_heads,
+            num_key_value_heads: c.num_key_value_heads,
+            rms_norm_eps: c.rms_norm_eps,
+            rope_theta: c.rope_theta as f32,
+            max_position_embeddings: c.max_position_embeddings,
+            tie_word_embeddings: c.tie_word_embeddings,
+            qkv_bias: true,
+            act: c.hidden_act,
+        })
+    }
+}
 
 pub struct TrainLlama {
     embed: Embedding,
@@ -75,6 +132,7 @@ struct Layer {
     down: Linear,
     heads: usize,
     kv_heads: usize,
+    act: Activation,
 }
 
 impl Layer {
@@ -84,9 +142,9 @@ impl Layer {
         let (attn, mlp) = (vb.pp("self_attn"), vb.pp("mlp"));
         Ok(Layer {
             input_norm: RmsNorm::load(h, cfg.rms_norm_eps, vb.pp("input_layernorm"))?,
-            q: linear(h, h, attn.pp("q_proj"))?,
-            k: linear(h, kv, attn.pp("k_proj"))?,
-            v: linear(h, kv, attn.pp("v_proj"))?,
+            q: linear_b(h, h, cfg.qkv_bias, attn.pp("q_proj"))?,
+            k: linear_b(h, kv, cfg.qkv_bias, attn.pp("k_proj"))?,
+            v: linear_b(h, kv, cfg.qkv_bias, attn.pp("v_proj"))?,
             o: linear(h, h, attn.pp("o_proj"))?,
             post_norm: RmsNorm::load(h, cfg.rms_norm_eps, vb.pp("post_attention_layernorm"))?,
             gate: linear(h, cfg.intermediate_size, mlp.pp("gate_proj"))?,
@@ -94,13 +152,14 @@ impl Layer {
             down: linear(cfg.intermediate_size, h, mlp.pp("down_proj"))?,
             heads: cfg.num_attention_heads,
             kv_heads: cfg.num_key_value_heads,
+            act: cfg.act,
         })
     }
 
     fn forward(&self, x: &Tensor, rope: &Rope, mask: &Tensor) -> candle_core::Result<Tensor> {
         let x = (self.attention(&self.input_norm.forward(x)?, rope, mask)? + x)?;
         let h = self.post_norm.forward(&x)?;
-        let ff = self.down.forward(&(candle_nn::ops::silu(&self.gate.forward(&h)?)? * self.up.forward(&h)?)?)?;
+        let ff = self.down.forward(&(self.act.forward(&self.gate.forward(&h)?)? * self.up.forward(&h)?)?)?;
         ff + x
     }
 
@@ -123,12 +182,8 @@ impl Layer {
 }
 
 impl TrainLlama {
-    /// Loads from `vb` laid out as `LlamaForCausalLM` (`model.*`, `lm_head`). Llama 3's
-    /// scaled rope is not implemented here: such configs are refused.
+    /// Loads from `vb` laid out as `LlamaForCausalLM` (`model.*`, `lm_head`).
     pub fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<TrainLlama> {
-        if cfg.rope_scaling.is_some() {
-            candle_core::bail!("scaled rope (llama 3) is not implemented for training");
-        }
         let embed = embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("model.embed_tokens"))?;
         let lm_head = if cfg.tie_word_embeddings {
             Linear::new(embed.embeddings().clone(), None)

@@ -163,8 +163,8 @@ pub fn trains(f: Family) -> bool {
 /// Why a family does not train in this engine; `None` when it does.
 fn training_gap(f: Family) -> Option<&'static str> {
     match f {
-        Family::Bert | Family::Vit | Family::Llama => None,
-        Family::Qwen2 | Family::T5 | Family::Whisper | Family::Clip => Some("not implemented in this engine"),
+        Family::Bert | Family::Vit | Family::Llama | Family::Qwen2 => None,
+        Family::T5 | Family::Whisper | Family::Clip => Some("not implemented in this engine"),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Training mode: one iteration is forward, cross-entropy loss, backward and an AdamW
 //! step, in fp32, for BERT (sequence classification head), ViT (its image-class head)
-//! and LLaMA-family decoders (next-token loss on the last position).
+//! and LLaMA-style decoders, LLaMA and Qwen2 (next-token loss on the last position).
 //!
 //! Every weight must get a gradient (tested): candle-nn's fused layer norm, RMS norm and
 //! last-dim softmax have no backward, so gradients stop at them. Each family trains
@@ -106,12 +106,8 @@ fn build_train(spec: &WorkloadSpec, device: &Device) -> Result<Train, BuildError
             let pixels = normal_input(seed, "pixel_values", &shape, DType::F32, device)?;
             (Box::new(VitCls { model, pixels }), VIT_CLASSES)
         }
-        Family::Llama => {
-            let cfg: llama::LlamaConfig = config::candle_config(spec)?;
-            let cfg = cfg.into_config(false);
-            if cfg.rope_scaling.is_some() {
-                return Err(BuildError::Unsupported("training with Llama 3's scaled rope is not implemented".into()));
-            }
+        Family::Llama | Family::Qwen2 => {
+            let cfg = decoder_config(spec)?;
             let model = super::llama_train::TrainLlama::load(vb, &cfg)?;
             let input_ids = token_ids(seed, "input_ids", b, spec.seq_len, cfg.vocab_size, device)?;
             (Box::new(LlamaLm { model, input_ids }), cfg.vocab_size)
@@ -122,6 +118,24 @@ fn build_train(spec: &WorkloadSpec, device: &Device) -> Result<Train, BuildError
     let labels = Tensor::from_vec(seeded_ids(seed, "labels", b, classes as u32), b, device)?;
     let opt = AdamW::new(varmap.all_vars(), ParamsAdamW { lr: 1e-5, ..Default::default() })?;
     Ok(Train { net, labels, opt, device: device.clone(), output: None, _varmap: varmap })
+}
+
+/// The trainable decoder's config; Llama 3's scaled rope and Qwen2's sliding window are
+/// not implemented for training.
+fn decoder_config(spec: &WorkloadSpec) -> Result<super::llama_train::Config, BuildError> {
+    let cfg = match spec.model.family {
+        Family::Qwen2 => super::llama_train::Config::qwen2(&config::candle_config(spec)?),
+        _ => {
+            let cfg: llama::LlamaConfig = config::candle_config(spec)?;
+            super::llama_train::Config::llama(&cfg.into_config(false))
+        }
+    };
+    cfg.ok_or_else(|| {
+        BuildError::Unsupported(format!(
+            "training {}: scaled rope or sliding-window attention is not implemented for training",
+            spec.model.name
+        ))
+    })
 }
 
 impl Workload for Train {
@@ -183,7 +197,8 @@ mod tests {
         assert!(cfg.num_key_value_heads < cfg.num_attention_heads, "llama-tiny should exercise grouped-query heads");
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let train = crate::engine::llama_train::TrainLlama::load(vb.clone(), &cfg).expect("trainable");
+        let train_cfg = crate::engine::llama_train::Config::llama(&cfg).expect("unscaled rope");
+        let train = crate::engine::llama_train::TrainLlama::load(vb.clone(), &train_cfg).expect("trainable");
         reseed_varmap(&varmap, 11).expect("seeded");
         let infer = llama::Llama::load(vb, &cfg).expect("inference");
         let mut cache = llama::Cache::new(false, DType::F32, &cfg, &Device::Cpu).expect("cache");
@@ -215,6 +230,43 @@ mod tests {
         assert_eq!(a.len(), b.len());
         let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         assert!(max_diff < 1e-4, "the two BERTs differ by {max_diff}");
+    }
+
+    /// The trainable decoder in Qwen2's shape (biased query/key/value, tied embeddings)
+    /// computes what candle-transformers' Qwen2 does, and trains every weight.
+    #[test]
+    fn the_trainable_qwen2_matches_the_inference_qwen2() {
+        let cfg: candle_transformers::models::qwen2::Config = serde_json::from_str(
+            r#"{"vocab_size": 64, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+                "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64,
+                "sliding_window": 64, "max_window_layers": 2, "tie_word_embeddings": true,
+                "rope_theta": 1000000.0, "rms_norm_eps": 1e-6, "use_sliding_window": false, "hidden_act": "silu"}"#,
+        )
+        .expect("a qwen2 config");
+        let train_cfg = crate::engine::llama_train::Config::qwen2(&cfg).expect("no sliding window");
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let train = crate::engine::llama_train::TrainLlama::load(vb.clone(), &train_cfg).expect("trainable");
+        reseed_varmap(&varmap, 17).expect("seeded");
+        // Biases are seeded to zero; give them values so that a missing bias would show.
+        for (name, var) in varmap.data().lock().expect("varmap").iter().filter(|(n, _)| n.ends_with("bias")) {
+            var.set(&var.ones_like().expect("ones").affine(0.1, 0.0).expect("scaled")).expect(name);
+        }
+        let mut infer = candle_transformers::models::qwen2::ModelForCausalLM::new(&cfg, vb).expect("inference");
+        let ids = Tensor::new(&[[3u32, 7, 1, 9, 4, 2], [2, 2, 8, 5, 6, 1]], &Device::Cpu).expect("ids");
+        let logits = train.forward(&ids).expect("train");
+        let a: Vec<f32> = logits.flatten_all().expect("flat").to_vec1().expect("v");
+        let b: Vec<f32> = infer.forward(&ids, 0).expect("infer").flatten_all().expect("flat").to_vec1().expect("v");
+        assert_eq!(a.len(), b.len());
+        let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(max_diff < 1e-4, "the two Qwen2s differ by {max_diff}");
+        let labels = Tensor::new(&[1u32, 2], &Device::Cpu).expect("labels");
+        let grads = loss::cross_entropy(&logits, &labels).expect("loss").backward().expect("backward");
+        let data = varmap.data().lock().expect("varmap");
+        assert!(data.keys().any(|n| n.ends_with("q_proj.bias")), "qwen2 has query biases");
+        let missing: Vec<&String> =
+            data.iter().filter(|(_, v)| grads.get(v.as_tensor()).is_none()).map(|(n, _)| n).collect();
+        assert!(missing.is_empty(), "no gradient for {missing:?}");
     }
 
     /// The trainable ViT computes what candle-transformers' ViT does, on the same weights.
