@@ -22,6 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::committer::{self, Committer, Report};
 use super::leasing::Leasing;
 use super::{now_ms, raft_status, Ctx};
+use crate::state::command::Completion;
 use crate::state::{self, CellState, Command, Outcome, SweepId};
 
 /// Most cells one lease request may ask for.
@@ -157,8 +158,18 @@ fn checked(msg: ReportResultsRequest) -> Result<(LeaseRef, Report), Status> {
     {
         return Err(Status::invalid_argument("result_json: sweep, cell key or attempt differ from the lease"));
     }
-    let report =
-        Report { agent_id: msg.agent_id, sweep_id, cell_key, attempt: lease.attempt, epoch: lease.epoch, record };
+    let completion = Completion {
+        sweep_id,
+        cell_key,
+        agent_id: msg.agent_id,
+        attempt: lease.attempt,
+        epoch: lease.epoch,
+        status: record.status,
+        error: record.error.clone(),
+        files: Vec::new(),
+        at_ms: now_ms(),
+    };
+    let report = Report { completion, record };
     Ok((lease, report))
 }
 

@@ -23,9 +23,9 @@ use shared::result::ResultRecord;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tonic::Status;
 
-use super::{now_ms, raft_status, Ctx};
+use super::{raft_status, Ctx};
 use crate::state::command::Completion;
-use crate::state::{CellState, Command, ManifestFile, Outcome, State, SweepId};
+use crate::state::{check_completion, Command, ManifestFile, Outcome, SweepId};
 use crate::warehouse::manifest::FileEntry;
 use crate::warehouse::schema::{Origin, ResultKey};
 
@@ -38,13 +38,10 @@ const QUEUE: usize = 8192;
 /// reporter to retry on (the result may or may not have committed; a re-send finds out).
 pub type Answer = Result<(AckStatus, String), Status>;
 
-/// One checked result on its way to the warehouse.
+/// One checked result on its way to the warehouse: the completion Raft decides on
+/// (without files; the group's files go with the group) and the rows to store.
 pub struct Report {
-    pub agent_id: String,
-    pub sweep_id: SweepId,
-    pub cell_key: CellKey,
-    pub attempt: u32,
-    pub epoch: u64,
+    pub completion: Completion,
     pub record: ResultRecord,
 }
 
@@ -125,8 +122,10 @@ impl Entry {
 
 async fn commit_group(ctx: &Ctx, group: Vec<Queued>) {
     let (t0, n) = (std::time::Instant::now(), group.len());
-    let checks: Vec<_> = group.iter().map(|q| Check::of(&q.report)).collect();
-    let verdicts = match ctx.raft.read(move |s| checks.iter().map(|c| c.verdict(s)).collect::<Vec<_>>()).await {
+    // Decided before any file is written, so that results that cannot commit cost
+    // nothing; apply checks again.
+    let verdicts = ctx.raft.read(|s| group.iter().map(|q| check_completion(s, &q.report.completion)).collect());
+    let verdicts: Vec<_> = match verdicts.await {
         Ok(verdicts) => verdicts,
         Err(e) => {
             let status = raft_status(e);
@@ -137,11 +136,10 @@ async fn commit_group(ctx: &Ctx, group: Vec<Queued>) {
     let mut by_attempt: BTreeMap<(SweepId, CellKey, u32), usize> = BTreeMap::new();
     for (queued, verdict) in group.into_iter().zip(verdicts) {
         match verdict {
-            Verdict::Reject(why) => drop(queued.reply.send(Ok((AckStatus::Rejected, why)))),
-            Verdict::Duplicate => drop(queued.reply.send(Ok((AckStatus::Duplicate, "already committed".into())))),
-            Verdict::Commit => {
-                let r = &queued.report;
-                let id = (r.sweep_id, r.cell_key.clone(), r.attempt);
+            Err(outcome) => drop(queued.reply.send(refusal(outcome))),
+            Ok(()) => {
+                let c = &queued.report.completion;
+                let id = (c.sweep_id, c.cell_key.clone(), c.attempt);
                 match by_attempt.get(&id) {
                     Some(&i) => entries[i].copies.push(queued),
                     None => {
@@ -168,7 +166,7 @@ async fn commit_round(ctx: &Ctx, entries: Vec<Entry>) -> Vec<Entry> {
         Err(e) => return fail_all(entries, Status::unavailable(format!("staging results: {e}"))),
     };
     let command = Command::CompleteCells {
-        completions: entries.iter().map(|e| completion(&e.first.report)).collect(),
+        completions: entries.iter().map(|e| e.first.report.completion.clone()).collect(),
         files: files
             .iter()
             .map(|f| ManifestFile { path: f.path.clone(), table: f.table.as_str().into(), n_rows: f.rows })
@@ -201,8 +199,8 @@ async fn commit_to_warehouse(ctx: &Ctx, entries: Vec<Entry>, files: Vec<FileEntr
         Err(e) => Err(Status::unavailable(format!("committing to the warehouse: {e}"))),
     };
     for entry in entries {
-        let r = &entry.first.report;
-        tracing::info!(agent_id = r.agent_id, sweep_id = %r.sweep_id, cell_key = %r.cell_key, attempt = r.attempt, status = %r.record.status, "result committed");
+        let c = &entry.first.report.completion;
+        tracing::info!(agent_id = c.agent_id, sweep_id = %c.sweep_id, cell_key = %c.cell_key, attempt = c.attempt, status = %c.status, "result committed");
         entry.answer(answer.clone());
     }
 }
@@ -214,9 +212,7 @@ fn answer_refused(entries: Vec<Entry>, refused: Vec<(usize, Outcome)>) -> Vec<En
     for (i, entry) in entries.into_iter().enumerate() {
         match refused.remove(&i) {
             None => again.push(entry),
-            Some(Outcome::Duplicate { .. }) => entry.answer(Ok((AckStatus::Duplicate, "already committed".into()))),
-            Some(Outcome::Rejected(why)) => entry.answer(Ok((AckStatus::Rejected, why.to_string()))),
-            Some(other) => entry.answer(Err(Status::internal(format!("unexpected outcome {other:?}")))),
+            Some(outcome) => entry.answer(refusal(outcome)),
         }
     }
     again
@@ -229,68 +225,13 @@ fn fail_all(entries: Vec<Entry>, status: Status) -> Vec<Entry> {
     Vec::new()
 }
 
-fn completion(r: &Report) -> Completion {
-    Completion {
-        sweep_id: r.sweep_id,
-        cell_key: r.cell_key.clone(),
-        agent_id: r.agent_id.clone(),
-        attempt: r.attempt,
-        epoch: r.epoch,
-        status: r.record.status,
-        error: r.record.error.clone(),
-        files: Vec::new(),
-        at_ms: now_ms(),
-    }
-}
-
-/// What the verdict read needs of a report.
-struct Check {
-    sweep_id: SweepId,
-    cell_key: CellKey,
-    agent_id: String,
-    attempt: u32,
-    epoch: u64,
-}
-
-enum Verdict {
-    Commit,
-    Duplicate,
-    Reject(String),
-}
-
-impl Check {
-    fn of(r: &Report) -> Check {
-        Check {
-            sweep_id: r.sweep_id,
-            cell_key: r.cell_key.clone(),
-            agent_id: r.agent_id.clone(),
-            attempt: r.attempt,
-            epoch: r.epoch,
-        }
-    }
-
-    /// Decided before any file is written, so that results that cannot commit cost
-    /// nothing; apply checks again.
-    fn verdict(&self, s: &State) -> Verdict {
-        let (key, agent_id, epoch) = (&self.cell_key, &self.agent_id, self.epoch);
-        match s.cell(&self.sweep_id, key) {
-            None => Verdict::Reject(format!("unknown cell {key} in sweep {}", self.sweep_id)),
-            Some(c) if c.results.contains_key(&self.attempt) => match c.results.get(&self.attempt) {
-                Some(previous) if previous.agent_id == *agent_id && previous.epoch == epoch => Verdict::Duplicate,
-                _ => Verdict::Reject(format!("cell {key}: attempt {} was committed under another lease", self.attempt)),
-            },
-            Some(c) => match &c.state {
-                CellState::Leased { agent_id: holder, epoch: e, attempt: a, .. }
-                    if holder == agent_id && *e == epoch && *a == self.attempt =>
-                {
-                    Verdict::Commit
-                }
-                other => Verdict::Reject(format!(
-                    "cell {key} is not leased to {agent_id} under epoch {epoch} ({:?})",
-                    other.kind()
-                )),
-            },
-        }
+/// The answer to a result apply would not record: a re-send of a committed attempt is
+/// `Duplicate`, anything else `Rejected` with apply's reason.
+fn refusal(outcome: Outcome) -> Answer {
+    match outcome {
+        Outcome::Duplicate { .. } => Ok((AckStatus::Duplicate, "already committed".into())),
+        Outcome::Rejected(why) => Ok((AckStatus::Rejected, why.to_string())),
+        other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
     }
 }
 

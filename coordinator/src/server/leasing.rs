@@ -76,8 +76,7 @@ type SweepInfo = (u32, String, Option<TraceContext>);
 
 async fn serve_batch(ctx: &Ctx, batch: Vec<Request>) {
     let now = now_ms();
-    let asks: Vec<(String, usize)> = batch.iter().map(|r| (r.agent_id.clone(), r.max_cells)).collect();
-    let planned = ctx.raft.read(move |s| plan(s, &asks, now)).await;
+    let planned = ctx.raft.read(|s| plan(s, &batch, now)).await;
     let planned = match planned {
         Ok(planned) => planned,
         Err(e) => return reply_all(batch, &raft_status(e)),
@@ -104,11 +103,11 @@ async fn serve_batch(ctx: &Ctx, batch: Vec<Request>) {
     }
 }
 
-fn plan(s: &crate::state::State, asks: &[(String, usize)], now_ms: i64) -> Planned {
-    let refs: Vec<(&str, usize)> = asks.iter().map(|(id, n)| (id.as_str(), *n)).collect();
+fn plan(s: &crate::state::State, batch: &[Request], now_ms: i64) -> Planned {
+    let refs: Vec<(&str, usize)> = batch.iter().map(|r| (r.agent_id.as_str(), r.max_cells)).collect();
     let plans: Vec<_> = scheduler::plan_batch(s, &refs, now_ms)
         .into_iter()
-        .zip(asks)
+        .zip(&refs)
         .map(|(plan, (id, _))| s.agent(id).is_some().then_some(plan))
         .collect();
     let mut sweeps = BTreeMap::new();

@@ -404,8 +404,8 @@ fn complete_all(state: &mut State, completions: Vec<Completion>, files: Vec<Mani
 }
 
 /// Whether `c` can be recorded now: `Err` carries what applying it would answer (a
-/// duplicate re-send, or a refusal).
-fn check_completion(state: &State, c: &Completion) -> Result<(), Outcome> {
+/// duplicate re-send, or a refusal). The leader asks it too, before writing any file.
+pub fn check_completion(state: &State, c: &Completion) -> Result<(), Outcome> {
     let sweep = state.sweeps.get(&c.sweep_id).ok_or(Outcome::Rejected(Rejection::UnknownSweep(c.sweep_id)))?;
     let record = sweep.cells.get(&c.cell_key).ok_or_else(|| {
         Outcome::Rejected(Rejection::UnknownCell { sweep_id: c.sweep_id, cell_key: c.cell_key.clone() })

@@ -27,7 +27,7 @@ use shared::fingerprint::Fingerprint;
 use shared::result::Status;
 use shared::spec::SweepSpec;
 
-pub use apply::{apply, Outcome, Rejection};
+pub use apply::{apply, check_completion, Outcome, Rejection};
 pub use command::Command;
 
 /// A sweep's id: a UUIDv7 chosen by the coordinator that received the submit.
@@ -124,10 +124,6 @@ impl PendingIndex {
     /// The groups of pending cells: each group's keys, ascending.
     pub fn groups(&self) -> impl Iterator<Item = &BTreeSet<CellKey>> {
         self.by_need.values()
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_need.values().map(BTreeSet::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
