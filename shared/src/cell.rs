@@ -171,8 +171,7 @@ pub fn is_runnable(model: &str, precision: Precision, mode: Mode) -> bool {
 /// Models with a fixed input length (ViT) get one cell per other coordinates, with
 /// `seq_len` set to that length, instead of one per sequence length.
 pub fn expand(spec: &SweepSpec, hardware_classes: &[String]) -> Vec<Cell> {
-    let targets: Vec<Target> = hardware_classes.iter().map(|class| Target { class, agent: None }).collect();
-    expand_targets(spec, &targets)
+    expand_targets(spec, &any_agent(hardware_classes))
 }
 
 /// One registered agent and the hardware classes of its devices.
@@ -200,6 +199,11 @@ struct Target<'a> {
     agent: Option<&'a str>,
 }
 
+/// Each class, on whichever agent has it.
+fn any_agent(classes: &[String]) -> Vec<Target<'_>> {
+    classes.iter().map(|class| Target { class, agent: None }).collect()
+}
+
 fn expand_targets(spec: &SweepSpec, targets: &[Target]) -> Vec<Cell> {
     let mut cells = Vec::new();
     for_each_cell(spec, targets, |c| cells.push(c.to_cell()));
@@ -211,9 +215,8 @@ fn expand_targets(spec: &SweepSpec, targets: &[Target]) -> Vec<Cell> {
 /// The number of cells [`expand`] returns, without building them (the spec's size
 /// limit). Assumes axes without duplicates, which validation guarantees.
 pub fn count(spec: &SweepSpec, hardware_classes: &[String]) -> usize {
-    let targets: Vec<Target> = hardware_classes.iter().map(|class| Target { class, agent: None }).collect();
     let mut n = 0;
-    for_each_cell(spec, &targets, |_| n += 1);
+    for_each_cell(spec, &any_agent(hardware_classes), |_| n += 1);
     n
 }
 

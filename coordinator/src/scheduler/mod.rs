@@ -24,14 +24,9 @@ use shared::cell::CellKey;
 use crate::state::{Agent, CellState, State, Sweep, SweepId};
 use model::{CellDemand, DeviceSupply, Problem, SweepDemand};
 
-/// Up to `max_cells` (sweep, cell) pairs for `agent_id` to lease now, in the order to
-/// propose them; empty for an unknown agent.
-pub fn plan_leases(state: &State, agent_id: &str, max_cells: usize, now_ms: i64) -> Vec<(SweepId, CellKey)> {
-    plan_for(state, agent_id, max_cells, now_ms, &mut Cursors::default())
-}
-
-/// [`plan_leases`] for several requests at once, `(agent_id, max_cells)` in the order
-/// they are served: one Raft read and one proposal for a whole batch of lease requests.
+/// For each lease request, `(agent_id, max_cells)` in the order they are served, up to
+/// `max_cells` (sweep, cell) pairs to lease now, in the order to propose them (empty for
+/// an unknown agent): one Raft read and one proposal serve a whole batch of requests.
 /// The plans do not overlap: a cell planned for one request is not offered to a later
 /// one, although it stays pending in `state` until the grants apply.
 pub fn plan_batch(state: &State, requests: &[(&str, usize)], now_ms: i64) -> Vec<Vec<(SweepId, CellKey)>> {
@@ -175,6 +170,11 @@ mod tests {
 
     fn group(class: &str, memory_gib: u64, slots: u32) -> DeviceGroup {
         DeviceGroup { class: class.into(), memory_bytes: Some(memory_gib << 30), slots }
+    }
+
+    /// One request's plan.
+    fn plan_leases(state: &State, agent_id: &str, max_cells: usize, now_ms: i64) -> Vec<(SweepId, CellKey)> {
+        plan_batch(state, &[(agent_id, max_cells)], now_ms).remove(0)
     }
 
     fn sweeps_of(plan: &[(SweepId, CellKey)]) -> Vec<u128> {

@@ -122,23 +122,14 @@ impl State {
         leases
     }
 
-    /// The hardware classes of every registered agent, sorted, without duplicates: what
-    /// `fan_out = each_hardware_class` resolves against at submit time.
-    /// Every registered agent with its device classes, for fan-out at submit time.
+    /// Every registered agent with its device classes: what `fan_out` resolves against at
+    /// submit time.
     pub fn agent_classes(&self) -> Vec<shared::cell::AgentClasses> {
         let classes = |a: &super::Agent| a.devices.iter().map(|d| d.class.clone()).collect();
         self.agents
             .values()
             .map(|a| shared::cell::AgentClasses { agent_id: a.id.clone(), classes: classes(a) })
             .collect()
-    }
-
-    pub fn hardware_classes(&self) -> Vec<String> {
-        let mut classes: Vec<String> =
-            self.agents.values().flat_map(|a| a.devices.iter().map(|d| d.class.clone())).collect();
-        classes.sort();
-        classes.dedup();
-        classes
     }
 
     /// One cell's record: its state, attempts, and the reason each attempt failed.
