@@ -23,17 +23,22 @@ use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::{LeaseCellsRequest, RegisterRequest, ReportResultsRequest, SpecFormat, SubmitSweepRequest};
 use tokio::sync::Mutex;
 
+/// Lease load on a scratch coordinator.
+#[derive(clap::Parser)]
+struct Args {
+    /// Generated agents, each leasing one cell at a time.
+    #[arg(long, default_value_t = 1000)]
+    agents: usize,
+    /// Cells in the sweep (rounded down to a multiple of 10).
+    #[arg(long, default_value_t = 20_000)]
+    cells: usize,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str, default: usize| -> anyhow::Result<usize> {
-        match args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)) {
-            Some(v) => Ok(v.parse()?),
-            None => Ok(default),
-        }
-    };
-    let n_agents = flag("--agents", 1000)?;
-    let n_batches = flag("--cells", 20_000)? / 10;
+    let args = <Args as clap::Parser>::parse();
+    let n_agents = args.agents;
+    let n_batches = args.cells / 10;
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("serve.toml"), "load_test = true\nmax_cells = 1000000\n")?;
     let exe = std::env::current_exe()?;

@@ -20,17 +20,21 @@ use shared::result::{Coordinates, Energy, Memory, Provenance, ResultRecord, Stat
 
 const BATCH: usize = 20_000;
 
+/// Warehouse ingest and report load on a scratch warehouse.
+#[derive(clap::Parser)]
+struct Args {
+    /// Generated result rows to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    results: usize,
+    /// Latency samples per result.
+    #[arg(long, default_value_t = 10)]
+    samples_per_result: usize,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str, default: usize| -> anyhow::Result<usize> {
-        match args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)) {
-            Some(v) => Ok(v.parse()?),
-            None => Ok(default),
-        }
-    };
-    let n_results = flag("--results", 1_000_000)?;
-    let per = flag("--samples-per-result", 10)?;
+    let args = <Args as clap::Parser>::parse();
+    let (n_results, per) = (args.results, args.samples_per_result);
     let dir = tempfile::tempdir()?;
     let wh = Warehouse::open(&dir.path().to_string_lossy()).await?;
 
