@@ -161,6 +161,15 @@ mod tests {
 
     use super::*;
 
+    /// The largest difference between two outputs, which must have the same number of
+    /// values.
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        let values = |t: &Tensor| -> Vec<f32> { t.flatten_all().expect("flat").to_vec1().expect("f32") };
+        let (a, b) = (values(a), values(b));
+        assert_eq!(a.len(), b.len(), "outputs of different sizes");
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+    }
+
     fn spec(model: &str) -> WorkloadSpec {
         WorkloadSpec {
             model: catalog::lookup(model).expect("in catalog"),
@@ -203,11 +212,8 @@ mod tests {
         let infer = llama::Llama::load(vb, &cfg).expect("inference");
         let mut cache = llama::Cache::new(false, DType::F32, &cfg, &Device::Cpu).expect("cache");
         let ids = Tensor::new(&[[3u32, 7, 1, 9, 4, 2], [2, 2, 8, 5, 6, 1]], &Device::Cpu).expect("ids");
-        let a: Vec<f32> = train.forward(&ids).expect("train").flatten_all().expect("flat").to_vec1().expect("v");
-        let b: Vec<f32> =
-            infer.forward(&ids, 0, &mut cache).expect("infer").flatten_all().expect("flat").to_vec1().expect("v");
-        assert_eq!(a.len(), b.len());
-        let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let max_diff =
+            max_abs_diff(&train.forward(&ids).expect("train"), &infer.forward(&ids, 0, &mut cache).expect("infer"));
         assert!(max_diff < 1e-4, "the two LLaMAs differ by {max_diff}");
     }
 
@@ -223,12 +229,8 @@ mod tests {
         let infer = crate::engine::bert::Bert::load(vb, &cfg).expect("inference");
         let ids = Tensor::new(&[[3u32, 7, 1, 9, 4], [2, 2, 8, 5, 6]], &Device::Cpu).expect("ids");
         let types = ids.zeros_like().expect("zeros");
-        let a: Vec<f32> =
-            train.forward(&ids, &types).expect("train").flatten_all().expect("flat").to_vec1().expect("v");
-        let b: Vec<f32> =
-            infer.forward(&ids, &types).expect("infer").flatten_all().expect("flat").to_vec1().expect("v");
-        assert_eq!(a.len(), b.len());
-        let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let max_diff =
+            max_abs_diff(&train.forward(&ids, &types).expect("train"), &infer.forward(&ids, &types).expect("infer"));
         assert!(max_diff < 1e-4, "the two BERTs differ by {max_diff}");
     }
 
@@ -255,10 +257,7 @@ mod tests {
         let mut infer = candle_transformers::models::qwen2::ModelForCausalLM::new(&cfg, vb).expect("inference");
         let ids = Tensor::new(&[[3u32, 7, 1, 9, 4, 2], [2, 2, 8, 5, 6, 1]], &Device::Cpu).expect("ids");
         let logits = train.forward(&ids).expect("train");
-        let a: Vec<f32> = logits.flatten_all().expect("flat").to_vec1().expect("v");
-        let b: Vec<f32> = infer.forward(&ids, 0).expect("infer").flatten_all().expect("flat").to_vec1().expect("v");
-        assert_eq!(a.len(), b.len());
-        let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let max_diff = max_abs_diff(&logits, &infer.forward(&ids, 0).expect("infer"));
         assert!(max_diff < 1e-4, "the two Qwen2s differ by {max_diff}");
         let labels = Tensor::new(&[1u32, 2], &Device::Cpu).expect("labels");
         let grads = loss::cross_entropy(&logits, &labels).expect("loss").backward().expect("backward");
@@ -281,10 +280,9 @@ mod tests {
         let infer = vit::Model::new(&cfg, VIT_CLASSES, vb).expect("inference");
         let shape = [2, cfg.num_channels, cfg.image_size, cfg.image_size];
         let pixels = normal_input(3, "pixels", &shape, DType::F32, &Device::Cpu).expect("pixels");
-        let a: Vec<f32> = train.forward(&pixels).expect("train").flatten_all().expect("flat").to_vec1().expect("v");
-        let b: Vec<f32> = infer.forward(&pixels).expect("infer").flatten_all().expect("flat").to_vec1().expect("v");
-        assert_eq!(a.len(), 2 * VIT_CLASSES);
-        let max_diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let logits = train.forward(&pixels).expect("train");
+        assert_eq!(logits.elem_count(), 2 * VIT_CLASSES);
+        let max_diff = max_abs_diff(&logits, &infer.forward(&pixels).expect("infer"));
         assert!(max_diff < 1e-4, "the two ViTs differ by {max_diff}");
     }
 }
