@@ -5,6 +5,8 @@
 //! - [`engine`]: the built-in candle engine (models of the catalog, weights, precisions).
 //! - [`measure`]: the measurement loop and energy counters.
 //! - [`cell`]: one cell in a child process (`exec-cell`) and the parent that runs it.
+//! - [`placement`]: the device a leased cell runs on, or why it cannot run here.
+//! - [`slots`]: the device slots (CPU, each CUDA device) cells run in, one cell each.
 //! - [`worker`]: `accelbench-agent run`, the loop against a coordinator.
 //! - [`spool`]: results kept on disk until the coordinator acknowledges them.
 //! - [`bench`]: local runs of a matrix on this machine (`accelbench-agent bench`).
@@ -21,6 +23,8 @@ pub mod cli;
 pub mod detect;
 pub mod engine;
 pub mod measure;
+pub mod placement;
+pub mod slots;
 pub mod spool;
 pub mod telemetry;
 pub mod worker;

@@ -5,7 +5,8 @@
 //! spool the result durably, report it, and delete it from the spool only after the
 //! coordinator's ack. Anything spooled before a restart is re-sent first. When the
 //! coordinator is unreachable the loop backs off and tries again; it never exits for
-//! that. One cell runs at a time (one device).
+//! that. One cell runs per device slot at once ([`crate::slots`]): an 8-GPU box runs
+//! eight, each child pinned to its GPU.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use proto::v1::agent_service_client::AgentServiceClient;
 use proto::v1::{AckStatus, HeartbeatRequest, LeaseCellsRequest, LeaseRef, RegisterRequest, ReportResultsRequest};
 use shared::cell::Cell;
 use shared::fingerprint::Fingerprint;
-use shared::result::Coordinates;
+use shared::result::{Coordinates, ResultRecord, Status, MAX_RESULT_JSON_BYTES};
 use shared::spec::MeasurePolicy;
 use tonic::transport::Channel;
 use tracing::Instrument;
@@ -26,6 +27,7 @@ use tracing::Instrument;
 use crate::cell::runner::{run_cell_cancellable, RunnerConfig};
 use crate::cell::CellRequest;
 use crate::engine::weights::{Weights, DEFAULT_SEED};
+use crate::slots::Slots;
 use crate::spool::{Spool, Spooled};
 use crate::telemetry::propagate::{SendTraceContext, TraceParent, TracedChannel};
 
@@ -42,8 +44,23 @@ pub struct WorkerConfig {
 /// The coordinator's agent service; every call carries the caller's trace context.
 type Client = AgentServiceClient<TracedChannel>;
 
-/// The lease currently running, shared with the heartbeat task.
-type Running = Arc<Mutex<Option<(LeaseRef, Arc<AtomicBool>)>>>;
+/// The leases running now, each with the flag that stops its cell; shared with the
+/// heartbeat task.
+type Running = Arc<Mutex<Vec<(LeaseRef, Arc<AtomicBool>)>>>;
+
+/// What every running cell's task needs; cheap to clone.
+#[derive(Clone)]
+struct CellCtx {
+    client: Client,
+    spool: Arc<Spool>,
+    agent_id: String,
+    running: Running,
+    /// Spool flushes one at a time: two at once would send the same results twice.
+    flushing: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A finished cell task: the slot it held.
+type CellTasks = tokio::task::JoinSet<usize>;
 
 /// Runs until `shutdown` resolves.
 pub async fn run(cfg: WorkerConfig, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
@@ -87,6 +104,9 @@ async fn session(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint) -> an
             labels: cfg.labels.clone().into_iter().collect(),
             agent_version: crate::LONG_VERSION.to_string(),
             agent_id: previous,
+            // This process holds nothing but its spool: any other lease an earlier
+            // process of this agent held (a cell running when it died) ends now.
+            held: held(spool, &[])?,
         })
         .await?
         .into_inner();
@@ -95,47 +115,114 @@ async fn session(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint) -> an
     tracing::info!(agent_id, "registered");
     flush_spool(&mut client, spool, &agent_id).await?;
 
-    let running: Running = Arc::new(Mutex::new(None));
+    let running: Running = Arc::new(Mutex::new(Vec::new()));
     let heartbeat = tokio::spawn(heartbeat_loop(
         client.clone(),
         agent_id.clone(),
         running.clone(),
         Duration::from_millis(u64::from(reg.heartbeat_interval_ms.max(100))),
     ));
-    let result = lease_loop(cfg, &mut client, spool, fp, &agent_id, &running).await;
+    let ctx = CellCtx {
+        client: client.clone(),
+        spool: spool.clone(),
+        agent_id: agent_id.clone(),
+        running,
+        flushing: Arc::new(tokio::sync::Mutex::new(())),
+    };
+    let mut tasks = CellTasks::new();
+    let result = lease_loop(cfg, &ctx, fp, &mut tasks).await;
+    // Cells still running finish and spool their results (heartbeats go on meanwhile);
+    // the next session re-sends them.
+    while tasks.join_next().await.is_some() {}
     heartbeat.abort();
     result
 }
 
-async fn lease_loop(
-    cfg: &WorkerConfig,
-    client: &mut Client,
-    spool: &Arc<Spool>,
-    fp: &Fingerprint,
-    agent_id: &str,
-    running: &Running,
-) -> anyhow::Result<()> {
+/// Leases cells while slots are free and starts each in its own task; returns when the
+/// coordinator cannot be reached.
+async fn lease_loop(cfg: &WorkerConfig, ctx: &CellCtx, fp: &Fingerprint, tasks: &mut CellTasks) -> anyhow::Result<()> {
+    let mut slots = Slots::of(fp);
+    let mut client = ctx.client.clone();
     loop {
-        let leases =
-            client.lease_cells(LeaseCellsRequest { agent_id: agent_id.to_string(), max_cells: 1 }).await?.into_inner();
-        if leases.leases.is_empty() {
-            tokio::time::sleep(cfg.idle_poll).await;
+        while let Some(done) = tasks.try_join_next() {
+            slots.release(done.context("a cell task failed")?);
+        }
+        let mut n_started = 0;
+        if slots.n_free() > 0 {
+            let request = LeaseCellsRequest {
+                agent_id: ctx.agent_id.clone(),
+                max_cells: slots.n_free() as u32,
+                held: held(&ctx.spool, &running_leases(&ctx.running))?,
+            };
+            for lease in client.lease_cells(request).await?.into_inner().leases {
+                n_started += usize::from(start_cell(ctx, fp, &mut slots, tasks, lease).await);
+            }
+        }
+        if n_started > 0 {
             continue;
         }
-        for lease in leases.leases {
-            let Some(lease_ref) = lease.lease.clone() else { continue };
-            let req = match cell_request(&lease, &lease_ref, agent_id, fp) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), cell_key = lease_ref.cell_key, "unusable lease");
-                    continue;
-                }
-            };
-            let trace = TraceParent::parse(&lease.traceparent, &lease.tracestate);
-            let span = cell_span(&lease_ref, agent_id, trace.as_ref());
-            run_leased(client, spool, agent_id, running, &lease_ref, req, trace).instrument(span).await?;
+        // Nothing new: wait for a cell to end (its slot frees) or for the poll interval.
+        tokio::select! {
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                slots.release(done.context("a cell task failed")?);
+            }
+            () = tokio::time::sleep(cfg.idle_poll) => {}
         }
     }
+}
+
+/// Starts one leased cell on a free slot of its device class; whether a task started.
+async fn start_cell(
+    ctx: &CellCtx,
+    fp: &Fingerprint,
+    slots: &mut Slots,
+    tasks: &mut CellTasks,
+    lease: proto::v1::Lease,
+) -> bool {
+    let Some(lease_ref) = lease.lease.clone() else { return false };
+    let kind = serde_json::from_str::<Cell>(&lease.cell_json).map(|c| c.hardware.kind.as_str()).unwrap_or_default();
+    let slot = slots.take(&lease.device_class, kind);
+    let (slot_idx, device) = match &slot {
+        Some((idx, slot)) => (Some(*idx), Some(slot.device.as_str())),
+        None => (None, None),
+    };
+    let (req, unsupported) = match cell_request(&lease, &lease_ref, &ctx.agent_id, fp, device) {
+        Ok(r) => r,
+        Err(e) => {
+            // Not listed as held from now on: the coordinator ends the lease at our next
+            // request, and the cell goes to another attempt.
+            tracing::error!(error = %format!("{e:#}"), cell_key = lease_ref.cell_key, "unusable lease");
+            if let Some(idx) = slot_idx {
+                slots.release(idx);
+            }
+            return false;
+        }
+    };
+    let trace = TraceParent::parse(&lease.traceparent, &lease.tracestate);
+    let span = cell_span(&lease_ref, &ctx.agent_id, trace.as_ref());
+    let ctx = ctx.clone();
+    match slot_idx {
+        Some(idx) => {
+            tasks.spawn(async move {
+                if let Err(e) = run_leased(&ctx, &lease_ref, req, unsupported, trace).instrument(span).await {
+                    tracing::warn!(error = %format!("{e:#}"), "cell ended without a report; it stays spooled");
+                }
+                idx
+            });
+            true
+        }
+        // No slot needed to say why a cell cannot run here.
+        None => {
+            if let Err(e) = run_leased(&ctx, &lease_ref, req, unsupported, trace).instrument(span).await {
+                tracing::warn!(error = %format!("{e:#}"), "report failed; the result stays spooled");
+            }
+            false
+        }
+    }
+}
+
+fn running_leases(running: &Running) -> Vec<LeaseRef> {
+    running.lock().map(|r| r.iter().map(|(l, _)| l.clone()).collect()).unwrap_or_default()
 }
 
 /// The agent's span for one cell: a child of the sweep's submit, when it was traced.
@@ -152,18 +239,28 @@ fn cell_span(lease: &LeaseRef, agent_id: &str, trace: Option<&TraceParent>) -> t
     span
 }
 
-/// Runs one leased cell in its child process, spools the result and reports it.
+/// Runs one leased cell in its child process (or, when it cannot run here, reports it
+/// `unsupported` with the reason), spools the result and reports it.
 async fn run_leased(
-    client: &mut Client,
-    spool: &Arc<Spool>,
-    agent_id: &str,
-    running: &Running,
+    ctx: &CellCtx,
     lease_ref: &LeaseRef,
     req: CellRequest,
+    not_run: Option<NotRun>,
     trace: Option<TraceParent>,
 ) -> anyhow::Result<()> {
+    if let Some(why) = not_run {
+        tracing::info!(cell_key = lease_ref.cell_key, reason = why.reason, "cell not run on this agent");
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut record = crate::cell::child::record_for(&req, now);
+        (record.error, record.provenance.finished_at_ms) = (Some(why.reason), now);
+        record.status = if why.retry { Status::Failed } else { Status::Unsupported };
+        ctx.spool.put(&Spooled { epoch: lease_ref.epoch, record })?;
+        return flush(ctx).await;
+    }
     let cancel = Arc::new(AtomicBool::new(false));
-    set_running(running, Some((lease_ref.clone(), cancel.clone())));
+    if let Ok(mut r) = ctx.running.lock() {
+        r.push((lease_ref.clone(), cancel.clone()));
+    }
     let span = tracing::Span::current();
     let record = tokio::task::spawn_blocking(move || {
         // The runner hands this span's context to the child.
@@ -171,37 +268,55 @@ async fn run_leased(
         let cfg = RunnerConfig { trace, ..RunnerConfig::for_request(&req)? };
         run_cell_cancellable(&cfg, &req, &cancel, |_| {})
     })
-    .await??;
-    set_running(running, None);
+    .await;
+    if let Ok(mut r) = ctx.running.lock() {
+        r.retain(|(l, _)| l != lease_ref);
+    }
+    let record = record??;
     if record.error.as_deref() == Some(crate::cell::runner::CANCELLED) {
         return Ok(());
     }
-    spool.put(&Spooled { epoch: lease_ref.epoch, record })?;
-    flush_spool(client, spool, agent_id).await
+    ctx.spool.put(&Spooled { epoch: lease_ref.epoch, record })?;
+    flush(ctx).await
 }
 
-fn set_running(running: &Running, value: Option<(LeaseRef, Arc<AtomicBool>)>) {
-    if let Ok(mut r) = running.lock() {
-        *r = value;
-    }
+async fn flush(ctx: &CellCtx) -> anyhow::Result<()> {
+    let _one_at_a_time = ctx.flushing.lock().await;
+    flush_spool(&mut ctx.client.clone(), &ctx.spool, &ctx.agent_id).await
 }
 
-/// Builds the child's request from a lease: the cell, its policy, this machine.
+/// Why a leased cell does not start a child.
+struct NotRun {
+    reason: String,
+    /// `true`: a passing condition (no free slot), another attempt may run it;
+    /// `false`: it cannot run on this agent at all (`unsupported`).
+    retry: bool,
+}
+
+/// Builds the child's request from a lease: the cell, its policy, this machine; and,
+/// when the cell cannot run here for real, why (it is then reported `unsupported`
+/// without starting anything).
 fn cell_request(
     lease: &proto::v1::Lease,
     lease_ref: &LeaseRef,
     agent_id: &str,
     fp: &Fingerprint,
-) -> anyhow::Result<CellRequest> {
+    slot_device: Option<&str>,
+) -> anyhow::Result<(CellRequest, Option<NotRun>)> {
     let cell: Cell = serde_json::from_str(&lease.cell_json).context("cell_json")?;
     let measure: MeasurePolicy = serde_json::from_str(&lease.measure_json).context("measure_json")?;
     let kind = cell.hardware.kind.as_str();
-    let class = match &cell.hardware_class {
-        Some(c) => c.clone(),
-        None => fp.hardware_classes().into_iter().find(|c| c.split('/').next() == Some(kind)).context("no device")?,
+    // The class of the device group the lease took a slot of: what the row is about.
+    let class = match (&cell.hardware_class, lease.device_class.as_str()) {
+        (Some(c), _) => c.clone(),
+        (None, class) if !class.is_empty() => class.to_string(),
+        (None, _) => {
+            fp.hardware_classes().into_iter().find(|c| c.split('/').next() == Some(kind)).context("no device")?
+        }
     };
     let coordinates = Coordinates::of(&cell, &class).with_context(|| format!("unknown model {}", cell.model))?;
-    Ok(CellRequest {
+    let placement = crate::placement::place(&cell, slot_device);
+    let request = CellRequest {
         sweep_id: Some(lease_ref.sweep_id.clone()),
         cell_key: lease_ref.cell_key.clone(),
         attempt: lease_ref.attempt,
@@ -209,9 +324,20 @@ fn cell_request(
         coordinates,
         measure,
         weights: Weights::Random { seed: DEFAULT_SEED },
-        device: if kind == "cuda" { "cuda:0".into() } else { "cpu".into() },
+        device: placement.clone().unwrap_or_default(),
         fingerprint_hash: fp.hash(),
-    })
+    };
+    let not_run = match (placement, slot_device) {
+        (Ok(_), _) => None,
+        // A cell of a kind this agent has a slot for, but none free: the lease and
+        // the slots disagree for a moment (another attempt will run it).
+        (Err(_), None) if matches!(kind, "cpu" | "cuda") && crate::placement::runnable_kind(&cell) => Some(NotRun {
+            reason: format!("no free {kind} device slot on this agent for class `{}`", lease.device_class),
+            retry: true,
+        }),
+        (Err(reason), _) => Some(NotRun { reason, retry: false }),
+    };
+    Ok((request, not_run))
 }
 
 /// Sends every spooled result; deletes each one the coordinator acknowledged.
@@ -225,13 +351,8 @@ async fn flush_spool(client: &mut Client, spool: &Spool, agent_id: &str) -> anyh
         .map(|s| {
             Ok(ReportResultsRequest {
                 agent_id: agent_id.to_string(),
-                lease: Some(LeaseRef {
-                    sweep_id: s.record.sweep_id.clone().unwrap_or_default(),
-                    cell_key: s.record.cell_key.clone(),
-                    attempt: s.record.attempt,
-                    epoch: s.epoch,
-                }),
-                result_json: serde_json::to_string(&s.record)?,
+                lease: Some(spooled_lease(s)),
+                result_json: sendable_json(&s.record)?,
             })
         })
         .collect::<anyhow::Result<_>>()?;
@@ -253,16 +374,63 @@ async fn flush_spool(client: &mut Client, spool: &Spool, agent_id: &str) -> anyh
     Ok(())
 }
 
+/// Every lease this process holds: the cell running, if any, and the spooled results
+/// not yet acknowledged. The coordinator ends any other lease it has on record for us.
+fn held(spool: &Spool, running: &[LeaseRef]) -> anyhow::Result<Vec<LeaseRef>> {
+    let mut held: Vec<LeaseRef> = spool.pending()?.iter().map(spooled_lease).collect();
+    held.extend(running.iter().cloned());
+    Ok(held)
+}
+
+/// The lease a spooled result ran under.
+fn spooled_lease(s: &Spooled) -> LeaseRef {
+    LeaseRef {
+        sweep_id: s.record.sweep_id.clone().unwrap_or_default(),
+        cell_key: s.record.cell_key.clone(),
+        attempt: s.record.attempt,
+        epoch: s.epoch,
+    }
+}
+
+/// The JSON to send for `record`: itself, or, when it would not fit one message, the
+/// same attempt reported `failed` with the reason and without its samples. Sending it
+/// whole would fail the stream on every retry and stall the agent for good.
+fn sendable_json(record: &ResultRecord) -> anyhow::Result<String> {
+    let json = serde_json::to_string(record)?;
+    if json.len() <= MAX_RESULT_JSON_BYTES {
+        return Ok(json);
+    }
+    tracing::warn!(cell_key = record.cell_key, n_bytes = json.len(), "result too large to send; reporting it failed");
+    Ok(serde_json::to_string(&too_large(record, json.len()))?)
+}
+
+fn too_large(record: &ResultRecord, n_bytes: usize) -> ResultRecord {
+    ResultRecord {
+        status: Status::Failed,
+        error: Some(format!(
+            "the result is {n_bytes} bytes of JSON ({} samples), over the {MAX_RESULT_JSON_BYTES}-byte limit of one message",
+            record.samples_ns.len()
+        )),
+        stderr_tail: None,
+        latency_ns: None,
+        samples_ns: Vec::new(),
+        throughput_items_per_s: None,
+        generation: None,
+        output_check: None,
+        ..record.clone()
+    }
+}
+
 async fn heartbeat_loop(mut client: Client, agent_id: String, running: Running, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
-        let current = running.lock().ok().and_then(|r| r.clone());
+        let current: Vec<(LeaseRef, Arc<AtomicBool>)> = running.lock().map(|r| r.clone()).unwrap_or_default();
         let req =
             HeartbeatRequest { agent_id: agent_id.clone(), running: current.iter().map(|(l, _)| l.clone()).collect() };
         match client.heartbeat(req).await {
             Ok(resp) => {
                 let cancelled = resp.into_inner().cancelled;
-                if let Some((lease, flag)) = &current {
+                for (lease, flag) in &current {
                     if cancelled.iter().any(|c| c.cell_key == lease.cell_key && c.sweep_id == lease.sweep_id) {
                         // Warn: the default log level should show why a cell stopped.
                         tracing::warn!(
@@ -300,6 +468,20 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_result_too_large_for_one_message_is_sent_as_a_failed_attempt() {
+        let json = include_str!("../tests/fixtures/result-ok.json");
+        let mut record: ResultRecord = serde_json::from_str(json).expect("fixture");
+        assert_eq!(sendable_json(&record).expect("json"), serde_json::to_string(&record).expect("json"));
+        record.samples_ns = vec![123_456_789.123_456_7; MAX_RESULT_JSON_BYTES / 10];
+        let sent: ResultRecord = serde_json::from_str(&sendable_json(&record).expect("json")).expect("decodes");
+        assert_eq!(sent.status, Status::Failed);
+        assert!(sent.samples_ns.is_empty() && sent.latency_ns.is_none());
+        assert!(sent.error.as_deref().is_some_and(|e| e.contains("over the")), "{:?}", sent.error);
+        assert_eq!((&sent.cell_key, sent.attempt), (&record.cell_key, record.attempt));
+        sent.validate().expect("a valid failed record");
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

@@ -128,6 +128,7 @@ fn the_real_exec_cell_measures_and_refuses_honestly() {
     assert!(ok.samples_ns.len() >= 3);
     assert!(ok.output_check.as_ref().is_some_and(|c| c.all_finite && c.n_values == 16 * 128));
     assert_eq!(ok.provenance.weights_source, "random-init:seed=1");
+    assert_eq!(ok.provenance.device.as_deref(), Some("cpu"), "the device it opened");
     assert!(events >= 2, "loading and result events at least");
     ok.validate().expect("a valid record");
 
@@ -160,4 +161,47 @@ fn a_cancelled_cell_is_killed_promptly() {
     assert_eq!(r.status, Status::Failed);
     assert_eq!(r.error.as_deref(), Some(agent::cell::runner::CANCELLED));
     assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+/// An 8-GPU box runs eight cells at once, each child pinned to its own GPU: the fake
+/// children answer with the device they were given (`CUDA_VISIBLE_DEVICES`) and the real
+/// one also reports the device it opened (`provenance.device`).
+#[test]
+fn concurrent_cells_are_each_pinned_to_their_own_gpu() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/result-ok.json");
+    let record = std::fs::read_to_string(fixture)
+        .expect("fixture")
+        .trim()
+        .replace("\"started_at_ms\"", "\"device\":\"cuda:VISIBLE/ORDER\",\"started_at_ms\"");
+    std::fs::write(dir.path().join("record.json"), record).expect("write");
+    let body = format!(
+        "cat >/dev/null; sleep 0.3; r=$(sed \"s|VISIBLE/ORDER|$CUDA_VISIBLE_DEVICES/$CUDA_DEVICE_ORDER|\" {}); \
+         echo \"{{\\\"type\\\":\\\"result\\\",\\\"record\\\":$r}}\"",
+        dir.path().join("record.json").display()
+    );
+    let exe = script(dir.path(), "child.sh", &body);
+    let cfg = RunnerConfig { exe, timeout: Duration::from_secs(60), trace: None };
+    let devices: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|gpu| {
+                let cfg = &cfg;
+                s.spawn(move || {
+                    let mut req = request("bert-tiny", Family::Bert);
+                    req.device = format!("cuda:{gpu}");
+                    let r = run_cell(cfg, &req, |_| {}).expect("runner survives");
+                    assert_eq!(r.status, Status::Ok, "{:?}", r.error);
+                    r.provenance.device.unwrap_or_default()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    let expected: Vec<String> = (0..8).map(|gpu| format!("cuda:{gpu}/PCI_BUS_ID")).collect();
+    assert_eq!(devices, expected);
+
+    // A CPU cell gets no GPU at all, whatever this process had.
+    let exe = script(dir.path(), "cpu.sh", &body);
+    let r = run_cell(&RunnerConfig { exe, ..cfg.clone() }, &request("bert-tiny", Family::Bert), |_| {}).expect("runs");
+    assert_eq!(r.provenance.device.as_deref(), Some("cuda:/"));
 }

@@ -127,11 +127,20 @@ async fn agent_loop(
     let mut n = 0;
     loop {
         let t = Instant::now();
-        let leases = c.lease_cells(LeaseCellsRequest { agent_id: agent_id.clone(), max_cells: 1 }).await?.into_inner();
+        let leases = c
+            .lease_cells(LeaseCellsRequest { agent_id: agent_id.clone(), max_cells: 1, held: Vec::new() })
+            .await?
+            .into_inner();
         latencies.lock().await.push(t.elapsed().as_secs_f64());
-        let Some(lease) = leases.leases.into_iter().next().and_then(|l| l.lease) else { return Ok(n) };
+        let Some(granted) = leases.leases.into_iter().next() else { return Ok(n) };
+        let Some(lease) = granted.lease else { return Ok(n) };
         n += 1;
-        let record = generated_result(&lease.sweep_id, &lease.cell_key, lease.attempt);
+        // The coordinator refuses a result whose coordinates are not the leased cell's.
+        let cell: shared::cell::Cell = serde_json::from_str(&granted.cell_json)?;
+        let class = cell.hardware_class.clone().unwrap_or_else(|| "cpu/load-test generator".into());
+        let coordinates =
+            shared::result::Coordinates::of(&cell, &class).ok_or_else(|| anyhow::anyhow!("unknown model"))?;
+        let record = generated_result(&lease.sweep_id, &lease.cell_key, lease.attempt, &coordinates)?;
         c.report_results(tokio_stream::iter(vec![ReportResultsRequest {
             agent_id: agent_id.clone(),
             lease: Some(lease),
@@ -160,8 +169,17 @@ fn generated_fingerprint() -> String {
     serde_json::to_string(&fp).unwrap_or_default()
 }
 
-fn generated_result(sweep_id: &str, cell_key: &str, attempt: u32) -> String {
-    format!(
-        r#"{{"schema_version":1,"sweep_id":"{sweep_id}","cell_key":"{cell_key}","attempt":{attempt},"coordinates":{{"model":"bert-tiny","family":"bert","hardware_class":"cpu/load-test generator","batch":1,"seq_len":8,"precision":"fp32","mode":"inference","engine":"candle"}},"status":"ok","error":null,"stderr_tail":null,"latency_ns":{{"n":1,"mean":1.0,"std":0.0,"min":1.0,"p50":1.0,"p90":1.0,"p95":1.0,"p99":1.0,"max":1.0,"cv":null,"median_ci_low":1.0,"median_ci_high":1.0}},"samples_ns":[1.0],"warmup_iterations":0,"stop_reason":null,"throughput_items_per_s":null,"generation":null,"memory":{{}},"energy":{{}},"output_check":null,"provenance":{{"agent_id":null,"agent_version":"load-test","git_commit":"load-test","engine":"candle","engine_version":"load-test","hardware_class":"cpu/load-test generator","fingerprint_hash":"load-test","weights_source":"load-test:generated","started_at_ms":0,"finished_at_ms":0}}}}"#
-    )
+fn generated_result(
+    sweep_id: &str,
+    cell_key: &str,
+    attempt: u32,
+    coordinates: &shared::result::Coordinates,
+) -> anyhow::Result<String> {
+    let class = &coordinates.hardware_class;
+    let coordinates = serde_json::to_string(coordinates)?;
+    // The coordinator refuses results far from its clock: stamp them now.
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok(format!(
+        r#"{{"schema_version":1,"sweep_id":"{sweep_id}","cell_key":"{cell_key}","attempt":{attempt},"coordinates":{coordinates},"status":"ok","error":null,"stderr_tail":null,"latency_ns":{{"n":1,"mean":1.0,"std":0.0,"min":1.0,"p50":1.0,"p90":1.0,"p95":1.0,"p99":1.0,"max":1.0,"cv":null,"median_ci_low":1.0,"median_ci_high":1.0}},"samples_ns":[1.0],"warmup_iterations":0,"stop_reason":null,"throughput_items_per_s":null,"generation":null,"memory":{{}},"energy":{{}},"output_check":null,"provenance":{{"agent_id":null,"agent_version":"load-test","git_commit":"load-test","engine":"candle","engine_version":"load-test","hardware_class":"{class}","fingerprint_hash":"load-test","weights_source":"load-test:generated","started_at_ms":{now},"finished_at_ms":{now}}}}}"#
+    ))
 }

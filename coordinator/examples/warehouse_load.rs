@@ -145,6 +145,7 @@ fn generated(i: usize, per: usize) -> ResultRecord {
             weights_source: "load-test:generated".into(),
             started_at_ms: 1_767_225_600_000 + i as i64,
             finished_at_ms: 1_767_225_600_000 + i as i64 + 1,
+            device: Some("cpu".into()),
         },
     }
 }

@@ -102,6 +102,25 @@ fn user_sql_cannot_escape_the_warehouse() {
 }
 
 #[test]
+fn every_column_of_every_table_prints_in_every_format() {
+    let (_dir, wh) = imported_warehouse();
+    for table in ["results", "samples", "latest_results", "speedup_vs_cpu", "compatibility_matrix"] {
+        for format in ["table", "csv", "json", "markdown"] {
+            let sql = format!("SELECT * FROM {table}");
+            let o = accelbench(&["query", &sql, "--warehouse", &wh, "--format", format]);
+            assert!(o.status.success(), "{sql} as {format}: {}", stderr(&o));
+            // JSON lines of no rows is empty; every other format shows the columns.
+            assert!(format == "json" || !stdout(&o).trim().is_empty(), "{sql} as {format} printed nothing");
+        }
+    }
+    // Timestamps come out as times, in UTC.
+    let o = accelbench(&["query", "SELECT started_at FROM results LIMIT 1", "--warehouse", &wh, "--format", "csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let value = stdout(&o).lines().nth(1).unwrap_or_default().to_string();
+    assert!(value.len() >= 19 && value.as_bytes()[4] == b'-' && value.contains(':'), "{value}");
+}
+
+#[test]
 fn reports_render_in_every_format() {
     let (dir, wh) = imported_warehouse();
     let md = accelbench(&["report", "performance", "--warehouse", &wh]);

@@ -197,6 +197,17 @@ pub struct GpuDevice {
 }
 
 impl GpuDevice {
+    /// This device's hardware class, `<backend>/<name>` with runs of spaces collapsed
+    /// (`cuda/NVIDIA H100 80GB HBM3`); `None` for a device without a name. The one rule
+    /// for accelerator classes: the agent's slots and the coordinator's device groups
+    /// both come from it.
+    pub fn hardware_class(&self) -> Option<String> {
+        let name = collapse_spaces(&self.name);
+        (!name.is_empty()).then(|| format!("{}/{name}", self.backend.as_str()))
+    }
+}
+
+impl GpuDevice {
     /// A device with only the facts every probe knows; the rest start empty.
     pub fn new(index: u32, vendor: GpuVendor, backend: Backend, name: impl Into<String>) -> Self {
         GpuDevice {
@@ -340,12 +351,7 @@ impl Fingerprint {
         if !cpu.is_empty() {
             classes.push(format!("cpu/{cpu}"));
         }
-        for gpu in &self.gpus {
-            let name = collapse_spaces(&gpu.name);
-            if name.is_empty() {
-                continue;
-            }
-            let class = format!("{}/{name}", gpu.backend.as_str());
+        for class in self.gpus.iter().filter_map(GpuDevice::hardware_class) {
             if !classes.contains(&class) {
                 classes.push(class);
             }

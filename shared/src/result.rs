@@ -15,6 +15,24 @@ use crate::stats::Summary;
 /// Bumped whenever a field changes meaning or a required field is added.
 pub const RESULT_SCHEMA_VERSION: u32 = 1;
 
+/// Most raw samples one record may carry. The measurement loop stops there
+/// ([`StopReason::MaxSamples`]); a million samples is far beyond what any statistic
+/// needs and keeps one record within one wire message.
+pub const MAX_SAMPLES: usize = 1_000_000;
+
+/// Longest free text (error, stderr tail, names, versions) a record may carry, in bytes.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// Largest result JSON a receiver takes in one message. A record within
+/// [`MAX_SAMPLES`] and [`MAX_TEXT_BYTES`] stays well under it; a sender checks the
+/// encoded size before sending and reports a larger one as a failed attempt instead.
+pub const MAX_RESULT_JSON_BYTES: usize = 24 << 20;
+
+/// The earliest and latest times a record may carry (2000-01-01 and 2200-01-01 UTC):
+/// every date in between is representable by every reader (DuckDB, Arrow, pandas).
+pub const MIN_TIME_MS: i64 = 946_684_800_000;
+pub const MAX_TIME_MS: i64 = 7_258_118_400_000;
+
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -145,6 +163,10 @@ pub struct Provenance {
     /// Unix milliseconds.
     pub started_at_ms: i64,
     pub finished_at_ms: i64,
+    /// The device that executed the cell, as its engine opened it: `cpu`, `cuda:3`, …;
+    /// `None` where nothing ran (a cell refused before any work, an import).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// Why the measurement loop stopped.
@@ -157,6 +179,8 @@ pub enum StopReason {
     MaxSeconds,
     /// `max_seconds` ran out before the minimums were met.
     MaxSecondsBeforeMinimums,
+    /// [`MAX_SAMPLES`] samples were taken: more would not fit one record.
+    MaxSamples,
 }
 
 /// The measured outcome of one attempt.
@@ -224,6 +248,175 @@ impl ResultRecord {
                 return bad("throughput_items_per_s", format!("got {t}"));
             }
         }
+        if self.samples_ns.len() > MAX_SAMPLES {
+            return bad("samples_ns", format!("{} samples, at most {MAX_SAMPLES}", self.samples_ns.len()));
+        }
+        self.check_texts()?;
+        self.check_times()
+    }
+
+    /// Every free-text field within [`MAX_TEXT_BYTES`].
+    fn check_texts(&self) -> Result<(), InvalidRecord> {
+        let p = &self.provenance;
+        let texts: [(&'static str, Option<&str>); 12] = [
+            ("sweep_id", self.sweep_id.as_deref()),
+            ("cell_key", Some(&self.cell_key)),
+            ("error", self.error.as_deref()),
+            ("stderr_tail", self.stderr_tail.as_deref()),
+            ("coordinates.model", Some(&self.coordinates.model)),
+            ("coordinates.hardware_class", Some(&self.coordinates.hardware_class)),
+            ("coordinates.engine", Some(&self.coordinates.engine)),
+            ("provenance.agent_id", p.agent_id.as_deref()),
+            ("provenance.agent_version", Some(&p.agent_version)),
+            ("provenance.engine_version", Some(&p.engine_version)),
+            ("provenance.weights_source", Some(&p.weights_source)),
+            ("provenance.hardware_class", Some(&p.hardware_class)),
+        ];
+        match texts.iter().find(|(_, t)| t.is_some_and(|t| t.len() > MAX_TEXT_BYTES)) {
+            Some((field, t)) => Err(InvalidRecord {
+                field,
+                problem: format!("{} bytes, at most {MAX_TEXT_BYTES}", t.map_or(0, str::len)),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Start and end within [`MIN_TIME_MS`]..=[`MAX_TIME_MS`], the end not before the start.
+    fn check_times(&self) -> Result<(), InvalidRecord> {
+        let p = &self.provenance;
+        for (field, ms) in
+            [("provenance.started_at_ms", p.started_at_ms), ("provenance.finished_at_ms", p.finished_at_ms)]
+        {
+            if !(MIN_TIME_MS..=MAX_TIME_MS).contains(&ms) {
+                return Err(InvalidRecord {
+                    field,
+                    problem: format!("{ms} ms, expected a time from {MIN_TIME_MS} (2000) to {MAX_TIME_MS} (2200)"),
+                });
+            }
+        }
+        if p.finished_at_ms < p.started_at_ms {
+            return Err(InvalidRecord {
+                field: "provenance.finished_at_ms",
+                problem: format!("{} ms is before started_at_ms {} ms", p.finished_at_ms, p.started_at_ms),
+            });
+        }
         Ok(())
+    }
+
+    /// What a live receiver adds to [`ResultRecord::validate`]: the record was made
+    /// recently by its clock. `max_age_ms` allows for a spool re-sent after an outage,
+    /// `max_ahead_ms` for clock skew between machines.
+    pub fn check_recent(&self, now_ms: i64, max_age_ms: i64, max_ahead_ms: i64) -> Result<(), InvalidRecord> {
+        let p = &self.provenance;
+        let (earliest, latest) = (now_ms.saturating_sub(max_age_ms), now_ms.saturating_add(max_ahead_ms));
+        for (field, ms) in
+            [("provenance.started_at_ms", p.started_at_ms), ("provenance.finished_at_ms", p.finished_at_ms)]
+        {
+            if ms < earliest || ms > latest {
+                return Err(InvalidRecord {
+                    field,
+                    problem: format!(
+                        "{ms} ms is outside {earliest}..={latest} ms around the receiver's clock ({now_ms} ms)"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok_record() -> ResultRecord {
+        let samples = vec![1_000.0, 1_100.0, 1_050.0];
+        ResultRecord {
+            schema_version: RESULT_SCHEMA_VERSION,
+            sweep_id: Some("s".into()),
+            cell_key: "k".into(),
+            attempt: 1,
+            coordinates: Coordinates {
+                model: "bert-tiny".into(),
+                family: Family::Bert,
+                hardware_class: "cpu/test".into(),
+                batch: 1,
+                seq_len: 8,
+                precision: Precision::Fp32,
+                mode: Mode::Inference,
+                engine: "candle".into(),
+            },
+            status: Status::Ok,
+            error: None,
+            stderr_tail: None,
+            latency_ns: crate::stats::summarize(&samples),
+            samples_ns: samples,
+            warmup_iterations: 1,
+            stop_reason: Some(StopReason::CiTarget),
+            throughput_items_per_s: Some(1.0),
+            generation: None,
+            memory: Memory::default(),
+            energy: Energy::default(),
+            output_check: None,
+            provenance: Provenance {
+                agent_id: None,
+                agent_version: "0".into(),
+                git_commit: "0".into(),
+                engine: "candle".into(),
+                engine_version: "0".into(),
+                hardware_class: "cpu/test".into(),
+                fingerprint_hash: "f".into(),
+                weights_source: "random-init:seed=0".into(),
+                started_at_ms: 1_741_204_633_297,
+                finished_at_ms: 1_741_204_634_297,
+                device: Some("cpu".into()),
+            },
+        }
+    }
+
+    fn problem(r: &ResultRecord) -> String {
+        r.validate().expect_err("an invalid record").to_string()
+    }
+
+    #[test]
+    fn the_fixture_is_valid() {
+        ok_record().validate().expect("valid");
+    }
+
+    #[test]
+    fn times_outside_2000_to_2200_or_reversed_are_refused() {
+        let mut r = ok_record();
+        r.provenance.finished_at_ms = 9_000_000_000_000_000_000;
+        assert!(problem(&r).starts_with("provenance.finished_at_ms: 9000000000000000000 ms"), "{}", problem(&r));
+        let mut r = ok_record();
+        r.provenance.started_at_ms = i64::MIN;
+        assert!(problem(&r).starts_with("provenance.started_at_ms"), "{}", problem(&r));
+        let mut r = ok_record();
+        r.provenance.finished_at_ms = r.provenance.started_at_ms - 1;
+        assert!(problem(&r).contains("is before started_at_ms"), "{}", problem(&r));
+        let mut r = ok_record();
+        (r.provenance.started_at_ms, r.provenance.finished_at_ms) = (MIN_TIME_MS, MAX_TIME_MS);
+        r.validate().expect("the bounds themselves are valid");
+    }
+
+    #[test]
+    fn too_many_samples_and_too_long_texts_are_refused() {
+        let mut r = ok_record();
+        r.samples_ns = vec![1.0; MAX_SAMPLES + 1];
+        assert_eq!(problem(&r), format!("samples_ns: {} samples, at most {MAX_SAMPLES}", MAX_SAMPLES + 1));
+        let mut r = ok_record();
+        r.provenance.engine_version = "x".repeat(MAX_TEXT_BYTES + 1);
+        assert!(problem(&r).starts_with("provenance.engine_version: 65537 bytes"), "{}", problem(&r));
+    }
+
+    #[test]
+    fn a_live_receiver_refuses_times_far_from_its_clock() {
+        let r = ok_record();
+        let now = r.provenance.finished_at_ms;
+        r.check_recent(now, 1_000, 0).expect("started a second ago");
+        let err = r.check_recent(now, 999, 0).expect_err("too old").to_string();
+        assert!(err.starts_with("provenance.started_at_ms"), "{err}");
+        let err = r.check_recent(now - 1_500, 10_000, 999).expect_err("from the future").to_string();
+        assert!(err.starts_with("provenance.finished_at_ms"), "{err}");
     }
 }

@@ -59,6 +59,10 @@ pub const ENGINES: &[&str] = Engine::NAMES;
 /// that products of them stay meaningful.
 pub const MAX_AXIS_VALUE: i64 = 1 << 20;
 
+/// Longest time any measure setting may ask for: a day, like the longest lease. A cell
+/// that measures longer is stuck, not slow.
+pub const MAX_MEASURE_SECONDS: f64 = 86_400.0;
+
 /// A validated sweep spec.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -562,7 +566,7 @@ impl Checker {
                 "measure.min_iterations",
                 raw.min_iterations,
                 1,
-                10_000_000,
+                crate::result::MAX_SAMPLES as u32,
                 default.min_iterations,
             ),
             min_seconds: self.seconds("measure.min_seconds", raw.min_seconds, false, default.min_seconds),
@@ -612,13 +616,19 @@ impl Checker {
     }
 
     /// Finite and non-negative; `positive` also refuses 0.
+    /// A time in seconds, at most [`MAX_MEASURE_SECONDS`]: larger values are not a
+    /// measurement policy but a cell that never ends (and overflow a `Duration`).
     fn seconds(&mut self, path: &str, raw: Option<f64>, positive: bool, default: f64) -> f64 {
         let Some(value) = raw else { return default };
-        let ok = value.is_finite() && (value > 0.0 || (!positive && value == 0.0));
+        let ok = value.is_finite() && (value > 0.0 || (!positive && value == 0.0)) && value <= MAX_MEASURE_SECONDS;
         if ok {
             return value;
         }
-        let expected = if positive { "a number of seconds > 0" } else { "a number of seconds >= 0" };
+        let expected = if positive {
+            format!("a number of seconds > 0 and <= {MAX_MEASURE_SECONDS}")
+        } else {
+            format!("a number of seconds >= 0 and <= {MAX_MEASURE_SECONDS}")
+        };
         self.report(path, value.to_string(), expected);
         default
     }
@@ -914,6 +924,17 @@ lease_seconds = 120
     }
 
     #[test]
+    fn measure_times_beyond_a_day_are_refused() {
+        let text = "name = \"x\"\n[matrix]\nmodels = [\"bert-tiny\"]\nhardware = [\"cpu\"]\nbatch_sizes = [1]\n\
+                    [measure]\nmax_seconds = 1e19\nwarmup = { min_seconds = 86401 }\n";
+        expect_test::expect![[r#"
+            2 problems
+              measure.warmup.min_seconds: got 86401, expected a number of seconds >= 0 and <= 86400
+              measure.max_seconds: got 10000000000000000000, expected a number of seconds > 0 and <= 86400"#]]
+        .assert_eq(&problems(text, Format::Toml));
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let text = r#"
 name = ""
@@ -972,8 +993,8 @@ lease_seconds = 0
               matrix.exclude[2].precisions[0]: got `fp64`, expected a glob matching a precision
               matrix.exclude[3]: got `everything`, expected a table of axis = [values]
               measure.warmup.iterations: got -1, expected an integer from 0 to 1000000
-              measure.warmup.min_seconds: got -1, expected a number of seconds >= 0
-              measure.min_iterations: got 0, expected an integer from 1 to 10000000
+              measure.warmup.min_seconds: got -1, expected a number of seconds >= 0 and <= 86400
+              measure.min_iterations: got 0, expected an integer from 1 to 1000000
               measure.target_relative_ci: got 1.5, expected a number strictly between 0 and 1
               measure.min_seconds: got 10 (max_seconds is 5), expected at most measure.max_seconds
               policy.priority: got 3000000000, expected a 32-bit signed integer

@@ -16,6 +16,7 @@ use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::{GetSweepRequest, ListAgentsRequest, SweepState, SweepStatus};
 use tonic::transport::Channel;
 
+pub mod fault;
 pub mod otlp;
 
 /// `target/debug/<name>`, next to the test binary's `deps/` folder.
@@ -267,4 +268,24 @@ fn children_of(pid: u32) -> Vec<u32> {
             after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid)
         })
         .collect()
+}
+
+impl Cluster {
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) agent `idx` and, with it, its running cell.
+    pub fn pause_agent(&self, idx: usize, paused: bool) -> anyhow::Result<()> {
+        let agent = self.agents.get(idx).and_then(Option::as_ref).context("no such agent")?;
+        let mut pids = vec![agent.id()];
+        pids.extend(children_of(agent.id()));
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        for pid in pids {
+            // A cell may end between listing and signalling: that is not a failure.
+            let _ = Command::new("kill").args([signal, &pid.to_string()]).status();
+        }
+        Ok(())
+    }
+
+    /// The number of agent slots started so far.
+    pub fn n_agents(&self) -> usize {
+        self.agents.len()
+    }
 }

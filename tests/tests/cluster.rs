@@ -99,6 +99,68 @@ async fn a_killed_agent_loses_its_lease_and_its_return_duplicates_nothing() {
     assert!(retried[0]["n"].as_u64().unwrap_or(0) >= 2, "the killed cell was not retried: {retried:?}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_restarted_at_once_or_impersonated_never_leaves_a_cell_leased() {
+    let mut c = Cluster::start().expect("coordinator");
+    c.start_agent(0).expect("agent 0");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // An hour-long lease: only the restart itself can end the killed attempt in time.
+    let text = tiny_spec("restarted", &["bert-tiny"], &[1, 2, 4, 8], 3600)
+        .replace("precisions = [\"fp32\", \"bf16\"]", "precisions = [\"fp32\"]")
+        .replace("min_seconds = 0.2\nmax_seconds = 2.0", "min_seconds = 2.0\nmax_seconds = 4.0");
+    assert!(text.contains("min_seconds = 2.0"), "{text}");
+    let id = c.submit(&c.write_spec("s.toml", &text).expect("spec")).expect("submit");
+    let start = std::time::Instant::now();
+    while c.agent_children(0).is_empty() {
+        assert!(start.elapsed() < LIMIT, "no cell ever started; logs: {}", c.logs());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SIGKILL mid-cell and start again at once on the same spool: same id, heartbeats
+    // go on, so lease expiry never comes. The new process's registration must end it.
+    let orphans = c.agent_children(0);
+    c.kill_agent(0);
+    c.start_agent(0).expect("agent 0 again");
+    let log = || std::fs::read_to_string(c.dir.path().join("coordinator.log")).unwrap_or_default();
+    let start = std::time::Instant::now();
+    while !log().contains("ended the leases of the agent's previous process") {
+        assert!(start.elapsed() < Duration::from_secs(60), "the restart did not end the old lease: {}", log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The killed agent's cell died with it rather than running on beside the new one.
+    let alive = || -> Vec<u32> { orphans.iter().copied().filter(|p| is_running(*p)).collect() };
+    while !alive().is_empty() && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(alive().is_empty(), "cell processes {:?} outlived their agent", alive());
+
+    // A lease taken in the agent's name while it runs a cell: the agent never hears of
+    // it, and its next request for work must end it.
+    let agent_id = c.agent_id(0).expect("the agent's id");
+    let channel = tonic::transport::Channel::from_shared(c.url()).expect("url").connect().await.expect("connect");
+    let mut thief = AgentServiceClient::new(channel);
+    let stolen = thief
+        .lease_cells(LeaseCellsRequest { agent_id, max_cells: 1, held: Vec::new() })
+        .await
+        .expect("the coordinator answers")
+        .into_inner()
+        .leases;
+    let s = c.wait_done(&id, Duration::from_secs(120)).await.expect("the sweep ends");
+    assert_eq!(count(&s, "ok"), 4, "{s:?}; logs: {}", c.logs());
+    assert_one_result_per_cell(&c, &id, 4);
+    let attempts = c.query(&format!("SELECT max(attempt) AS n FROM results WHERE sweep_id = '{id}'")).expect("query");
+    assert!(attempts[0]["n"].as_u64().unwrap_or(0) >= 2, "the killed attempt was not retried: {attempts:?}");
+    if !stolen.is_empty() {
+        assert!(log().contains("ended a lease its agent does not hold"), "{}", log());
+    }
+}
+
+/// Whether process `pid` exists and is not a zombie waiting to be reaped.
+fn is_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The state is the first field after the parenthesised command name.
+    stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+}
+
 /// The spooled results (`*.json`) in `dir`.
 fn spooled(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
@@ -177,6 +239,18 @@ async fn a_killed_coordinator_restarts_and_the_sweep_finishes() {
     assert_eq!(total(&s), 8);
     assert_eq!(count(&s, "ok") + count(&s, "unsupported"), 8, "{s:?}; logs: {}", c.logs());
     assert_one_result_per_cell(&c, &id, 8);
+
+    // Compaction, then a restart: the restart mirrors Raft's view of the files, which
+    // still lists the ones the compaction replaced; none may come back.
+    let rows = |c: &Cluster| c.query("SELECT count(*) AS n FROM results").expect("query")[0]["n"].clone();
+    let before = rows(&c);
+    let o = c.cli(&["warehouse", "compact", "--warehouse", &c.warehouse().to_string_lossy()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    c.kill_coordinator();
+    c.start_coordinator(&addr).expect("restart after compaction");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rows(&c), before, "rows duplicated by compaction and restart; logs: {}", c.logs());
+    assert_one_result_per_cell(&c, &id, 8);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -207,8 +281,10 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
 
     // Leasing as an agent that never registered.
-    let e =
-        agents.lease_cells(LeaseCellsRequest { agent_id: "ghost".into(), max_cells: 1 }).await.expect_err("refused");
+    let e = agents
+        .lease_cells(LeaseCellsRequest { agent_id: "ghost".into(), max_cells: 1, held: Vec::new() })
+        .await
+        .expect_err("refused");
     assert_eq!(e.code(), tonic::Code::NotFound);
 
     // Enormous specs: over the coordinator's spec limit, and over gRPC's message limit.
@@ -243,33 +319,60 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
         .expect("submit")
         .into_inner()
         .sweep_id;
-    let lease = agents
-        .lease_cells(LeaseCellsRequest { agent_id: agent_id.clone(), max_cells: 1 })
+    let granted = agents
+        .lease_cells(LeaseCellsRequest { agent_id: agent_id.clone(), max_cells: 1, held: Vec::new() })
         .await
         .expect("lease")
         .into_inner()
         .leases
         .into_iter()
         .next()
-        .and_then(|l| l.lease)
         .expect("a lease");
+    let cell: serde_json::Value = serde_json::from_str(&granted.cell_json).expect("cell json");
+    let class = cell["hardware_class"].as_str().expect("a resolved class").to_string();
+    let precision = cell["precision"].as_str().expect("precision").to_string();
+    let lease = granted.lease.expect("a lease ref");
 
-    // NaN or negative latencies.
-    let record = |samples: &str, cell_key: &str, epoch: u64| {
+    // NaN or negative latencies, times no reader can represent.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+    let labelled = |samples: &str, cell_key: &str, epoch: u64, started: u128, finished: u128, engine: &str| {
         let lease = LeaseRef { sweep_id: sweep_id.clone(), cell_key: cell_key.into(), attempt: lease.attempt, epoch };
         let json = format!(
-            r#"{{"schema_version":1,"sweep_id":"{sweep_id}","cell_key":"{cell_key}","attempt":{},"coordinates":{{"model":"bert-tiny","family":"bert","hardware_class":"cpu/x","batch":1,"seq_len":16,"precision":"fp32","mode":"inference","engine":"candle"}},"status":"ok","error":null,"stderr_tail":null,"latency_ns":{{"n":1,"mean":1.0,"std":0.0,"min":1.0,"p50":1.0,"p90":1.0,"p95":1.0,"p99":1.0,"max":1.0,"cv":null,"median_ci_low":1.0,"median_ci_high":1.0}},"samples_ns":{samples},"warmup_iterations":0,"stop_reason":null,"throughput_items_per_s":null,"generation":null,"memory":{{}},"energy":{{}},"output_check":null,"provenance":{{"agent_id":null,"agent_version":"x","git_commit":"x","engine":"candle","engine_version":"x","hardware_class":"cpu/x","fingerprint_hash":"x","weights_source":"random-init:seed=1","started_at_ms":0,"finished_at_ms":0}}}}"#,
+            r#"{{"schema_version":1,"sweep_id":"{sweep_id}","cell_key":"{cell_key}","attempt":{},"coordinates":{{"model":"bert-tiny","family":"bert","hardware_class":"{class}","batch":1,"seq_len":16,"precision":"{precision}","mode":"inference","engine":"{engine}"}},"status":"ok","error":null,"stderr_tail":null,"latency_ns":{{"n":1,"mean":1.0,"std":0.0,"min":1.0,"p50":1.0,"p90":1.0,"p95":1.0,"p99":1.0,"max":1.0,"cv":null,"median_ci_low":1.0,"median_ci_high":1.0}},"samples_ns":{samples},"warmup_iterations":0,"stop_reason":null,"throughput_items_per_s":null,"generation":null,"memory":{{}},"energy":{{}},"output_check":null,"provenance":{{"agent_id":null,"agent_version":"x","git_commit":"x","engine":"candle","engine_version":"x","hardware_class":"{class}","fingerprint_hash":"x","weights_source":"random-init:seed=1","started_at_ms":{started},"finished_at_ms":{finished}}}}}"#,
             lease.attempt
         );
         ReportResultsRequest { agent_id: agent_id.clone(), lease: Some(lease), result_json: json }
     };
-    for bad in ["[-5.0]", "[null]", "\"x\""] {
-        let e = agents
-            .report_results(tokio_stream_once(record(bad, &lease.cell_key, lease.epoch)))
-            .await
-            .expect_err("refused");
-        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad}: {}", e.message());
+    let record_at = |samples: &str, cell_key: &str, epoch: u64, started: u128, finished: u128| {
+        labelled(samples, cell_key, epoch, started, finished, "candle")
+    };
+    let record = |samples: &str, cell_key: &str, epoch: u64| record_at(samples, cell_key, epoch, now_ms - 10, now_ms);
+    // Each bad result is refused alone, naming the field; the stream goes on.
+    let bad = [
+        (record("[-5.0]", &lease.cell_key, lease.epoch), "result_json: samples_ns: sample 0 is -5"),
+        (record("[null]", &lease.cell_key, lease.epoch), "result_json: invalid json"),
+        (record("\"x\"", &lease.cell_key, lease.epoch), "result_json: invalid json"),
+        (record_at("[1.0]", &lease.cell_key, lease.epoch, now_ms, 9_000_000_000_000_000_000), "finished_at_ms"),
+        (record_at("[1.0]", &lease.cell_key, lease.epoch, 0, 0), "started_at_ms"),
+        (record_at("[1.0]", &lease.cell_key, lease.epoch, now_ms + 86_400_000, now_ms + 86_400_000), "clock"),
+    ];
+    // Another engine than the cell's: refused by the committer, after these.
+    let wrong_engine = labelled("[1.0]", &lease.cell_key, lease.epoch, now_ms - 10, now_ms, "torch");
+    let expected: Vec<&str> = bad.iter().map(|(_, why)| *why).collect();
+    let acks = agents
+        .report_results(tokio_stream::iter(bad.into_iter().map(|(r, _)| r)))
+        .await
+        .expect("answered, one ack each")
+        .into_inner()
+        .acks;
+    assert_eq!(acks.len(), expected.len(), "{acks:?}");
+    for (ack, why) in acks.iter().zip(expected) {
+        assert_eq!(ack.status, AckStatus::Rejected as i32, "{ack:?}");
+        assert!(ack.message.contains(why), "expected {why:?} in {:?}", ack.message);
     }
+    let acks = agents.report_results(tokio_stream_once(wrong_engine)).await.expect("answered").into_inner().acks;
+    assert_eq!(acks[0].status, AckStatus::Rejected as i32, "{acks:?}");
+    assert!(acks[0].message.contains("does not describe the leased cell"), "{acks:?}");
     // A result for a cell it does not hold, and one under a stale epoch.
     let other_key = "0".repeat(64);
     let acks = agents

@@ -63,7 +63,16 @@ impl From<anyhow::Error> for RunError {
 fn run(req: &CellRequest, record: &mut ResultRecord, out: &mut impl Write) -> Result<(), RunError> {
     let c = &req.coordinates;
     let model = catalog::lookup(&c.model).ok_or_else(|| RunError::Unsupported(format!("unknown model {}", c.model)))?;
+    // The record's engine column must name what runs: refuse any other engine's cell.
+    if c.engine != engine::ENGINE {
+        return Err(RunError::Unsupported(format!(
+            "engine `{}` is not the built-in `{}` engine",
+            c.engine,
+            engine::ENGINE
+        )));
+    }
     let device = open_device(&req.device)?;
+    record.provenance.device = Some(device_name(&device, &req.device));
     let spec = WorkloadSpec {
         model,
         batch: c.batch as usize,
@@ -124,12 +133,32 @@ fn cuda_ordinal(device: &str) -> Option<u32> {
     device.strip_prefix("cuda:")?.parse().ok()
 }
 
+/// The CUDA ordinal of physical GPU `device` (`cuda:N`) in this process: 0 when the
+/// runner made it the only visible device (`CUDA_VISIBLE_DEVICES=N`), else N.
+fn visible_ordinal(device: &str) -> Option<usize> {
+    let n = cuda_ordinal(device)?;
+    let pinned = std::env::var("CUDA_VISIBLE_DEVICES").ok().is_some_and(|v| v.trim() == n.to_string());
+    Some(if pinned { 0 } else { n as usize })
+}
+
+/// The name of an opened device, from the device itself. A CUDA device is named by the
+/// physical GPU the runner pinned this process to (`requested`, its NVML index): inside
+/// the process, `CUDA_VISIBLE_DEVICES` makes it ordinal 0.
+fn device_name(device: &Device, requested: &str) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } if visible_ordinal(requested) == Some(gpu_id) => requested.into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id} (asked for {requested})"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
 fn open_device(name: &str) -> Result<Device, RunError> {
     if name == "cpu" {
         return Ok(Device::Cpu);
     }
-    if let Some(ordinal) = name.strip_prefix("cuda:") {
-        let ordinal: usize = ordinal.parse().map_err(|_| RunError::Unsupported(format!("bad device {name}")))?;
+    if name.starts_with("cuda:") {
+        let ordinal = visible_ordinal(name).ok_or_else(|| RunError::Unsupported(format!("bad device {name}")))?;
         if !cfg!(feature = "cuda") {
             return Err(RunError::Unsupported("this agent was built without the cuda feature".into()));
         }
@@ -219,6 +248,8 @@ pub(crate) fn record_for(req: &CellRequest, started_at_ms: i64) -> ResultRecord 
             weights_source: req.weights.source(),
             started_at_ms,
             finished_at_ms: 0,
+            // Set once the device is open: it names what ran, not what was asked for.
+            device: None,
         },
     }
 }

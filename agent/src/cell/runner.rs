@@ -44,7 +44,15 @@ impl RunnerConfig {
     pub fn for_request(req: &CellRequest) -> anyhow::Result<RunnerConfig> {
         let exe = std::env::current_exe().context("finding the agent executable")?;
         let secs = 2.0 * req.measure.max_seconds + req.measure.warmup_min_seconds + 120.0;
-        Ok(RunnerConfig { exe, timeout: Duration::from_secs_f64(secs), trace: None })
+        // A policy from outside may carry any float: refuse, never panic.
+        let timeout = Duration::try_from_secs_f64(secs).map_err(|_| {
+            anyhow::anyhow!(
+                "measure policy: max_seconds {} and warmup min_seconds {} give no valid time limit",
+                req.measure.max_seconds,
+                req.measure.warmup_min_seconds
+            )
+        })?;
+        Ok(RunnerConfig { exe, timeout, trace: None })
     }
 }
 
@@ -73,6 +81,8 @@ pub fn run_cell_cancellable(
     if let Some(parent) = TraceParent::handed_on(&tracing::Span::current(), cfg.trace.as_ref()) {
         parent.set_env(&mut command);
     }
+    pin_device(&mut command, &req.device);
+    die_with_parent(&mut command);
     let mut child = command
         .arg("exec-cell")
         .stdin(Stdio::piped())
@@ -242,3 +252,40 @@ fn wait4(pid: libc::pid_t, flags: i32) -> anyhow::Result<Option<Exit>> {
         _ => Err(std::io::Error::last_os_error()).context("waiting for the cell process"),
     }
 }
+
+/// A CUDA cell sees only its own GPU: `CUDA_VISIBLE_DEVICES` holds the NVML index of
+/// `device` (`cuda:N`), with CUDA numbering devices in PCI bus order as NVML does, so
+/// the process cannot touch (or allocate on) another slot's GPU.
+fn pin_device(command: &mut Command, device: &str) {
+    command.env_remove("CUDA_VISIBLE_DEVICES");
+    if let Some(n) = device.strip_prefix("cuda:") {
+        command.env("CUDA_VISIBLE_DEVICES", n).env("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
+    }
+}
+
+/// A cell must not outlive its agent: an agent killed with SIGKILL (or crashing) cannot
+/// kill its child, and an orphan would keep the device busy under the next cell of the
+/// restarted agent, skewing what that one measures. The kernel delivers SIGKILL to the
+/// child when the thread that spawned it exits; that thread waits for the child, so it
+/// lives exactly as long as the cell should.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // functions (prctl, getppid); it allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl: then we are already orphaned.
+            if libc::getppid() == 1 {
+                return Err(std::io::Error::other("the agent exited before its cell started"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}

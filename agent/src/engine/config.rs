@@ -21,6 +21,50 @@ pub fn candle_config<T: DeserializeOwned>(spec: &WorkloadSpec) -> Result<T, Buil
     serde_json::from_value(json).map_err(|e| BuildError::Failed(anyhow::anyhow!("{} config: {e}", spec.model.name)))
 }
 
+/// The keys of a `config.json` that fix a model's shape, across the families.
+const SHAPE_KEYS: &[&str] = &[
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "intermediate_size",
+    "d_model",
+    "d_kv",
+    "d_ff",
+    "num_layers",
+    "num_decoder_layers",
+    "num_heads",
+    "encoder_layers",
+    "decoder_layers",
+    "encoder_attention_heads",
+    "decoder_attention_heads",
+    "num_mel_bins",
+    "image_size",
+    "patch_size",
+    "num_channels",
+];
+
+/// Real weights bring their own `config.json`; the row is stored under the catalog
+/// model's name, so the two must agree on every shape key the catalog sets. `Err`
+/// lists each difference.
+pub fn check_same_shape(theirs: &Json, catalog: &Json) -> Result<(), String> {
+    let differences: Vec<String> = SHAPE_KEYS
+        .iter()
+        .filter_map(|key| {
+            let want = catalog.get(*key)?;
+            let got = theirs.get(*key);
+            (got != Some(want))
+                .then(|| format!("{key} is {}, expected {want}", got.map_or("missing".into(), Json::to_string)))
+        })
+        .collect();
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(differences.join(", "))
+    }
+}
+
 /// The published-style `config.json` of a catalog model.
 pub fn hf_config(model: &ModelSpec) -> Json {
     match &model.config {
@@ -167,5 +211,21 @@ impl DecoderShape {
             (k("rope.freq_base"), Value::F32(self.rope_theta as f32)),
             (k("attention.layer_norm_rms_epsilon"), Value::F32(self.rms_eps as f32)),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::catalog;
+
+    #[test]
+    fn weights_of_another_shape_are_told_apart_from_the_catalog_model() {
+        let bert_tiny = hf_config(catalog::lookup("bert-tiny").expect("bert-tiny"));
+        check_same_shape(&bert_tiny, &bert_tiny).expect("the catalog's own config");
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert/config.json");
+        let theirs: Json = serde_json::from_str(&std::fs::read_to_string(fixture).expect("fixture")).expect("json");
+        let why = check_same_shape(&theirs, &bert_tiny).expect_err("a 32-wide fixture is not bert-tiny");
+        assert!(why.contains("hidden_size is 32, expected 128") && why.contains("vocab_size is 99"), "{why}");
     }
 }

@@ -119,6 +119,10 @@ pub fn check_supported(spec: &WorkloadSpec, device: &Device) -> Result<(), Build
     if matches!(spec.weights, weights::Weights::Gguf { .. }) && !is_quantized(spec.precision) {
         return Err(BuildError::Unsupported("a .gguf file runs at a quantized precision (q8_0, q4_0)".into()));
     }
+    if let Some(theirs) = spec.weights.config_json()? {
+        config::check_same_shape(&theirs, &config::hf_config(model))
+            .map_err(|why| BuildError::Unsupported(format!("the weights' config.json is not {}: {why}", model.name)))?;
+    }
     Ok(())
 }
 

@@ -56,12 +56,56 @@ pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, 
     };
     let mut reader = Cursor::new(bytes);
     let content = gguf_file::Content::read(&mut reader).map_err(|e| anyhow::anyhow!("reading gguf: {e}"))?;
+    check_gguf(&content, &arch, spec.precision).map_err(|why| {
+        BuildError::Unsupported(format!("the .gguf file is not {} at {}: {why}", spec.model.name, spec.precision))
+    })?;
     let lm: Box<dyn CausalLm> = match spec.model.family {
         Family::Llama => Box::new(QLlama(quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)?)),
         Family::Qwen2 => Box::new(QQwen2(quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, device)?)),
         other => return Err(BuildError::Unsupported(format!("no quantized {other} in candle-transformers"))),
     };
     Generate::new(spec, lm, arch.vocab, arch.max_positions, device)
+}
+
+/// A GGUF file brings its own architecture and quantization: it must be the catalog
+/// model's, at the precision asked for, or the row would carry another model's numbers
+/// under this model's name. Compares llama.cpp's metadata and the type of the first
+/// attention weight.
+fn check_gguf(content: &gguf_file::Content, arch: &config::DecoderShape, precision: Precision) -> Result<(), String> {
+    let mut problems = Vec::new();
+    let expected = arch.gguf_metadata();
+    for (key, want) in &expected {
+        let got = content.metadata.get(key);
+        let same = match (want, got) {
+            (gguf_file::Value::String(w), Some(g)) => g.to_string().is_ok_and(|g| g == w),
+            (gguf_file::Value::U32(w), Some(g)) => g.to_u32().is_ok_and(|g| g == *w),
+            // Floats (rope base, norm epsilon) do not change what is computed per token.
+            (gguf_file::Value::F32(_), _) => true,
+            _ => false,
+        };
+        if !same {
+            problems.push(format!("{key} is {}, expected {}", show(got), show(Some(want))));
+        }
+    }
+    let want = ggml_dtype(precision);
+    match content.tensor_infos.get("blk.0.attn_q.weight").map(|t| t.ggml_dtype) {
+        Some(got) if got == want => {}
+        got => problems.push(format!("blk.0.attn_q.weight is {got:?}, expected {want:?}")),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+fn show(v: Option<&gguf_file::Value>) -> String {
+    match v {
+        None => "missing".into(),
+        Some(gguf_file::Value::String(s)) => format!("`{s}`"),
+        Some(gguf_file::Value::U32(n)) => n.to_string(),
+        Some(other) => format!("{other:?}"),
+    }
 }
 
 fn ggml_dtype(p: Precision) -> GgmlDType {
@@ -123,18 +167,22 @@ mod tests {
     use super::*;
     use shared::catalog::{self, Mode};
 
+    /// llama-tiny at `precision`, batch 1, from seeded random weights.
+    fn llama_tiny(precision: Precision) -> WorkloadSpec {
+        WorkloadSpec {
+            model: catalog::lookup("llama-tiny").expect("llama-tiny"),
+            batch: 1,
+            seq_len: 8,
+            precision,
+            mode: Mode::Inference,
+            weights: Weights::Random { seed: 9 },
+        }
+    }
+
     /// A `.gguf` on disk takes the same road as random weights, and is hashed.
     #[test]
     fn loads_a_gguf_file_and_hashes_it() {
-        let model = catalog::lookup("llama-tiny").expect("llama-tiny");
-        let random = WorkloadSpec {
-            model,
-            batch: 1,
-            seq_len: 8,
-            precision: Precision::Q8_0,
-            mode: Mode::Inference,
-            weights: Weights::Random { seed: 9 },
-        };
+        let random = llama_tiny(Precision::Q8_0);
         let arch = config::DecoderShape::of(&random).expect("decoder");
         let bytes = random_gguf(&arch, Precision::Q8_0, 9).expect("gguf");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -149,5 +197,21 @@ mod tests {
         let check = super::super::output_check(w.output().expect("output")).expect("check");
         assert!(check.all_finite);
         assert_eq!(check.n_values, u64::from(arch.vocab as u32));
+    }
+
+    /// A file of another quantization or another architecture is refused, naming what
+    /// differs, instead of being stored under the catalog model's name and precision.
+    #[test]
+    fn a_gguf_of_another_precision_or_shape_is_refused() {
+        let spec = llama_tiny(Precision::Q4_0);
+        let arch = config::DecoderShape::of(&spec).expect("decoder");
+        let read = |bytes: Vec<u8>| gguf_file::Content::read(&mut Cursor::new(bytes)).expect("gguf");
+        let q8 = read(random_gguf(&arch, Precision::Q8_0, 9).expect("gguf"));
+        check_gguf(&q8, &arch, Precision::Q8_0).expect("the same model and precision");
+        let why = check_gguf(&q8, &arch, Precision::Q4_0).expect_err("another precision");
+        assert!(why.contains("attn_q.weight is Some(Q8_0), expected Q4_0"), "{why}");
+        let wider = config::DecoderShape { layers: arch.layers + 1, hidden: arch.hidden * 2, ..arch.clone() };
+        let why = check_gguf(&q8, &wider, Precision::Q8_0).expect_err("another shape");
+        assert!(why.contains("llama.block_count is") && why.contains("llama.embedding_length is"), "{why}");
     }
 }

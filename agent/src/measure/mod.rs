@@ -49,6 +49,9 @@ pub fn decide(policy: &MeasurePolicy, n: u32, elapsed_s: f64, rel_ci: Option<f64
     if minimums && rel_ci.is_some_and(|ci| ci <= policy.target_relative_ci) {
         return Decision::Stop(StopReason::CiTarget);
     }
+    if n as usize >= shared::result::MAX_SAMPLES {
+        return Decision::Stop(StopReason::MaxSamples);
+    }
     if elapsed_s >= policy.max_seconds {
         let reason = if minimums { StopReason::MaxSeconds } else { StopReason::MaxSecondsBeforeMinimums };
         return Decision::Stop(reason);
@@ -159,6 +162,14 @@ mod tests {
         assert_eq!(decide(&p, 100, 3.0, None), Decision::Continue);
         assert_eq!(decide(&p, 100, 5.0, Some(0.05)), Decision::Stop(StopReason::MaxSeconds));
         assert_eq!(decide(&p, 3, 5.0, Some(0.05)), Decision::Stop(StopReason::MaxSecondsBeforeMinimums));
+    }
+
+    #[test]
+    fn stops_at_the_most_samples_one_record_holds() {
+        let p = MeasurePolicy { min_seconds: 60.0, max_seconds: 120.0, ..policy() };
+        let max = shared::result::MAX_SAMPLES as u32;
+        assert_eq!(decide(&p, max - 1, 1.0, Some(0.5)), Decision::Continue);
+        assert_eq!(decide(&p, max, 1.0, Some(0.5)), Decision::Stop(StopReason::MaxSamples));
     }
 
     /// Counts its iterations; no device, no tensors.

@@ -3,20 +3,17 @@
 //! the results into a local warehouse, and prints the performance report and what to
 //! try next. Everything it prints was measured here, now.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::Args;
 use shared::catalog::{Mode, Precision};
 
 use agent::bench::{self, BenchArgs, MeasureArgs};
 
-use crate::query::QueryEngine;
+use super::common::WarehouseArgs;
 use crate::report::{self, Format, Kind};
 use crate::warehouse::schema::Origin;
-use crate::warehouse::Warehouse;
 
 /// The built-in sweep: small models of three families, three batch sizes, two
 /// precisions, inference; sized to finish in a few minutes on a 2-core machine.
@@ -32,9 +29,9 @@ candle engine, each cell in its own child process, writes the results as Parquet
 and prints the performance report and the next commands to try. Combinations the engine \
 cannot run are reported as unsupported, with the reason.")]
 pub struct QuickstartArgs {
-    /// Warehouse folder to create or add to
-    #[arg(long, value_name = "DIR", default_value = "./accelbench-data")]
-    pub data: PathBuf,
+    /// Warehouse to create or add to: a folder, or a URL (s3://, gs://, az://, file://)
+    #[arg(long, value_name = "DIR_OR_URL", default_value = "./accelbench-data")]
+    pub data: String,
 }
 
 pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
@@ -55,12 +52,13 @@ pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         records.push(bench::run_with_progress(req, i + 1, requests.len())?);
     }
 
-    let location = args.data.to_string_lossy().into_owned();
-    std::fs::create_dir_all(&args.data).with_context(|| format!("creating {}", args.data.display()))?;
-    let wh = Warehouse::open(&location).await.with_context(|| format!("opening warehouse {location}"))?;
+    // The same opening and reading path as every other command: a remote warehouse is
+    // read through a local copy of its committed files, never by DuckDB itself.
+    let location = args.data;
+    let warehouse = WarehouseArgs { warehouse: location.clone() };
+    let wh = warehouse.open().await?;
     let out = wh.write_results(&records, Origin::Measured).await?;
-    let files = wh.sync_to_local(&args.data).await?;
-    let engine = QueryEngine::open(&files)?;
+    let engine = warehouse.query_engine().await?;
     let md = report::render(&engine, Kind::Performance, Some(&run_id), Format::Md)?;
     println!("{}", String::from_utf8_lossy(&md));
     println!(
@@ -70,7 +68,7 @@ pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
          accelbench report compatibility --warehouse {location}\n  \
          accelbench-agent bench --model bert-base-uncased --batch 1,8 --precision fp32,bf16",
         out.new,
-        args.data.display(),
+        location,
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

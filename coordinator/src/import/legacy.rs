@@ -357,6 +357,7 @@ fn to_record(row: &LegacyRow, file: &FileContext) -> Result<ResultRecord, String
             weights_source: file.sweep_name(),
             started_at_ms,
             finished_at_ms: started_at_ms.saturating_add(duration_ms),
+            device: None,
         },
     })
 }

@@ -23,7 +23,10 @@ pub fn write(out: &mut impl Write, rows: &QueryOutput, format: Format) -> anyhow
         Format::Table => writeln!(out, "{}", table(rows)?)?,
         Format::Csv => {
             let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
-            for b in &rows.batches {
+            // No rows still prints the header: a script reading the CSV sees the columns.
+            let empty = [RecordBatch::new_empty(rows.schema.clone())];
+            let batches = if rows.batches.is_empty() { &empty[..] } else { &rows.batches[..] };
+            for b in batches {
                 w.write(b)?;
             }
         }

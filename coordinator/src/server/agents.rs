@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use proto::v1::agent_service_server::AgentService;
 use proto::v1::{
-    HeartbeatRequest, HeartbeatResponse, LeaseCellsRequest, LeaseCellsResponse, LeaseRef, RegisterRequest,
+    AckStatus, HeartbeatRequest, HeartbeatResponse, LeaseCellsRequest, LeaseCellsResponse, LeaseRef, RegisterRequest,
     RegisterResponse, ReportResultsRequest, ReportResultsResponse, ResultAck,
 };
 use shared::cell::CellKey;
@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::committer::{self, Committer, Report};
 use super::leasing::Leasing;
-use super::{now_ms, raft_status, Ctx};
+use super::{now_ms, raft_status, tables, Ctx};
 use crate::state::command::Completion;
 use crate::state::{self, CellState, Command, Outcome, SweepId};
 
@@ -44,23 +44,48 @@ impl AgentService for Agents {
         let r = request.into_inner();
         let fp: Fingerprint = proto::decode_json("fingerprint_json", &r.fingerprint_json)?;
         let devices = state::device_groups(&fp);
+        let rows_devices = devices.clone();
         if devices.is_empty() {
             return Err(Status::invalid_argument("fingerprint_json: no devices (not even a cpu)"));
         }
         check_labels(&r.labels)?;
         let agent_id = if r.agent_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { valid_id(&r.agent_id)? };
-        let cmd = Command::RegisterAgent {
-            agent_id: agent_id.clone(),
-            devices,
-            labels: r.labels.into_iter().collect(),
-            at_ms: now_ms(),
+        let keep = held_leases("held", &r.held)?;
+        let at_ms = now_ms();
+        // One entry: the registration and the end of whatever an earlier process of this
+        // agent held and this one does not report (it was running when that process died).
+        let cmd = Command::Batch {
+            commands: vec![
+                Command::RegisterAgent {
+                    agent_id: agent_id.clone(),
+                    devices,
+                    labels: r.labels.into_iter().collect(),
+                    at_ms,
+                },
+                Command::ReleaseLeases {
+                    agent_id: agent_id.clone(),
+                    keep,
+                    reason: "the agent registered again (restarted) without it".into(),
+                    at_ms,
+                },
+            ],
         };
-        match self.ctx.raft.propose(cmd).await.map_err(raft_status)? {
-            Outcome::AgentRegistered { .. } => {}
-            Outcome::Rejected(why) => return Err(Status::invalid_argument(why.to_string())),
+        let outcomes = match self.ctx.raft.propose(cmd).await.map_err(raft_status)? {
+            Outcome::Batch(outcomes) => outcomes,
+            other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
+        };
+        match outcomes.as_slice() {
+            [Outcome::AgentRegistered { .. }, Outcome::LeasesReleased { released }] => {
+                if !released.is_empty() {
+                    tracing::warn!(agent_id, n = released.len(), "ended the leases of the agent's previous process");
+                }
+            }
+            [Outcome::Rejected(why), ..] => return Err(Status::invalid_argument(why.to_string())),
             other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
         }
         self.ctx.liveness.saw(&agent_id);
+        let version = r.agent_version.chars().take(256).collect::<String>();
+        tables::write_agents(&self.ctx, tables::agent_rows(&agent_id, &fp, &rows_devices, &version, at_ms)).await;
         tracing::Span::current().record("agent_id", &agent_id);
         tracing::info!(agent_id, "agent registered");
         Ok(Response::new(RegisterResponse { agent_id, heartbeat_interval_ms: self.ctx.config.heartbeat_interval_ms }))
@@ -86,7 +111,8 @@ impl AgentService for Agents {
     async fn lease_cells(&self, request: Request<LeaseCellsRequest>) -> Result<Response<LeaseCellsResponse>, Status> {
         let r = request.into_inner();
         let max = r.max_cells.clamp(1, MAX_CELLS_PER_LEASE) as usize;
-        let leases = self.leasing.lease(r.agent_id.clone(), max).await?;
+        let held = held_leases("held", &r.held)?;
+        let leases = self.leasing.lease(r.agent_id.clone(), max, held).await?;
         // After the lease: an unknown agent must not enter the liveness table.
         self.ctx.liveness.saw(&r.agent_id);
         Ok(Response::new(LeaseCellsResponse { leases }))
@@ -101,7 +127,20 @@ impl AgentService for Agents {
         let mut acks = Vec::new();
         let mut waiting = Vec::new();
         while let Some(msg) = stream.next().await {
-            let (lease, report) = checked(msg?)?;
+            let msg = msg?;
+            let lease = msg.lease.clone();
+            // A bad result is refused alone: the stream, and the agent's other spooled
+            // results behind it, go on.
+            let report = match checked(msg, now_ms()) {
+                Ok(report) => report,
+                Err(why) => {
+                    tracing::warn!(reason = why, "result refused");
+                    answer(&mut waiting, &mut acks).await?;
+                    acks.push(ResultAck { lease, status: AckStatus::Rejected as i32, message: why });
+                    continue;
+                }
+            };
+            let lease = lease.unwrap_or_default();
             waiting.push((lease, self.committer.submit(report).await?));
             // Bounded: a reporter streaming a huge spool waits for acks as it goes.
             if waiting.len() >= MAX_WAITING_PER_STREAM {
@@ -139,24 +178,33 @@ impl Agents {
     }
 }
 
-/// A reported result, decoded and checked against its own lease: malformed input is
-/// refused here, before it reaches the committer.
+/// How old a reported result may be: a spool re-sent after a month-long outage still
+/// counts; older is not a result of this coordinator's leases.
+const MAX_RESULT_AGE_MS: i64 = 30 * 24 * 3600 * 1000;
+/// How far ahead of the coordinator's clock a result may be (clock skew between machines).
+const MAX_RESULT_AHEAD_MS: i64 = 3600 * 1000;
+
+/// A reported result, decoded and checked against its own lease and every bound a result
+/// has; `Err` is the reason it is refused, naming the field.
 #[tracing::instrument(name = "result", skip_all, fields(
     agent_id = msg.agent_id,
     sweep_id = msg.lease.as_ref().map(|l| l.sweep_id.as_str()),
     cell_key = msg.lease.as_ref().map(|l| l.cell_key.as_str()),
     attempt = msg.lease.as_ref().map(|l| l.attempt),
 ))]
-fn checked(msg: ReportResultsRequest) -> Result<(LeaseRef, Report), Status> {
-    let lease = msg.lease.ok_or_else(|| Status::invalid_argument("lease: missing"))?;
-    let record: ResultRecord = proto::decode_json("result_json", &msg.result_json)?;
-    record.validate().map_err(|e| Status::invalid_argument(format!("result_json: {e}")))?;
-    let (sweep_id, cell_key) = committer::lease_ids(&lease.sweep_id, &lease.cell_key)?;
+fn checked(msg: ReportResultsRequest, now_ms: i64) -> Result<Report, String> {
+    let lease = msg.lease.ok_or("lease: missing")?;
+    let record: ResultRecord =
+        proto::decode_json("result_json", &msg.result_json).map_err(|e| e.message().to_string())?;
+    record.validate().map_err(|e| format!("result_json: {e}"))?;
+    record.check_recent(now_ms, MAX_RESULT_AGE_MS, MAX_RESULT_AHEAD_MS).map_err(|e| format!("result_json: {e}"))?;
+    let (sweep_id, cell_key) =
+        committer::lease_ids(&lease.sweep_id, &lease.cell_key).map_err(|e| e.message().to_string())?;
     if record.sweep_id.as_deref() != Some(lease.sweep_id.as_str())
         || record.cell_key != lease.cell_key
         || record.attempt != lease.attempt
     {
-        return Err(Status::invalid_argument("result_json: sweep, cell key or attempt differ from the lease"));
+        return Err("result_json: sweep, cell key or attempt differ from the lease".into());
     }
     let completion = Completion {
         sweep_id,
@@ -167,10 +215,9 @@ fn checked(msg: ReportResultsRequest) -> Result<(LeaseRef, Report), Status> {
         status: record.status,
         error: record.error.clone(),
         files: Vec::new(),
-        at_ms: now_ms(),
+        at_ms: now_ms,
     };
-    let report = Report { completion, record };
-    Ok((lease, report))
+    Ok(Report { completion, record })
 }
 
 /// Whether `agent_id` still holds the lease `l` (same cell, attempt and epoch).
@@ -180,6 +227,24 @@ fn holds(s: &state::State, agent_id: &str, l: &LeaseRef) -> bool {
         s.cell(&sweep, &key).map(|c| &c.state),
         Some(CellState::Leased { agent_id: h, epoch, .. }) if h == agent_id && *epoch == l.epoch
     )
+}
+
+/// Most leases an agent may say it holds: its device slots' cells plus a spool of
+/// results not yet acknowledged.
+const MAX_HELD: usize = 4096;
+
+/// The leases an agent says it holds, as (sweep, cell, epoch).
+fn held_leases(field: &str, held: &[LeaseRef]) -> Result<Vec<(SweepId, CellKey, u64)>, Status> {
+    if held.len() > MAX_HELD {
+        return Err(Status::invalid_argument(format!("{field}: {} leases, at most {MAX_HELD}", held.len())));
+    }
+    held.iter()
+        .map(|l| {
+            let (sweep_id, cell_key) = committer::lease_ids(&l.sweep_id, &l.cell_key)
+                .map_err(|e| Status::invalid_argument(format!("{field}: {}", e.message())))?;
+            Ok((sweep_id, cell_key, l.epoch))
+        })
+        .collect()
 }
 
 fn valid_id(id: &str) -> Result<String, Status> {

@@ -19,13 +19,13 @@ use std::sync::Arc;
 
 use proto::v1::AckStatus;
 use shared::cell::CellKey;
-use shared::result::ResultRecord;
+use shared::result::{Coordinates, ResultRecord};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tonic::Status;
 
 use super::{raft_status, Ctx};
 use crate::state::command::Completion;
-use crate::state::{check_completion, Command, ManifestFile, Outcome, SweepId};
+use crate::state::{check_completion, CellState, Command, ManifestFile, Outcome, Rejection, State, SweepId};
 use crate::warehouse::manifest::FileEntry;
 use crate::warehouse::schema::{Origin, ResultKey};
 
@@ -76,6 +76,10 @@ pub fn shutting_down() -> Status {
     Status::unavailable("the coordinator is shutting down")
 }
 
+/// First and longest wait between tries of a warehouse commit that failed.
+const WAREHOUSE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const WAREHOUSE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Groups in flight at once. Staging a group (Parquet encoding, file writes) takes
 /// milliseconds whatever its size, so groups overlap: while one waits for its fsync or
 /// its files, the next is staged. Concurrent groups cannot both commit one attempt: the
@@ -124,7 +128,12 @@ async fn commit_group(ctx: &Ctx, group: Vec<Queued>) {
     let (t0, n) = (std::time::Instant::now(), group.len());
     // Decided before any file is written, so that results that cannot commit cost
     // nothing; apply checks again.
-    let verdicts = ctx.raft.read(|s| group.iter().map(|q| check_completion(s, &q.report.completion)).collect());
+    let verdicts = ctx.raft.read(|s| {
+        group
+            .iter()
+            .map(|q| check_completion(s, &q.report.completion).and_then(|()| check_label(s, &q.report)))
+            .collect()
+    });
     let verdicts: Vec<_> = match verdicts.await {
         Ok(verdicts) => verdicts,
         Err(e) => {
@@ -136,6 +145,10 @@ async fn commit_group(ctx: &Ctx, group: Vec<Queued>) {
     let mut by_attempt: BTreeMap<(SweepId, CellKey, u32), usize> = BTreeMap::new();
     for (queued, verdict) in group.into_iter().zip(verdicts) {
         match verdict {
+            Err(outcome @ Outcome::Duplicate { .. }) => {
+                let answer = duplicate_if_visible(ctx, &queued.report.record, outcome).await;
+                drop(queued.reply.send(answer));
+            }
             Err(outcome) => drop(queued.reply.send(refusal(outcome))),
             Ok(()) => {
                 let c = &queued.report.completion;
@@ -192,12 +205,19 @@ async fn commit_round(ctx: &Ctx, entries: Vec<Entry>) -> Vec<Entry> {
     }
 }
 
+/// Commits a group Raft has recorded into the warehouse manifest, retrying until it
+/// lands: Raft has decided these results exist, so giving up would leave rows that are
+/// committed but invisible (and answered `Duplicate` on a re-send). The reporters wait;
+/// a restart in the meantime mirrors the files from Raft's manifest instead.
 async fn commit_to_warehouse(ctx: &Ctx, entries: Vec<Entry>, files: Vec<FileEntry>) {
-    let keys = entries.iter().map(|e| ResultKey::of(&e.first.report.record)).collect();
-    let answer = match ctx.warehouse.commit_staged(files, keys).await {
-        Ok(()) => Ok((AckStatus::Committed, String::new())),
-        Err(e) => Err(Status::unavailable(format!("committing to the warehouse: {e}"))),
-    };
+    let keys: Vec<ResultKey> = entries.iter().map(|e| ResultKey::of(&e.first.report.record)).collect();
+    let mut wait = WAREHOUSE_RETRY_FIRST;
+    while let Err(e) = ctx.warehouse.commit_staged(files.clone(), keys.clone()).await {
+        tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, n = entries.len(), "warehouse commit failed; retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(WAREHOUSE_RETRY_MAX);
+    }
+    let answer = Ok((AckStatus::Committed, String::new()));
     for entry in entries {
         let c = &entry.first.report.completion;
         tracing::info!(agent_id = c.agent_id, sweep_id = %c.sweep_id, cell_key = %c.cell_key, attempt = c.attempt, status = %c.status, "result committed");
@@ -225,6 +245,20 @@ fn fail_all(entries: Vec<Entry>, status: Status) -> Vec<Entry> {
     Vec::new()
 }
 
+/// A re-send of an attempt Raft has committed is `Duplicate` only once its rows are in
+/// the warehouse: an agent deletes its copy on that answer. Until then (a warehouse
+/// commit still being retried, or lost in a crash and not yet mirrored) it is told to
+/// try again later.
+async fn duplicate_if_visible(ctx: &Ctx, record: &ResultRecord, outcome: Outcome) -> Answer {
+    match ctx.warehouse.is_committed(&ResultKey::of(record)).await {
+        Ok(true) => refusal(outcome),
+        Ok(false) => {
+            Err(Status::unavailable("the result is committed but not yet in the warehouse; send it again later"))
+        }
+        Err(e) => Err(Status::unavailable(format!("reading the warehouse manifest: {e}"))),
+    }
+}
+
 /// The answer to a result apply would not record: a re-send of a committed attempt is
 /// `Duplicate`, anything else `Rejected` with apply's reason.
 fn refusal(outcome: Outcome) -> Answer {
@@ -233,6 +267,33 @@ fn refusal(outcome: Outcome) -> Answer {
         Outcome::Rejected(why) => Ok((AckStatus::Rejected, why.to_string())),
         other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
     }
+}
+
+/// The result must describe the cell it was leased for, on the device group the lease
+/// took: the same coordinates, and an engine and class in its provenance that agree. A
+/// result that claims another model, batch, device or engine is refused, never stored
+/// under the cell's key.
+fn check_label(s: &State, report: &Report) -> Result<(), Outcome> {
+    let c = &report.completion;
+    let wrong = |problem: String| Outcome::Rejected(Rejection::WrongLabel { cell_key: c.cell_key.clone(), problem });
+    let record = s.cell(&c.sweep_id, &c.cell_key).ok_or_else(|| wrong("unknown cell".into()))?;
+    let CellState::Leased { device_class, .. } = &record.state else {
+        return Err(wrong(format!("the cell is {:?}, not leased", record.state.kind())));
+    };
+    let expected = Coordinates::of(&record.cell, device_class)
+        .ok_or_else(|| wrong(format!("model {} is not in this coordinator's catalog", record.cell.model)))?;
+    let got = &report.record.coordinates;
+    if *got != expected {
+        return Err(wrong(format!("got {got:?}, leased {expected:?}")));
+    }
+    let p = &report.record.provenance;
+    if p.engine != got.engine || p.hardware_class != got.hardware_class {
+        return Err(wrong(format!(
+            "provenance says engine `{}` on `{}`, coordinates say `{}` on `{}`",
+            p.engine, p.hardware_class, got.engine, got.hardware_class
+        )));
+    }
+    Ok(())
 }
 
 /// Parses the lease's ids, naming the bad field.

@@ -19,7 +19,7 @@ use tonic::Status;
 use super::{now_ms, raft_status, Ctx};
 use crate::scheduler;
 use crate::state::command::TraceContext;
-use crate::state::{Command, Lease, Outcome, SweepId};
+use crate::state::{CellState, Command, Lease, Outcome, SweepId};
 
 /// Most requests planned together: bounds the time one batch holds the state's lock.
 const MAX_BATCH: usize = 1024;
@@ -31,6 +31,9 @@ type Reply = oneshot::Sender<Result<Vec<WireLease>, Status>>;
 struct Request {
     agent_id: String,
     max_cells: usize,
+    /// The leases the agent says it holds (sweep, cell, epoch); the others it has on
+    /// record are ended before planning.
+    held: Vec<(SweepId, CellKey, u64)>,
     reply: Reply,
 }
 
@@ -50,10 +53,15 @@ impl Leasing {
 
     /// Up to `max_cells` new leases for a registered agent (possibly none);
     /// `NotFound` for an agent that never registered.
-    pub async fn lease(&self, agent_id: String, max_cells: usize) -> Result<Vec<WireLease>, Status> {
+    pub async fn lease(
+        &self,
+        agent_id: String,
+        max_cells: usize,
+        held: Vec<(SweepId, CellKey, u64)>,
+    ) -> Result<Vec<WireLease>, Status> {
         let (reply, answer) = oneshot::channel();
         let stopped = || Status::unavailable("the coordinator is shutting down");
-        self.tx.send(Request { agent_id, max_cells, reply }).await.map_err(|_| stopped())?;
+        self.tx.send(Request { agent_id, max_cells, held, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -70,17 +78,31 @@ async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Request>) {
 struct Planned {
     plans: Vec<Option<Vec<(SweepId, CellKey)>>>,
     sweeps: BTreeMap<SweepId, SweepInfo>,
+    /// `ReleaseLeases` for the agents whose request leaves out a lease they have on record.
+    releases: Vec<Command>,
 }
 
 type SweepInfo = (u32, String, Option<TraceContext>);
 
 async fn serve_batch(ctx: &Ctx, batch: Vec<Request>) {
     let now = now_ms();
-    let planned = ctx.raft.read(|s| plan(s, &batch, now)).await;
-    let planned = match planned {
+    let mut planned = match ctx.raft.read(|s| plan(s, &batch, now)).await {
         Ok(planned) => planned,
         Err(e) => return reply_all(batch, &raft_status(e)),
     };
+    // Rare: some agent holds less than the state says. End those leases first, then
+    // plan again, so the slots they took are free for this very request.
+    if !planned.releases.is_empty() {
+        match ctx.raft.propose(Command::Batch { commands: std::mem::take(&mut planned.releases) }).await {
+            Ok(Outcome::Batch(outcomes)) => log_releases(&outcomes),
+            Ok(other) => return reply_all(batch, &Status::internal(format!("unexpected outcome {other:?}"))),
+            Err(e) => return reply_all(batch, &raft_status(e)),
+        }
+        planned = match ctx.raft.read(|s| plan(s, &batch, now)).await {
+            Ok(planned) => planned,
+            Err(e) => return reply_all(batch, &raft_status(e)),
+        };
+    }
     let (commands, owners) = grant_commands(&batch, &planned, now);
     let mut leases: Vec<Vec<WireLease>> = batch.iter().map(|_| Vec::new()).collect();
     if !commands.is_empty() {
@@ -117,7 +139,39 @@ fn plan(s: &crate::state::State, batch: &[Request], now_ms: i64) -> Planned {
             sweeps.insert(*sweep_id, (sweep.spec.policy.lease_seconds, measure, sweep.trace.clone()));
         }
     }
-    Planned { plans, sweeps }
+    let releases = batch.iter().filter(|r| holds_unlisted(s, r)).map(|r| release_unheld(r, now_ms)).collect();
+    Planned { plans, sweeps, releases }
+}
+
+/// Whether the state has a lease on record for the request's agent that the request
+/// does not list.
+fn holds_unlisted(s: &crate::state::State, r: &Request) -> bool {
+    let Some(agent) = s.agent(&r.agent_id) else { return false };
+    agent.leases.iter().any(|(sweep_id, key)| match s.cell(sweep_id, key).map(|c| &c.state) {
+        Some(CellState::Leased { epoch, .. }) => {
+            !r.held.iter().any(|(s, k, e)| s == sweep_id && k == key && e == epoch)
+        }
+        _ => false,
+    })
+}
+
+fn release_unheld(r: &Request, at_ms: i64) -> Command {
+    Command::ReleaseLeases {
+        agent_id: r.agent_id.clone(),
+        keep: r.held.clone(),
+        reason: "the agent asked for work without listing it (a lost reply, or a lease taken in its name)".into(),
+        at_ms,
+    }
+}
+
+fn log_releases(outcomes: &[Outcome]) {
+    for outcome in outcomes {
+        if let Outcome::LeasesReleased { released } = outcome {
+            for (sweep_id, cell_key) in released {
+                tracing::warn!(%sweep_id, %cell_key, "ended a lease its agent does not hold");
+            }
+        }
+    }
 }
 
 /// One `GrantLeases` per agent and sweep (each sweep has its own lease time), in plan
@@ -183,6 +237,7 @@ fn wire(l: Lease, sweeps: &BTreeMap<SweepId, SweepInfo>) -> WireLease {
         lease_seconds,
         traceparent: trace.as_ref().map(|t| t.traceparent.clone()).unwrap_or_default(),
         tracestate: trace.map(|t| t.tracestate).unwrap_or_default(),
+        device_class: l.device_class,
     }
 }
 

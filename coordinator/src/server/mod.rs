@@ -15,6 +15,7 @@ pub mod config;
 pub mod leasing;
 pub mod liveness;
 pub mod sweeps;
+pub mod tables;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -85,11 +86,16 @@ pub async fn serve(
     });
     let result = tonic::transport::Server::builder()
         .trace_fn(rpc_span)
-        .add_service(AgentServiceServer::new(agents::Agents {
-            ctx: ctx.clone(),
-            leasing: leasing::Leasing::start(ctx.clone()),
-            committer: committer::Committer::start(ctx.clone()),
-        }))
+        .add_service(
+            AgentServiceServer::new(agents::Agents {
+                ctx: ctx.clone(),
+                leasing: leasing::Leasing::start(ctx.clone()),
+                committer: committer::Committer::start(ctx.clone()),
+            })
+            // One result per message, and a result may be this big: agents check the
+            // same bound before sending, so none is refused by the transport.
+            .max_decoding_message_size(shared::result::MAX_RESULT_JSON_BYTES + (1 << 20)),
+        )
         .add_service(SweepServiceServer::new(sweeps::Sweeps { ctx: ctx.clone() }))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;

@@ -19,7 +19,7 @@ use shared::spec::{self, Format, Limits};
 use tonic::{Request, Response, Status};
 use tracing::field;
 
-use super::{now_ms, raft_status, Ctx};
+use super::{now_ms, raft_status, tables, Ctx};
 use crate::state::command::TraceContext;
 use crate::state::query::{Counts, SweepStatus};
 use crate::state::{Command, Outcome, SweepId};
@@ -64,12 +64,15 @@ impl SweepService for Sweeps {
         let sweep_id = uuid::Uuid::now_v7();
         tracing::Span::current().record("sweep_id", field::display(sweep_id)).record("n_cells", n_cells);
         let trace = sweep_trace(received.as_ref());
-        let cmd = Command::SubmitSweep { sweep_id, submitted_at_ms: now_ms(), spec, cells, trace };
+        let at_ms = now_ms();
+        let rows = (tables::sweep_row(sweep_id, &spec, n_cells, at_ms), tables::cell_rows(sweep_id, &cells, at_ms));
+        let cmd = Command::SubmitSweep { sweep_id, submitted_at_ms: at_ms, spec, cells, trace };
         match self.ctx.raft.propose(cmd).await.map_err(raft_status)? {
             Outcome::Submitted { .. } => {}
             Outcome::Rejected(why) => return Err(Status::invalid_argument(why.to_string())),
             other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
         }
+        tables::write_sweep(&self.ctx, rows.0, rows.1).await;
         tracing::info!(sweep_id = %sweep_id, n_cells, "sweep submitted");
         Ok(Response::new(SubmitSweepResponse { sweep_id: sweep_id.to_string(), n_cells }))
     }

@@ -52,6 +52,10 @@ pub enum Outcome {
     Duplicate {
         status: Status,
     },
+    /// The leases an agent no longer holds were ended (`released`, in key order).
+    LeasesReleased {
+        released: Vec<(SweepId, CellKey)>,
+    },
     /// Leases whose epoch was still current were ended; the others are `skipped`.
     LeasesExpired {
         n_retried: usize,
@@ -119,6 +123,8 @@ pub enum Rejection {
     CompletedTwice(CellKey),
     #[error("a batch inside a batch")]
     NestedBatch,
+    #[error("cell {cell_key}: the result does not describe the leased cell: {problem}")]
+    WrongLabel { cell_key: CellKey, problem: String },
 }
 
 /// Applies one command. Deterministic: the same state and command give the same result.
@@ -136,6 +142,9 @@ pub fn apply(state: &mut State, command: Command) -> Outcome {
         }
         Command::CompleteCell(completion) => complete(state, completion),
         Command::ExpireLeases { expired, at_ms } => expire(state, &expired, at_ms),
+        Command::ReleaseLeases { agent_id, keep, reason, at_ms } => {
+            release_unheld(state, &agent_id, &keep, &reason, at_ms)
+        }
         Command::CommitFiles { files, at_ms: _ } => commit_files(state, files),
         Command::CompleteCells { completions, files } => complete_all(state, completions, files),
         Command::Batch { commands } => Outcome::Batch(
@@ -490,18 +499,58 @@ pub fn retry_backoff_ms(n_failed_attempts: u32) -> i64 {
 }
 
 fn expire(state: &mut State, expired: &[(SweepId, CellKey, u64)], at_ms: i64) -> Outcome {
+    let ended = end_leases(state, expired, at_ms, &format!("lease expired at {at_ms} ms"));
+    Outcome::LeasesExpired { n_retried: ended.n_retried, n_failed: ended.n_failed, skipped: ended.skipped }
+}
+
+fn release_unheld(
+    state: &mut State,
+    agent_id: &str,
+    keep: &[(SweepId, CellKey, u64)],
+    reason: &str,
+    at_ms: i64,
+) -> Outcome {
+    let Some(agent) = state.agents.get(agent_id) else {
+        return Outcome::Rejected(Rejection::UnknownAgent(agent_id.to_owned()));
+    };
+    let unheld: Vec<(SweepId, CellKey, u64)> = agent
+        .leases
+        .iter()
+        .filter_map(|(sweep_id, key)| {
+            let epoch = match state.cell(sweep_id, key).map(|c| &c.state) {
+                Some(CellState::Leased { epoch, .. }) => *epoch,
+                _ => return None,
+            };
+            let held = keep.iter().any(|(s, k, e)| s == sweep_id && k == key && *e == epoch);
+            (!held).then(|| (*sweep_id, key.clone(), epoch))
+        })
+        .collect();
+    end_leases(state, &unheld, at_ms, reason);
+    Outcome::LeasesReleased { released: unheld.into_iter().map(|(s, k, _)| (s, k)).collect() }
+}
+
+/// What [`end_leases`] did.
+struct Ended {
+    n_retried: usize,
+    n_failed: usize,
+    skipped: Vec<(SweepId, CellKey, Rejection)>,
+}
+
+/// Ends each lease whose epoch is still current as a failed attempt (`why` says how it
+/// ended): the cell goes back to pending while attempts are left, else to failed.
+fn end_leases(state: &mut State, leases: &[(SweepId, CellKey, u64)], at_ms: i64, why: &str) -> Ended {
     let State { sweeps, agents, .. } = state;
-    let (mut n_retried, mut n_failed, mut skipped) = (0, 0, Vec::new());
-    for (sweep_id, cell_key, epoch) in expired {
+    let mut ended = Ended { n_retried: 0, n_failed: 0, skipped: Vec::new() };
+    for (sweep_id, cell_key, epoch) in leases {
         let Some(sweep) = sweeps.get_mut(sweep_id) else {
-            skipped.push((*sweep_id, cell_key.clone(), Rejection::UnknownSweep(*sweep_id)));
+            ended.skipped.push((*sweep_id, cell_key.clone(), Rejection::UnknownSweep(*sweep_id)));
             continue;
         };
         let max_attempts = sweep.spec.policy.max_attempts;
         let Sweep { cells, pending, .. } = sweep;
         let Some(record) = cells.get_mut(cell_key) else {
             let rejection = Rejection::UnknownCell { sweep_id: *sweep_id, cell_key: cell_key.clone() };
-            skipped.push((*sweep_id, cell_key.clone(), rejection));
+            ended.skipped.push((*sweep_id, cell_key.clone(), rejection));
             continue;
         };
         let (holder, attempt) = match &record.state {
@@ -510,25 +559,25 @@ fn expire(state: &mut State, expired: &[(SweepId, CellKey, u64)], at_ms: i64) ->
             }
             CellState::Leased { epoch: current, .. } => {
                 let rejection = Rejection::StaleEpoch { cell_key: cell_key.clone(), current: *current, got: *epoch };
-                skipped.push((*sweep_id, cell_key.clone(), rejection));
+                ended.skipped.push((*sweep_id, cell_key.clone(), rejection));
                 continue;
             }
             other => {
                 let rejection = Rejection::NotLeased { cell_key: cell_key.clone(), state: other.kind() };
-                skipped.push((*sweep_id, cell_key.clone(), rejection));
+                ended.skipped.push((*sweep_id, cell_key.clone(), rejection));
                 continue;
             }
         };
         release(agents, &holder, *sweep_id, cell_key);
-        let reason = format!("attempt {attempt} on `{holder}`: lease expired at {at_ms} ms");
+        let reason = format!("attempt {attempt} on `{holder}`: {why}");
         record.state = end_attempt(record, reason, max_attempts, at_ms);
         pending.sync(cell_key, record);
         match record.state {
-            CellState::Pending => n_retried += 1,
-            _ => n_failed += 1,
+            CellState::Pending => ended.n_retried += 1,
+            _ => ended.n_failed += 1,
         }
     }
-    Outcome::LeasesExpired { n_retried, n_failed, skipped }
+    ended
 }
 
 fn commit_files(state: &mut State, files: Vec<ManifestFile>) -> Outcome {

@@ -42,6 +42,11 @@ pub enum Command {
     CompleteCell(Completion),
     /// Leases the leader found expired (from heartbeats it keeps in soft state).
     ExpireLeases { expired: Vec<(SweepId, CellKey, u64)>, at_ms: i64 },
+    /// The agent says it holds only `keep` (cell and epoch): every other lease on record
+    /// for it is ended now, as a failed attempt with `reason`. Proposed when an agent
+    /// registers (a restarted process holds nothing but its spool) and when it asks for
+    /// work (a lost reply, or a lease taken in its name, is never heard of otherwise).
+    ReleaseLeases { agent_id: AgentId, keep: Vec<(SweepId, CellKey, u64)>, reason: String, at_ms: i64 },
     /// Warehouse files not tied to one result (agents table, compaction output, …).
     CommitFiles { files: Vec<ManifestFile>, at_ms: i64 },
     /// The results of several attempts whose rows share `files` (one Parquet file per
@@ -107,6 +112,7 @@ impl Command {
             Command::GrantLeases { .. } => "grant_leases",
             Command::CompleteCell(_) => "complete_cell",
             Command::ExpireLeases { .. } => "expire_leases",
+            Command::ReleaseLeases { .. } => "release_leases",
             Command::CommitFiles { .. } => "commit_files",
             Command::CompleteCells { .. } => "complete_cells",
             Command::Batch { .. } => "batch",

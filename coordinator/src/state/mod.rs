@@ -276,10 +276,7 @@ pub fn device_groups(fingerprint: &Fingerprint) -> Vec<DeviceGroup> {
         groups.push(DeviceGroup { class: cpu.clone(), memory_bytes: Some(fingerprint.memory.total_bytes), slots: 1 });
     }
     for gpu in &fingerprint.gpus {
-        let class = format!("{}/{}", gpu.backend.as_str(), gpu.name.split_whitespace().collect::<Vec<_>>().join(" "));
-        if !classes.contains(&class) {
-            continue;
-        }
+        let Some(class) = gpu.hardware_class().filter(|c| classes.contains(c)) else { continue };
         match groups.iter_mut().find(|g| g.class == class) {
             Some(group) => {
                 group.slots += 1;

@@ -145,6 +145,38 @@ fn expiry_retries_until_max_attempts_then_fails_with_every_reason() {
 }
 
 #[test]
+fn leases_an_agent_does_not_list_end_at_once_and_listed_ones_stay() {
+    let (mut state, keys) = setup();
+    apply(&mut state, register_command("a1", 2));
+    let kept = grant(&mut state, "a1", &keys[0], 2_000);
+    let lost = grant(&mut state, "a1", &keys[1], 2_000);
+    let release = |keep: Vec<(SweepId, CellKey, u64)>| Command::ReleaseLeases {
+        agent_id: "a1".into(),
+        keep,
+        reason: "restarted".into(),
+        at_ms: 3_000,
+    };
+    // A stale epoch in the list does not keep the current lease.
+    let keep = vec![(sweep_id(1), keys[0].clone(), kept.epoch), (sweep_id(1), keys[1].clone(), lost.epoch + 7)];
+    let outcome = apply(&mut state, release(keep.clone()));
+    assert_eq!(outcome, Outcome::LeasesReleased { released: vec![(sweep_id(1), keys[1].clone())] });
+    assert_eq!(state.leases_of("a1"), vec![kept.clone()]);
+    assert_eq!(cell_state(&state, &keys[1]), CellState::Pending);
+    let record = state.cell(&sweep_id(1), &keys[1]).expect("known");
+    assert_eq!(record.reasons, ["attempt 1 on `a1`: restarted"]);
+    // Its late result is refused; the kept lease still commits.
+    let late = apply(&mut state, completion(&lost, "a1", Status::Ok));
+    assert!(matches!(late, Outcome::Rejected(Rejection::NotLeased { .. })), "{late:?}");
+    assert_eq!(apply(&mut state, release(keep)), Outcome::LeasesReleased { released: vec![] });
+    assert_eq!(
+        apply(&mut state, completion(&kept, "a1", Status::Ok)),
+        Outcome::Completed { state: CellStateKind::Done }
+    );
+    let unknown = Command::ReleaseLeases { agent_id: "nobody".into(), keep: vec![], reason: "x".into(), at_ms: 0 };
+    assert_eq!(apply(&mut state, unknown), Outcome::Rejected(Rejection::UnknownAgent("nobody".into())));
+}
+
+#[test]
 fn a_zombie_result_with_a_stale_epoch_is_refused() {
     let (mut state, keys) = setup();
     let zombie = grant(&mut state, "a1", &keys[0], 2_000);
@@ -467,6 +499,11 @@ enum Step {
         agent: usize,
         slots: u32,
     },
+    /// The agent says it holds only the lease of `kept` (or nothing).
+    Release {
+        agent: usize,
+        kept: Option<usize>,
+    },
 }
 
 const AGENTS: [&str; 3] = ["a1", "a2", "a3"];
@@ -481,6 +518,7 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (0..2usize, 0..4usize).prop_map(|(cell, status)| Step::CompleteHeld { cell, status }),
         1 => Just(Step::Cancel),
         1 => (0..3usize, 0..3u32).prop_map(|(agent, slots)| Step::Register { agent, slots }),
+        2 => (0..3usize, prop::option::of(0..2usize)).prop_map(|(agent, kept)| Step::Release { agent, kept }),
     ]
 }
 
@@ -516,6 +554,16 @@ fn to_command(state: &State, step: &Step, keys: &[CellKey], at_ms: i64) -> Comma
         },
         Step::Cancel => Command::CancelSweep { sweep_id: sweep_id(1), at_ms },
         Step::Register { agent, slots } => register_command(AGENTS[*agent], *slots),
+        Step::Release { agent, kept } => Command::ReleaseLeases {
+            agent_id: AGENTS[*agent].into(),
+            keep: kept
+                .and_then(|cell| state.lease(&sweep_id(1), &key(cell)))
+                .map(|l| (l.sweep_id, l.cell_key, l.epoch))
+                .into_iter()
+                .collect(),
+            reason: "released".into(),
+            at_ms,
+        },
     }
 }
 
@@ -576,5 +624,155 @@ proptest! {
         prop_assert_eq!(first_outcomes, second_outcomes);
         let json = serde_json::to_string(&first).expect("encodes");
         prop_assert_eq!(serde_json::from_str::<State>(&json).expect("decodes"), first);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The lease lifecycle against a reference model: the same random histories applied to
+// the real state and to a small model written from the rules alone (re-register,
+// grant, complete, duplicate, stale epoch, expiry, release, cancel), compared after
+// every step.
+
+/// What the model knows of one cell.
+#[derive(Debug, Clone, PartialEq)]
+enum ModelCell {
+    Pending,
+    Leased { agent: String, attempt: u32, epoch: u64 },
+    Done,
+    Failed,
+    Cancelled,
+}
+
+/// A cell in the model: its state, attempts started, and the committed attempts with the
+/// agent and epoch that committed each.
+type ModelRecord = (ModelCell, u32, BTreeMap<u32, (String, u64)>);
+
+#[derive(Debug, Clone)]
+struct Model {
+    cells: Vec<ModelRecord>,
+    slots: BTreeMap<String, u32>,
+    last_epoch: u64,
+    max_attempts: u32,
+}
+
+impl Model {
+    fn new() -> Model {
+        let slots = [("a1".to_string(), 1), ("a2".to_string(), 1)].into_iter().collect();
+        Model { cells: vec![(ModelCell::Pending, 0, BTreeMap::new()); 2], slots, last_epoch: 0, max_attempts: 2 }
+    }
+
+    fn held_by(&self, agent: &str) -> u32 {
+        self.cells.iter().filter(|(c, ..)| matches!(c, ModelCell::Leased { agent: a, .. } if a == agent)).count() as u32
+    }
+
+    fn end_attempt(&mut self, cell: usize) {
+        let attempts = self.cells[cell].1;
+        self.cells[cell].0 = if attempts < self.max_attempts { ModelCell::Pending } else { ModelCell::Failed };
+    }
+
+    fn step(&mut self, step: &Step, keys_len: usize) {
+        let at = |i: usize| i % keys_len;
+        match step {
+            Step::Grant { agent, cell } => {
+                let (agent, cell) = (AGENTS[*agent].to_string(), at(*cell));
+                let Some(&slots) = self.slots.get(&agent) else { return };
+                let (state, attempts, _) = &self.cells[cell];
+                if *state == ModelCell::Pending && *attempts < self.max_attempts && self.held_by(&agent) < slots {
+                    self.last_epoch += 1;
+                    let attempt = attempts + 1;
+                    self.cells[cell].1 = attempt;
+                    self.cells[cell].0 = ModelCell::Leased { agent, attempt, epoch: self.last_epoch };
+                }
+            }
+            Step::Complete { agent, cell, attempt, epoch, status } => {
+                self.complete(AGENTS[*agent], at(*cell), *attempt, *epoch, STATUSES[*status]);
+            }
+            Step::CompleteHeld { cell, status } => {
+                if let ModelCell::Leased { agent, attempt, epoch } = self.cells[at(*cell)].0.clone() {
+                    self.complete(&agent, at(*cell), attempt, epoch, STATUSES[*status]);
+                }
+            }
+            Step::Expire { cell, epoch } => {
+                if matches!(&self.cells[at(*cell)].0, ModelCell::Leased { epoch: e, .. } if e == epoch) {
+                    self.end_attempt(at(*cell));
+                }
+            }
+            Step::Release { agent, kept } => {
+                let agent = AGENTS[*agent];
+                if !self.slots.contains_key(agent) {
+                    return;
+                }
+                for cell in 0..self.cells.len() {
+                    let held = matches!(&self.cells[cell].0, ModelCell::Leased { agent: a, .. } if a == agent);
+                    if held && kept.map(at) != Some(cell) {
+                        self.end_attempt(cell);
+                    }
+                }
+            }
+            Step::Cancel => {
+                if self.cells.iter().all(|(c, ..)| *c != ModelCell::Cancelled) {
+                    for (c, ..) in &mut self.cells {
+                        if matches!(c, ModelCell::Pending | ModelCell::Leased { .. }) {
+                            *c = ModelCell::Cancelled;
+                        }
+                    }
+                }
+            }
+            Step::Register { agent, slots } => {
+                // A registration with 0 slots is refused and changes nothing.
+                if *slots > 0 {
+                    self.slots.insert(AGENTS[*agent].to_string(), *slots);
+                }
+            }
+        }
+    }
+
+    fn complete(&mut self, agent: &str, cell: usize, attempt: u32, epoch: u64, status: Status) {
+        if self.cells[cell].2.contains_key(&attempt) {
+            return; // a duplicate or a stale re-send: nothing changes
+        }
+        let holds = matches!(&self.cells[cell].0,
+            ModelCell::Leased { agent: a, attempt: t, epoch: e } if a == agent && *t == attempt && *e == epoch);
+        if !holds {
+            return;
+        }
+        self.cells[cell].2.insert(attempt, (agent.to_string(), epoch));
+        match status {
+            Status::Ok | Status::Unsupported => self.cells[cell].0 = ModelCell::Done,
+            _ => self.end_attempt(cell),
+        }
+    }
+}
+
+fn model_view(state: &State, keys: &[CellKey]) -> Vec<(ModelCell, u32)> {
+    keys.iter()
+        .map(|key| {
+            let record = state.cell(&sweep_id(1), key).expect("known cell");
+            let cell = match &record.state {
+                CellState::Pending => ModelCell::Pending,
+                CellState::Leased { agent_id, attempt, epoch, .. } => {
+                    ModelCell::Leased { agent: agent_id.clone(), attempt: *attempt, epoch: *epoch }
+                }
+                CellState::Done { .. } => ModelCell::Done,
+                CellState::Failed => ModelCell::Failed,
+                CellState::Cancelled => ModelCell::Cancelled,
+            };
+            (cell, record.attempts)
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn the_lease_lifecycle_follows_the_reference_model(steps in prop::collection::vec(step(), 0..80)) {
+        let (mut state, keys) = setup();
+        let mut model = Model::new();
+        for (i, step) in steps.iter().enumerate() {
+            let command = to_command(&state, step, &keys, i as i64);
+            apply(&mut state, command);
+            model.step(step, keys.len());
+            let expected: Vec<(ModelCell, u32)> = model.cells.iter().map(|(c, n, _)| (c.clone(), *n)).collect();
+            prop_assert_eq!(model_view(&state, &keys), expected, "after step {} ({:?})", i, step);
+        }
     }
 }

@@ -59,8 +59,14 @@ impl Warehouse {
                 writer::delete_quietly(self.store.as_ref(), std::slice::from_ref(&merged)).await;
                 return Ok(CompactOutcome { removed: Vec::new(), added: None, sequence: None });
             }
-            let commit =
-                manifest::commit(self.store.as_ref(), &mut state, vec![merged.clone()], removed.clone(), Vec::new());
+            let commit = manifest::commit(
+                self.store.as_ref(),
+                self.local_root.as_deref(),
+                &mut state,
+                vec![merged.clone()],
+                removed.clone(),
+                Vec::new(),
+            );
             if let Some(sequence) = commit.await? {
                 return Ok(CompactOutcome { removed, added: Some(merged), sequence: Some(sequence) });
             }

@@ -58,6 +58,10 @@ pub struct ManifestState {
     pub sequence: u64,
     pub live: BTreeMap<String, FileEntry>,
     pub result_keys: HashSet<ResultKey>,
+    /// Every path a commit ever removed (compaction). Such a path is never added again:
+    /// a restart that mirrors Raft's older view of the files must not bring back rows
+    /// a compaction moved into another file.
+    pub removed: HashSet<String>,
 }
 
 /// The stored form of a checkpoint.
@@ -67,6 +71,9 @@ struct Checkpoint {
     sequence: u64,
     live: Vec<FileEntry>,
     result_keys: Vec<(Option<String>, String, u32)>,
+    /// Absent in checkpoints written before removed paths were kept.
+    #[serde(default)]
+    removed: Vec<String>,
 }
 
 impl ManifestState {
@@ -83,6 +90,7 @@ impl ManifestState {
         }
         for removed in &commit.removed {
             self.live.remove(removed);
+            self.removed.insert(removed.clone());
         }
         for file in commit.added {
             self.live.insert(file.path.clone(), file);
@@ -164,6 +172,7 @@ async fn load_checkpoint(store: &dyn ObjectStore, sequence: u64) -> Result<Manif
         sequence,
         live: checkpoint.live.into_iter().map(|f| (f.path.clone(), f)).collect(),
         result_keys: checkpoint.result_keys.into_iter().map(key_from_tuple).collect(),
+        removed: checkpoint.removed.into_iter().collect(),
     })
 }
 
@@ -173,11 +182,14 @@ async fn load_checkpoint(store: &dyn ObjectStore, sequence: u64) -> Result<Manif
 /// `state` and checked its keys and removals against it.
 pub async fn commit(
     store: &dyn ObjectStore,
+    local_root: Option<&std::path::Path>,
     state: &mut ManifestState,
     added: Vec<FileEntry>,
     removed: Vec<String>,
     keys: Vec<ResultKey>,
 ) -> Result<Option<u64>, WarehouseError> {
+    // The files first: a commit must never name a file a power cut can take back.
+    super::durable::sync_local(local_root, added.iter().map(|f| f.path.clone()).collect()).await?;
     let commit = Commit {
         format: FORMAT.to_string(),
         sequence: state.sequence + 1,
@@ -195,6 +207,8 @@ pub async fn commit(
         Err(object_store::Error::AlreadyExists { .. }) => return Ok(None),
         Err(source) => return Err(WarehouseError::Store { op: "put-if-absent", path: path.to_string(), source }),
     }
+    // Then the commit itself, before anyone is told it happened.
+    super::durable::sync_local(local_root, vec![path.to_string()]).await?;
     let sequence = commit.sequence;
     state.apply(commit, path.as_ref())?;
     if sequence.is_multiple_of(CHECKPOINT_EVERY) {
@@ -213,6 +227,11 @@ pub async fn write_checkpoint(store: &dyn ObjectStore, state: &ManifestState) ->
         sequence: state.sequence,
         live: state.live.values().cloned().collect(),
         result_keys,
+        removed: {
+            let mut removed: Vec<String> = state.removed.iter().cloned().collect();
+            removed.sort();
+            removed
+        },
     };
     let path = checkpoint_path(state.sequence);
     let body = serde_json::to_vec(&checkpoint)

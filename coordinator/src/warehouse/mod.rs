@@ -10,7 +10,8 @@
 //!   need not replay every commit.
 //!
 //! Modules: [`store`] opens the object store, [`schema`] converts records to Arrow,
-//! [`writer`] writes Parquet files (uncommitted), [`manifest`] commits them, [`gc`]
+//! [`writer`] writes Parquet files (uncommitted), [`manifest`] commits them
+//! ([`durable`] fsyncs a local folder's files before the commit names them), [`gc`]
 //! removes what no commit lists, [`compact`] merges small files, [`sync`] gives DuckDB
 //! local copies.
 //!
@@ -19,6 +20,7 @@
 //! pass for measured ones.
 
 pub mod compact;
+pub mod durable;
 pub mod gc;
 pub mod manifest;
 pub mod schema;
@@ -151,7 +153,16 @@ impl Warehouse {
             }
             let files = writer::stage_results(self.store.as_ref(), &fresh, origin).await?;
             let keys: Vec<ResultKey> = fresh.iter().map(|r| ResultKey::of(r)).collect();
-            match manifest::commit(self.store.as_ref(), &mut state, files.clone(), Vec::new(), keys).await? {
+            match manifest::commit(
+                self.store.as_ref(),
+                self.local_root.as_deref(),
+                &mut state,
+                files.clone(),
+                Vec::new(),
+                keys,
+            )
+            .await?
+            {
                 Some(sequence) => {
                     return Ok(WriteOutcome { new: fresh.len(), duplicate, files, sequence: Some(sequence) })
                 }
@@ -188,8 +199,15 @@ impl Warehouse {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             manifest::refresh(self.store.as_ref(), &mut state).await?;
             // No keys to clash on: a lost race only needs the next sequence number.
-            if let Some(sequence) =
-                manifest::commit(self.store.as_ref(), &mut state, files.clone(), Vec::new(), Vec::new()).await?
+            if let Some(sequence) = manifest::commit(
+                self.store.as_ref(),
+                self.local_root.as_deref(),
+                &mut state,
+                files.clone(),
+                Vec::new(),
+                Vec::new(),
+            )
+            .await?
             {
                 return Ok(WriteOutcome { new: n_rows, duplicate: 0, files, sequence: Some(sequence) });
             }

@@ -211,6 +211,8 @@ pub fn results_schema() -> SchemaRef {
         field("weights_source", Utf8, false),
         field("started_at", utc_millis(), false),
         field("finished_at", utc_millis(), false),
+        // Last, so that files written before it existed read with it null.
+        field("device", Utf8, true),
     ]);
     Arc::new(Schema::new(fields))
 }
@@ -262,6 +264,7 @@ fn stop_reason_str(reason: StopReason) -> &'static str {
         StopReason::CiTarget => "ci_target",
         StopReason::MaxSeconds => "max_seconds",
         StopReason::MaxSecondsBeforeMinimums => "max_seconds_before_minimums",
+        StopReason::MaxSamples => "max_samples",
     }
 }
 
@@ -357,6 +360,7 @@ fn provenance_columns(records: &[&ResultRecord]) -> Vec<ArrayRef> {
         strings(ps().map(|p| p.weights_source.as_str())),
         timestamps(ps().map(|p| p.started_at_ms)),
         timestamps(ps().map(|p| p.finished_at_ms)),
+        opt_strings(ps().map(|p| p.device.as_deref())),
     ]
 }
 

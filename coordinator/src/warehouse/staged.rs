@@ -32,12 +32,20 @@ impl Warehouse {
             if attempt > 0 {
                 manifest::refresh(self.store.as_ref(), &mut state).await?;
             }
-            let fresh: Vec<FileEntry> = files.iter().filter(|f| !state.live.contains_key(&f.path)).cloned().collect();
+            // Live already (a retry, a mirror), or removed by a compaction since: never again.
+            let fresh: Vec<FileEntry> = files
+                .iter()
+                .filter(|f| !state.live.contains_key(&f.path) && !state.removed.contains(&f.path))
+                .cloned()
+                .collect();
             if fresh.is_empty() {
                 return Ok(());
             }
             let keys: Vec<ResultKey> = keys.iter().filter(|k| !state.result_keys.contains(k)).cloned().collect();
-            if manifest::commit(self.store.as_ref(), &mut state, fresh, Vec::new(), keys).await?.is_some() {
+            if manifest::commit(self.store.as_ref(), self.local_root.as_deref(), &mut state, fresh, Vec::new(), keys)
+                .await?
+                .is_some()
+            {
                 return Ok(());
             }
         }

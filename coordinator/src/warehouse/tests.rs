@@ -130,11 +130,13 @@ async fn a_writer_that_loses_the_race_for_a_sequence_number_is_told_so() {
     let (warehouse, store) = memory_warehouse();
     warehouse.write_results(&[record("s1", "k1", 1, &[1.0])], Origin::Measured).await.expect("write");
     let mut stale = ManifestState::default();
-    let lost = manifest::commit(store.as_ref(), &mut stale, Vec::new(), Vec::new(), Vec::new()).await.expect("commit");
+    let lost =
+        manifest::commit(store.as_ref(), None, &mut stale, Vec::new(), Vec::new(), Vec::new()).await.expect("commit");
     assert_eq!(lost, None);
     assert_eq!(stale.sequence, 0, "a lost commit changes nothing");
     manifest::refresh(store.as_ref(), &mut stale).await.expect("refresh");
-    let won = manifest::commit(store.as_ref(), &mut stale, Vec::new(), Vec::new(), Vec::new()).await.expect("commit");
+    let won =
+        manifest::commit(store.as_ref(), None, &mut stale, Vec::new(), Vec::new(), Vec::new()).await.expect("commit");
     assert_eq!(won, Some(2));
 }
 
@@ -166,6 +168,37 @@ async fn compaction_keeps_every_row_and_leaves_one_file() {
     let gc = warehouse.gc(Duration::ZERO).await.expect("gc");
     assert_eq!(gc.deleted.len(), 8);
     assert_eq!(sorted_rows(&warehouse, Table::Results).await, before_results);
+}
+
+#[tokio::test]
+async fn files_a_compaction_removed_are_never_committed_again() {
+    let (warehouse, store) = memory_warehouse();
+    // Staged and committed as the coordinator does (what a restart mirrors from Raft).
+    let mut committed = Vec::new();
+    for i in 0..2 {
+        let r = record("s1", &format!("k{i}"), 1, &[1.0]);
+        let files = warehouse.stage(&[&r], Origin::Measured).await.expect("stage");
+        warehouse.commit_staged(files.clone(), vec![ResultKey::of(&r)]).await.expect("commit");
+        committed.extend(files);
+    }
+    let before = sorted_rows(&warehouse, Table::Results).await;
+    let partition = warehouse.partitions(Table::Results).await.expect("partitions").remove(0);
+    for table in [Table::Results, Table::Samples] {
+        warehouse.compact(table, &partition).await.expect("compact");
+    }
+    // The restart mirror: every file Raft ever listed, committed again.
+    warehouse.commit_staged(committed.clone(), Vec::new()).await.expect("mirror");
+    assert_eq!(sorted_rows(&warehouse, Table::Results).await, before, "rows came back twice");
+    // Also from a process that starts from a checkpoint written after the compaction.
+    let state = {
+        let mut state = ManifestState::default();
+        manifest::refresh(store.as_ref(), &mut state).await.expect("refresh");
+        state
+    };
+    manifest::write_checkpoint(store.as_ref(), &state).await.expect("checkpoint");
+    let fresh = Warehouse::from_store(store.clone(), None);
+    fresh.commit_staged(committed, Vec::new()).await.expect("mirror");
+    assert_eq!(sorted_rows(&fresh, Table::Results).await, before, "rows came back twice");
 }
 
 #[tokio::test]
@@ -280,6 +313,6 @@ async fn two_processes_racing_on_a_local_folder_both_commit_once() {
     assert_eq!(sorted_rows(&reader, Table::Results).await.len(), 3);
     // A stale writer is refused the taken sequence number by the file system too.
     let mut stale = ManifestState::default();
-    let lost = manifest::commit(reader.store().as_ref(), &mut stale, Vec::new(), Vec::new(), Vec::new()).await;
+    let lost = manifest::commit(reader.store().as_ref(), None, &mut stale, Vec::new(), Vec::new(), Vec::new()).await;
     assert_eq!(lost.expect("no error"), None);
 }

@@ -45,6 +45,7 @@ pub fn record(sweep_id: &str, cell_key: &str, attempt: u32, samples_ns: &[f64]) 
             weights_source: "random-init:seed=0".into(),
             started_at_ms: 1_741_204_633_297,
             finished_at_ms: 1_741_204_634_297,
+            device: Some("cpu".into()),
         },
     }
 }

@@ -1,0 +1,100 @@
+//! Where a leased cell runs on this machine, or why it cannot run here for real.
+//!
+//! This is the one place that maps a cell's hardware kind and engine to a device the
+//! built-in engine opens. Everything it cannot place is `unsupported` with the reason,
+//! decided before any work: a Metal, ROCm or QNN cell run on the CPU, or a `torch` cell
+//! run by candle, would store a CPU or candle number under another label.
+//!
+//! Must never: fall back to another device or engine than the cell names.
+
+use shared::cell::Cell;
+use shared::spec::{Engine, HardwareKind};
+
+use crate::engine;
+
+/// The device a cell runs on (`cpu`, `cuda:<NVML index>`), or why it cannot run here.
+pub type Placement = Result<String, String>;
+
+/// Places `cell` on the slot it was given (`slot_device`: `cpu`, `cuda:3`), or says why
+/// it cannot run on this agent.
+pub fn place(cell: &Cell, slot_device: Option<&str>) -> Placement {
+    if cell.engine.as_str() != engine::ENGINE {
+        return Err(format!(
+            "engine `{}` has no runner on this agent: only the built-in `{}` engine runs here",
+            cell.engine.as_str(),
+            engine::ENGINE
+        ));
+    }
+    debug_assert_eq!(Engine::Candle.as_str(), engine::ENGINE);
+    let kind = cell.hardware.kind;
+    match kind {
+        HardwareKind::Cuda if !cfg!(feature = "cuda") => {
+            return Err("this agent was built without CUDA (the `cuda` feature): the cell would run on the CPU".into())
+        }
+        HardwareKind::Rocm | HardwareKind::Metal | HardwareKind::Qnn => {
+            return Err(format!(
+                "the built-in candle engine has no {} backend on this agent: the cell would run on the CPU",
+                kind.as_str()
+            ))
+        }
+        HardwareKind::Cpu | HardwareKind::Cuda => {}
+    }
+    match slot_device {
+        Some(device) if device.split(':').next() == Some(kind.as_str()) => Ok(device.to_string()),
+        Some(device) => Err(format!("a {} cell was given the {device} slot", kind.as_str())),
+        None => Err(format!("no free {} device slot on this agent", kind.as_str())),
+    }
+}
+
+/// Whether the built-in engine can run cells of this cell's hardware kind on this agent
+/// at all (given a slot).
+pub fn runnable_kind(cell: &Cell) -> bool {
+    match cell.hardware.kind {
+        HardwareKind::Cpu => true,
+        HardwareKind::Cuda => cfg!(feature = "cuda"),
+        HardwareKind::Rocm | HardwareKind::Metal | HardwareKind::Qnn => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::catalog::{Mode, Precision};
+    use shared::spec::HardwareSelector;
+
+    use super::*;
+
+    fn cell(kind: HardwareKind, engine: Engine) -> Cell {
+        Cell {
+            model: "bert-tiny".into(),
+            hardware: HardwareSelector { kind, min_memory_gib: None, name: None },
+            hardware_class: None,
+            agent_id: None,
+            batch: 1,
+            seq_len: 8,
+            precision: Precision::Fp32,
+            mode: Mode::Inference,
+            engine,
+        }
+    }
+
+    #[test]
+    fn only_cpu_and_built_in_cuda_run_and_everything_else_says_why() {
+        assert_eq!(place(&cell(HardwareKind::Cpu, Engine::Candle), Some("cpu")), Ok("cpu".to_string()));
+        let why = place(&cell(HardwareKind::Cpu, Engine::Candle), None).expect_err("no slot");
+        assert!(why.contains("no free cpu device slot"), "{why}");
+        let cuda = place(&cell(HardwareKind::Cuda, Engine::Candle), Some("cuda:3"));
+        if cfg!(feature = "cuda") {
+            assert_eq!(cuda, Ok("cuda:3".to_string()));
+        } else {
+            assert!(cuda.is_err_and(|why| why.contains("without CUDA")));
+        }
+        for kind in [HardwareKind::Metal, HardwareKind::Rocm, HardwareKind::Qnn] {
+            let why = place(&cell(kind, Engine::Candle), Some("cpu")).expect_err("no backend");
+            assert!(why.contains(kind.as_str()) && why.contains("would run on the CPU"), "{why}");
+        }
+        for engine in [Engine::Torch, Engine::Onnxruntime, Engine::Llamacpp] {
+            let why = place(&cell(HardwareKind::Cpu, engine), Some("cpu")).expect_err("no runner");
+            assert!(why.starts_with(&format!("engine `{}` has no runner", engine.as_str())), "{why}");
+        }
+    }
+}

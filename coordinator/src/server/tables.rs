@@ -1,0 +1,90 @@
+//! The `agents`, `sweeps` and `cells` tables the coordinator writes beside `results`, so
+//! that a row can be joined to the machine and the request behind it ("which GPU and
+//! driver produced this row": `results JOIN agents USING (agent_id, hardware_class)`).
+//!
+//! They are append-only logs (the newest row of an id wins, see docs/SCHEMA.md), written
+//! after the Raft entry they describe. A failed write is logged and does not undo the
+//! registration or submit: the replicated state is the authority, these tables are its
+//! queryable copy, and an agent's next registration writes its rows again.
+
+use shared::cell::{Cell, CellKey};
+use shared::fingerprint::Fingerprint;
+use shared::spec::SweepSpec;
+
+use super::Ctx;
+use crate::state::{DeviceGroup, SweepId};
+use crate::warehouse::schema::{AgentRow, CellRow, SweepRow};
+
+/// One row per device group the agent registered with.
+pub fn agent_rows(
+    agent_id: &str,
+    fp: &Fingerprint,
+    devices: &[DeviceGroup],
+    agent_version: &str,
+    at_ms: i64,
+) -> Vec<AgentRow> {
+    let fingerprint_json = serde_json::to_string(fp).unwrap_or_default();
+    devices
+        .iter()
+        .map(|group| AgentRow {
+            agent_id: agent_id.to_string(),
+            hostname: Some(fp.hostname.clone()).filter(|h| !h.is_empty()),
+            hardware_class: group.class.clone(),
+            fingerprint_hash: fp.hash(),
+            fingerprint_json: fingerprint_json.clone(),
+            agent_version: agent_version.to_string(),
+            registered_at_ms: at_ms,
+            last_seen_at_ms: at_ms,
+        })
+        .collect()
+}
+
+pub fn sweep_row(sweep_id: SweepId, spec: &SweepSpec, n_cells: u64, at_ms: i64) -> SweepRow {
+    SweepRow {
+        sweep_id: sweep_id.to_string(),
+        name: spec.name.clone(),
+        submitted_by: None,
+        submitted_at_ms: at_ms,
+        priority: spec.policy.priority,
+        max_attempts: spec.policy.max_attempts,
+        n_cells,
+        spec_json: serde_json::to_string(spec).unwrap_or_default(),
+    }
+}
+
+/// The cells as submitted (state `pending`, no attempts yet).
+pub fn cell_rows(sweep_id: SweepId, cells: &[(CellKey, Cell)], at_ms: i64) -> Vec<CellRow> {
+    cells
+        .iter()
+        .map(|(key, cell)| CellRow {
+            sweep_id: sweep_id.to_string(),
+            cell_key: key.to_string(),
+            model: cell.model.clone(),
+            hardware_selector: cell.hardware.to_string(),
+            hardware_class: cell.hardware_class.clone(),
+            batch: cell.batch,
+            seq_len: cell.seq_len,
+            precision: cell.precision.as_str().to_string(),
+            mode: cell.mode.as_str().to_string(),
+            engine: cell.engine.as_str().to_string(),
+            state: "pending".into(),
+            attempts: 0,
+            updated_at_ms: at_ms,
+        })
+        .collect()
+}
+
+pub async fn write_agents(ctx: &Ctx, rows: Vec<AgentRow>) {
+    if let Err(e) = ctx.warehouse.write_agents(&rows).await {
+        tracing::error!(error = %e, "writing the agents table");
+    }
+}
+
+pub async fn write_sweep(ctx: &Ctx, sweep: SweepRow, cells: Vec<CellRow>) {
+    if let Err(e) = ctx.warehouse.write_sweeps(&[sweep]).await {
+        tracing::error!(error = %e, "writing the sweeps table");
+    }
+    if let Err(e) = ctx.warehouse.write_cells(&cells).await {
+        tracing::error!(error = %e, "writing the cells table");
+    }
+}
