@@ -31,7 +31,9 @@ pub enum Command {
 flags, caches), memory, NUMA, NVIDIA GPUs through NVML, AMD GPUs from sysfs, Apple silicon, \
 Qualcomm Snapdragon, the OS, the hardware classes results will be filed under and the \
 machine's fingerprint hash. A probe that finds nothing says why.\n\n`--json` prints the \
-same structure the agent sends when it registers with a coordinator.")]
+fingerprint the agent sends when it registers with a coordinator, plus `hardware_classes`: \
+the classes it registers (and results are filed under) and the device slot of each \
+device it runs cells on (`device_slots`).")]
     Detect {
         /// Print the fingerprint as JSON
         #[arg(long)]
@@ -94,7 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Detect { json } => {
             let fp = detect::detect();
             if json {
-                serde_json::to_writer_pretty(&mut out, &fp)?;
+                serde_json::to_writer_pretty(&mut out, &detect_json(&fp)?)?;
                 writeln!(out)?;
             } else {
                 write!(out, "{}", detect::render_text(&fp))?;
@@ -130,14 +132,52 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The fingerprint as JSON with what a coordinator derives from it: the hardware classes
+/// and the device slots this agent runs cells in. A coordinator ignores the two extra
+/// keys, so the output can be sent as a registration's fingerprint as it is.
+fn detect_json(fp: &shared::fingerprint::Fingerprint) -> anyhow::Result<serde_json::Value> {
+    let mut json = serde_json::to_value(fp)?;
+    if let serde_json::Value::Object(map) = &mut json {
+        map.insert("hardware_classes".into(), serde_json::json!(fp.hardware_classes()));
+        let slots: Vec<serde_json::Value> = crate::slots::Slots::of(fp)
+            .all()
+            .map(|s| serde_json::json!({ "class": s.class, "device": s.device }))
+            .collect();
+        map.insert("device_slots".into(), serde_json::Value::Array(slots));
+    }
+    Ok(json)
+}
+
+/// Whether `e` comes from writing to a closed pipe (`… | head`): not an error for a CLI.
+/// serde_json wraps the I/O error without exposing it as a source, so it is asked too.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    let broken = std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == broken)
+            || c.downcast_ref::<serde_json::Error>().is_some_and(|j| j.io_error_kind() == Some(broken))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_broken_pipe_inside_a_json_error_is_recognised() {
+        struct Closed;
+        impl std::io::Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let e = serde_json::to_writer(Closed, &[1, 2, 3]).expect_err("the pipe is closed");
+        assert!(is_broken_pipe(&anyhow::Error::from(e)));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("something else")));
+    }
 
     #[test]
     fn cli_is_well_formed() {

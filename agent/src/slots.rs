@@ -40,6 +40,11 @@ impl Slots {
         Slots { slots }
     }
 
+    /// Every slot, busy or not, in order (the CPU first).
+    pub fn all(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().map(|(slot, _)| slot)
+    }
+
     pub fn n_free(&self) -> usize {
         self.slots.iter().filter(|(_, busy)| !busy).count()
     }

@@ -214,19 +214,58 @@ pub fn parse_json(text: &str, limits: &Limits) -> Result<SweepSpec, Diagnostics>
 /// string where a number belongs) stops reading and is the one diagnostic, with its
 /// line and column; otherwise every validation problem is reported together.
 pub fn parse(text: &str, format: Format, limits: &Limits) -> Result<SweepSpec, Diagnostics> {
-    let raw = match format {
-        Format::Toml => toml::from_str::<RawSpec>(text).map_err(|e| toml_diagnostic(text, &e)),
-        Format::Json => serde_json::from_str::<RawSpec>(text).map_err(|e| json_diagnostic(text, &e)),
+    // Unknown keys first, each named, so that a typo does not hide the other problems.
+    let tree = match format {
+        Format::Toml => toml::from_str::<Value>(text).map_err(|e| toml_diagnostic(text, &e)),
+        Format::Json => serde_json::from_str::<Value>(text).map_err(|e| json_diagnostic(text, &e)),
     };
-    let raw = raw.map_err(|d| Diagnostics(vec![d]))?;
+    let mut tree = tree.map_err(|d| Diagnostics(vec![d]))?;
     let mut checker = Checker::default();
-    let spec = checker.spec(&raw, limits);
-    if checker.diagnostics.is_empty() {
-        Ok(spec)
+    checker.unknown_keys(&mut tree);
+    let raw = if checker.diagnostics.is_empty() {
+        // Parsed from the text again, so that a wrong type is reported at its line.
+        match format {
+            Format::Toml => toml::from_str::<RawSpec>(text).map_err(|e| toml_diagnostic(text, &e)),
+            Format::Json => serde_json::from_str::<RawSpec>(text).map_err(|e| json_diagnostic(text, &e)),
+        }
     } else {
-        Err(Diagnostics(checker.diagnostics))
+        serde_json::from_value::<RawSpec>(tree)
+            .map_err(|e| Diagnostic::new("spec", "a value of the wrong type", format!("a valid sweep spec: {e}")))
+    };
+    match raw {
+        Ok(raw) => {
+            let spec = checker.spec(&raw, limits);
+            if checker.diagnostics.is_empty() {
+                return Ok(spec);
+            }
+        }
+        Err(d) => checker.diagnostics.push(d),
     }
+    Err(Diagnostics(checker.diagnostics))
 }
+
+/// The keys each table of a spec may have (hardware selectors and excludes are checked
+/// entry by entry later, with their own paths).
+const KNOWN_KEYS: &[(&str, &[&str])] = &[
+    ("", &["name", "matrix", "measure", "policy"]),
+    (
+        "matrix",
+        &[
+            "models",
+            "hardware",
+            "fan_out",
+            "batch_sizes",
+            "sequence_lengths",
+            "precisions",
+            "modes",
+            "engines",
+            "exclude",
+        ],
+    ),
+    ("measure", &["warmup", "min_iterations", "min_seconds", "max_seconds", "target_relative_ci"]),
+    ("measure.warmup", &["iterations", "min_seconds"]),
+    ("policy", &["priority", "max_attempts", "lease_seconds"]),
+];
 
 impl HardwareSelector {
     /// A selector of `kind` with no constraints.
@@ -604,6 +643,23 @@ impl Checker {
         }
     }
 
+    /// Reports every unknown key of the spec's tables, with its path, and removes it.
+    fn unknown_keys(&mut self, tree: &mut Value) {
+        for (path, known) in KNOWN_KEYS {
+            let mut table = Some(&mut *tree);
+            for part in path.split('.').filter(|p| !p.is_empty()) {
+                table = table.and_then(|t| t.get_mut(part));
+            }
+            let Some(Value::Object(map)) = table else { continue };
+            let unknown: Vec<String> = map.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
+            for key in unknown {
+                map.remove(&key);
+                let at = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                self.report(at, format!("key `{key}`"), format!("only the keys {}", known.join(", ")));
+            }
+        }
+    }
+
     fn integer(&mut self, path: &str, raw: Option<i64>, min: u32, max: u32, default: u32) -> u32 {
         let Some(value) = raw else { return default };
         match u32::try_from(value) {
@@ -924,6 +980,24 @@ lease_seconds = 120
     }
 
     #[test]
+    fn a_typo_in_a_key_does_not_hide_the_other_problems() {
+        let text = "name = \"x\"\nnmae = \"y\"\n[matrix]\nmodles = [\"bert-tiny\"]\nmodels = [\"bert-bas\"]\n\
+                    hardware = [\"cpu\"]\nbatch_sizes = [1]\n[measure]\nmax_second = 5\nmin_seconds = -1\n";
+        expect_test::expect![[r#"
+            5 problems
+              nmae: got key `nmae`, expected only the keys name, matrix, measure, policy
+              matrix.modles: got key `modles`, expected only the keys models, hardware, fan_out, batch_sizes, sequence_lengths, precisions, modes, engines, exclude
+              measure.max_second: got key `max_second`, expected only the keys warmup, min_iterations, min_seconds, max_seconds, target_relative_ci
+              matrix.models[0]: got `bert-bas`, expected a catalog model; closest: bert-base-uncased, bert-tiny, vit-base-patch16-224
+              measure.min_seconds: got -1, expected a number of seconds >= 0 and <= 86400"#]].assert_eq(&problems(text, Format::Toml));
+        let json = r#"{"name": "x", "matrix": {"models": ["bert-tiny"], "hardware": ["cpu"], "batches": [1]}}"#;
+        expect_test::expect![[r#"
+            2 problems
+              matrix.batches: got key `batches`, expected only the keys models, hardware, fan_out, batch_sizes, sequence_lengths, precisions, modes, engines, exclude
+              matrix.batch_sizes: got nothing, expected a list with at least one value"#]].assert_eq(&problems(json, Format::Json));
+    }
+
+    #[test]
     fn measure_times_beyond_a_day_are_refused() {
         let text = "name = \"x\"\n[matrix]\nmodels = [\"bert-tiny\"]\nhardware = [\"cpu\"]\nbatch_sizes = [1]\n\
                     [measure]\nmax_seconds = 1e19\nwarmup = { min_seconds = 86401 }\n";
@@ -1027,12 +1101,16 @@ lease_seconds = 0
     fn unknown_keys_are_errors() {
         let text = "name = \"x\"\ncolour = \"red\"\n";
         expect_test::expect![[r#"
-            1 problem
-              line 2, column 1: got `colour = "red"`, expected a valid sweep spec: unknown field `colour`, expected one of `name`, `matrix`, `measure`, `policy`"#]].assert_eq(&problems(text, Format::Toml));
+            2 problems
+              colour: got key `colour`, expected only the keys name, matrix, measure, policy
+              matrix: got nothing, expected a [matrix] table with models, hardware and batch_sizes"#]]
+        .assert_eq(&problems(text, Format::Toml));
         let text = "name = \"x\"\n[measure]\nwarmup = { iterations = 1, seconds = 2 }\n";
         expect_test::expect![[r#"
-            1 problem
-              line 3, column 28: got `warmup = { iterations = 1, seconds = 2 }`, expected a valid sweep spec: unknown field `seconds`, expected `iterations` or `min_seconds`"#]].assert_eq(&problems(text, Format::Toml));
+            2 problems
+              measure.warmup.seconds: got key `seconds`, expected only the keys iterations, min_seconds
+              matrix: got nothing, expected a [matrix] table with models, hardware and batch_sizes"#]]
+        .assert_eq(&problems(text, Format::Toml));
     }
 
     #[test]
