@@ -56,6 +56,18 @@ async fn a_sweep_runs_to_the_end_on_two_agents() {
     assert_eq!(count(&s, "unsupported"), 2, "vit bf16 has no cpu kernel: {s:?}");
     assert_one_result_per_cell(&c, &id, 8);
 
+    // The listing commands for scripts: typed JSON lines and CSV.
+    let o = c.cli(&["sweep", "status", &id, "--coordinator", &c.url(), "--format", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("")).expect("a json line");
+    assert_eq!((first["type"].as_str(), first["hardware_class"].as_str()), (Some("sweep_status"), Some("all")));
+    assert_eq!(first["ok"].as_u64(), Some(count(&s, "ok")), "{first}");
+    let o = c.cli(&["agents", "list", "--coordinator", &c.url(), "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(csv.starts_with("agent_id,hardware_classes,alive,last_seen_ms_ago,leases,labels\n"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "a header and two agents: {csv}");
+
     // fan_out = each_agent: one cell per agent, each run by its own agent.
     let text = tiny_spec("each-agent", &["bert-tiny"], &[1], 30)
         .replace("precisions = [\"fp32\", \"bf16\"]", "precisions = [\"fp32\"]")

@@ -3,10 +3,11 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use proto::v1::ListAgentsRequest;
+use serde_json::json;
 use tracing::Instrument;
 
+use super::listing::{ListFormat, Listing};
 use super::sweep::CoordinatorArgs;
 
 #[derive(Debug, Subcommand)]
@@ -17,6 +18,9 @@ pub enum AgentsCommand {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// table for people; json (typed JSON lines, `type` = `agent`) or csv for scripts
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ListFormat,
     #[command(flatten)]
     pub coordinator: CoordinatorArgs,
 }
@@ -30,22 +34,26 @@ impl AgentsCommand {
         }
         .instrument(tracing::info_span!("cli", otel.name = "agents list"))
         .await?;
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
-        t.set_header(["agent", "hardware classes", "alive", "last seen", "leases", "labels"]);
-        for a in agents {
-            let mut labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            labels.sort();
-            t.add_row(vec![
-                a.agent_id,
-                a.hardware_classes.join("\n"),
-                if a.alive { "yes" } else { "no" }.to_string(),
-                a.last_seen_ms_ago.map(|ms| format!("{:.1} s ago", ms as f64 / 1e3)).unwrap_or_else(|| "-".into()),
-                a.n_leases.to_string(),
-                labels.join(","),
-            ]);
-        }
-        println!("{t}");
+        let rows = agents
+            .into_iter()
+            .map(|a| {
+                let labels: std::collections::BTreeMap<String, String> = a.labels.into_iter().collect();
+                vec![
+                    json!(a.agent_id),
+                    json!(a.hardware_classes),
+                    json!(a.alive),
+                    json!(a.last_seen_ms_ago),
+                    json!(a.n_leases),
+                    json!(labels),
+                ]
+            })
+            .collect();
+        let listing = Listing {
+            kind: "agent",
+            columns: vec!["agent_id", "hardware_classes", "alive", "last_seen_ms_ago", "leases", "labels"],
+            rows,
+        };
+        listing.print(a.format, &mut std::io::stdout().lock())?;
         Ok(ExitCode::SUCCESS)
     }
 }

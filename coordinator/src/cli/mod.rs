@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod common;
 pub mod import;
+pub mod listing;
 pub mod query;
 pub mod quickstart;
 pub mod report;

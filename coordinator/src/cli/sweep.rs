@@ -13,9 +13,12 @@ use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::{
     CancelSweepRequest, GetSweepRequest, ListSweepsRequest, SpecFormat, SubmitSweepRequest, SweepState, SweepStatus,
 };
+use serde_json::json;
 use shared::cell::{self, Cell};
 use shared::spec::{self, Format, Limits, SweepSpec};
 use tracing::Instrument;
+
+use super::listing::{ListFormat, Listing};
 
 #[derive(Debug, Subcommand)]
 pub enum SweepCommand {
@@ -57,6 +60,9 @@ pub struct SubmitArgs {
 pub struct IdArgs {
     /// The sweep id (from `sweep submit` or `sweep list`)
     pub sweep_id: String,
+    /// table for people; json (typed JSON lines, `type` = `sweep_status`) or csv for scripts
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ListFormat,
     #[command(flatten)]
     pub coordinator: CoordinatorArgs,
 }
@@ -66,6 +72,9 @@ pub struct ListArgs {
     /// Show at most this many
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
+    /// table for people; json (typed JSON lines, `type` = `sweep`) or csv for scripts
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ListFormat,
     #[command(flatten)]
     pub coordinator: CoordinatorArgs,
 }
@@ -122,35 +131,20 @@ impl SweepCommand {
             SweepCommand::Status(a) => {
                 let mut c = a.coordinator.sweeps().await?;
                 let s = c.get(GetSweepRequest { sweep_id: a.sweep_id }).await?.into_inner();
-                println!("{}", status_table(&s));
+                status_listing(&s).print(a.format, &mut std::io::stdout().lock())?;
                 Ok(ExitCode::SUCCESS)
             }
             SweepCommand::Watch(a) => watch(&a.coordinator, a.sweep_id).await,
             SweepCommand::Cancel(a) => {
                 let mut c = a.coordinator.sweeps().await?;
                 let s = c.cancel(CancelSweepRequest { sweep_id: a.sweep_id }).await?.into_inner();
-                println!("{}", status_table(&s));
+                status_listing(&s).print(a.format, &mut std::io::stdout().lock())?;
                 Ok(ExitCode::SUCCESS)
             }
             SweepCommand::List(a) => {
                 let mut c = a.coordinator.sweeps().await?;
                 let list = c.list(ListSweepsRequest { limit: a.limit }).await?.into_inner();
-                let mut t = Table::new();
-                t.load_preset(UTF8_FULL_CONDENSED);
-                t.set_header(["sweep", "name", "state", "cells", "final"]);
-                for s in &list.sweeps {
-                    let total: u64 = s.cells_by_state.values().sum();
-                    let pending = s.cells_by_state.get("pending").copied().unwrap_or(0)
-                        + s.cells_by_state.get("leased").copied().unwrap_or(0);
-                    t.add_row(vec![
-                        s.sweep_id.clone(),
-                        s.name.clone(),
-                        state_name(s.state).to_string(),
-                        total.to_string(),
-                        (total - pending).to_string(),
-                    ]);
-                }
-                println!("{t}");
+                sweeps_listing(&list.sweeps).print(a.format, &mut std::io::stdout().lock())?;
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -245,7 +239,7 @@ async fn watch(coordinator: &CoordinatorArgs, sweep_id: String) -> anyhow::Resul
     }
     if let Some(s) = last {
         if multi.is_hidden() {
-            println!("{}", status_table(&s));
+            status_listing(&s).print(ListFormat::Table, &mut std::io::stdout().lock())?;
         }
         eprintln!("sweep {} {}", s.sweep_id, state_name(s.state));
     }
@@ -261,21 +255,43 @@ fn state_name(state: i32) -> &'static str {
     }
 }
 
-fn status_table(s: &SweepStatus) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED);
-    let states = ["pending", "leased", "ok", "unsupported", "failed", "cancelled"];
-    let mut header = vec![format!("{} ({})", s.sweep_id, state_name(s.state))];
-    header.extend(states.iter().map(|s| s.to_string()));
-    t.set_header(header);
-    let rows = std::iter::once(("all".to_string(), &s.cells_by_state))
+/// The cell states a status counts, in display order.
+const CELL_STATES: [&str; 6] = ["pending", "leased", "ok", "unsupported", "failed", "cancelled"];
+
+/// A sweep's counts: one row for all its cells (`hardware_class` = `all`), then one per class.
+fn status_listing(s: &SweepStatus) -> Listing {
+    let mut columns = vec!["sweep_id", "state", "hardware_class"];
+    columns.extend(CELL_STATES);
+    let classes = std::iter::once(("all".to_string(), &s.cells_by_state))
         .chain(s.by_hardware_class.iter().map(|c| (c.hardware_class.clone(), &c.cells_by_state)));
-    for (name, counts) in rows {
-        let mut row = vec![name];
-        row.extend(states.iter().map(|k| counts.get(*k).copied().unwrap_or(0).to_string()));
-        t.add_row(row);
-    }
-    t
+    let rows = classes
+        .map(|(class, counts)| {
+            let mut row = vec![json!(s.sweep_id), json!(state_name(s.state)), json!(class)];
+            row.extend(CELL_STATES.iter().map(|k| json!(counts.get(*k).copied().unwrap_or(0))));
+            row
+        })
+        .collect();
+    Listing { kind: "sweep_status", columns, rows }
+}
+
+fn sweeps_listing(sweeps: &[SweepStatus]) -> Listing {
+    let rows = sweeps
+        .iter()
+        .map(|s| {
+            let total: u64 = s.cells_by_state.values().sum();
+            let open =
+                ["pending", "leased"].iter().map(|k| s.cells_by_state.get(*k).copied().unwrap_or(0)).sum::<u64>();
+            vec![
+                json!(s.sweep_id),
+                json!(s.name),
+                json!(state_name(s.state)),
+                json!(total),
+                json!(total - open),
+                json!(s.submitted_at_ms),
+            ]
+        })
+        .collect();
+    Listing { kind: "sweep", columns: vec!["sweep_id", "name", "state", "cells", "final", "submitted_at_ms"], rows }
 }
 
 /// Reads and validates a spec file; every problem is printed to stderr.
