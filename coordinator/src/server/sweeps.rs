@@ -21,7 +21,7 @@ use tracing::field;
 
 use super::{now_ms, raft_status, tables, Ctx};
 use crate::state::command::TraceContext;
-use crate::state::query::{Counts, SweepStatus};
+use crate::state::views::{Counts, SweepStatus};
 use crate::state::{Command, Outcome, SweepId};
 
 pub struct Sweeps {

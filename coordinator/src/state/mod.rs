@@ -5,7 +5,8 @@
 //! - [`command`]: the commands (the payload of every Raft entry) and their JSON encoding.
 //! - [`apply`](mod@apply): the one function that changes a [`State`], and what it says
 //!   happened ([`Outcome`]).
-//! - [`query`]: read-only views used by RPCs (status counts, lists, an agent's leases).
+//! - [`views`]: read-only views used by RPCs (status counts, lists, an agent's leases);
+//!   named apart from `crate::query`, which is SQL over the warehouse.
 //!
 //! Architecture invariant: this module is pure and deterministic. It never reads the clock,
 //! does I/O, draws random numbers or iterates a hash map: times and ids come inside the
@@ -14,7 +15,7 @@
 
 pub mod apply;
 pub mod command;
-pub mod query;
+pub mod views;
 
 #[cfg(test)]
 mod tests;
