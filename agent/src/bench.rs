@@ -11,9 +11,8 @@ use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell as TCell, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::catalog::{self, Mode, Precision};
-use shared::cell::Cell;
 use shared::result::{Coordinates, ResultRecord, Status};
-use shared::spec::{Engine, HardwareKind, HardwareSelector, MeasurePolicy};
+use shared::spec::{self, Engine, FanOut, HardwareKind, HardwareSelector, Matrix, MeasurePolicy, Policy, SweepSpec};
 
 use crate::cell::runner::{run_cell, RunnerConfig};
 use crate::cell::{CellEvent, CellRequest};
@@ -93,17 +92,18 @@ impl MeasureArgs {
         let p = MeasurePolicy {
             warmup_iterations: self.warmup_iterations,
             warmup_min_seconds: self.warmup_seconds,
-            min_iterations: self.min_iterations.max(1),
+            min_iterations: self.min_iterations,
             min_seconds: self.min_seconds,
             max_seconds: self.max_seconds,
             target_relative_ci: self.target_ci,
         };
-        if !(p.max_seconds > 0.0 && p.min_seconds >= 0.0 && p.warmup_min_seconds >= 0.0) {
-            bail!("--max-seconds must be > 0 and --min-seconds, --warmup-seconds >= 0");
-        }
-        if !(p.target_relative_ci > 0.0 && p.target_relative_ci < 1.0) {
-            bail!("--target-ci {}: expected a fraction in (0, 1)", p.target_relative_ci);
-        }
+        // The spec's own bounds: a local run measures by the same rules as a sweep.
+        spec::check_measure(&p).map_err(|problems| {
+            anyhow::anyhow!(
+                "measurement flags ({}): {problems}",
+                "--warmup-iterations, --warmup-seconds, --min-iterations, --min-seconds, --max-seconds, --target-ci"
+            )
+        })?;
         Ok(p)
     }
 }
@@ -128,42 +128,46 @@ pub fn plan(
     };
     let kind_name = hardware_class.split('/').next().unwrap_or_default();
     let kind: HardwareKind = kind_name.parse().with_context(|| format!("hardware class {hardware_class}"))?;
-    let mut cells = Vec::new();
+    let mut models = Vec::new();
     for name in &args.model {
         let Some(model) = catalog::lookup(name) else {
             let known: Vec<&str> = catalog::all().iter().map(|m| m.name).collect();
             bail!("--model {name}: unknown model (known: {})", known.join(", "));
         };
-        for &mode in &args.mode {
-            for &precision in &args.precision {
-                for &batch in &args.batch {
-                    let cell = Cell {
-                        model: model.name.to_string(),
-                        hardware: HardwareSelector::of_kind(kind),
-                        hardware_class: Some(hardware_class.to_string()),
-                        agent_id: None,
-                        batch,
-                        // Vision models have a fixed token count (patches + class token).
-                        seq_len: model.fixed_sequence_length().unwrap_or(args.seq),
-                        precision,
-                        mode,
-                        engine: Engine::Candle,
-                    };
-                    let coordinates = Coordinates::of(&cell, hardware_class).context("model left the catalog")?;
-                    cells.push(CellRequest {
-                        sweep_id: Some(run_id.to_string()),
-                        cell_key: cell.key(sweep_name).to_string(),
-                        attempt: 1,
-                        agent_id: None,
-                        coordinates,
-                        measure: policy.clone(),
-                        weights: weights.clone(),
-                        device: args.device.clone(),
-                        fingerprint_hash: fingerprint_hash.to_string(),
-                    });
-                }
-            }
-        }
+        models.push(model.name.to_string());
+    }
+    // The same expansion as a sweep's (one matrix, one set of cell keys; repeated values
+    // give one cell): a one-off spec over this machine's class.
+    let one_off = SweepSpec {
+        name: sweep_name.to_string(),
+        matrix: Matrix {
+            models,
+            hardware: vec![HardwareSelector::of_kind(kind)],
+            fan_out: FanOut::EachHardwareClass,
+            batch_sizes: args.batch.clone(),
+            sequence_lengths: vec![args.seq],
+            precisions: args.precision.clone(),
+            modes: args.mode.clone(),
+            engines: vec![Engine::Candle],
+            exclude: Vec::new(),
+        },
+        measure: policy.clone(),
+        policy: Policy::default(),
+    };
+    let mut cells = Vec::new();
+    for cell in shared::cell::expand(&one_off, &[hardware_class.to_string()]) {
+        let coordinates = Coordinates::of(&cell, hardware_class).context("model left the catalog")?;
+        cells.push(CellRequest {
+            sweep_id: Some(run_id.to_string()),
+            cell_key: cell.key(sweep_name).to_string(),
+            attempt: 1,
+            agent_id: None,
+            coordinates,
+            measure: policy.clone(),
+            weights: weights.clone(),
+            device: args.device.clone(),
+            fingerprint_hash: fingerprint_hash.to_string(),
+        });
     }
     Ok(cells)
 }

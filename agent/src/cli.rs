@@ -204,4 +204,24 @@ mod tests {
         assert_eq!(b.precision.len(), 2);
         assert!(b.json);
     }
+
+    fn bench_args(extra: &[&str]) -> crate::bench::BenchArgs {
+        let mut argv = vec!["accelbench-agent", "bench", "--model", "bert-tiny,vit-tiny,bert-tiny", "--batch", "1,4,1"];
+        argv.extend_from_slice(extra);
+        let Command::Bench(b) = Cli::try_parse_from(argv).expect("parses").command else { panic!("not bench") };
+        b
+    }
+
+    /// A local run plans through the sweep's own expansion and measure bounds.
+    #[test]
+    fn bench_plans_like_a_sweep_and_checks_the_measure_flags_like_a_spec() {
+        let cells = crate::bench::plan(&bench_args(&[]), "cpu/test", "f", "local", "run").expect("plans");
+        // bert-tiny and vit-tiny at batch 1 and 4, fp32 by default; repeats give one cell.
+        assert_eq!(cells.len(), 4, "{:?}", cells.iter().map(|c| &c.coordinates).collect::<Vec<_>>());
+        let keys: std::collections::BTreeSet<_> = cells.iter().map(|c| c.cell_key.clone()).collect();
+        assert_eq!(keys.len(), 4);
+        let bad = bench_args(&["--min-seconds", "10", "--max-seconds", "5", "--target-ci", "1.5"]);
+        let err = crate::bench::plan(&bad, "cpu/test", "f", "local", "run").expect_err("refused").to_string();
+        assert!(err.contains("measure.min_seconds") && err.contains("measure.target_relative_ci"), "{err}");
+    }
 }

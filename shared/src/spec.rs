@@ -244,6 +244,29 @@ pub fn parse(text: &str, format: Format, limits: &Limits) -> Result<SweepSpec, D
     Err(Diagnostics(checker.diagnostics))
 }
 
+/// Checks a measure policy given outside a spec (a local run's flags) against the very
+/// bounds a spec's `[measure]` has, every problem at once, with the spec's paths
+/// (`measure.max_seconds`, …).
+pub fn check_measure(policy: &MeasurePolicy) -> Result<(), Diagnostics> {
+    let raw = RawMeasure {
+        warmup: RawWarmup {
+            iterations: Some(i64::from(policy.warmup_iterations)),
+            min_seconds: Some(policy.warmup_min_seconds),
+        },
+        min_iterations: Some(i64::from(policy.min_iterations)),
+        min_seconds: Some(policy.min_seconds),
+        max_seconds: Some(policy.max_seconds),
+        target_relative_ci: Some(policy.target_relative_ci),
+    };
+    let mut checker = Checker::default();
+    checker.measure(&raw);
+    if checker.diagnostics.is_empty() {
+        Ok(())
+    } else {
+        Err(Diagnostics(checker.diagnostics))
+    }
+}
+
 /// The keys each table of a spec may have (hardware selectors and excludes are checked
 /// entry by entry later, with their own paths).
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
