@@ -200,11 +200,17 @@ async fn start_cell(
     };
     let trace = TraceParent::parse(&lease.traceparent, &lease.tracestate);
     let span = cell_span(&lease_ref, &ctx.agent_id, trace.as_ref());
+    // Held from now on, before the task even starts: the next lease request (which may
+    // go out at once while other slots are free) must list it.
+    let cancel = Arc::new(AtomicBool::new(false));
+    if let Ok(mut r) = ctx.running.lock() {
+        r.push((lease_ref.clone(), cancel.clone()));
+    }
     let ctx = ctx.clone();
     match slot_idx {
         Some(idx) => {
             tasks.spawn(async move {
-                if let Err(e) = run_leased(&ctx, &lease_ref, req, unsupported, trace).instrument(span).await {
+                if let Err(e) = run_leased(&ctx, &lease_ref, req, unsupported, cancel, trace).instrument(span).await {
                     tracing::warn!(error = %format!("{e:#}"), "cell ended without a report; it stays spooled");
                 }
                 idx
@@ -213,7 +219,7 @@ async fn start_cell(
         }
         // No slot needed to say why a cell cannot run here.
         None => {
-            if let Err(e) = run_leased(&ctx, &lease_ref, req, unsupported, trace).instrument(span).await {
+            if let Err(e) = run_leased(&ctx, &lease_ref, req, unsupported, cancel, trace).instrument(span).await {
                 tracing::warn!(error = %format!("{e:#}"), "report failed; the result stays spooled");
             }
             false
@@ -240,44 +246,54 @@ fn cell_span(lease: &LeaseRef, agent_id: &str, trace: Option<&TraceParent>) -> t
 }
 
 /// Runs one leased cell in its child process (or, when it cannot run here, reports it
-/// `unsupported` with the reason), spools the result and reports it.
+/// `unsupported` with the reason), spools the result and reports it. The lease is in
+/// `running` on entry (with `cancel`, which the heartbeat sets when it is withdrawn)
+/// and leaves it only once its result is spooled.
 async fn run_leased(
     ctx: &CellCtx,
     lease_ref: &LeaseRef,
     req: CellRequest,
     not_run: Option<NotRun>,
+    cancel: Arc<AtomicBool>,
     trace: Option<TraceParent>,
 ) -> anyhow::Result<()> {
-    if let Some(why) = not_run {
-        tracing::info!(cell_key = lease_ref.cell_key, reason = why.reason, "cell not run on this agent");
-        let now = chrono::Utc::now().timestamp_millis();
-        let mut record = crate::cell::child::record_for(&req, now);
-        (record.error, record.provenance.finished_at_ms) = (Some(why.reason), now);
-        record.status = if why.retry { Status::Failed } else { Status::Unsupported };
-        ctx.spool.put(&Spooled { epoch: lease_ref.epoch, record })?;
-        return flush(ctx).await;
-    }
-    let cancel = Arc::new(AtomicBool::new(false));
-    if let Ok(mut r) = ctx.running.lock() {
-        r.push((lease_ref.clone(), cancel.clone()));
-    }
-    let span = tracing::Span::current();
-    let record = tokio::task::spawn_blocking(move || {
-        // The runner hands this span's context to the child.
-        let _in_span = span.enter();
-        let cfg = RunnerConfig { trace, ..RunnerConfig::for_request(&req)? };
-        run_cell_cancellable(&cfg, &req, &cancel, |_| {})
-    })
-    .await;
+    let record = match not_run {
+        Some(why) => {
+            tracing::info!(cell_key = lease_ref.cell_key, reason = why.reason, "cell not run on this agent");
+            let now = chrono::Utc::now().timestamp_millis();
+            let mut record = crate::cell::child::record_for(&req, now);
+            (record.error, record.provenance.finished_at_ms) = (Some(why.reason), now);
+            record.status = if why.retry { Status::Failed } else { Status::Unsupported };
+            Ok(Ok(record))
+        }
+        None => {
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                // The runner hands this span's context to the child.
+                let _in_span = span.enter();
+                let cfg = RunnerConfig { trace, ..RunnerConfig::for_request(&req)? };
+                run_cell_cancellable(&cfg, &req, &cancel, |_| {})
+            })
+            .await
+        }
+    };
+    // Spooled before it leaves `running`: a lease request in between must list it as
+    // held, or the coordinator would end the lease under the finished result.
+    let spooled = match record {
+        Ok(Ok(record)) if record.error.as_deref() != Some(crate::cell::runner::CANCELLED) => {
+            ctx.spool.put(&Spooled { epoch: lease_ref.epoch, record }).map(|_path| true)
+        }
+        Ok(Ok(_cancelled)) => Ok(false),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(e.into()),
+    };
     if let Ok(mut r) = ctx.running.lock() {
         r.retain(|(l, _)| l != lease_ref);
     }
-    let record = record??;
-    if record.error.as_deref() == Some(crate::cell::runner::CANCELLED) {
-        return Ok(());
+    if spooled? {
+        flush(ctx).await?;
     }
-    ctx.spool.put(&Spooled { epoch: lease_ref.epoch, record })?;
-    flush(ctx).await
+    Ok(())
 }
 
 async fn flush(ctx: &CellCtx) -> anyhow::Result<()> {
