@@ -22,10 +22,10 @@ awk '
     /^fault-run / {
         n++
         for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] += kv[2] }
-        if ($0 !~ /lost=0 duplicated=0 mislabelled=0 stuck=0 failed_queries=0/) bad++
+        if ($0 !~ /lost=0 duplicated=0 mislabelled=0 stuck=0 unacknowledged=0 failed_queries=0/) bad++
     }
     /could not run/ { broken++ }
     END {
-        printf "%d runs (%d could not run): %d cells, %d ok; lost=%d duplicated=%d mislabelled=%d stuck=%d failed_queries=%d; runs with a problem: %d\n",
-            n, broken, v["cells"], v["ok"], v["lost"], v["duplicated"], v["mislabelled"], v["stuck"], v["failed_queries"], bad
+        printf "%d runs (%d could not run): %d cells, %d ok; lost=%d duplicated=%d mislabelled=%d stuck=%d unacknowledged=%d failed_queries=%d; runs with a problem: %d\n",
+            n, broken, v["cells"], v["ok"], v["lost"], v["duplicated"], v["mislabelled"], v["stuck"], v["unacknowledged"], v["failed_queries"], bad
     }' "$log"

@@ -39,6 +39,8 @@ pub struct Report {
     pub mislabelled: u64,
     /// Cells still pending or leased after the drain.
     pub stuck: u64,
+    /// Results still in an agent's spool a minute after the drain (never acknowledged).
+    pub unacknowledged: u64,
     /// Queries over the warehouse that failed, with their error.
     pub failed_queries: Vec<String>,
     pub elapsed: Duration,
@@ -50,6 +52,7 @@ impl Report {
             && self.duplicated == 0
             && self.mislabelled == 0
             && self.stuck == 0
+            && self.unacknowledged == 0
             && self.failed_queries.is_empty()
             && self.n_cells > 0
     }
@@ -59,8 +62,8 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "seed={} agents={} cells={} ok={} lost={} duplicated={} mislabelled={} stuck={} failed_queries={} \
-             elapsed_s={:.1} faults=[{}]",
+            "seed={} agents={} cells={} ok={} lost={} duplicated={} mislabelled={} stuck={} unacknowledged={} \
+             failed_queries={} elapsed_s={:.1} faults=[{}]",
             self.seed,
             self.n_agents,
             self.n_cells,
@@ -69,6 +72,7 @@ impl std::fmt::Display for Report {
             self.duplicated,
             self.mislabelled,
             self.stuck,
+            self.unacknowledged,
             self.failed_queries.len(),
             self.elapsed.as_secs_f64(),
             self.faults.join(", ")
@@ -178,6 +182,11 @@ pub async fn run(seed: u64) -> anyhow::Result<Report> {
         Ok(status) => status,
         Err(_) => current(&c, &id).await?,
     };
+    // A cell is final in Raft before its rows reach the warehouse (the manifest commit
+    // follows, and is retried while the warehouse refuses writes); it is acknowledged
+    // only after. So wait for every agent's spool to empty: then every result was
+    // acknowledged, and each must be in the warehouse.
+    report.unacknowledged = wait_spools_empty(&c, n_agents).await;
     check(&c, &id, &status, &mut report);
     report.elapsed = start.elapsed();
     Ok(report)
@@ -190,6 +199,25 @@ async fn wait_registered(c: &Cluster, n: usize) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+/// Waits (at most a minute) until no agent has a result waiting in its spool; returns
+/// how many are still there.
+async fn wait_spools_empty(c: &Cluster, n_agents: usize) -> u64 {
+    let pending = || -> u64 {
+        (0..n_agents)
+            .map(|idx| {
+                std::fs::read_dir(c.spool(idx)).map_or(0, |d| {
+                    d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")).count() as u64
+                })
+            })
+            .sum()
+    };
+    let start = Instant::now();
+    while pending() > 0 && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    pending()
 }
 
 async fn current(c: &Cluster, id: &str) -> anyhow::Result<SweepStatus> {

@@ -178,6 +178,14 @@ async fn commit_round(ctx: &Ctx, entries: Vec<Entry>) -> Vec<Entry> {
         Ok(files) => files,
         Err(e) => return fail_all(entries, Status::unavailable(format!("staging results: {e}"))),
     };
+    // Before Raft decides: once it may have committed them, gc must keep the files.
+    let intent = match ctx.warehouse.record_intent(&files).await {
+        Ok(intent) => intent,
+        Err(e) => {
+            ctx.warehouse.discard(&files).await;
+            return fail_all(entries, Status::unavailable(format!("recording the staged files: {e}")));
+        }
+    };
     let command = Command::CompleteCells {
         completions: entries.iter().map(|e| e.first.report.completion.clone()).collect(),
         files: files
@@ -185,19 +193,23 @@ async fn commit_round(ctx: &Ctx, entries: Vec<Entry>) -> Vec<Entry> {
             .map(|f| ManifestFile { path: f.path.clone(), table: f.table.as_str().into(), n_rows: f.rows })
             .collect(),
     };
-    // A Raft error leaves the outcome unknown: the files stay, since the command may
-    // still commit (then the restart mirror commits them and a re-send is a duplicate).
+    // A Raft error leaves the outcome unknown: the files and their intent stay, since the
+    // command may still commit (then the restart mirror commits them and a re-send is a
+    // duplicate).
     match ctx.raft.propose(command).await {
         Ok(Outcome::CellsCompleted { .. }) => {
             commit_to_warehouse(ctx, entries, files).await;
+            ctx.warehouse.clear_intent(&intent).await;
             Vec::new()
         }
         Ok(Outcome::CompletionsRefused { refused }) => {
             ctx.warehouse.discard(&files).await;
+            ctx.warehouse.clear_intent(&intent).await;
             answer_refused(entries, refused)
         }
         Ok(Outcome::Rejected(why)) => {
             ctx.warehouse.discard(&files).await;
+            ctx.warehouse.clear_intent(&intent).await;
             fail_all(entries, Status::internal(format!("group commit refused: {why}")))
         }
         Ok(other) => fail_all(entries, Status::internal(format!("unexpected outcome {other:?}"))),

@@ -149,15 +149,31 @@ async fn expire_leases(ctx: Ctx) {
 /// warehouse lacks: what a crash between the two commits left behind.
 async fn mirror_manifest(ctx: &Ctx) -> anyhow::Result<()> {
     let files = ctx.raft.read(|s| s.manifest().cloned().collect::<Vec<_>>()).await?;
+    let missing: std::collections::HashSet<String> =
+        ctx.warehouse.never_committed(files.iter().map(|f| f.path.clone()).collect()).await?.into_iter().collect();
     let mut entries = Vec::new();
-    for f in files {
+    let mut keys = Vec::new();
+    for f in files.into_iter().filter(|f| missing.contains(&f.path)) {
         let Some(table) = Table::parse(&f.table) else { continue };
         match ctx.warehouse.object_size(&f.path).await {
             Some(bytes) => entries.push(FileEntry { path: f.path, table, rows: f.n_rows, bytes }),
             None => tracing::error!(path = f.path, "a file raft committed is missing from the warehouse"),
         }
     }
-    ctx.warehouse.commit_staged(entries, Vec::new()).await?;
+    // The keys of the mirrored results, so that their re-sends are answered DUPLICATE
+    // (which needs the rows visible) rather than asked to come back later forever.
+    for entry in entries.iter().filter(|e| e.table == Table::Results) {
+        keys.extend(ctx.warehouse.result_keys_in(entry).await?);
+    }
+    if !entries.is_empty() {
+        tracing::warn!(n = entries.len(), "mirroring files raft committed into the warehouse");
+    }
+    ctx.warehouse.commit_staged(entries, keys).await?;
+    // Everything Raft committed is in the warehouse now: no staged file needs keeping.
+    let n = ctx.warehouse.clear_all_intents().await?;
+    if n > 0 {
+        tracing::info!(n, "cleared staging intents left by the previous run");
+    }
     Ok(())
 }
 

@@ -90,13 +90,28 @@ fn decode(table: Table, path: &str, bytes: impl ChunkReader + 'static) -> Result
     let mut batches = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|source| WarehouseError::Arrow { table: table.as_str(), source })?;
-        // Re-typing against the current schema refuses a file of another layout
-        // instead of merging it into a file that lies about its columns.
-        let batch = RecordBatch::try_new(table.schema(), batch.columns().to_vec())
-            .map_err(|source| WarehouseError::Arrow { table: table.as_str(), source })?;
-        batches.push(batch);
+        batches.push(to_current_schema(table, &batch)?);
     }
     Ok(batches)
+}
+
+/// `batch` re-typed against the table's current schema, column by name: a nullable
+/// column added since the file was written (`results.device`) reads as null; anything
+/// else that differs refuses the file instead of merging it into one that lies about
+/// its columns.
+fn to_current_schema(table: Table, batch: &RecordBatch) -> Result<RecordBatch, WarehouseError> {
+    let schema = table.schema();
+    let arrow_err = |source| WarehouseError::Arrow { table: table.as_str(), source };
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.schema().index_of(field.name()) {
+            Ok(i) => Ok(batch.column(i).clone()),
+            Err(_) if field.is_nullable() => Ok(arrow::array::new_null_array(field.data_type(), batch.num_rows())),
+            Err(e) => Err(arrow_err(e)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns).map_err(arrow_err)
 }
 
 /// `date=…/sweep=…` of `<table>/date=…/sweep=…/<file>.parquet`.

@@ -2,9 +2,10 @@
 //! a writer that crashed (or lost a race) before committing, and files a compaction
 //! removed from the manifest.
 //!
-//! Must never: delete a live file, delete anything younger than the grace age (it may
-//! belong to a writer that is about to commit, or to a reader of an older manifest), or
-//! touch `_manifest/` and `_checkpoint/`.
+//! Must never: delete a live file, a file a staging intent names (a coordinator's Raft
+//! may have committed it; see [`super::staged`]), anything younger than the grace age
+//! (it may belong to a writer that is about to commit, or to a reader of an older
+//! manifest), or touch `_manifest/`, `_checkpoint/` and `_pending/`.
 
 use std::time::Duration;
 
@@ -32,11 +33,15 @@ impl Warehouse {
         // List first, read the manifest second: a file committed in between is then
         // known to be live, never mistaken for garbage.
         let objects = self.list_data_objects().await?;
+        // Staged files a coordinator may have committed through Raft and not yet into
+        // the manifest: never garbage, however old.
+        let pending = self.pending_files().await?;
         let mut state = self.state.lock().await;
         manifest::refresh(self.store.as_ref(), &mut state).await?;
         let cutoff = chrono::Utc::now() - chrono::Duration::from_std(min_age).unwrap_or(chrono::Duration::MAX);
         let mut outcome = GcOutcome::default();
-        for object in objects.into_iter().filter(|o| !state.live.contains_key(o.location.as_ref())) {
+        let unlisted = objects.into_iter().filter(|o| !state.live.contains_key(o.location.as_ref()));
+        for object in unlisted.filter(|o| !pending.contains(o.location.as_ref())) {
             if object.last_modified > cutoff {
                 outcome.kept_young += 1;
                 continue;

@@ -202,6 +202,69 @@ async fn files_a_compaction_removed_are_never_committed_again() {
 }
 
 #[tokio::test]
+async fn gc_keeps_staged_files_an_intent_names_until_it_is_cleared() {
+    let (warehouse, store) = memory_warehouse();
+    let r = record("s1", "k1", 1, &[1.0]);
+    let files = warehouse.stage(&[&r], Origin::Measured).await.expect("stage");
+    let intent = warehouse.record_intent(&files).await.expect("intent");
+    // However old: Raft may have committed them while the coordinator is down.
+    let gc = warehouse.gc(Duration::ZERO).await.expect("gc");
+    assert!(gc.deleted.is_empty(), "deleted files an intent names: {:?}", gc.deleted);
+    assert_eq!(object_paths(store.as_ref(), "_pending").await, vec![intent.clone()]);
+    // A restart mirrors them and clears every intent; then only garbage is collected.
+    warehouse.commit_staged(files.clone(), vec![ResultKey::of(&r)]).await.expect("mirror");
+    assert_eq!(warehouse.clear_all_intents().await.expect("clear"), 1);
+    assert!(warehouse.gc(Duration::ZERO).await.expect("gc").deleted.is_empty(), "committed files are live");
+    let refused = warehouse.stage(&[&record("s1", "k2", 1, &[2.0])], Origin::Measured).await.expect("stage");
+    let intent = warehouse.record_intent(&refused).await.expect("intent");
+    warehouse.clear_intent(&intent).await;
+    let gc = warehouse.gc(Duration::ZERO).await.expect("gc");
+    assert_eq!(gc.deleted.len(), refused.len(), "{gc:?}");
+}
+
+#[tokio::test]
+async fn a_mirror_finds_the_result_keys_inside_the_files_raft_listed() {
+    let (warehouse, _) = memory_warehouse();
+    let records = [record("s1", "k1", 1, &[1.0]), record("s1", "k2", 3, &[2.0])];
+    let refs: Vec<&_> = records.iter().collect();
+    let files = warehouse.stage(&refs, Origin::Measured).await.expect("stage");
+    let results = files.iter().find(|f| f.table == Table::Results).expect("a results file");
+    let keys = warehouse.result_keys_in(results).await.expect("keys");
+    assert_eq!(keys, records.iter().map(ResultKey::of).collect::<Vec<_>>());
+    let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+    assert_eq!(warehouse.never_committed(paths.clone()).await.expect("paths").len(), files.len());
+    warehouse.commit_staged(files, keys).await.expect("mirror");
+    assert!(warehouse.is_committed(&ResultKey::of(&records[1])).await.expect("read"), "re-sends are duplicates now");
+    assert!(warehouse.never_committed(paths).await.expect("paths").is_empty());
+}
+
+/// A file written before a nullable column was added still reads, and compacts, with
+/// that column null.
+#[tokio::test]
+async fn files_written_before_the_device_column_still_read_and_compact() {
+    let (warehouse, store) = memory_warehouse();
+    let r = record("s1", "k1", 1, &[1.0]);
+    let batch = super::schema::results_batch(&[&r], Origin::Measured).expect("batch");
+    let old = batch.project(&(0..batch.num_columns() - 1).collect::<Vec<_>>()).expect("without device");
+    assert_eq!(old.schema().fields().last().map(|f| f.name().as_str()), Some("finished_at"));
+    let mut bytes = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, old.schema(), None).expect("writer");
+    w.write(&old).expect("write");
+    w.close().expect("close");
+    let path = "results/date=2025-03-05/sweep=s1/old.parquet";
+    let n_bytes = bytes.len() as u64;
+    store.put(&Path::from(path), bytes.into()).await.expect("put");
+    let entry = super::manifest::FileEntry { path: path.into(), table: Table::Results, rows: 1, bytes: n_bytes };
+    warehouse.commit_staged(vec![entry.clone()], vec![ResultKey::of(&r)]).await.expect("commit");
+    let read = warehouse.read_file(Table::Results, &entry).await.expect("reads");
+    let device = read[0].column_by_name("device").expect("a device column");
+    assert_eq!(device.null_count(), 1);
+    warehouse.write_results(&[record("s1", "k2", 1, &[2.0])], Origin::Measured).await.expect("a new file");
+    let out = warehouse.compact(Table::Results, "date=2025-03-05/sweep=s1").await.expect("compacts");
+    assert_eq!(out.removed.len(), 2);
+}
+
+#[tokio::test]
 async fn imported_rows_cannot_be_written_as_measured() {
     let (warehouse, _) = memory_warehouse();
     let mut imported = record("s1", "k1", 1, &[1.0]);
