@@ -147,6 +147,12 @@ async fn lease_loop(cfg: &WorkerConfig, ctx: &CellCtx, fp: &Fingerprint, tasks: 
         while let Some(done) = tasks.try_join_next() {
             slots.release(done.context("a cell task failed")?);
         }
+        // A result a cell's task could not report (the coordinator refused it for now)
+        // waits in the spool: send it again before anything else. If that fails too, the
+        // session ends and starts over with backoff; nothing is left spooled and unsent.
+        if !ctx.spool.pending()?.is_empty() {
+            flush(ctx).await?;
+        }
         let mut n_started = 0;
         if slots.n_free() > 0 {
             let request = LeaseCellsRequest {

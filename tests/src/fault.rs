@@ -1,7 +1,8 @@
 //! Fault runs: a coordinator and a few agents as real processes run a sweep of ~100
 //! small cells while seeded faults hit them (SIGKILL and immediate restart of an agent
 //! or of the coordinator, SIGSTOP pauses longer than a lease, a warehouse manifest that
-//! cannot be written for a while, `warehouse compact` and `gc` while running). Then the
+//! cannot be written for a while, a full warehouse disk, `warehouse compact` and `gc`
+//! while running). Then the
 //! faults heal, the sweep drains, and [`check`] counts what must be zero: cells that
 //! never ended, results lost or duplicated, `ok` rows whose labels differ from their
 //! cell, queries over the warehouse that fail.
@@ -115,6 +116,7 @@ enum Fault {
     PauseAgent(usize),
     PauseCoordinator,
     FreezeManifest,
+    FillDisk,
     Compact,
     Gc,
 }
@@ -122,13 +124,14 @@ enum Fault {
 impl Fault {
     fn draw(rng: &mut Rng, n_agents: usize) -> Fault {
         let agent = rng.below(n_agents as u64) as usize;
-        match rng.below(7) {
+        match rng.below(8) {
             0 => Fault::KillAgent(agent),
             1 => Fault::KillCoordinator,
             2 => Fault::PauseAgent(agent),
             3 => Fault::PauseCoordinator,
             4 => Fault::FreezeManifest,
-            5 => Fault::Compact,
+            5 => Fault::FillDisk,
+            6 => Fault::Compact,
             _ => Fault::Gc,
         }
     }
@@ -164,7 +167,12 @@ lease_seconds = {LEASE_SECONDS}
 pub async fn run(seed: u64) -> anyhow::Result<Report> {
     let start = Instant::now();
     let mut rng = Rng(seed);
-    let mut c = Cluster::start()?;
+    // The warehouse on a disk of its own, so that it can be filled; where mounting is
+    // not allowed the run goes on without that fault.
+    let mut c = match Cluster::start_on_small_disk(256)? {
+        Ok(c) => c,
+        Err(_) => Cluster::start()?,
+    };
     let n_agents = 2 + rng.below(3) as usize;
     for idx in 0..n_agents {
         c.start_agent(idx)?;
@@ -262,6 +270,15 @@ async fn inject(c: &mut Cluster, fault: Fault, rng: &mut Rng) -> anyhow::Result<
             tokio::time::sleep(d).await;
             anyhow::ensure!(chattr(&dir, "-i"), "could not thaw {}", dir.display());
             format!("freeze manifest {:.1}s", d.as_secs_f64())
+        }
+        Fault::FillDisk => {
+            let d = rng.millis(1_000, 4_000);
+            if !c.fill_disk(true) {
+                return Ok("fill disk skipped (the warehouse is not on a disk of its own: not root?)".into());
+            }
+            tokio::time::sleep(d).await;
+            c.fill_disk(false);
+            format!("full warehouse disk {:.1}s", d.as_secs_f64())
         }
         Fault::Compact => {
             let o = c.cli(&["warehouse", "compact", "--warehouse", &c.warehouse().to_string_lossy()]);

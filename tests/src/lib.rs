@@ -35,6 +35,8 @@ pub struct Cluster {
     env: Vec<(String, String)>,
     coordinator: Option<Child>,
     agents: Vec<Option<Child>>,
+    /// The warehouse folder when it is a small tmpfs of its own (unmounted on drop).
+    small_disk: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -47,9 +49,53 @@ impl Cluster {
     pub fn start_with_env(env: &[(&str, &str)]) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut c = Cluster { dir, addr: String::new(), env, coordinator: None, agents: Vec::new() };
+        let mut c = Cluster { dir, addr: String::new(), env, coordinator: None, agents: Vec::new(), small_disk: None };
         c.start_coordinator("127.0.0.1:0")?;
         Ok(c)
+    }
+
+    /// A coordinator whose warehouse is a tmpfs of `mib` MiB of its own, so a test can
+    /// fill the disk under it ([`Cluster::fill_disk`]). `None` where mounting is not
+    /// allowed (not root, or no tmpfs), with the reason.
+    pub fn start_on_small_disk(mib: u32) -> anyhow::Result<Result<Cluster, String>> {
+        let dir = tempfile::tempdir()?;
+        let warehouse = dir.path().join("warehouse");
+        std::fs::create_dir_all(&warehouse)?;
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(&warehouse)
+            .stderr(Stdio::piped())
+            .output()?;
+        if !mounted.status.success() {
+            return Ok(Err(format!("mount tmpfs failed: {}", String::from_utf8_lossy(&mounted.stderr).trim())));
+        }
+        let mut c = Cluster {
+            dir,
+            addr: String::new(),
+            env: Vec::new(),
+            coordinator: None,
+            agents: Vec::new(),
+            small_disk: Some(warehouse),
+        };
+        c.start_coordinator("127.0.0.1:0")?;
+        Ok(Ok(c))
+    }
+
+    /// Fills the small disk with a ballast file or, with `full = false`, frees it again;
+    /// `false` when the warehouse is not on a small disk of its own.
+    pub fn fill_disk(&self, full: bool) -> bool {
+        let Some(disk) = &self.small_disk else { return false };
+        let ballast = disk.join(".ballast");
+        if !full {
+            return std::fs::remove_file(&ballast).is_ok();
+        }
+        // Writes until the disk refuses: dd exits non-zero at ENOSPC, as intended.
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=1M", &format!("of={}", ballast.display())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        true
     }
 
     pub fn warehouse(&self) -> PathBuf {
@@ -221,6 +267,9 @@ impl Drop for Cluster {
             self.kill_agent(idx);
         }
         self.kill_coordinator();
+        if let Some(disk) = &self.small_disk {
+            let _ = Command::new("umount").arg(disk).status();
+        }
     }
 }
 
