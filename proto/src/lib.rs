@@ -5,6 +5,8 @@
 //! strings and are decoded with [`decode_json`], which turns any malformed payload into
 //! a `tonic::Status` naming the field, never a panic.
 
+pub mod convert;
+
 /// Generated from `proto/accelbench.proto` (package `accelbench.v1`).
 pub mod v1 {
     tonic::include_proto!("accelbench.v1");

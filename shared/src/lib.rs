@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod cell;
 pub mod diagnostic;
 pub mod fingerprint;
+pub mod ids;
 pub mod result;
 pub mod spec;
 pub mod stats;

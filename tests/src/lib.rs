@@ -12,6 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use proto::v1::fleet_service_client::FleetServiceClient;
 use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::{GetSweepRequest, ListAgentsRequest, SweepState, SweepStatus};
 use tonic::transport::Channel;
@@ -229,7 +230,7 @@ impl Cluster {
 
     /// Leases held by each agent id.
     pub async fn leases(&self) -> anyhow::Result<Vec<(String, u32)>> {
-        let mut c = self.client().await?;
+        let mut c = FleetServiceClient::new(Channel::from_shared(self.url())?.connect().await?);
         let agents = c.list_agents(ListAgentsRequest {}).await?.into_inner().agents;
         Ok(agents.into_iter().map(|a| (a.agent_id, a.n_leases)).collect())
     }

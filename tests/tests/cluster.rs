@@ -7,8 +7,8 @@ use std::time::Duration;
 use e2e::{tiny_spec, Cluster};
 use proto::v1::agent_service_client::AgentServiceClient;
 use proto::v1::{
-    AckStatus, GetSweepRequest, LeaseCellsRequest, LeaseRef, RegisterRequest, ReportResultsRequest, SpecFormat,
-    SubmitSweepRequest, SweepState,
+    AckStatus, CancelSweepRequest, GetSweepRequest, HeartbeatRequest, LeaseCellsRequest, LeaseRef, RegisterRequest,
+    ReportResultsRequest, SpecFormat, SubmitSweepRequest, SweepState,
 };
 
 const LIMIT: Duration = Duration::from_secs(600);
@@ -298,6 +298,32 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
         .await
         .expect_err("refused");
     assert_eq!(e.code(), tonic::Code::NotFound);
+    // The same refusal has the same code on every RPC: an unknown agent, a malformed
+    // agent id, an unknown sweep, a malformed sweep id.
+    let e = agents
+        .heartbeat(HeartbeatRequest { agent_id: "ghost".into(), ..Default::default() })
+        .await
+        .expect_err("refused");
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let e = agents
+        .lease_cells(LeaseCellsRequest { agent_id: "a b".into(), max_cells: 1, held: Vec::new() })
+        .await
+        .expect_err("refused");
+    assert_eq!((e.code(), e.message().starts_with("agent_id \"a b\"")), (tonic::Code::InvalidArgument, true));
+    let unknown = "0190c6a2-7a3e-7d1c-9a55-3c2b1e0f4d8a".to_string();
+    for e in [
+        sweeps.get(GetSweepRequest { sweep_id: unknown.clone() }).await.expect_err("refused"),
+        sweeps.cancel(CancelSweepRequest { sweep_id: unknown.clone() }).await.expect_err("refused"),
+    ] {
+        assert_eq!(e.code(), tonic::Code::NotFound, "{}", e.message());
+    }
+    for e in [
+        sweeps.get(GetSweepRequest { sweep_id: "nope".into() }).await.expect_err("refused"),
+        sweeps.cancel(CancelSweepRequest { sweep_id: "nope".into() }).await.expect_err("refused"),
+    ] {
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+        assert!(e.message().starts_with("sweep_id \"nope\": not a sweep id"), "{}", e.message());
+    }
 
     // Enormous specs: over the coordinator's spec limit, and over gRPC's message limit.
     let e = sweeps

@@ -29,7 +29,7 @@ impl AgentsCommand {
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         let AgentsCommand::List(a) = self;
         let agents = async {
-            let mut c = a.coordinator.sweeps().await?;
+            let mut c = a.coordinator.fleet().await?;
             anyhow::Ok(c.list_agents(ListAgentsRequest {}).await?.into_inner().agents)
         }
         .instrument(tracing::info_span!("cli", otel.name = "agents list"))

@@ -9,6 +9,7 @@ use agent::telemetry::propagate::{self, SendTraceContext, TraceParent, TracedCha
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use proto::v1::fleet_service_client::FleetServiceClient;
 use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::{
     CancelSweepRequest, GetSweepRequest, ListSweepsRequest, SpecFormat, SubmitSweepRequest, SweepState, SweepStatus,
@@ -171,6 +172,11 @@ impl CoordinatorArgs {
     /// The sweep service; every call carries the current span's trace context.
     pub async fn sweeps(&self) -> anyhow::Result<SweepServiceClient<TracedChannel>> {
         Ok(SweepServiceClient::with_interceptor(self.channel().await?, SendTraceContext))
+    }
+
+    /// The fleet service (the agents); every call carries the current span's trace context.
+    pub async fn fleet(&self) -> anyhow::Result<FleetServiceClient<TracedChannel>> {
+        Ok(FleetServiceClient::with_interceptor(self.channel().await?, SendTraceContext))
     }
 }
 

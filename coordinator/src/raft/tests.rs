@@ -36,13 +36,13 @@ fn submit(n: u128) -> Command {
 
 fn register() -> Command {
     let devices = vec![DeviceGroup { class: "cpu/test".into(), memory_bytes: Some(1 << 34), slots: 8 }];
-    Command::RegisterAgent { agent_id: "agent".into(), devices, labels: BTreeMap::new(), at_ms: 1_000 }
+    Command::RegisterAgent { agent_id: "agent".parse().unwrap(), devices, labels: BTreeMap::new(), at_ms: 1_000 }
 }
 
 fn grant(n: u128, state: &State) -> Command {
     let sweep = state.sweep(&SweepId::from_u128(n)).expect("submitted");
     let leases = sweep.cells.keys().take(1).map(|k| (sweep.id, k.clone())).collect();
-    Command::GrantLeases { agent_id: "agent".into(), leases, at_ms: 2_000, lease_seconds: 60 }
+    Command::GrantLeases { agent_id: "agent".parse().unwrap(), leases, at_ms: 2_000, lease_seconds: 60 }
 }
 
 /// Submits `n_sweeps` sweeps, registers an agent and leases a cell of each sweep.

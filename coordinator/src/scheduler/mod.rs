@@ -164,7 +164,8 @@ mod tests {
     }
 
     fn register(state: &mut State, agent: &str, devices: Vec<DeviceGroup>) {
-        let command = Command::RegisterAgent { agent_id: agent.into(), devices, labels: BTreeMap::new(), at_ms: 0 };
+        let command =
+            Command::RegisterAgent { agent_id: agent.parse().unwrap(), devices, labels: BTreeMap::new(), at_ms: 0 };
         assert!(matches!(apply(state, command), Outcome::AgentRegistered { .. }));
     }
 
@@ -192,7 +193,8 @@ mod tests {
         let plan = plan_leases(&state, "a", 10, 0);
         // The A10 is too small for sweep 3; sweep 4 takes it; then the CPU in turns, oldest first.
         assert_eq!(sweeps_of(&plan), [4, 2, 1, 2]);
-        let command = Command::GrantLeases { agent_id: "a".into(), leases: plan, at_ms: 0, lease_seconds: 60 };
+        let command =
+            Command::GrantLeases { agent_id: "a".parse().unwrap(), leases: plan, at_ms: 0, lease_seconds: 60 };
         let Outcome::LeasesGranted { granted, refused } = apply(&mut state, command) else { panic!("expected grants") };
         assert_eq!((granted.len(), refused.len()), (4, 0));
         assert!(plan_leases(&state, "a", 10, 0).is_empty(), "every slot is taken");
@@ -217,7 +219,7 @@ mod tests {
         let commands = [("a", 0), ("g", 1), ("b", 2)]
             .into_iter()
             .map(|(agent, i)| Command::GrantLeases {
-                agent_id: agent.into(),
+                agent_id: agent.parse().unwrap(),
                 leases: plans[i].clone(),
                 at_ms: 0,
                 lease_seconds: 60,
@@ -251,8 +253,12 @@ mod tests {
             assert_eq!(pinned.as_deref(), Some(*agent));
         }
         // Apply refuses a pinned cell to anyone else, whatever a scheduler proposed.
-        let command =
-            Command::GrantLeases { agent_id: "b".into(), leases: plans[0].clone(), at_ms: 0, lease_seconds: 60 };
+        let command = Command::GrantLeases {
+            agent_id: "b".parse().unwrap(),
+            leases: plans[0].clone(),
+            at_ms: 0,
+            lease_seconds: 60,
+        };
         let Outcome::LeasesGranted { granted, refused } = apply(&mut state, command) else { panic!("grant outcome") };
         assert!(granted.is_empty());
         assert!(matches!(refused[..], [(_, _, Rejection::NoFreeDevice { .. })]), "{refused:?}");
@@ -266,7 +272,8 @@ mod tests {
         register(&mut state, "a", vec![group("cpu/x", 64, 1)]);
         let plan = plan_leases(&state, "a", 1, 0);
         let key = plan[0].1.clone();
-        let command = Command::GrantLeases { agent_id: "a".into(), leases: plan, at_ms: 0, lease_seconds: 60 };
+        let command =
+            Command::GrantLeases { agent_id: "a".parse().unwrap(), leases: plan, at_ms: 0, lease_seconds: 60 };
         let Outcome::LeasesGranted { granted, .. } = apply(&mut state, command) else { panic!("expected grants") };
         let expire = Command::ExpireLeases {
             expired: vec![(SweepId::from_u128(1), key.clone(), granted[0].epoch)],

@@ -6,8 +6,6 @@
 //! Malformed requests get `InvalidArgument` naming the field; a result for a cell the
 //! agent does not hold is acknowledged `REJECTED` with the reason, and nothing is stored.
 
-use std::str::FromStr;
-
 use proto::v1::agent_service_server::AgentService;
 use proto::v1::{
     AckStatus, HeartbeatRequest, HeartbeatResponse, LeaseCellsRequest, LeaseCellsResponse, LeaseRef, RegisterRequest,
@@ -20,10 +18,12 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::committer::{self, Committer, Report};
+use super::errors::{raft_status, rejected, unexpected};
 use super::leasing::Leasing;
-use super::{now_ms, raft_status, tables, Ctx};
+use super::{now_ms, tables, Ctx};
 use crate::state::command::Completion;
-use crate::state::{self, CellState, Command, Outcome, SweepId};
+use crate::state::{self, AgentId, CellState, Command, Outcome, SweepId};
+use proto::convert::{parse_field, LeaseId};
 
 /// Most cells one lease request may ask for.
 const MAX_CELLS_PER_LEASE: u32 = 16;
@@ -49,7 +49,11 @@ impl AgentService for Agents {
             return Err(Status::invalid_argument("fingerprint_json: no devices (not even a cpu)"));
         }
         check_labels(&r.labels)?;
-        let agent_id = if r.agent_id.is_empty() { uuid::Uuid::now_v7().to_string() } else { valid_id(&r.agent_id)? };
+        let agent_id: AgentId = if r.agent_id.is_empty() {
+            AgentId::from_uuid(uuid::Uuid::now_v7())
+        } else {
+            parse_field("agent_id", &r.agent_id)?
+        };
         let keep = held_leases("held", &r.held)?;
         let at_ms = now_ms();
         // One entry: the registration and the end of whatever an earlier process of this
@@ -72,31 +76,34 @@ impl AgentService for Agents {
         };
         let outcomes = match self.ctx.raft.propose(cmd).await.map_err(raft_status)? {
             Outcome::Batch(outcomes) => outcomes,
-            other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
+            other => return Err(unexpected(&other)),
         };
         match outcomes.as_slice() {
             [Outcome::AgentRegistered { .. }, Outcome::LeasesReleased { released }] => {
                 if !released.is_empty() {
-                    tracing::warn!(agent_id, n = released.len(), "ended the leases of the agent's previous process");
+                    tracing::warn!(%agent_id, n = released.len(), "ended the leases of the agent's previous process");
                 }
             }
-            [Outcome::Rejected(why), ..] => return Err(Status::invalid_argument(why.to_string())),
-            other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
+            [Outcome::Rejected(why), ..] => return Err(rejected(why)),
+            other => return Err(Status::internal(format!("unexpected outcomes {other:?}"))),
         }
-        self.ctx.liveness.saw(&agent_id);
+        self.ctx.liveness.saw(agent_id.as_str());
         let version = r.agent_version.chars().take(256).collect::<String>();
-        tables::write_agents(&self.ctx, tables::agent_rows(&agent_id, &fp, &rows_devices, &version, at_ms)).await;
-        tracing::Span::current().record("agent_id", &agent_id);
-        tracing::info!(agent_id, "agent registered");
-        Ok(Response::new(RegisterResponse { agent_id, heartbeat_interval_ms: self.ctx.config.heartbeat_interval_ms }))
+        tables::write_agents(&self.ctx, tables::agent_rows(agent_id.as_str(), &fp, &rows_devices, &version, at_ms))
+            .await;
+        tracing::Span::current().record("agent_id", agent_id.as_str());
+        tracing::info!(%agent_id, "agent registered");
+        Ok(Response::new(RegisterResponse {
+            agent_id: agent_id.to_string(),
+            heartbeat_interval_ms: self.ctx.config.heartbeat_interval_ms,
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(agent_id = request.get_ref().agent_id))]
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
         let r = request.into_inner();
-        self.known_agent(&r.agent_id).await?;
-        self.ctx.liveness.saw(&r.agent_id);
-        let agent_id = r.agent_id.clone();
+        let agent_id = self.known_agent(&r.agent_id).await?;
+        self.ctx.liveness.saw(agent_id.as_str());
         let running = r.running;
         let cancelled = self
             .ctx
@@ -111,10 +118,11 @@ impl AgentService for Agents {
     async fn lease_cells(&self, request: Request<LeaseCellsRequest>) -> Result<Response<LeaseCellsResponse>, Status> {
         let r = request.into_inner();
         let max = r.max_cells.clamp(1, MAX_CELLS_PER_LEASE) as usize;
+        let agent_id: AgentId = parse_field("agent_id", &r.agent_id)?;
         let held = held_leases("held", &r.held)?;
-        let leases = self.leasing.lease(r.agent_id.clone(), max, held).await?;
+        let leases = self.leasing.lease(agent_id.clone(), max, held).await?;
         // After the lease: an unknown agent must not enter the liveness table.
-        self.ctx.liveness.saw(&r.agent_id);
+        self.ctx.liveness.saw(agent_id.as_str());
         Ok(Response::new(LeaseCellsResponse { leases }))
     }
 
@@ -160,20 +168,22 @@ type Waiting = (LeaseRef, tokio::sync::oneshot::Receiver<committer::Answer>);
 /// Waits for the answers of `waiting`, in order, as acks.
 async fn answer(waiting: &mut Vec<Waiting>, acks: &mut Vec<ResultAck>) -> Result<(), Status> {
     for (lease, answer) in waiting.drain(..) {
-        let (status, message) = answer.await.map_err(|_| committer::shutting_down())??;
+        let (status, message) = answer.await.map_err(|_| super::errors::shutting_down())??;
         acks.push(ResultAck { lease: Some(lease), status: status as i32, message });
     }
     Ok(())
 }
 
 impl Agents {
-    async fn known_agent(&self, agent_id: &str) -> Result<(), Status> {
-        let id = agent_id.to_string();
-        let known = self.ctx.raft.read(move |s| s.agent(&id).is_some()).await.map_err(raft_status)?;
+    /// The request's agent id, parsed and registered.
+    async fn known_agent(&self, raw: &str) -> Result<AgentId, Status> {
+        let id: AgentId = parse_field("agent_id", raw)?;
+        let lookup = id.clone();
+        let known = self.ctx.raft.read(move |s| s.agent(lookup.as_str()).is_some()).await.map_err(raft_status)?;
         if known {
-            Ok(())
+            Ok(id)
         } else {
-            Err(Status::not_found(format!("agent_id {agent_id:?}: unknown agent, register first")))
+            Err(Status::not_found(format!("agent_id {raw:?}: unknown agent, register first")))
         }
     }
 }
@@ -198,8 +208,8 @@ fn checked(msg: ReportResultsRequest, now_ms: i64) -> Result<Report, String> {
         proto::decode_json("result_json", &msg.result_json).map_err(|e| e.message().to_string())?;
     record.validate().map_err(|e| format!("result_json: {e}"))?;
     record.check_recent(now_ms, MAX_RESULT_AGE_MS, MAX_RESULT_AHEAD_MS).map_err(|e| format!("result_json: {e}"))?;
-    let (sweep_id, cell_key) =
-        committer::lease_ids(&lease.sweep_id, &lease.cell_key).map_err(|e| e.message().to_string())?;
+    let agent_id: AgentId = parse_field("agent_id", &msg.agent_id).map_err(|e| e.message().to_string())?;
+    let LeaseId { sweep_id, cell_key, .. } = lease.to_domain("lease").map_err(|e| e.message().to_string())?;
     if record.sweep_id.as_deref() != Some(lease.sweep_id.as_str())
         || record.cell_key != lease.cell_key
         || record.attempt != lease.attempt
@@ -209,7 +219,7 @@ fn checked(msg: ReportResultsRequest, now_ms: i64) -> Result<Report, String> {
     let completion = Completion {
         sweep_id,
         cell_key,
-        agent_id: msg.agent_id,
+        agent_id,
         attempt: lease.attempt,
         epoch: lease.epoch,
         status: record.status,
@@ -221,10 +231,10 @@ fn checked(msg: ReportResultsRequest, now_ms: i64) -> Result<Report, String> {
 }
 
 /// Whether `agent_id` still holds the lease `l` (same cell, attempt and epoch).
-fn holds(s: &state::State, agent_id: &str, l: &LeaseRef) -> bool {
-    let (Ok(sweep), Ok(key)) = (SweepId::from_str(&l.sweep_id), CellKey::from_str(&l.cell_key)) else { return false };
+fn holds(s: &state::State, agent_id: &AgentId, l: &LeaseRef) -> bool {
+    let Ok(LeaseId { sweep_id, cell_key, .. }) = l.to_domain("running") else { return false };
     matches!(
-        s.cell(&sweep, &key).map(|c| &c.state),
+        s.cell(&sweep_id, &cell_key).map(|c| &c.state),
         Some(CellState::Leased { agent_id: h, epoch, .. }) if h == agent_id && *epoch == l.epoch
     )
 }
@@ -239,20 +249,12 @@ fn held_leases(field: &str, held: &[LeaseRef]) -> Result<Vec<(SweepId, CellKey, 
         return Err(Status::invalid_argument(format!("{field}: {} leases, at most {MAX_HELD}", held.len())));
     }
     held.iter()
-        .map(|l| {
-            let (sweep_id, cell_key) = committer::lease_ids(&l.sweep_id, &l.cell_key)
-                .map_err(|e| Status::invalid_argument(format!("{field}: {}", e.message())))?;
-            Ok((sweep_id, cell_key, l.epoch))
+        .enumerate()
+        .map(|(i, l)| {
+            let LeaseId { sweep_id, cell_key, epoch } = l.to_domain(&format!("{field}[{i}]"))?;
+            Ok((sweep_id, cell_key, epoch))
         })
         .collect()
-}
-
-fn valid_id(id: &str) -> Result<String, Status> {
-    if id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        Ok(id.to_string())
-    } else {
-        Err(Status::invalid_argument(format!("agent_id {id:?}: expected up to 64 of A-Z a-z 0-9 - _")))
-    }
 }
 
 fn check_labels(labels: &std::collections::HashMap<String, String>) -> Result<(), Status> {

@@ -14,7 +14,6 @@
 //! answered `Duplicate`).
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use proto::v1::AckStatus;
@@ -23,7 +22,8 @@ use shared::result::{Coordinates, ResultRecord};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tonic::Status;
 
-use super::{raft_status, Ctx};
+use super::errors::{raft_status, shutting_down, unexpected};
+use super::Ctx;
 use crate::state::command::Completion;
 use crate::state::{check_completion, CellState, Command, ManifestFile, Outcome, Rejection, State, SweepId};
 use crate::warehouse::manifest::FileEntry;
@@ -70,10 +70,6 @@ impl Committer {
         self.tx.send(Queued { report, reply }).await.map_err(|_| shutting_down())?;
         Ok(answer)
     }
-}
-
-pub fn shutting_down() -> Status {
-    Status::unavailable("the coordinator is shutting down")
 }
 
 /// First and longest wait between tries of a warehouse commit that failed.
@@ -212,7 +208,7 @@ async fn commit_round(ctx: &Ctx, entries: Vec<Entry>) -> Vec<Entry> {
             ctx.warehouse.clear_intent(&intent).await;
             fail_all(entries, Status::internal(format!("group commit refused: {why}")))
         }
-        Ok(other) => fail_all(entries, Status::internal(format!("unexpected outcome {other:?}"))),
+        Ok(other) => fail_all(entries, unexpected(&other)),
         Err(e) => fail_all(entries, raft_status(e)),
     }
 }
@@ -232,7 +228,7 @@ async fn commit_to_warehouse(ctx: &Ctx, entries: Vec<Entry>, files: Vec<FileEntr
     let answer = Ok((AckStatus::Committed, String::new()));
     for entry in entries {
         let c = &entry.first.report.completion;
-        tracing::info!(agent_id = c.agent_id, sweep_id = %c.sweep_id, cell_key = %c.cell_key, attempt = c.attempt, status = %c.status, "result committed");
+        tracing::info!(agent_id = %c.agent_id, sweep_id = %c.sweep_id, cell_key = %c.cell_key, attempt = c.attempt, status = %c.status, "result committed");
         entry.answer(answer.clone());
     }
 }
@@ -277,7 +273,7 @@ fn refusal(outcome: Outcome) -> Answer {
     match outcome {
         Outcome::Duplicate { .. } => Ok((AckStatus::Duplicate, "already committed".into())),
         Outcome::Rejected(why) => Ok((AckStatus::Rejected, why.to_string())),
-        other => Err(Status::internal(format!("unexpected outcome {other:?}"))),
+        other => Err(unexpected(&other)),
     }
 }
 
@@ -306,12 +302,4 @@ fn check_label(s: &State, report: &Report) -> Result<(), Outcome> {
         )));
     }
     Ok(())
-}
-
-/// Parses the lease's ids, naming the bad field.
-pub fn lease_ids(sweep_id: &str, cell_key: &str) -> Result<(SweepId, CellKey), Status> {
-    let sweep = SweepId::from_str(sweep_id)
-        .map_err(|_| Status::invalid_argument(format!("lease.sweep_id {sweep_id:?}: not a sweep id")))?;
-    let key = CellKey::from_str(cell_key).map_err(|e| Status::invalid_argument(format!("lease.cell_key: {e}")))?;
-    Ok((sweep, key))
 }

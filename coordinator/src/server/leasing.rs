@@ -16,10 +16,11 @@ use shared::cell::CellKey;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
-use super::{now_ms, raft_status, Ctx};
+use super::errors::{raft_status, shutting_down, unexpected};
+use super::{now_ms, Ctx};
 use crate::scheduler;
 use crate::state::command::TraceContext;
-use crate::state::{CellState, Command, Lease, Outcome, SweepId};
+use crate::state::{AgentId, CellState, Command, Lease, Outcome, SweepId};
 
 /// Most requests planned together: bounds the time one batch holds the state's lock.
 const MAX_BATCH: usize = 1024;
@@ -29,7 +30,7 @@ const QUEUE: usize = 8192;
 type Reply = oneshot::Sender<Result<Vec<WireLease>, Status>>;
 
 struct Request {
-    agent_id: String,
+    agent_id: AgentId,
     max_cells: usize,
     /// The leases the agent says it holds (sweep, cell, epoch); the others it has on
     /// record are ended before planning.
@@ -55,12 +56,12 @@ impl Leasing {
     /// `NotFound` for an agent that never registered.
     pub async fn lease(
         &self,
-        agent_id: String,
+        agent_id: AgentId,
         max_cells: usize,
         held: Vec<(SweepId, CellKey, u64)>,
     ) -> Result<Vec<WireLease>, Status> {
         let (reply, answer) = oneshot::channel();
-        let stopped = || Status::unavailable("the coordinator is shutting down");
+        let stopped = shutting_down;
         self.tx.send(Request { agent_id, max_cells, held, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -95,7 +96,7 @@ async fn serve_batch(ctx: &Ctx, batch: Vec<Request>) {
     if !planned.releases.is_empty() {
         match ctx.raft.propose(Command::Batch { commands: std::mem::take(&mut planned.releases) }).await {
             Ok(Outcome::Batch(outcomes)) => log_releases(&outcomes),
-            Ok(other) => return reply_all(batch, &Status::internal(format!("unexpected outcome {other:?}"))),
+            Ok(other) => return reply_all(batch, &unexpected(&other)),
             Err(e) => return reply_all(batch, &raft_status(e)),
         }
         planned = match ctx.raft.read(|s| plan(s, &batch, now)).await {
@@ -109,10 +110,10 @@ async fn serve_batch(ctx: &Ctx, batch: Vec<Request>) {
         match ctx.raft.propose(Command::Batch { commands }).await {
             Ok(Outcome::Batch(outcomes)) => {
                 for (outcome, &owner) in outcomes.into_iter().zip(&owners) {
-                    collect_grants(outcome, &batch[owner].agent_id, &planned.sweeps, &mut leases[owner]);
+                    collect_grants(outcome, batch[owner].agent_id.as_str(), &planned.sweeps, &mut leases[owner]);
                 }
             }
-            Ok(other) => return reply_all(batch, &Status::internal(format!("unexpected outcome {other:?}"))),
+            Ok(other) => return reply_all(batch, &unexpected(&other)),
             Err(e) => return reply_all(batch, &raft_status(e)),
         }
     }
@@ -146,7 +147,7 @@ fn plan(s: &crate::state::State, batch: &[Request], now_ms: i64) -> Planned {
 /// Whether the state has a lease on record for the request's agent that the request
 /// does not list.
 fn holds_unlisted(s: &crate::state::State, r: &Request) -> bool {
-    let Some(agent) = s.agent(&r.agent_id) else { return false };
+    let Some(agent) = s.agent(r.agent_id.as_str()) else { return false };
     agent.leases.iter().any(|(sweep_id, key)| match s.cell(sweep_id, key).map(|c| &c.state) {
         Some(CellState::Leased { epoch, .. }) => {
             !r.held.iter().any(|(s, k, e)| s == sweep_id && k == key && e == epoch)

@@ -12,6 +12,8 @@
 pub mod agents;
 pub mod committer;
 pub mod config;
+pub mod errors;
+pub mod fleet;
 pub mod leasing;
 pub mod liveness;
 pub mod sweeps;
@@ -24,6 +26,7 @@ use std::time::Duration;
 use agent::telemetry::propagate::{self, TraceParent};
 use anyhow::Context;
 use proto::v1::agent_service_server::AgentServiceServer;
+use proto::v1::fleet_service_server::FleetServiceServer;
 use proto::v1::sweep_service_server::SweepServiceServer;
 use tokio::net::TcpListener;
 
@@ -32,7 +35,7 @@ use liveness::Liveness;
 
 use crate::raft::node::NodeConfig;
 use crate::raft::transport::NoPeers;
-use crate::raft::{RaftError, RaftHandle};
+use crate::raft::RaftHandle;
 use crate::state::{Command, SweepId};
 use crate::warehouse::manifest::FileEntry;
 use crate::warehouse::schema::Table;
@@ -97,6 +100,7 @@ pub async fn serve(
             .max_decoding_message_size(shared::result::MAX_RESULT_JSON_BYTES + (1 << 20)),
         )
         .add_service(SweepServiceServer::new(sweeps::Sweeps { ctx: ctx.clone() }))
+        .add_service(FleetServiceServer::new(fleet::Fleet { ctx: ctx.clone() }))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     expiry.abort();
@@ -132,7 +136,7 @@ async fn expire_leases(ctx: Ctx) {
         let Ok(leases) = leases else { continue };
         let expired: Vec<(SweepId, shared::cell::CellKey, u64)> = leases
             .into_iter()
-            .filter(|(l, secs)| ctx.liveness.silent_for(&l.agent_id) > Duration::from_secs(u64::from(*secs)))
+            .filter(|(l, secs)| ctx.liveness.silent_for(l.agent_id.as_str()) > Duration::from_secs(u64::from(*secs)))
             .map(|(l, _)| (l.sweep_id, l.cell_key, l.epoch))
             .collect();
         if expired.is_empty() {
@@ -179,14 +183,4 @@ async fn mirror_manifest(ctx: &Ctx) -> anyhow::Result<()> {
 
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// Raft's errors as gRPC statuses: callers may retry `Unavailable`.
-pub fn raft_status(e: RaftError) -> tonic::Status {
-    match e {
-        RaftError::NotLeader { .. } | RaftError::Stopped(_) | RaftError::Dropped(_) => {
-            tonic::Status::unavailable(e.to_string())
-        }
-        RaftError::Encode(_) | RaftError::BadMessage { .. } => tonic::Status::internal(e.to_string()),
-    }
 }

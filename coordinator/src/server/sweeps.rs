@@ -4,22 +4,22 @@
 //! join the sweep).
 
 use std::pin::Pin;
-use std::str::FromStr;
 use std::time::Duration;
 
 use agent::telemetry::propagate::TraceParent;
 use futures::Stream;
+use proto::convert::parse_field;
 use proto::v1::sweep_service_server::SweepService;
 use proto::v1::{
-    AgentInfo, CancelSweepRequest, ClassCounts, GetSweepRequest, ListAgentsRequest, ListAgentsResponse,
-    ListSweepsRequest, ListSweepsResponse, SpecFormat, SubmitSweepRequest, SubmitSweepResponse, SweepState,
-    SweepStatus as WireStatus,
+    CancelSweepRequest, ClassCounts, GetSweepRequest, ListSweepsRequest, ListSweepsResponse, SpecFormat,
+    SubmitSweepRequest, SubmitSweepResponse, SweepState, SweepStatus as WireStatus,
 };
 use shared::spec::{self, Format, Limits};
 use tonic::{Request, Response, Status};
 use tracing::field;
 
-use super::{now_ms, raft_status, tables, Ctx};
+use super::errors::{raft_status, rejected, unexpected};
+use super::{now_ms, tables, Ctx};
 use crate::state::command::TraceContext;
 use crate::state::views::{Counts, SweepStatus};
 use crate::state::{Command, Outcome, SweepId};
@@ -61,7 +61,7 @@ impl SweepService for Sweeps {
             )));
         }
         let n_cells = cells.len() as u64;
-        let sweep_id = uuid::Uuid::now_v7();
+        let sweep_id = SweepId::from_uuid(uuid::Uuid::now_v7());
         tracing::Span::current().record("sweep_id", field::display(sweep_id)).record("n_cells", n_cells);
         let trace = sweep_trace(received.as_ref());
         let at_ms = now_ms();
@@ -69,8 +69,8 @@ impl SweepService for Sweeps {
         let cmd = Command::SubmitSweep { sweep_id, submitted_at_ms: at_ms, spec, cells, trace };
         match self.ctx.raft.propose(cmd).await.map_err(raft_status)? {
             Outcome::Submitted { .. } => {}
-            Outcome::Rejected(why) => return Err(Status::invalid_argument(why.to_string())),
-            other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
+            Outcome::Rejected(why) => return Err(rejected(&why)),
+            other => return Err(unexpected(&other)),
         }
         tables::write_sweep(&self.ctx, rows.0, rows.1).await;
         tracing::info!(sweep_id = %sweep_id, n_cells, "sweep submitted");
@@ -79,7 +79,7 @@ impl SweepService for Sweeps {
 
     #[tracing::instrument(skip_all, fields(sweep_id = request.get_ref().sweep_id))]
     async fn get(&self, request: Request<GetSweepRequest>) -> Result<Response<WireStatus>, Status> {
-        let id = parse_id(&request.into_inner().sweep_id)?;
+        let id = parse_field("sweep_id", &request.into_inner().sweep_id)?;
         Ok(Response::new(self.status(id).await?))
     }
 
@@ -96,7 +96,7 @@ impl SweepService for Sweeps {
 
     #[tracing::instrument(skip_all, fields(sweep_id = request.get_ref().sweep_id))]
     async fn cancel(&self, request: Request<CancelSweepRequest>) -> Result<Response<WireStatus>, Status> {
-        let id = parse_id(&request.into_inner().sweep_id)?;
+        let id = parse_field("sweep_id", &request.into_inner().sweep_id)?;
         match self
             .ctx
             .raft
@@ -105,8 +105,8 @@ impl SweepService for Sweeps {
             .map_err(raft_status)?
         {
             Outcome::Cancelled { .. } => {}
-            Outcome::Rejected(why) => return Err(Status::failed_precondition(why.to_string())),
-            other => return Err(Status::internal(format!("unexpected outcome {other:?}"))),
+            Outcome::Rejected(why) => return Err(rejected(&why)),
+            other => return Err(unexpected(&other)),
         }
         Ok(Response::new(self.status(id).await?))
     }
@@ -115,7 +115,7 @@ impl SweepService for Sweeps {
 
     #[tracing::instrument(skip_all, fields(sweep_id = request.get_ref().sweep_id))]
     async fn watch(&self, request: Request<GetSweepRequest>) -> Result<Response<Self::WatchStream>, Status> {
-        let id = parse_id(&request.into_inner().sweep_id)?;
+        let id = parse_field("sweep_id", &request.into_inner().sweep_id)?;
         let first = self.status(id).await?;
         let raft = self.ctx.raft.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -145,44 +145,6 @@ impl SweepService for Sweeps {
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
-
-    #[tracing::instrument(skip_all)]
-    async fn list_agents(&self, _: Request<ListAgentsRequest>) -> Result<Response<ListAgentsResponse>, Status> {
-        let agents = self
-            .ctx
-            .raft
-            .read(|s| {
-                s.agents()
-                    .map(|a| {
-                        (
-                            a.id.clone(),
-                            a.devices.iter().map(|d| d.class.clone()).collect::<Vec<_>>(),
-                            a.labels.clone(),
-                            a.leases.len(),
-                        )
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .map_err(raft_status)?;
-        let agents = agents
-            .into_iter()
-            .map(|(id, classes, labels, n_leases)| {
-                let ago = self.ctx.liveness.last_seen_ago(&id);
-                let alive = ago
-                    .is_some_and(|d| d < Duration::from_millis(3 * u64::from(self.ctx.config.heartbeat_interval_ms)));
-                AgentInfo {
-                    last_seen_ms_ago: ago.map(|d| d.as_millis() as u64),
-                    alive,
-                    agent_id: id,
-                    hardware_classes: classes,
-                    labels: labels.into_iter().collect(),
-                    n_leases: n_leases as u32,
-                }
-            })
-            .collect();
-        Ok(Response::new(ListAgentsResponse { agents }))
-    }
 }
 
 impl Sweeps {
@@ -202,10 +164,6 @@ impl Sweeps {
 fn sweep_trace(received: Option<&TraceParent>) -> Option<TraceContext> {
     TraceParent::handed_on(&tracing::Span::current(), received)
         .map(|t| TraceContext { traceparent: t.traceparent().to_string(), tracestate: t.tracestate().to_string() })
-}
-
-fn parse_id(id: &str) -> Result<SweepId, Status> {
-    SweepId::from_str(id).map_err(|_| Status::invalid_argument(format!("sweep_id {id:?}: not a sweep id")))
 }
 
 fn counts_map(c: &Counts) -> std::collections::HashMap<String, u64> {

@@ -245,7 +245,7 @@ fn register(
     if let Err(problem) = check_devices(&devices) {
         return Outcome::Rejected(Rejection::InvalidAgent { agent_id, problem });
     }
-    if agent_id.trim().is_empty() {
+    if agent_id.as_str().trim().is_empty() {
         return Outcome::Rejected(Rejection::InvalidAgent { agent_id, problem: "empty agent id".into() });
     }
     let known_before = match state.agents.get_mut(&agent_id) {
@@ -280,10 +280,16 @@ fn check_devices(devices: &[DeviceGroup]) -> Result<(), String> {
     Ok(())
 }
 
-fn grant(state: &mut State, agent_id: &str, wanted: &[(SweepId, CellKey)], at_ms: i64, lease_seconds: u32) -> Outcome {
+fn grant(
+    state: &mut State,
+    agent_id: &AgentId,
+    wanted: &[(SweepId, CellKey)],
+    at_ms: i64,
+    lease_seconds: u32,
+) -> Outcome {
     let State { sweeps, agents, last_epoch, .. } = state;
     let Some(agent) = agents.get_mut(agent_id) else {
-        return Outcome::Rejected(Rejection::UnknownAgent(agent_id.to_owned()));
+        return Outcome::Rejected(Rejection::UnknownAgent(agent_id.clone()));
     };
     let mut used = slots_in_use(sweeps, agent);
     let expires_at_ms = at_ms.saturating_add(i64::from(lease_seconds) * 1000);
@@ -505,13 +511,13 @@ fn expire(state: &mut State, expired: &[(SweepId, CellKey, u64)], at_ms: i64) ->
 
 fn release_unheld(
     state: &mut State,
-    agent_id: &str,
+    agent_id: &AgentId,
     keep: &[(SweepId, CellKey, u64)],
     reason: &str,
     at_ms: i64,
 ) -> Outcome {
     let Some(agent) = state.agents.get(agent_id) else {
-        return Outcome::Rejected(Rejection::UnknownAgent(agent_id.to_owned()));
+        return Outcome::Rejected(Rejection::UnknownAgent(agent_id.clone()));
     };
     let unheld: Vec<(SweepId, CellKey, u64)> = agent
         .leases
@@ -612,7 +618,7 @@ fn check_files(state: &State, files: &[ManifestFile]) -> Result<usize, Rejection
 }
 
 /// Drops a lease from its agent's index (the agent may have been forgotten meanwhile).
-fn release(agents: &mut BTreeMap<AgentId, Agent>, agent_id: &str, sweep_id: SweepId, key: &CellKey) {
+fn release(agents: &mut BTreeMap<AgentId, Agent>, agent_id: &AgentId, sweep_id: SweepId, key: &CellKey) {
     if let Some(agent) = agents.get_mut(agent_id) {
         agent.leases.remove(&(sweep_id, key.clone()));
     }

@@ -31,11 +31,7 @@ use shared::spec::SweepSpec;
 pub use apply::{apply, check_completion, Outcome, Rejection};
 pub use command::Command;
 
-/// A sweep's id: a UUIDv7 chosen by the coordinator that received the submit.
-pub type SweepId = uuid::Uuid;
-
-/// An agent's id, chosen by the agent and stable across its restarts.
-pub type AgentId = String;
+pub use shared::ids::{AgentId, SweepId};
 
 /// The whole replicated state. Serialisable: a Raft snapshot is this, as JSON.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -226,7 +222,7 @@ impl Agent {
     /// Whether `group`, one of this agent's device groups, can run `cell`: the cell is
     /// not pinned to another agent, and the group's hardware fits it.
     pub fn can_run(&self, group: &DeviceGroup, cell: &Cell) -> bool {
-        cell.agent_id.as_deref().is_none_or(|pinned| pinned == self.id) && group.can_run(cell)
+        cell.agent_id.as_deref().is_none_or(|pinned| pinned == self.id.as_str()) && group.can_run(cell)
     }
 }
 

@@ -41,7 +41,12 @@ fn cpu(slots: u32) -> Vec<DeviceGroup> {
 }
 
 fn register_command(agent: &str, slots: u32) -> Command {
-    Command::RegisterAgent { agent_id: agent.into(), devices: cpu(slots), labels: BTreeMap::new(), at_ms: 1_000 }
+    Command::RegisterAgent {
+        agent_id: agent.parse().unwrap(),
+        devices: cpu(slots),
+        labels: BTreeMap::new(),
+        at_ms: 1_000,
+    }
 }
 
 /// A state with one sweep (two cells) and agents `a1` and `a2` (one CPU slot each).
@@ -51,7 +56,7 @@ fn setup() -> (State, Vec<CellKey>) {
     assert_eq!(outcome, Outcome::Submitted { sweep_id: sweep_id(1), n_cells: 2 });
     for agent in ["a1", "a2"] {
         let outcome = apply(&mut state, register_command(agent, 1));
-        assert_eq!(outcome, Outcome::AgentRegistered { agent_id: agent.into(), known_before: false });
+        assert_eq!(outcome, Outcome::AgentRegistered { agent_id: agent.parse().unwrap(), known_before: false });
     }
     let keys = state.sweep(&sweep_id(1)).expect("submitted").cells.keys().cloned().collect();
     (state, keys)
@@ -59,7 +64,7 @@ fn setup() -> (State, Vec<CellKey>) {
 
 fn grant(state: &mut State, agent: &str, key: &CellKey, at_ms: i64) -> Lease {
     let command = Command::GrantLeases {
-        agent_id: agent.into(),
+        agent_id: agent.parse().unwrap(),
         leases: vec![(sweep_id(1), key.clone())],
         at_ms,
         lease_seconds: 10,
@@ -76,7 +81,7 @@ fn completion(lease: &Lease, agent: &str, status: Status) -> Command {
     Command::CompleteCell(Completion {
         sweep_id: lease.sweep_id,
         cell_key: lease.cell_key.clone(),
-        agent_id: agent.into(),
+        agent_id: agent.parse().unwrap(),
         attempt: lease.attempt,
         epoch: lease.epoch,
         status,
@@ -135,7 +140,7 @@ fn expiry_retries_until_max_attempts_then_fails_with_every_reason() {
     let refused = apply(
         &mut state,
         Command::GrantLeases {
-            agent_id: "a1".into(),
+            agent_id: "a1".parse().unwrap(),
             leases: vec![(sweep_id(1), keys[0].clone())],
             at_ms: 0,
             lease_seconds: 1,
@@ -151,7 +156,7 @@ fn leases_an_agent_does_not_list_end_at_once_and_listed_ones_stay() {
     let kept = grant(&mut state, "a1", &keys[0], 2_000);
     let lost = grant(&mut state, "a1", &keys[1], 2_000);
     let release = |keep: Vec<(SweepId, CellKey, u64)>| Command::ReleaseLeases {
-        agent_id: "a1".into(),
+        agent_id: "a1".parse().unwrap(),
         keep,
         reason: "restarted".into(),
         at_ms: 3_000,
@@ -172,8 +177,13 @@ fn leases_an_agent_does_not_list_end_at_once_and_listed_ones_stay() {
         apply(&mut state, completion(&kept, "a1", Status::Ok)),
         Outcome::Completed { state: CellStateKind::Done }
     );
-    let unknown = Command::ReleaseLeases { agent_id: "nobody".into(), keep: vec![], reason: "x".into(), at_ms: 0 };
-    assert_eq!(apply(&mut state, unknown), Outcome::Rejected(Rejection::UnknownAgent("nobody".into())));
+    let unknown = Command::ReleaseLeases {
+        agent_id: "nobody".parse().unwrap(),
+        keep: vec![],
+        reason: "x".parse().unwrap(),
+        at_ms: 0,
+    };
+    assert_eq!(apply(&mut state, unknown), Outcome::Rejected(Rejection::UnknownAgent("nobody".parse().unwrap())));
 }
 
 #[test]
@@ -185,7 +195,11 @@ fn a_zombie_result_with_a_stale_epoch_is_refused() {
     let late = apply(&mut state, completion(&zombie, "a1", Status::Ok));
     assert_eq!(
         late,
-        Outcome::Rejected(Rejection::WrongAgent { cell_key: keys[0].clone(), holder: "a2".into(), got: "a1".into() })
+        Outcome::Rejected(Rejection::WrongAgent {
+            cell_key: keys[0].clone(),
+            holder: "a2".parse().unwrap(),
+            got: "a1".parse().unwrap()
+        })
     );
     let mut forged = completion(&fresh, "a2", Status::Ok);
     if let Command::CompleteCell(c) = &mut forged {
@@ -217,7 +231,7 @@ fn cancel_stops_leased_cells_and_refuses_their_late_results() {
     let (mut state, keys) = setup();
     let lease = grant(&mut state, "a1", &keys[0], 2_000);
     let outcome = apply(&mut state, Command::CancelSweep { sweep_id: sweep_id(1), at_ms: 3_000 });
-    let stopped = vec![("a1".to_string(), sweep_id(1), keys[0].clone())];
+    let stopped = vec![("a1".parse().unwrap(), sweep_id(1), keys[0].clone())];
     assert_eq!(outcome, Outcome::Cancelled { sweep_id: sweep_id(1), n_cells: 2, stopped });
     assert_eq!(cell_state(&state, &keys[0]), CellState::Cancelled);
     assert!(state.leases_of("a1").is_empty());
@@ -246,8 +260,10 @@ fn unsupported_is_final_and_failures_retry() {
 fn grants_respect_free_slots_and_hardware() {
     let (mut state, keys) = setup();
     let both: Vec<(SweepId, CellKey)> = keys.iter().map(|k| (sweep_id(1), k.clone())).collect();
-    let outcome =
-        apply(&mut state, Command::GrantLeases { agent_id: "a1".into(), leases: both, at_ms: 0, lease_seconds: 1 });
+    let outcome = apply(
+        &mut state,
+        Command::GrantLeases { agent_id: "a1".parse().unwrap(), leases: both, at_ms: 0, lease_seconds: 1 },
+    );
     let Outcome::LeasesGranted { granted, refused } = outcome else { panic!("expected grants, got {outcome:?}") };
     assert_eq!(granted.len(), 1);
     assert_eq!(
@@ -255,26 +271,27 @@ fn grants_respect_free_slots_and_hardware() {
         vec![(
             sweep_id(1),
             keys[1].clone(),
-            Rejection::NoFreeDevice { agent_id: "a1".into(), cell_key: keys[1].clone() }
+            Rejection::NoFreeDevice { agent_id: "a1".parse().unwrap(), cell_key: keys[1].clone() }
         )]
     );
     let gpu_only = vec![DeviceGroup { class: "cuda/NVIDIA H100 80GB HBM3".into(), memory_bytes: None, slots: 8 }];
     apply(
         &mut state,
-        Command::RegisterAgent { agent_id: "g".into(), devices: gpu_only, labels: BTreeMap::new(), at_ms: 0 },
+        Command::RegisterAgent { agent_id: "g".parse().unwrap(), devices: gpu_only, labels: BTreeMap::new(), at_ms: 0 },
     );
     let outcome = apply(
         &mut state,
         Command::GrantLeases {
-            agent_id: "g".into(),
+            agent_id: "g".parse().unwrap(),
             leases: vec![(sweep_id(1), keys[1].clone())],
             at_ms: 0,
             lease_seconds: 1,
         },
     );
     assert!(matches!(outcome, Outcome::LeasesGranted { granted, .. } if granted.is_empty()));
-    let unknown = Command::GrantLeases { agent_id: "nobody".into(), leases: vec![], at_ms: 0, lease_seconds: 1 };
-    assert_eq!(apply(&mut state, unknown), Outcome::Rejected(Rejection::UnknownAgent("nobody".into())));
+    let unknown =
+        Command::GrantLeases { agent_id: "nobody".parse().unwrap(), leases: vec![], at_ms: 0, lease_seconds: 1 };
+    assert_eq!(apply(&mut state, unknown), Outcome::Rejected(Rejection::UnknownAgent("nobody".parse().unwrap())));
 }
 
 #[test]
@@ -297,10 +314,13 @@ fn bad_submissions_store_nothing() {
     };
     assert_eq!(apply(&mut state, empty), Outcome::Rejected(Rejection::NoCells(sweep_id(3))));
     let no_devices =
-        Command::RegisterAgent { agent_id: "x".into(), devices: vec![], labels: BTreeMap::new(), at_ms: 0 };
+        Command::RegisterAgent { agent_id: "x".parse().unwrap(), devices: vec![], labels: BTreeMap::new(), at_ms: 0 };
     assert_eq!(
         apply(&mut state, no_devices),
-        Outcome::Rejected(Rejection::InvalidAgent { agent_id: "x".into(), problem: "no devices".into() })
+        Outcome::Rejected(Rejection::InvalidAgent {
+            agent_id: "x".parse().unwrap(),
+            problem: "no devices".parse().unwrap()
+        })
     );
     assert_eq!(state, before);
 }
@@ -348,7 +368,7 @@ fn a_group_commit_records_every_result_or_none() {
 fn a_batch_applies_its_commands_in_order_and_does_not_nest() {
     let (mut state, keys) = setup();
     let grant = |agent: &str, key: &CellKey| Command::GrantLeases {
-        agent_id: agent.into(),
+        agent_id: agent.parse().unwrap(),
         leases: vec![(sweep_id(1), key.clone())],
         at_ms: 2_000,
         lease_seconds: 10,
@@ -526,7 +546,7 @@ fn to_command(state: &State, step: &Step, keys: &[CellKey], at_ms: i64) -> Comma
     let key = |i: usize| keys[i % keys.len()].clone();
     match step {
         Step::Grant { agent, cell } => Command::GrantLeases {
-            agent_id: AGENTS[*agent].into(),
+            agent_id: AGENTS[*agent].parse().unwrap(),
             leases: vec![(sweep_id(1), key(*cell))],
             at_ms,
             lease_seconds: 10,
@@ -534,7 +554,7 @@ fn to_command(state: &State, step: &Step, keys: &[CellKey], at_ms: i64) -> Comma
         Step::Complete { agent, cell, attempt, epoch, status } => Command::CompleteCell(Completion {
             sweep_id: sweep_id(1),
             cell_key: key(*cell),
-            agent_id: AGENTS[*agent].into(),
+            agent_id: AGENTS[*agent].parse().unwrap(),
             attempt: *attempt,
             epoch: *epoch,
             status: STATUSES[*status],
@@ -548,14 +568,14 @@ fn to_command(state: &State, step: &Step, keys: &[CellKey], at_ms: i64) -> Comma
         Step::CompleteHeld { cell, status } => match state.lease(&sweep_id(1), &key(*cell)) {
             Some(lease) => {
                 let holder = state.active_leases().into_iter().find(|l| l.epoch == lease.epoch).map(|l| l.agent_id);
-                completion(&lease, &holder.unwrap_or_default(), STATUSES[*status])
+                completion(&lease, holder.as_ref().map_or("", |h| h.as_str()), STATUSES[*status])
             }
             None => Command::CancelSweep { sweep_id: sweep_id(9), at_ms },
         },
         Step::Cancel => Command::CancelSweep { sweep_id: sweep_id(1), at_ms },
         Step::Register { agent, slots } => register_command(AGENTS[*agent], *slots),
         Step::Release { agent, kept } => Command::ReleaseLeases {
-            agent_id: AGENTS[*agent].into(),
+            agent_id: AGENTS[*agent].parse().unwrap(),
             keep: kept
                 .and_then(|cell| state.lease(&sweep_id(1), &key(cell)))
                 .map(|l| (l.sweep_id, l.cell_key, l.epoch))
@@ -589,7 +609,8 @@ fn check_invariants(state: &State) {
                     assert!(!record.results.contains_key(attempt), "{key}: leased and done");
                     assert!(epochs.insert(*epoch), "{key}: epoch {epoch} reused");
                     assert!(*epoch <= state.last_epoch());
-                    let held = state.agent(agent_id).is_some_and(|a| a.leases.contains(&(sweep.id, key.clone())));
+                    let held =
+                        state.agent(agent_id.as_str()).is_some_and(|a| a.leases.contains(&(sweep.id, key.clone())));
                     assert!(held, "{key}: leased cell missing from its agent's index");
                 }
                 CellState::Done { attempt, .. } => {
@@ -751,7 +772,7 @@ fn model_view(state: &State, keys: &[CellKey]) -> Vec<(ModelCell, u32)> {
             let cell = match &record.state {
                 CellState::Pending => ModelCell::Pending,
                 CellState::Leased { agent_id, attempt, epoch, .. } => {
-                    ModelCell::Leased { agent: agent_id.clone(), attempt: *attempt, epoch: *epoch }
+                    ModelCell::Leased { agent: agent_id.to_string(), attempt: *attempt, epoch: *epoch }
                 }
                 CellState::Done { .. } => ModelCell::Done,
                 CellState::Failed => ModelCell::Failed,

@@ -128,7 +128,7 @@ impl State {
         let classes = |a: &super::Agent| a.devices.iter().map(|d| d.class.clone()).collect();
         self.agents
             .values()
-            .map(|a| shared::cell::AgentClasses { agent_id: a.id.clone(), classes: classes(a) })
+            .map(|a| shared::cell::AgentClasses { agent_id: a.id.to_string(), classes: classes(a) })
             .collect()
     }
 

@@ -1,0 +1,55 @@
+//! The fleet service: what users ask about the agents (who is registered, on which
+//! hardware, alive or not, holding how many leases).
+
+use std::time::Duration;
+
+use proto::v1::fleet_service_server::FleetService;
+use proto::v1::{AgentInfo, ListAgentsRequest, ListAgentsResponse};
+use tonic::{Request, Response, Status};
+
+use super::{errors::raft_status, Ctx};
+
+pub struct Fleet {
+    pub ctx: Ctx,
+}
+
+#[tonic::async_trait]
+impl FleetService for Fleet {
+    #[tracing::instrument(skip_all)]
+    async fn list_agents(&self, _: Request<ListAgentsRequest>) -> Result<Response<ListAgentsResponse>, Status> {
+        let agents = self
+            .ctx
+            .raft
+            .read(|s| {
+                s.agents()
+                    .map(|a| {
+                        (
+                            a.id.clone(),
+                            a.devices.iter().map(|d| d.class.clone()).collect::<Vec<_>>(),
+                            a.labels.clone(),
+                            a.leases.len(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(raft_status)?;
+        let agents = agents
+            .into_iter()
+            .map(|(id, classes, labels, n_leases)| {
+                let ago = self.ctx.liveness.last_seen_ago(id.as_str());
+                let alive = ago
+                    .is_some_and(|d| d < Duration::from_millis(3 * u64::from(self.ctx.config.heartbeat_interval_ms)));
+                AgentInfo {
+                    last_seen_ms_ago: ago.map(|d| d.as_millis() as u64),
+                    alive,
+                    agent_id: id.to_string(),
+                    hardware_classes: classes,
+                    labels: labels.into_iter().collect(),
+                    n_leases: n_leases as u32,
+                }
+            })
+            .collect();
+        Ok(Response::new(ListAgentsResponse { agents }))
+    }
+}
