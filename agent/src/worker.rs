@@ -24,7 +24,7 @@ use shared::spec::MeasurePolicy;
 use tonic::transport::Channel;
 use tracing::Instrument;
 
-use crate::cell::runner::{run_cell_cancellable, RunnerConfig};
+use crate::cell::runner::{run_cell_cancellable, Ran, RunnerConfig};
 use crate::cell::CellRequest;
 use crate::engine::weights::{Weights, DEFAULT_SEED};
 use crate::slots::Slots;
@@ -270,7 +270,7 @@ async fn run_leased(
             let mut record = crate::cell::child::record_for(&req, now);
             (record.error, record.provenance.finished_at_ms) = (Some(why.reason), now);
             record.status = if why.retry { Status::Failed } else { Status::Unsupported };
-            Ok(Ok(record))
+            Ok(Ok(Ran::Finished(record)))
         }
         None => {
             let span = tracing::Span::current();
@@ -286,10 +286,8 @@ async fn run_leased(
     // Spooled before it leaves `running`: a lease request in between must list it as
     // held, or the coordinator would end the lease under the finished result.
     let spooled = match record {
-        Ok(Ok(record)) if record.error.as_deref() != Some(crate::cell::runner::CANCELLED) => {
-            ctx.spool.put(&Spooled { epoch: lease_ref.epoch, record }).map(|_path| true)
-        }
-        Ok(Ok(_cancelled)) => Ok(false),
+        Ok(Ok(Ran::Finished(record))) => ctx.spool.put(&Spooled { epoch: lease_ref.epoch, record }).map(|_path| true),
+        Ok(Ok(Ran::Withdrawn)) => Ok(false),
         Ok(Err(e)) => Err(e),
         Err(e) => Err(e.into()),
     };

@@ -158,8 +158,7 @@ fn a_cancelled_cell_is_killed_promptly() {
         )
         .expect("runner survives")
     });
-    assert_eq!(r.status, Status::Failed);
-    assert_eq!(r.error.as_deref(), Some(agent::cell::runner::CANCELLED));
+    assert!(matches!(r, agent::cell::runner::Ran::Withdrawn), "{r:?}");
     assert!(start.elapsed() < Duration::from_secs(30));
 }
 

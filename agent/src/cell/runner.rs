@@ -63,17 +63,28 @@ pub fn run_cell(
     req: &CellRequest,
     on_event: impl FnMut(&CellEvent),
 ) -> anyhow::Result<ResultRecord> {
-    run_cell_cancellable(cfg, req, &AtomicBool::new(false), on_event)
+    match run_cell_cancellable(cfg, req, &AtomicBool::new(false), on_event)? {
+        Ran::Finished(record) => Ok(record),
+        Ran::Withdrawn => anyhow::bail!("a cell that cannot be cancelled was cancelled"),
+    }
 }
 
-/// [`run_cell`], killing the child as soon as `cancel` is set (a withdrawn lease); the
-/// record then says `failed` with the reason [`CANCELLED`].
+/// How a cancellable cell ended.
+#[derive(Debug)]
+pub enum Ran {
+    /// It ran to an end of its own (ok, failed, crashed, timed out...): report this.
+    Finished(ResultRecord),
+    /// Its lease was withdrawn and its child killed: there is nothing to report.
+    Withdrawn,
+}
+
+/// [`run_cell`], killing the child as soon as `cancel` is set (a withdrawn lease).
 pub fn run_cell_cancellable(
     cfg: &RunnerConfig,
     req: &CellRequest,
     cancel: &AtomicBool,
     mut on_event: impl FnMut(&CellEvent),
-) -> anyhow::Result<ResultRecord> {
+) -> anyhow::Result<Ran> {
     let mut command = Command::new(&cfg.exe);
     // The child's span joins the current one through TRACEPARENT; never a stale context
     // this process inherited.
@@ -157,16 +168,11 @@ pub fn run_cell_cancellable(
     }
     let tail_bytes = stderr_thread.join().unwrap_or_default();
     let tail = String::from_utf8_lossy(&tail_bytes[tail_bytes.len().saturating_sub(STDERR_TAIL)..]).into_owned();
-    let mut record = conclude(req, result, exit, timed_out, cfg.timeout, tail);
     if cancelled {
-        record.status = Status::Failed;
-        record.error = Some(CANCELLED.into());
+        return Ok(Ran::Withdrawn);
     }
-    Ok(record)
+    Ok(Ran::Finished(conclude(req, result, exit, timed_out, cfg.timeout, tail)))
 }
-
-/// The error of a cell whose lease was withdrawn while it ran.
-pub const CANCELLED: &str = "cancelled: the lease was withdrawn while the cell ran";
 
 /// How the child ended, from `wait4`.
 #[derive(Debug, Clone, Copy)]

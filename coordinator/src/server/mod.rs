@@ -121,23 +121,12 @@ fn rpc_span(req: &tonic::codegen::http::Request<()>) -> tracing::Span {
 async fn expire_leases(ctx: Ctx) {
     loop {
         tokio::time::sleep(EXPIRY_EVERY).await;
-        let leases = ctx
-            .raft
-            .read(|s| {
-                s.active_leases()
-                    .into_iter()
-                    .map(|l| {
-                        let secs = s.sweep(&l.sweep_id).map_or(120, |w| w.spec.policy.lease_seconds);
-                        (l, secs)
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await;
+        let leases = ctx.raft.read(|s| s.active_leases()).await;
         let Ok(leases) = leases else { continue };
         let expired: Vec<(SweepId, shared::cell::CellKey, u64)> = leases
             .into_iter()
-            .filter(|(l, secs)| ctx.liveness.silent_for(l.agent_id.as_str()) > Duration::from_secs(u64::from(*secs)))
-            .map(|(l, _)| (l.sweep_id, l.cell_key, l.epoch))
+            .filter(|l| ctx.liveness.silent_for(l.agent_id.as_str()) > Duration::from_secs(u64::from(l.lease_seconds)))
+            .map(|l| (l.sweep_id, l.cell_key, l.epoch))
             .collect();
         if expired.is_empty() {
             continue;

@@ -292,7 +292,6 @@ fn grant(
         return Outcome::Rejected(Rejection::UnknownAgent(agent_id.clone()));
     };
     let mut used = slots_in_use(sweeps, agent);
-    let expires_at_ms = at_ms.saturating_add(i64::from(lease_seconds) * 1000);
     let mut granted = Vec::new();
     let mut refused = Vec::new();
     for (sweep_id, cell_key) in wanted {
@@ -304,7 +303,7 @@ fn grant(
                     agent_id: agent.id.clone(),
                     attempt: record.attempts,
                     epoch: *last_epoch,
-                    expires_at_ms,
+                    lease_seconds,
                     device_class: device_class.clone(),
                 };
                 pending.sync(cell_key, record);
@@ -315,7 +314,7 @@ fn grant(
                     cell: record.cell.clone(),
                     attempt: record.attempts,
                     epoch: *last_epoch,
-                    expires_at_ms,
+                    lease_seconds,
                     device_class,
                 });
             }

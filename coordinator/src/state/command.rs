@@ -35,7 +35,8 @@ pub enum Command {
     CancelSweep { sweep_id: SweepId, at_ms: i64 },
     /// Add an agent, or replace the hardware and labels of a known one (its leases stay).
     RegisterAgent { agent_id: AgentId, devices: Vec<DeviceGroup>, labels: BTreeMap<String, String>, at_ms: i64 },
-    /// Lease cells the leader's scheduler chose for one agent, in the scheduler's order.
+    /// Lease cells the leader's scheduler chose for one agent, in the scheduler's order;
+    /// each lease ends when the agent is silent for `lease_seconds` (its sweep's policy).
     GrantLeases { agent_id: AgentId, leases: Vec<(SweepId, CellKey)>, at_ms: i64, lease_seconds: u32 },
     /// The result of one attempt, with the warehouse files that hold it; files commit only
     /// if the result does.

@@ -158,8 +158,17 @@ pub struct CellRecord {
 pub enum CellState {
     /// Waiting for an agent.
     Pending,
-    /// Claimed by one agent, for attempt `attempt`, fenced by `epoch`.
-    Leased { agent_id: AgentId, attempt: u32, epoch: u64, expires_at_ms: i64, device_class: String },
+    /// Claimed by one agent, for attempt `attempt`, fenced by `epoch`. The lease ends
+    /// when its agent has been silent for `lease_seconds` (the leader's expiry loop:
+    /// heartbeats, not wall-clock deadlines, so a lease never dies under a live agent).
+    Leased {
+        agent_id: AgentId,
+        attempt: u32,
+        epoch: u64,
+        #[serde(default = "default_lease_seconds")]
+        lease_seconds: u32,
+        device_class: String,
+    },
     /// Final: `ok` or `unsupported`.
     Done { status: Status, attempt: u32 },
     /// Final: every attempt failed; the reasons are in [`CellRecord::reasons`].
@@ -302,6 +311,12 @@ pub struct ManifestFile {
 }
 
 /// A granted lease, as the agent needs it to run the cell.
+/// The lease length of leases granted before it was recorded in the state (the
+/// scheduler's own fallback).
+fn default_lease_seconds() -> u32 {
+    120
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lease {
     pub sweep_id: SweepId,
@@ -309,7 +324,8 @@ pub struct Lease {
     pub cell: Cell,
     pub attempt: u32,
     pub epoch: u64,
-    pub expires_at_ms: i64,
+    /// How long its agent may be silent before the lease ends.
+    pub lease_seconds: u32,
     /// The device group the lease occupies on its agent.
     pub device_class: String,
 }

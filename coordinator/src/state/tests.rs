@@ -107,7 +107,7 @@ fn cell_state(state: &State, key: &CellKey) -> CellState {
 fn submit_lease_complete() {
     let (mut state, keys) = setup();
     let lease = grant(&mut state, "a1", &keys[0], 2_000);
-    assert_eq!((lease.attempt, lease.epoch, lease.expires_at_ms), (1, 1, 12_000));
+    assert_eq!((lease.attempt, lease.epoch, lease.lease_seconds), (1, 1, 10));
     assert_eq!(state.leases_of("a1"), vec![lease.clone()]);
     assert_eq!(
         apply(&mut state, completion(&lease, "a1", Status::Ok)),

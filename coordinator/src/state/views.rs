@@ -67,7 +67,7 @@ pub struct LeaseRef {
     pub sweep_id: SweepId,
     pub cell_key: CellKey,
     pub epoch: u64,
-    pub expires_at_ms: i64,
+    pub lease_seconds: u32,
 }
 
 impl State {
@@ -89,7 +89,7 @@ impl State {
     /// The current lease of one cell, if it is leased.
     pub fn lease(&self, sweep_id: &SweepId, key: &CellKey) -> Option<Lease> {
         let record = self.sweeps.get(sweep_id)?.cells.get(key)?;
-        let CellState::Leased { attempt, epoch, expires_at_ms, device_class, .. } = &record.state else {
+        let CellState::Leased { attempt, epoch, lease_seconds, device_class, .. } = &record.state else {
             return None;
         };
         Some(Lease {
@@ -98,7 +98,7 @@ impl State {
             cell: record.cell.clone(),
             attempt: *attempt,
             epoch: *epoch,
-            expires_at_ms: *expires_at_ms,
+            lease_seconds: *lease_seconds,
             device_class: device_class.clone(),
         })
     }
@@ -114,7 +114,7 @@ impl State {
                         sweep_id: *sweep_id,
                         cell_key: key.clone(),
                         epoch: lease.epoch,
-                        expires_at_ms: lease.expires_at_ms,
+                        lease_seconds: lease.lease_seconds,
                     });
                 }
             }
