@@ -25,8 +25,7 @@ use tonic::Status;
 use super::errors::{raft_status, shutting_down, unexpected};
 use super::Ctx;
 use crate::state::command::Completion;
-use crate::state::{check_completion, CellState, Command, ManifestFile, Outcome, Rejection, State, SweepId};
-use crate::warehouse::manifest::FileEntry;
+use crate::state::{check_completion, CellState, Command, FileEntry, Outcome, Rejection, State, SweepId};
 use crate::warehouse::schema::{Origin, ResultKey};
 
 /// Most results in one group: bounds the size of one Parquet file and one Raft entry.
@@ -184,10 +183,7 @@ async fn commit_round(ctx: &Ctx, entries: Vec<Entry>) -> Vec<Entry> {
     };
     let command = Command::CompleteCells {
         completions: entries.iter().map(|e| e.first.report.completion.clone()).collect(),
-        files: files
-            .iter()
-            .map(|f| ManifestFile { path: f.path.clone(), table: f.table.as_str().into(), n_rows: f.rows })
-            .collect(),
+        files: files.clone(),
     };
     // A Raft error leaves the outcome unknown: the files and their intent stay, since the
     // command may still commit (then the restart mirror commits them and a re-send is a

@@ -37,7 +37,7 @@ use crate::raft::node::NodeConfig;
 use crate::raft::transport::NoPeers;
 use crate::raft::RaftHandle;
 use crate::state::{Command, SweepId};
-use crate::warehouse::manifest::FileEntry;
+use crate::warehouse::file::FileEntry;
 use crate::warehouse::schema::Table;
 use crate::warehouse::Warehouse;
 
@@ -147,9 +147,8 @@ async fn mirror_manifest(ctx: &Ctx) -> anyhow::Result<()> {
     let mut entries = Vec::new();
     let mut keys = Vec::new();
     for f in files.into_iter().filter(|f| missing.contains(&f.path)) {
-        let Some(table) = Table::parse(&f.table) else { continue };
         match ctx.warehouse.object_size(&f.path).await {
-            Some(bytes) => entries.push(FileEntry { path: f.path, table, rows: f.n_rows, bytes }),
+            Some(bytes) => entries.push(FileEntry { bytes, ..f }),
             None => tracing::error!(path = f.path, "a file raft committed is missing from the warehouse"),
         }
     }

@@ -17,8 +17,8 @@ use shared::spec::SweepSpec;
 
 use super::command::{Command, Completion, TraceContext};
 use super::{
-    Agent, AgentId, CellRecord, CellState, CellStateKind, CommittedResult, DeviceGroup, Lease, ManifestFile,
-    PendingIndex, State, Sweep, SweepId,
+    Agent, AgentId, CellRecord, CellState, CellStateKind, CommittedResult, DeviceGroup, FileEntry, Lease, PendingIndex,
+    State, Sweep, SweepId,
 };
 
 /// What applying one command did.
@@ -137,8 +137,8 @@ pub fn apply(state: &mut State, command: Command) -> Outcome {
         Command::RegisterAgent { agent_id, devices, labels, at_ms } => {
             register(state, agent_id, devices, labels, at_ms)
         }
-        Command::GrantLeases { agent_id, leases, at_ms, lease_seconds } => {
-            grant(state, &agent_id, &leases, at_ms, lease_seconds)
+        Command::GrantLeases { agent_id, leases, at_ms: _, lease_seconds } => {
+            grant(state, &agent_id, &leases, lease_seconds)
         }
         Command::CompleteCell(completion) => complete(state, completion),
         Command::ExpireLeases { expired, at_ms } => expire(state, &expired, at_ms),
@@ -280,13 +280,7 @@ fn check_devices(devices: &[DeviceGroup]) -> Result<(), String> {
     Ok(())
 }
 
-fn grant(
-    state: &mut State,
-    agent_id: &AgentId,
-    wanted: &[(SweepId, CellKey)],
-    at_ms: i64,
-    lease_seconds: u32,
-) -> Outcome {
+fn grant(state: &mut State, agent_id: &AgentId, wanted: &[(SweepId, CellKey)], lease_seconds: u32) -> Outcome {
     let State { sweeps, agents, last_epoch, .. } = state;
     let Some(agent) = agents.get_mut(agent_id) else {
         return Outcome::Rejected(Rejection::UnknownAgent(agent_id.clone()));
@@ -386,7 +380,7 @@ fn complete(state: &mut State, mut c: Completion) -> Outcome {
 }
 
 /// All or nothing: every completion is checked against the state before any is recorded.
-fn complete_all(state: &mut State, completions: Vec<Completion>, files: Vec<ManifestFile>) -> Outcome {
+fn complete_all(state: &mut State, completions: Vec<Completion>, files: Vec<FileEntry>) -> Outcome {
     if let Err(rejection) = check_files(state, &files) {
         return Outcome::Rejected(rejection);
     }
@@ -585,7 +579,7 @@ fn end_leases(state: &mut State, leases: &[(SweepId, CellKey, u64)], at_ms: i64,
     ended
 }
 
-fn commit_files(state: &mut State, files: Vec<ManifestFile>) -> Outcome {
+fn commit_files(state: &mut State, files: Vec<FileEntry>) -> Outcome {
     // All or nothing: check every file before inserting any.
     let n_already = match check_files(state, &files) {
         Ok(n_already) => n_already,
@@ -600,7 +594,7 @@ fn commit_files(state: &mut State, files: Vec<ManifestFile>) -> Outcome {
 
 /// Files may be committed if none appears twice and none is committed already with other
 /// contents; `Ok` counts those committed already, identically.
-fn check_files(state: &State, files: &[ManifestFile]) -> Result<usize, Rejection> {
+fn check_files(state: &State, files: &[FileEntry]) -> Result<usize, Rejection> {
     let mut paths = BTreeSet::new();
     let mut n_already = 0;
     for file in files {
@@ -608,7 +602,7 @@ fn check_files(state: &State, files: &[ManifestFile]) -> Result<usize, Rejection
             return Err(Rejection::DuplicateFile { path: file.path.clone() });
         }
         match state.manifest.get(&file.path) {
-            Some(existing) if existing == file => n_already += 1,
+            Some(existing) if existing.same_file(file) => n_already += 1,
             Some(_) => return Err(Rejection::ConflictingFile { path: file.path.clone() }),
             None => {}
         }

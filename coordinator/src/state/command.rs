@@ -14,7 +14,7 @@ use shared::cell::{Cell, CellKey};
 use shared::result::Status;
 use shared::spec::SweepSpec;
 
-use super::{AgentId, DeviceGroup, ManifestFile, SweepId};
+use super::{AgentId, DeviceGroup, FileEntry, SweepId};
 
 /// Everything that can change the state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,10 +49,10 @@ pub enum Command {
     /// work (a lost reply, or a lease taken in its name, is never heard of otherwise).
     ReleaseLeases { agent_id: AgentId, keep: Vec<(SweepId, CellKey, u64)>, reason: String, at_ms: i64 },
     /// Warehouse files not tied to one result (agents table, compaction output, …).
-    CommitFiles { files: Vec<ManifestFile>, at_ms: i64 },
+    CommitFiles { files: Vec<FileEntry>, at_ms: i64 },
     /// The results of several attempts whose rows share `files` (one Parquet file per
     /// group commit): all of them commit, or none does and nothing changes.
-    CompleteCells { completions: Vec<Completion>, files: Vec<ManifestFile> },
+    CompleteCells { completions: Vec<Completion>, files: Vec<FileEntry> },
     /// Several commands applied in order as one entry: a leader that batches proposals
     /// pays one entry, one encoding and one fsync for all of them. Batches do not nest.
     Batch { commands: Vec<Command> },
@@ -71,7 +71,7 @@ pub struct Completion {
     pub status: Status,
     /// Why the attempt did not end `ok`; required for every other status.
     pub error: Option<String>,
-    pub files: Vec<ManifestFile>,
+    pub files: Vec<FileEntry>,
     pub at_ms: i64,
 }
 

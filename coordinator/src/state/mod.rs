@@ -28,6 +28,8 @@ use shared::fingerprint::Fingerprint;
 use shared::result::Status;
 use shared::spec::SweepSpec;
 
+/// Raft's manifest holds the warehouse's own file entries: one type on the commit path.
+pub use crate::warehouse::file::FileEntry;
 pub use apply::{apply, check_completion, Outcome, Rejection};
 pub use command::Command;
 
@@ -41,7 +43,7 @@ pub struct State {
     /// The last fencing epoch handed out; every lease gets the next one, so epochs never
     /// repeat, even across sweeps and cells.
     last_epoch: u64,
-    manifest: BTreeMap<String, ManifestFile>,
+    manifest: BTreeMap<String, FileEntry>,
 }
 
 /// One submitted sweep and its cells.
@@ -300,16 +302,6 @@ fn min_known(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     Some(a?.min(b?))
 }
 
-/// One committed warehouse file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestFile {
-    /// Path relative to the warehouse root.
-    pub path: String,
-    /// The table it belongs to: `results`, `samples`, …
-    pub table: String,
-    pub n_rows: u64,
-}
-
 /// A granted lease, as the agent needs it to run the cell.
 /// The lease length of leases granted before it was recorded in the state (the
 /// scheduler's own fallback).
@@ -351,7 +343,7 @@ impl State {
         self.last_epoch
     }
 
-    pub fn manifest(&self) -> impl Iterator<Item = &ManifestFile> {
+    pub fn manifest(&self) -> impl Iterator<Item = &FileEntry> {
         self.manifest.values()
     }
 }

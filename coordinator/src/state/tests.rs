@@ -1,6 +1,7 @@
 //! Tests of the state machine without Raft: lease lifecycles, fencing, dedup, cancel, and
 //! a proptest for determinism and invariants. No I/O, no clock.
 
+use crate::warehouse::file::Table;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
@@ -86,10 +87,11 @@ fn completion(lease: &Lease, agent: &str, status: Status) -> Command {
         epoch: lease.epoch,
         status,
         error: (status != Status::Ok).then(|| format!("{status} in test")),
-        files: vec![ManifestFile {
+        files: vec![FileEntry {
             path: format!("results/{}-{}.parquet", lease.cell_key, lease.attempt),
-            table: "results".into(),
-            n_rows: 1,
+            table: Table::Results,
+            rows: 1,
+            bytes: 100,
         }],
         at_ms: 5_000,
     })
@@ -337,7 +339,7 @@ fn a_group_commit_records_every_result_or_none() {
     let (mut state, keys) = setup();
     let first = grant(&mut state, "a1", &keys[0], 2_000);
     let second = grant(&mut state, "a2", &keys[1], 2_000);
-    let shared_file = ManifestFile { path: "results/group.parquet".into(), table: "results".into(), n_rows: 2 };
+    let shared_file = FileEntry { path: "results/group.parquet".into(), table: Table::Results, rows: 2, bytes: 200 };
     let ok = bare(completion(&first, "a1", Status::Ok));
     let wrong_agent = bare(completion(&second, "a1", Status::Ok));
     let before = state.clone();
@@ -395,7 +397,7 @@ fn a_batch_applies_its_commands_in_order_and_does_not_nest() {
 #[test]
 fn manifest_commits_are_all_or_nothing() {
     let mut state = State::default();
-    let file = |path: &str, n_rows| ManifestFile { path: path.into(), table: "agents".into(), n_rows };
+    let file = |path: &str, rows| FileEntry { path: path.into(), table: Table::Agents, rows, bytes: 10 };
     let outcome = apply(&mut state, Command::CommitFiles { files: vec![file("a", 1), file("b", 2)], at_ms: 0 });
     assert_eq!(outcome, Outcome::FilesCommitted { n_new: 2, n_already: 0 });
     let outcome = apply(&mut state, Command::CommitFiles { files: vec![file("a", 1), file("c", 3)], at_ms: 0 });

@@ -19,6 +19,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
+pub use super::file::FileEntry;
 use super::schema::{ResultKey, Table};
 use super::WarehouseError;
 
@@ -27,17 +28,6 @@ pub const CHECKPOINT_DIR: &str = "_checkpoint";
 /// A checkpoint after every this many commits bounds what a fresh reader replays.
 pub const CHECKPOINT_EVERY: u64 = 100;
 const FORMAT: &str = "accelbench-manifest/1";
-
-/// One committed data file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEntry {
-    /// Object path relative to the warehouse root, e.g. `results/date=…/sweep=…/….parquet`.
-    pub path: String,
-    #[serde(with = "table_name")]
-    pub table: Table,
-    pub rows: u64,
-    pub bytes: u64,
-}
 
 /// The stored form of one commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,21 +228,6 @@ pub async fn write_checkpoint(store: &dyn ObjectStore, state: &ManifestState) ->
         .map_err(|e| WarehouseError::CorruptManifest { path: path.to_string(), reason: e.to_string() })?;
     store.put(&path, PutPayload::from(body)).await.map_err(store_err("put", &path))?;
     Ok(())
-}
-
-mod table_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use super::Table;
-
-    pub fn serialize<S: Serializer>(table: &Table, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(table.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Table, D::Error> {
-        let name = String::deserialize(d)?;
-        Table::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown table `{name}`")))
-    }
 }
 
 #[cfg(test)]

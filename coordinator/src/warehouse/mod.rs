@@ -21,6 +21,7 @@
 
 pub mod compact;
 pub mod durable;
+pub mod file;
 pub mod gc;
 pub mod manifest;
 pub mod schema;

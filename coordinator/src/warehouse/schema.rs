@@ -24,34 +24,9 @@ use super::WarehouseError;
 /// Version of the warehouse layout written into every row's `schema_version` column.
 pub const WAREHOUSE_SCHEMA_VERSION: u32 = 1;
 
-/// The tables of the warehouse; each is a top-level folder of Parquet files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Table {
-    Results,
-    Samples,
-    Agents,
-    Sweeps,
-    Cells,
-}
+pub use super::file::Table;
 
 impl Table {
-    pub const ALL: [Table; 5] = [Table::Results, Table::Samples, Table::Agents, Table::Sweeps, Table::Cells];
-
-    /// The folder name, also the name of the DuckDB view.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Table::Results => "results",
-            Table::Samples => "samples",
-            Table::Agents => "agents",
-            Table::Sweeps => "sweeps",
-            Table::Cells => "cells",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Table> {
-        Table::ALL.into_iter().find(|t| t.as_str() == name)
-    }
-
     pub fn schema(self) -> SchemaRef {
         match self {
             Table::Results => results_schema(),
