@@ -36,6 +36,38 @@ pub struct QuickstartArgs {
 
 pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    // Detection and the cells (child processes, waited on) block: off the async runtime.
+    let (run_id, records) = tokio::task::spawn_blocking(run_cells).await??;
+
+    // The same opening and reading path as every other command: a remote warehouse is
+    // read through a local copy of its committed files, never by DuckDB itself.
+    let location = args.data;
+    let warehouse = WarehouseArgs { warehouse: location.clone() };
+    let wh = warehouse.open().await?;
+    let out = wh.write_results(&records, Origin::Measured).await?;
+    let engine = warehouse.query_engine().await?;
+    let md = tokio::task::spawn_blocking({
+        let run_id = run_id.clone();
+        move || report::render(&engine, Kind::Performance, Some(&run_id), Format::Md)
+    })
+    .await??;
+    println!("{}", String::from_utf8_lossy(&md));
+    println!(
+        "{} results written to {} in {:.0} s.\n\nNext:\n  \
+         accelbench query --warehouse {location} \"SELECT model, batch, precision, latency_p50_ns/1e6 AS p50_ms FROM latest_results ORDER BY p50_ms\"\n  \
+         accelbench report performance --warehouse {location} --format html --output performance.html\n  \
+         accelbench report compatibility --warehouse {location}\n  \
+         accelbench-agent bench --model bert-base-uncased --batch 1,8 --precision fp32,bf16",
+        out.new,
+        location,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fingerprints this machine and runs the built-in sweep on its CPU, one child process
+/// per cell, with progress; returns the run id and the results.
+fn run_cells() -> anyhow::Result<(String, Vec<shared::result::ResultRecord>)> {
     let fp = agent::detect::detect();
     let class = bench::device_class(&fp, "cpu")?;
     eprintln!(
@@ -51,27 +83,7 @@ pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     for (i, req) in requests.iter().enumerate() {
         records.push(bench::run_with_progress(req, i + 1, requests.len())?);
     }
-
-    // The same opening and reading path as every other command: a remote warehouse is
-    // read through a local copy of its committed files, never by DuckDB itself.
-    let location = args.data;
-    let warehouse = WarehouseArgs { warehouse: location.clone() };
-    let wh = warehouse.open().await?;
-    let out = wh.write_results(&records, Origin::Measured).await?;
-    let engine = warehouse.query_engine().await?;
-    let md = report::render(&engine, Kind::Performance, Some(&run_id), Format::Md)?;
-    println!("{}", String::from_utf8_lossy(&md));
-    println!(
-        "{} results written to {} in {:.0} s.\n\nNext:\n  \
-         accelbench query --warehouse {location} \"SELECT model, batch, precision, latency_p50_ns/1e6 AS p50_ms FROM latest_results ORDER BY p50_ms\"\n  \
-         accelbench report performance --warehouse {location} --format html --output performance.html\n  \
-         accelbench report compatibility --warehouse {location}\n  \
-         accelbench-agent bench --model bert-base-uncased --batch 1,8 --precision fp32,bf16",
-        out.new,
-        location,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok((run_id, records))
 }
 
 fn builtin_sweep() -> BenchArgs {

@@ -56,11 +56,13 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the committer task; it ends when every handle is dropped.
-    pub fn start(ctx: Ctx) -> Committer {
+    /// Starts the committer task. It ends when every handle is dropped and every group
+    /// in flight has finished (its Raft command decided and, if committed, its warehouse
+    /// commit landed): the returned handle resolves then, so a shutdown can drain it.
+    pub fn start(ctx: Ctx) -> (Committer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(ctx, rx));
-        Committer { tx }
+        let done = tokio::spawn(run(ctx, rx));
+        (Committer { tx }, done)
     }
 
     /// Queues a checked result; the receiver answers once its group is decided.
@@ -83,20 +85,26 @@ const GROUPS_IN_FLIGHT: usize = 2;
 
 async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Queued>) {
     let slots = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
+    let mut in_flight = tokio::task::JoinSet::new();
     loop {
         // Wait for a free slot first, so that results pile up into the next group
         // while every slot is busy.
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let Ok(slot) = slots.clone().acquire_owned().await else { break };
         let mut group = Vec::with_capacity(MAX_GROUP);
         if rx.recv_many(&mut group, MAX_GROUP).await == 0 {
-            return;
+            break;
         }
         let ctx = ctx.clone();
-        tokio::spawn(async move {
+        in_flight.spawn(async move {
             commit_group(&ctx, group).await;
             drop(slot);
         });
+        // Reap finished groups as we go, so the set stays small.
+        while in_flight.try_join_next().is_some() {}
     }
+    // Drain: a group whose Raft command committed finishes its warehouse commit before
+    // the coordinator stops (a crash instead leaves it to the restart's mirror).
+    while in_flight.join_next().await.is_some() {}
 }
 
 /// Results of one cell attempt in one group: the first is committed, the copies are

@@ -53,6 +53,9 @@ pub struct Ctx {
 /// How often the leader looks for expired leases.
 const EXPIRY_EVERY: Duration = Duration::from_millis(500);
 
+/// How long a shutdown waits for result groups still committing.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(30);
+
 /// Serves on `listener` until `shutdown` resolves.
 pub async fn serve(
     config: ServeConfig,
@@ -87,13 +90,14 @@ pub async fn serve(
     let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
         s.and_then(|s| s.set_nodelay(true).map(|()| s))
     });
+    let (committer, committer_done) = committer::Committer::start(ctx.clone());
     let result = tonic::transport::Server::builder()
         .trace_fn(rpc_span)
         .add_service(
             AgentServiceServer::new(agents::Agents {
                 ctx: ctx.clone(),
                 leasing: leasing::Leasing::start(ctx.clone()),
-                committer: committer::Committer::start(ctx.clone()),
+                committer,
             })
             // One result per message, and a result may be this big: agents check the
             // same bound before sending, so none is refused by the transport.
@@ -104,6 +108,14 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     expiry.abort();
+    // The service (and its committer handles) is gone: wait for the groups in flight,
+    // bounded, since a warehouse commit retries while its store is down.
+    if tokio::time::timeout(SHUTDOWN_DRAIN, committer_done).await.is_err() {
+        tracing::warn!(
+            seconds = SHUTDOWN_DRAIN.as_secs(),
+            "result groups still committing at shutdown; the next start mirrors them from Raft"
+        );
+    }
     ctx.raft.shutdown().await;
     result.context("grpc server")
 }
