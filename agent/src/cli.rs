@@ -79,7 +79,7 @@ pub fn main() -> ExitCode {
         _ => "accelbench-agent",
     };
     // Dropped when main returns, after the command: flushes the spans it made.
-    let _telemetry = crate::telemetry::init(service);
+    let _telemetry = telemetry::init(service);
     match run(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

@@ -11,8 +11,9 @@
 //! - [`spool`]: results kept on disk until the coordinator acknowledges them.
 //! - [`bench`]: local runs of a matrix on this machine (`accelbench-agent bench`).
 //! - [`cli`]: the `accelbench-agent` command line.
-//! - [`telemetry`]: logs and OTLP traces for every binary, and trace context across
-//!   processes (the coordinator uses it too).
+//!
+//! Logs, traces and trace context across processes are the `telemetry` crate's, shared
+//! with the coordinator.
 //!
 //! Architecture invariant: the agent never links DuckDB, Raft or the warehouse; it must
 //! stay lean enough to build for a Snapdragon board or a Mac.
@@ -26,7 +27,6 @@ pub mod measure;
 pub mod placement;
 pub mod slots;
 pub mod spool;
-pub mod telemetry;
 pub mod worker;
 
 /// The agent's version, as recorded in result provenance.

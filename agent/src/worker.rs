@@ -29,7 +29,7 @@ use crate::cell::CellRequest;
 use crate::engine::weights::{Weights, DEFAULT_SEED};
 use crate::slots::Slots;
 use crate::spool::{Spool, Spooled};
-use crate::telemetry::propagate::{SendTraceContext, TraceParent, TracedChannel};
+use telemetry::propagate::{SendTraceContext, TraceParent, TracedChannel};
 
 /// How the worker runs.
 #[derive(Debug, Clone)]
@@ -247,7 +247,7 @@ fn cell_span(lease: &LeaseRef, agent_id: &str, trace: Option<&TraceParent>) -> t
         agent_id,
         epoch = lease.epoch,
     );
-    crate::telemetry::propagate::set_parent(&span, trace);
+    telemetry::propagate::set_parent(&span, trace);
     span
 }
 

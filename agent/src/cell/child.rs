@@ -16,7 +16,7 @@ use shared::stats;
 use super::{CellEvent, CellRequest};
 use crate::engine::{self, BuildError, WorkloadSpec};
 use crate::measure::{self, energy::EnergyProbe, gpu::GpuMonitor, Measured};
-use crate::telemetry::propagate::{self, TraceParent};
+use telemetry::propagate::{self, TraceParent};
 
 /// Runs the request read from `input`, writing events to `out`.
 pub fn exec_cell(input: impl Read, mut out: impl Write) -> anyhow::Result<()> {

@@ -21,7 +21,7 @@ use anyhow::Context;
 use shared::result::{ResultRecord, Status};
 
 use super::{CellEvent, CellRequest};
-use crate::telemetry::propagate::{TraceParent, ENV_TRACEPARENT, ENV_TRACESTATE};
+use telemetry::propagate::{TraceParent, ENV_TRACEPARENT, ENV_TRACESTATE};
 
 /// Bytes of stderr kept for the record.
 const STDERR_TAIL: usize = 4096;

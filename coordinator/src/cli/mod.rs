@@ -64,7 +64,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Dropped when main returns, after the runtime: flushes the command's spans.
-    let _telemetry = agent::telemetry::init(cli.command.service_name());
+    let _telemetry = telemetry::init(cli.command.service_name());
     if let Command::ExecCell = cli.command {
         return match agent::cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,

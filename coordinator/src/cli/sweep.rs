@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agent::telemetry::propagate::{self, SendTraceContext, TraceParent, TracedChannel};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
@@ -17,6 +16,7 @@ use proto::v1::{
 use serde_json::json;
 use shared::cell::{self, Cell};
 use shared::spec::{self, Format, Limits, SweepSpec};
+use telemetry::propagate::{self, SendTraceContext, TraceParent, TracedChannel};
 use tracing::Instrument;
 
 use super::listing::{ListFormat, Listing};

@@ -7,7 +7,7 @@
 //! lease epoch), then mirrored into the warehouse manifest, and only then acknowledged.
 //! On start, files Raft committed but the warehouse manifest lacks (a crash between the
 //! two) are mirrored first. Every RPC runs in a span that continues the caller's trace
-//! ([`agent::telemetry::propagate`]).
+//! ([`telemetry::propagate`]).
 
 pub mod agents;
 pub mod committer;
@@ -23,11 +23,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::telemetry::propagate::{self, TraceParent};
 use anyhow::Context;
 use proto::v1::agent_service_server::AgentServiceServer;
 use proto::v1::fleet_service_server::FleetServiceServer;
 use proto::v1::sweep_service_server::SweepServiceServer;
+use telemetry::propagate::{self, TraceParent};
 use tokio::net::TcpListener;
 
 pub use config::ServeConfig;

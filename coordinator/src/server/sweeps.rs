@@ -6,7 +6,6 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use agent::telemetry::propagate::TraceParent;
 use futures::Stream;
 use proto::convert::parse_field;
 use proto::v1::sweep_service_server::SweepService;
@@ -15,6 +14,7 @@ use proto::v1::{
     SubmitSweepRequest, SubmitSweepResponse, SweepState, SweepStatus as WireStatus,
 };
 use shared::spec::{self, Format, Limits};
+use telemetry::propagate::TraceParent;
 use tonic::{Request, Response, Status};
 use tracing::field;
 
