@@ -13,46 +13,59 @@ use shared::spec::{Engine, HardwareKind};
 use crate::engine;
 
 /// The device a cell runs on (`cpu`, `cuda:<NVML index>`), or why it cannot run here.
-pub type Placement = Result<String, String>;
+pub type Placement = Result<String, NotPlaced>;
+
+/// Why a cell does not run here; callers branch on the kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotPlaced {
+    /// This agent cannot run it for real at all: report it `unsupported`.
+    #[error("{0}")]
+    Unsupported(String),
+    /// It could run here, but no device slot of its kind is free right now: another
+    /// attempt may run it.
+    #[error("{0}")]
+    NoFreeSlot(String),
+}
+
+impl NotPlaced {
+    pub fn reason(&self) -> &str {
+        match self {
+            NotPlaced::Unsupported(why) | NotPlaced::NoFreeSlot(why) => why,
+        }
+    }
+}
 
 /// Places `cell` on the slot it was given (`slot_device`: `cpu`, `cuda:3`), or says why
 /// it cannot run on this agent.
 pub fn place(cell: &Cell, slot_device: Option<&str>) -> Placement {
+    use NotPlaced::{NoFreeSlot, Unsupported};
     if cell.engine.as_str() != engine::ENGINE {
-        return Err(format!(
+        return Err(Unsupported(format!(
             "engine `{}` has no runner on this agent: only the built-in `{}` engine runs here",
             cell.engine.as_str(),
             engine::ENGINE
-        ));
+        )));
     }
     debug_assert_eq!(Engine::Candle.as_str(), engine::ENGINE);
     let kind = cell.hardware.kind;
     match kind {
         HardwareKind::Cuda if !cfg!(feature = "cuda") => {
-            return Err("this agent was built without CUDA (the `cuda` feature): the cell would run on the CPU".into())
+            return Err(Unsupported(
+                "this agent was built without CUDA (the `cuda` feature): the cell would run on the CPU".into(),
+            ))
         }
         HardwareKind::Rocm | HardwareKind::Metal | HardwareKind::Qnn => {
-            return Err(format!(
+            return Err(Unsupported(format!(
                 "the built-in candle engine has no {} backend on this agent: the cell would run on the CPU",
                 kind.as_str()
-            ))
+            )))
         }
         HardwareKind::Cpu | HardwareKind::Cuda => {}
     }
     match slot_device {
         Some(device) if device.split(':').next() == Some(kind.as_str()) => Ok(device.to_string()),
-        Some(device) => Err(format!("a {} cell was given the {device} slot", kind.as_str())),
-        None => Err(format!("no free {} device slot on this agent", kind.as_str())),
-    }
-}
-
-/// Whether the built-in engine can run cells of this cell's hardware kind on this agent
-/// at all (given a slot).
-pub fn runnable_kind(cell: &Cell) -> bool {
-    match cell.hardware.kind {
-        HardwareKind::Cpu => true,
-        HardwareKind::Cuda => cfg!(feature = "cuda"),
-        HardwareKind::Rocm | HardwareKind::Metal | HardwareKind::Qnn => false,
+        Some(device) => Err(Unsupported(format!("a {} cell was given the {device} slot", kind.as_str()))),
+        None => Err(NoFreeSlot(format!("no free {} device slot on this agent", kind.as_str()))),
     }
 }
 
@@ -81,20 +94,23 @@ mod tests {
     fn only_cpu_and_built_in_cuda_run_and_everything_else_says_why() {
         assert_eq!(place(&cell(HardwareKind::Cpu, Engine::Candle), Some("cpu")), Ok("cpu".to_string()));
         let why = place(&cell(HardwareKind::Cpu, Engine::Candle), None).expect_err("no slot");
-        assert!(why.contains("no free cpu device slot"), "{why}");
+        assert!(matches!(&why, NotPlaced::NoFreeSlot(w) if w.contains("no free cpu device slot")), "{why}");
         let cuda = place(&cell(HardwareKind::Cuda, Engine::Candle), Some("cuda:3"));
         if cfg!(feature = "cuda") {
             assert_eq!(cuda, Ok("cuda:3".to_string()));
         } else {
-            assert!(cuda.is_err_and(|why| why.contains("without CUDA")));
+            assert!(cuda.is_err_and(|why| matches!(&why, NotPlaced::Unsupported(w) if w.contains("without CUDA"))));
         }
         for kind in [HardwareKind::Metal, HardwareKind::Rocm, HardwareKind::Qnn] {
-            let why = place(&cell(kind, Engine::Candle), Some("cpu")).expect_err("no backend");
+            let why = place(&cell(kind, Engine::Candle), None).expect_err("no backend");
+            assert!(matches!(why, NotPlaced::Unsupported(_)), "{why}");
+            let why = why.reason();
             assert!(why.contains(kind.as_str()) && why.contains("would run on the CPU"), "{why}");
         }
         for engine in [Engine::Torch, Engine::Onnxruntime, Engine::Llamacpp] {
             let why = place(&cell(HardwareKind::Cpu, engine), Some("cpu")).expect_err("no runner");
-            assert!(why.starts_with(&format!("engine `{}` has no runner", engine.as_str())), "{why}");
+            assert!(matches!(why, NotPlaced::Unsupported(_)), "{why}");
+            assert!(why.reason().starts_with(&format!("engine `{}` has no runner", engine.as_str())), "{why}");
         }
     }
 }

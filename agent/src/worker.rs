@@ -27,6 +27,7 @@ use tracing::Instrument;
 use crate::cell::runner::{run_cell_cancellable, Ran, RunnerConfig};
 use crate::cell::CellRequest;
 use crate::engine::weights::{Weights, DEFAULT_SEED};
+use crate::placement::{place, NotPlaced};
 use crate::slots::Slots;
 use crate::spool::{Spool, Spooled};
 use telemetry::propagate::{SendTraceContext, TraceParent, TracedChannel};
@@ -335,7 +336,7 @@ fn cell_request(
         }
     };
     let coordinates = Coordinates::of(&cell, &class).with_context(|| format!("unknown model {}", cell.model))?;
-    let placement = crate::placement::place(&cell, slot_device);
+    let placement = place(&cell, slot_device);
     let request = CellRequest {
         sweep_id: Some(lease_ref.sweep_id.clone()),
         cell_key: lease_ref.cell_key.clone(),
@@ -347,15 +348,14 @@ fn cell_request(
         device: placement.clone().unwrap_or_default(),
         fingerprint_hash: fp.hash(),
     };
-    let not_run = match (placement, slot_device) {
-        (Ok(_), _) => None,
-        // A cell of a kind this agent has a slot for, but none free: the lease and
-        // the slots disagree for a moment (another attempt will run it).
-        (Err(_), None) if matches!(kind, "cpu" | "cuda") && crate::placement::runnable_kind(&cell) => Some(NotRun {
-            reason: format!("no free {kind} device slot on this agent for class `{}`", lease.device_class),
-            retry: true,
-        }),
-        (Err(reason), _) => Some(NotRun { reason, retry: false }),
+    let not_run = match placement {
+        Ok(_) => None,
+        // A cell this agent can run, but no slot of its kind is free: the lease and the
+        // slots disagree for a moment (another attempt will run it).
+        Err(NotPlaced::NoFreeSlot(why)) => {
+            Some(NotRun { reason: format!("{why} for class `{}`", lease.device_class), retry: true })
+        }
+        Err(NotPlaced::Unsupported(reason)) => Some(NotRun { reason, retry: false }),
     };
     Ok((request, not_run))
 }
