@@ -8,6 +8,9 @@
 //!
 //! Must never: read the clock, do I/O, panic on any command (commands come from the log,
 //! which outlives the code that wrote it), or iterate anything in a non-deterministic order.
+//!
+//! Over 600 lines on purpose: every rule of the state machine (and every refusal) in one
+//! file, read top to bottom beside the `match` in [`apply`]; its tests are in `tests/`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
