@@ -1,0 +1,42 @@
+//! Statistics over stored benchmark results, behind `accelbench compare` (two sample sets
+//! of one cell) and `accelbench regressions` (one cell's history of runs).
+//!
+//! Layout:
+//! - [`compare`]: two sample sets → ratio of medians, its bootstrap interval, a verdict.
+//! - `bootstrap`, `rng`: the resampling and the seeded generator behind them.
+//!
+//! Architecture invariant: pure. No I/O, no clock, no threads, no async, no DuckDB: the
+//! caller fetches the numbers and passes plain slices. Every random choice comes from a
+//! seed in the options, so the same input and seed give the same answer, bit for bit.
+
+mod bootstrap;
+pub mod compare;
+mod rng;
+#[cfg(test)]
+mod testing;
+
+/// A closed interval `[low, high]`, here always of a ratio new / base.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    low: f64,
+    high: f64,
+}
+
+impl Interval {
+    /// `None` unless `low <= high`, which also rules out NaN.
+    pub fn new(low: f64, high: f64) -> Option<Interval> {
+        (low <= high).then_some(Interval { low, high })
+    }
+
+    pub fn low(&self) -> f64 {
+        self.low
+    }
+
+    pub fn high(&self) -> f64 {
+        self.high
+    }
+
+    pub fn contains(&self, x: f64) -> bool {
+        self.low <= x && x <= self.high
+    }
+}
