@@ -3,6 +3,8 @@
 //!
 //! Layout:
 //! - [`compare`]: two sample sets → ratio of medians, its bootstrap interval, a verdict.
+//! - [`changepoint`]: E-divisive means change points of a series of run medians.
+//! - [`series`]: the checks on a series of runs, and their error.
 //! - `bootstrap`, `rng`: the resampling and the seeded generator behind them.
 //!
 //! Architecture invariant: pure. No I/O, no clock, no threads, no async, no DuckDB: the
@@ -10,8 +12,10 @@
 //! seed in the options, so the same input and seed give the same answer, bit for bit.
 
 mod bootstrap;
+pub mod changepoint;
 pub mod compare;
 mod rng;
+pub mod series;
 #[cfg(test)]
 mod testing;
 
