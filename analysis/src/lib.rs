@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`compare`]: two sample sets → ratio of medians, its bootstrap interval, a verdict.
 //! - [`changepoint`]: E-divisive means change points of a series of run medians.
+//! - [`regressions`]: those change points as alarms (slower) and improvements (faster).
 //! - [`series`]: the checks on a series of runs, and their error.
 //! - `bootstrap`, `rng`: the resampling and the seeded generator behind them.
 //!
@@ -14,6 +15,7 @@
 mod bootstrap;
 pub mod changepoint;
 pub mod compare;
+pub mod regressions;
 mod rng;
 pub mod series;
 #[cfg(test)]
@@ -43,4 +45,11 @@ impl Interval {
     pub fn contains(&self, x: f64) -> bool {
         self.low <= x && x <= self.high
     }
+}
+
+/// Which way a latency moved. Latency is the measure here, so higher is slower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Slower,
+    Faster,
 }
