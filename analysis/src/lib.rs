@@ -5,16 +5,21 @@
 //! - [`compare`]: two sample sets → ratio of medians, its bootstrap interval, a verdict.
 //! - [`changepoint`]: E-divisive means change points of a series of run medians.
 //! - [`regressions`]: those change points as alarms (slower) and improvements (faster).
+//! - [`baselines`]: the simpler rules the detector is scored against (the old 7-run
+//!   mean, a z-score, Mann–Whitney U on pooled samples).
 //! - [`series`]: the checks on a series of runs, and their error.
-//! - `bootstrap`, `rng`: the resampling and the seeded generator behind them.
+//! - `bootstrap`, `rng`, `normal`: the resampling, the seeded generator and the normal
+//!   tail behind them.
 //!
 //! Architecture invariant: pure. No I/O, no clock, no threads, no async, no DuckDB: the
 //! caller fetches the numbers and passes plain slices. Every random choice comes from a
 //! seed in the options, so the same input and seed give the same answer, bit for bit.
 
+pub mod baselines;
 mod bootstrap;
 pub mod changepoint;
 pub mod compare;
+mod normal;
 pub mod regressions;
 mod rng;
 pub mod series;

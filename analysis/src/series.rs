@@ -23,6 +23,14 @@ pub(crate) fn check_series(series: &[f64]) -> Result<(), SeriesError> {
     }
 }
 
+/// Like [`check_series`] for the raw samples of run `run_idx`.
+pub(crate) fn check_run_samples(run_idx: usize, samples: &[f64]) -> Result<(), SeriesError> {
+    match first_invalid(samples) {
+        Some((_, value)) => Err(SeriesError::InvalidValue { run_idx, value }),
+        None => Ok(()),
+    }
+}
+
 /// Refuses an option value outside its range, saying what is allowed.
 pub(crate) fn check_option(
     name: &'static str,
@@ -53,6 +61,10 @@ mod tests {
             Err(SeriesError::InvalidValue { run_idx: 1, value: -2.0 })
         );
         assert!(matches!(check_series(&[f64::NAN]), Err(SeriesError::InvalidValue { run_idx: 0, .. })));
+        assert_eq!(
+            check_run_samples(7, &[1.0, f64::NEG_INFINITY]),
+            Err(SeriesError::InvalidValue { run_idx: 7, value: f64::NEG_INFINITY })
+        );
     }
 
     #[test]
