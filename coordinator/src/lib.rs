@@ -16,6 +16,7 @@
 //! Architecture invariant: this is the only crate that may know Raft, DuckDB, Parquet and
 //! HTTP. It links the agent library only to offer an in-process agent for quickstart.
 
+pub mod answers;
 pub mod cli;
 pub mod import;
 pub mod query;

@@ -8,7 +8,7 @@
 #
 # The binaries are built once and copied to a folder of their own (FAULT_BIN, default
 # ~/.cache/accelbench-faultbin/<commit>), so a build during a long campaign cannot swap
-# them. Every run's line goes to FAULT_LOG (default fault-runs-<commit>.log); seeds
+# them. Every run's line goes to FAULT_LOG (default fault-runs.log in that folder); seeds
 # already in it are skipped, so an interrupted campaign resumes where it stopped. The
 # totals are printed at the end. Replay one seed with
 #   ACCELBENCH_FAULT_SEED=S ACCELBENCH_FAULT_RUNS=1 cargo test -p e2e --test fault_runs -- --nocapture
@@ -21,7 +21,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/accelbench-target}"
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 [ -z "$(git status --porcelain 2>/dev/null)" ] || commit="$commit-dirty"
 bin="${FAULT_BIN:-$HOME/.cache/accelbench-faultbin/$commit}"
-log="${FAULT_LOG:-fault-runs-$commit.log}"
+log="${FAULT_LOG:-$bin/fault-runs.log}"
 
 if [ ! -x "$bin/deps/fault_runs" ]; then
     cargo build --workspace --bins >&2 || exit 2

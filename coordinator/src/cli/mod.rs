@@ -7,10 +7,12 @@
 
 pub mod agents;
 pub mod common;
+pub mod compare;
 pub mod import;
 pub mod listing;
 pub mod query;
 pub mod quickstart;
+pub mod regressions;
 pub mod report;
 pub mod serve;
 pub mod sweep;
@@ -51,6 +53,10 @@ pub enum Command {
     Query(query::QueryArgs),
     /// Render a standard report (performance, hardware, compatibility)
     Report(report::ReportArgs),
+    /// Is NEW faster or slower than BASE? Cell by cell, with intervals (exit 1 if slower)
+    Compare(compare::CompareArgs),
+    /// Which series got slower, from which run, and what changed there (exit 1 if any)
+    Regressions(regressions::RegressionsArgs),
     /// Import result JSON lines and legacy benchmark JSON into the warehouse
     Import(import::ImportArgs),
     /// Warehouse maintenance: gc, compact, files
@@ -101,6 +107,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Agents(cmd) => cmd.execute().await,
         Command::Query(a) => query::execute(a).await,
         Command::Report(a) => report::execute(a).await,
+        Command::Compare(a) => compare::execute(a).await,
+        Command::Regressions(a) => regressions::execute(a).await,
         Command::Import(a) => import::execute(a).await,
         Command::Warehouse(cmd) => cmd.execute().await,
         Command::ExecCell => Ok(ExitCode::SUCCESS),

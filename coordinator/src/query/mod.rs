@@ -159,6 +159,6 @@ fn sql_type(t: &DataType) -> &'static str {
 }
 
 /// A single-quoted SQL string literal.
-fn sql_string(s: &str) -> String {
+pub fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }

@@ -17,10 +17,13 @@ pub enum Table {
     Agents,
     Sweeps,
     Cells,
+    /// Regression alarms `accelbench regressions --record` found: derived, never measured.
+    Alarms,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [Table::Results, Table::Samples, Table::Agents, Table::Sweeps, Table::Cells];
+    pub const ALL: [Table; 6] =
+        [Table::Results, Table::Samples, Table::Agents, Table::Sweeps, Table::Cells, Table::Alarms];
 
     /// The folder name, also the name of the DuckDB view.
     pub fn as_str(self) -> &'static str {
@@ -30,6 +33,7 @@ impl Table {
             Table::Agents => "agents",
             Table::Sweeps => "sweeps",
             Table::Cells => "cells",
+            Table::Alarms => "alarms",
         }
     }
 

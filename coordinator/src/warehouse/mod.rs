@@ -192,6 +192,29 @@ impl Warehouse {
         self.commit_files(staged, rows.len()).await
     }
 
+    /// Commits a batch of `alarms` rows (one file, partitioned by the day they were
+    /// found), as `accelbench regressions --record` makes them.
+    pub async fn write_alarms(
+        &self,
+        batch: arrow::array::RecordBatch,
+        detected_at_ms: i64,
+    ) -> Result<WriteOutcome, WarehouseError> {
+        let n_rows = batch.num_rows();
+        if n_rows == 0 {
+            return self.commit_files(Vec::new(), 0).await;
+        }
+        let date = writer::utc_date(detected_at_ms).ok_or(WarehouseError::InvalidTimestamp {
+            cell_key: String::new(),
+            field: "detected_at",
+            value_ms: detected_at_ms,
+        })?;
+        let partition = writer::Partition { date, sweep: None }.path_segment();
+        let file =
+            writer::write_file(self.store.as_ref(), Table::Alarms, &partition, schema::alarms_schema(), [Ok(batch)])
+                .await?;
+        self.commit_files(vec![file], n_rows).await
+    }
+
     async fn commit_files(&self, files: Vec<FileEntry>, n_rows: usize) -> Result<WriteOutcome, WarehouseError> {
         if files.is_empty() {
             return Ok(WriteOutcome { new: 0, duplicate: 0, files, sequence: None });

@@ -34,6 +34,7 @@ impl Table {
             Table::Agents => agents_schema(),
             Table::Sweeps => sweeps_schema(),
             Table::Cells => cells_schema(),
+            Table::Alarms => alarms_schema(),
         }
     }
 }
@@ -492,6 +493,36 @@ pub struct CellRow {
     pub state: String,
     pub attempts: u32,
     pub updated_at_ms: i64,
+}
+
+/// Regression alarms (`accelbench regressions --record`): one row per alarm, the rows
+/// `answers::regressions::to_rows` builds.
+pub fn alarms_schema() -> SchemaRef {
+    use DataType::{Float64, UInt32, Utf8};
+    Arc::new(Schema::new(vec![
+        field("model", Utf8, false),
+        field("hardware_class", Utf8, false),
+        field("batch", UInt32, false),
+        field("seq_len", UInt32, false),
+        field("precision", Utf8, false),
+        field("mode", Utf8, false),
+        field("engine", Utf8, false),
+        field("weights_source", Utf8, false),
+        field("first_bad_started_at", utc_millis(), false),
+        field("first_bad_sweep_id", Utf8, false),
+        field("first_bad_result_id", Utf8, false),
+        field("run_index", UInt32, false),
+        field("n_runs", UInt32, false),
+        field("before_p50_ms", Float64, false),
+        field("after_p50_ms", Float64, false),
+        field("ratio", Float64, false),
+        field("ci_low", Float64, false),
+        field("ci_high", Float64, false),
+        field("p_value", Float64, false),
+        field("changed", Utf8, false),
+        field("detected_at", utc_millis(), false),
+        field("method", Utf8, false),
+    ]))
 }
 
 pub fn cells_schema() -> SchemaRef {

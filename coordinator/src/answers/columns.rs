@@ -1,0 +1,65 @@
+//! Reading typed values out of a query's record batch by column name, with errors that
+//! name the column (the answers' SQL is ours, so a wrong type is our bug, reported, not a
+//! panic).
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int64Type, UInt32Type, UInt64Type};
+
+pub struct Columns<'b> {
+    batch: &'b RecordBatch,
+}
+
+impl<'b> Columns<'b> {
+    pub fn new(batch: &'b RecordBatch) -> Columns<'b> {
+        Columns { batch }
+    }
+
+    fn column(&self, name: &str) -> anyhow::Result<&'b dyn Array> {
+        self.batch.column_by_name(name).map(|c| c.as_ref()).ok_or_else(|| anyhow::anyhow!("no column `{name}`"))
+    }
+
+    fn wrong(name: &str, array: &dyn Array) -> anyhow::Error {
+        anyhow::anyhow!("column `{name}` is {}", array.data_type())
+    }
+
+    /// Text; null reads as the empty string.
+    pub fn string(&self, name: &str, row: usize) -> anyhow::Result<String> {
+        let a = self.column(name)?;
+        let s = a.as_string_opt::<i32>().ok_or_else(|| Self::wrong(name, a))?;
+        Ok(if s.is_null(row) { String::new() } else { s.value(row).to_string() })
+    }
+
+    pub fn u32(&self, name: &str, row: usize) -> anyhow::Result<u32> {
+        let a = self.column(name)?;
+        Ok(a.as_primitive_opt::<UInt32Type>().ok_or_else(|| Self::wrong(name, a))?.value(row))
+    }
+
+    pub fn u64(&self, name: &str, row: usize) -> anyhow::Result<u64> {
+        let a = self.column(name)?;
+        Ok(a.as_primitive_opt::<UInt64Type>().ok_or_else(|| Self::wrong(name, a))?.value(row))
+    }
+
+    pub fn i64(&self, name: &str, row: usize) -> anyhow::Result<i64> {
+        let a = self.column(name)?;
+        Ok(a.as_primitive_opt::<Int64Type>().ok_or_else(|| Self::wrong(name, a))?.value(row))
+    }
+
+    /// A nullable float.
+    pub fn f64(&self, name: &str, row: usize) -> anyhow::Result<Option<f64>> {
+        let a = self.column(name)?;
+        let p = a.as_primitive_opt::<Float64Type>().ok_or_else(|| Self::wrong(name, a))?;
+        Ok((!p.is_null(row)).then(|| p.value(row)))
+    }
+
+    /// A list of floats (`list(latency_ns)`); null reads as empty.
+    pub fn f64_list(&self, name: &str, row: usize) -> anyhow::Result<Vec<f64>> {
+        let a = self.column(name)?;
+        let list = a.as_list_opt::<i32>().ok_or_else(|| Self::wrong(name, a))?;
+        if list.is_null(row) {
+            return Ok(Vec::new());
+        }
+        let values = list.value(row);
+        let floats = values.as_primitive_opt::<Float64Type>().ok_or_else(|| Self::wrong(name, values.as_ref()))?;
+        Ok(floats.iter().flatten().collect())
+    }
+}

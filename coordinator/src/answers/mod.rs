@@ -1,0 +1,12 @@
+//! Answers over the warehouse, not just rows: `compare` (is B slower than A?) and,
+//! later, regressions, prediction and recommendation. The statistics are the pure
+//! `analysis` crate's; this module chooses the data with DuckDB (through the same
+//! confined [`crate::query::QueryEngine`] as `accelbench query`) and shapes the output.
+
+pub mod columns;
+pub mod compare;
+pub mod regressions;
+pub mod selection;
+
+#[cfg(test)]
+mod tests;
