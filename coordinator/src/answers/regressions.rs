@@ -16,7 +16,7 @@ use super::columns::Columns;
 use super::compare::{Coordinates, Provenance, COORDINATES, PROVENANCE};
 use super::selection::Selection;
 use crate::query::{QueryEngine, QueryOutput};
-use crate::warehouse::schema::alarms_schema;
+use crate::warehouse::schema::{alarms_schema, WAREHOUSE_SCHEMA_VERSION};
 
 /// One run of a series.
 #[derive(Debug, Clone)]
@@ -138,6 +138,7 @@ pub fn to_rows(found: &[Found], detected_at_ms: i64, method: &str) -> anyhow::Re
         Arc::new(TimestampMillisecondArray::from(found.iter().map(f).collect::<Vec<_>>()).with_timezone("+00:00"))
     };
     let columns: Vec<(&str, ArrayRef)> = vec![
+        ("schema_version", u32s(&|_| WAREHOUSE_SCHEMA_VERSION)),
         ("model", text(&|f| f.coordinates.model.clone())),
         ("hardware_class", text(&|f| f.coordinates.hardware_class.clone())),
         ("batch", u32s(&|f| f.coordinates.batch)),

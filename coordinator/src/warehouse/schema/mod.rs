@@ -500,6 +500,7 @@ pub struct CellRow {
 pub fn alarms_schema() -> SchemaRef {
     use DataType::{Float64, UInt32, Utf8};
     Arc::new(Schema::new(vec![
+        field("schema_version", UInt32, false),
         field("model", Utf8, false),
         field("hardware_class", Utf8, false),
         field("batch", UInt32, false),
