@@ -2,7 +2,9 @@
 //! they ran on: `regressions::detect` over 1000 series of 500 runs (spread over the
 //! machine's cores, one series per task), and `compare::ratio_of_medians` on 10 000
 //! against 10 000 samples (and a million against a million, where the resample cap
-//! matters). Run with `cargo bench -p analysis`; it is a program, not a timed test.
+//! matters). Run with `cargo bench -p analysis`; it is a program, not a timed test. It
+//! also prints the CPU time of the detect threads and the load average, since the
+//! wall-clock time on a shared machine counts other people's work too.
 
 use std::num::NonZeroUsize;
 use std::thread;
@@ -39,13 +41,14 @@ struct Series {
 
 fn bench_detect() {
     let all: Vec<Series> = (0..N_SERIES as u64).map(synthetic_series).collect();
-    let (elapsed, per_series) = timed(|| detect_all(&all, n_threads()));
-    let (single, _) = timed(|| detect_all(&all[..100], 1));
+    let load = load_average();
+    let (elapsed, (per_series, cpu)) = timed(|| detect_all(&all, n_threads()));
+    let cpu = cpu.map_or("unknown".to_string(), |cpu| format!("{:.3} s", cpu.as_secs_f64()));
     println!(
-        "detect: {N_SERIES} series x {N_RUNS} runs in {:.3} s on {} threads ({:.3} s per 100 series on 1 thread)",
+        "detect: {N_SERIES} series x {N_RUNS} runs in {:.3} s on {} threads; CPU time of those threads {cpu}; \
+         load average before {load}",
         elapsed.as_secs_f64(),
         n_threads(),
-        single.as_secs_f64()
     );
     for (shape, name) in [(Shape::Flat, "flat"), (Shape::OneStep, "one step up"), (Shape::TwoSteps, "up then down")] {
         let picked: Vec<&(Duration, usize)> =
@@ -59,16 +62,27 @@ fn bench_detect() {
     }
 }
 
-/// Runs detect on every series across `n_threads` threads; per series its time and
-/// number of alarms.
-fn detect_all(all: &[Series], n_threads: usize) -> Vec<(Duration, usize)> {
+/// Runs detect on every series across `n_threads` threads: per series its wall time and
+/// number of alarms, and the CPU time the threads spent (where Linux tells it), which
+/// other work on the machine does not inflate as it does the wall time.
+fn detect_all(all: &[Series], n_threads: usize) -> (Vec<(Duration, usize)>, Option<Duration>) {
     let chunk_len = all.len().div_ceil(n_threads);
+    let worker = |chunk: &[Series]| {
+        let cpu_before = thread_cpu_time();
+        let results: Vec<(Duration, usize)> = chunk.iter().map(detect_one).collect();
+        let cpu = cpu_before.zip(thread_cpu_time()).map(|(before, after)| after.saturating_sub(before));
+        (results, cpu)
+    };
     thread::scope(|scope| {
-        let workers: Vec<_> = all
-            .chunks(chunk_len)
-            .map(|chunk| scope.spawn(|| chunk.iter().map(detect_one).collect::<Vec<_>>()))
-            .collect();
-        workers.into_iter().flat_map(|w| w.join().expect("a detect thread panicked")).collect()
+        let workers: Vec<_> = all.chunks(chunk_len).map(|chunk| scope.spawn(move || worker(chunk))).collect();
+        let mut all_results = Vec::with_capacity(all.len());
+        let mut cpu_total = Some(Duration::ZERO);
+        for handle in workers {
+            let (results, cpu) = handle.join().expect("a detect thread panicked");
+            all_results.extend(results);
+            cpu_total = cpu_total.zip(cpu).map(|(total, cpu)| total + cpu);
+        }
+        (all_results, cpu_total)
     })
 }
 
@@ -174,6 +188,19 @@ fn timed<T>(work: impl FnOnce() -> T) -> (Duration, T) {
     let start = Instant::now();
     let out = work();
     (start.elapsed(), out)
+}
+
+/// The calling thread's CPU time so far: the first field of its schedstat, in ns.
+fn thread_cpu_time() -> Option<Duration> {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = schedstat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// The 1-minute load average: other work on the machine slows the wall-clock figures.
+fn load_average() -> String {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    loadavg.split_whitespace().next().unwrap_or("unknown").to_string()
 }
 
 fn n_threads() -> usize {
