@@ -25,7 +25,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn all_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for krate in ["shared", "analysis", "proto", "agent", "coordinator", "tests"] {
+    for krate in ["shared", "analysis", "proto", "telemetry", "agent", "coordinator", "tests"] {
         rust_files(&workspace_root().join(krate), &mut files);
     }
     assert!(files.len() > 10, "found only {} files: wrong root?", files.len());

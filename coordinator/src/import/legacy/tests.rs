@@ -1,3 +1,5 @@
+//! Unit tests of the legacy JSON import, on the three layouts' fixture files.
+
 use super::*;
 
 const SINGLE: &[u8] = include_bytes!("../../../tests/fixtures/legacy-json/benchmark_bert_cpu_20250305_195714.json");

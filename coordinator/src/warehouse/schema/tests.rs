@@ -1,3 +1,5 @@
+//! Unit tests of the warehouse schema: every table's columns, and records as rows.
+
 use super::*;
 use crate::warehouse::testutil::record;
 
