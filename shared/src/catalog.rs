@@ -203,6 +203,20 @@ pub fn lookup(name: &str) -> Option<&'static ModelSpec> {
     MODELS.iter().find(|m| m.name.eq_ignore_ascii_case(name))
 }
 
+/// Whether the catalog says a model can run a precision in a mode at all. Cells failing
+/// this are not generated (implicit excludes), so a sweep may list `q4_0` next to BERT
+/// and get quantised cells only for the models that have them:
+/// - the model must support the precision ([`ModelSpec::supported_precisions`]);
+/// - quantised weights cannot be trained, so no training cell at `q8_0`/`q4_0`.
+///
+/// A model missing from the catalog (a stored spec outliving a catalog entry) is let
+/// through; the engine then reports it unsupported.
+pub fn is_runnable(model: &str, precision: Precision, mode: Mode) -> bool {
+    let trainable = !(mode == Mode::Training && precision.is_quantized());
+    let supported = lookup(model).is_none_or(|m| m.supports(precision));
+    trainable && supported
+}
+
 impl ModelSpec {
     /// Whether the model produces tokens one at a time, so that time-to-first-token and
     /// inter-token latency mean something (decoders and encoder-decoders).

@@ -13,7 +13,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{self, Mode, ModelSpec, Precision};
-use crate::spec::{Engine, Exclude, FanOut, HardwareSelector, SweepSpec, GLOB_OPTIONS};
+use crate::spec::points::{self, any_agent, Point, Target};
+use crate::spec::{Engine, FanOut, HardwareSelector, SweepSpec};
+
+// The catalog's rule of which combinations run at all; expansion skips the others.
+pub use crate::catalog::is_runnable;
 
 /// One point of a sweep's matrix. A stored format (cells are replicated state).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,20 +145,6 @@ impl Cell {
     }
 }
 
-/// Whether the catalog says a model can run a precision in a mode at all. Cells failing
-/// this are not generated (implicit excludes), so a sweep may list `q4_0` next to BERT
-/// and get quantised cells only for the models that have them:
-/// - the model must support the precision ([`ModelSpec::supported_precisions`]);
-/// - quantised weights cannot be trained, so no training cell at `q8_0`/`q4_0`.
-///
-/// A model missing from the catalog (a stored spec outliving a catalog entry) is let
-/// through; the engine then reports it unsupported.
-pub fn is_runnable(model: &str, precision: Precision, mode: Mode) -> bool {
-    let trainable = !(mode == Mode::Training && precision.is_quantized());
-    let supported = catalog::lookup(model).is_none_or(|m| m.supports(precision));
-    trainable && supported
-}
-
 /// All cells of `spec`, sorted by (model, selector, class, batch, seq_len, precision,
 /// mode, engine), without duplicates.
 ///
@@ -192,21 +182,9 @@ pub fn expand_for_agents(spec: &SweepSpec, agents: &[AgentClasses]) -> Vec<Cell>
     expand_targets(spec, &targets)
 }
 
-/// Where a selector may fan out to: a hardware class, on one agent or on any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Target<'a> {
-    class: &'a str,
-    agent: Option<&'a str>,
-}
-
-/// Each class, on whichever agent has it.
-fn any_agent(classes: &[String]) -> Vec<Target<'_>> {
-    classes.iter().map(|class| Target { class, agent: None }).collect()
-}
-
 fn expand_targets(spec: &SweepSpec, targets: &[Target]) -> Vec<Cell> {
     let mut cells = Vec::new();
-    for_each_cell(spec, targets, |c| cells.push(c.to_cell()));
+    points::for_each_point(spec, targets, |p| cells.push(cell_at(p)));
     cells.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     cells.dedup();
     cells
@@ -215,9 +193,7 @@ fn expand_targets(spec: &SweepSpec, targets: &[Target]) -> Vec<Cell> {
 /// The number of cells [`expand`] returns, without building them (the spec's size
 /// limit). Assumes axes without duplicates, which validation guarantees.
 pub fn count(spec: &SweepSpec, hardware_classes: &[String]) -> usize {
-    let mut n = 0;
-    for_each_cell(spec, &any_agent(hardware_classes), |_| n += 1);
-    n
+    points::count(spec, &any_agent(hardware_classes))
 }
 
 type SortKey<'a> = (&'a str, String, Option<&'a str>, Option<&'a str>, u32, u32, Precision, Mode, Engine);
@@ -227,154 +203,19 @@ fn sort_key(c: &Cell) -> SortKey<'_> {
     (&c.model, c.hardware.to_string(), class, c.agent_id.as_deref(), c.batch, c.seq_len, c.precision, c.mode, c.engine)
 }
 
-/// A cell by reference, so counting allocates nothing per cell.
-struct Coordinates<'a> {
-    model: &'a str,
-    hardware: &'a HardwareSelector,
-    class: Option<&'a str>,
-    agent: Option<&'a str>,
-    batch: u32,
-    seq_len: u32,
-    precision: Precision,
-    mode: Mode,
-    engine: Engine,
-}
-
-impl Coordinates<'_> {
-    fn to_cell(&self) -> Cell {
-        Cell {
-            model: self.model.to_owned(),
-            hardware: self.hardware.clone(),
-            hardware_class: self.class.map(str::to_owned),
-            agent_id: self.agent.map(str::to_owned),
-            batch: self.batch,
-            seq_len: self.seq_len,
-            precision: self.precision,
-            mode: self.mode,
-            engine: self.engine,
-        }
+/// The cell at a point of the matrix.
+fn cell_at(p: &Point) -> Cell {
+    Cell {
+        model: p.model.to_owned(),
+        hardware: p.hardware.clone(),
+        hardware_class: p.class.map(str::to_owned),
+        agent_id: p.agent.map(str::to_owned),
+        batch: p.batch,
+        seq_len: p.seq_len,
+        precision: p.precision,
+        mode: p.mode,
+        engine: p.engine,
     }
-}
-
-/// Calls `visit` for every cell that survives implicit and explicit excludes.
-fn for_each_cell(spec: &SweepSpec, targets: &[Target], mut visit: impl FnMut(&Coordinates)) {
-    let m = &spec.matrix;
-    let rules: Vec<Rule> = m.exclude.iter().map(Rule::new).collect();
-    let mut targets = targets.to_vec();
-    targets.sort_unstable();
-    targets.dedup();
-    for model in &m.models {
-        let fixed = catalog::lookup(model).and_then(ModelSpec::fixed_sequence_length);
-        let seq_lens = fixed.as_ref().map_or(m.sequence_lengths.as_slice(), std::slice::from_ref);
-        for hardware in &m.hardware {
-            for (class, agent) in resolve(hardware, m.fan_out, &targets) {
-                for &batch in &m.batch_sizes {
-                    for &seq_len in seq_lens {
-                        for &precision in &m.precisions {
-                            for &mode in &m.modes {
-                                if !is_runnable(model, precision, mode) {
-                                    continue;
-                                }
-                                for &engine in &m.engines {
-                                    let c = Coordinates {
-                                        model,
-                                        hardware,
-                                        class,
-                                        agent,
-                                        batch,
-                                        seq_len,
-                                        precision,
-                                        mode,
-                                        engine,
-                                    };
-                                    if !rules.iter().any(|r| r.removes(&c)) {
-                                        visit(&c);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The (class, agent) pairs one selector fans out to; `[(None, None)]` when unresolved
-/// (see [`expand`]).
-fn resolve<'a>(
-    selector: &HardwareSelector,
-    fan_out: FanOut,
-    targets: &[Target<'a>],
-) -> Vec<(Option<&'a str>, Option<&'a str>)> {
-    if fan_out == FanOut::Any {
-        return vec![(None, None)];
-    }
-    let matched: Vec<_> =
-        targets.iter().filter(|t| selector.matches_class(t.class)).map(|t| (Some(t.class), t.agent)).collect();
-    if matched.is_empty() {
-        vec![(None, None)]
-    } else {
-        matched
-    }
-}
-
-/// An exclude entry with its globs compiled once per expansion.
-struct Rule<'a> {
-    models: Vec<glob::Pattern>,
-    hardware: Vec<glob::Pattern>,
-    batch_sizes: &'a [u32],
-    sequence_lengths: &'a [u32],
-    precisions: Vec<glob::Pattern>,
-    modes: Vec<glob::Pattern>,
-    engines: Vec<glob::Pattern>,
-}
-
-impl<'a> Rule<'a> {
-    fn new(entry: &'a Exclude) -> Rule<'a> {
-        Rule {
-            models: compile(&entry.models),
-            hardware: compile(&entry.hardware),
-            batch_sizes: &entry.batch_sizes,
-            sequence_lengths: &entry.sequence_lengths,
-            precisions: compile(&entry.precisions),
-            modes: compile(&entry.modes),
-            engines: compile(&entry.engines),
-        }
-    }
-
-    /// Every named axis matches (an unnamed axis, an empty list, matches anything).
-    fn removes(&self, c: &Coordinates) -> bool {
-        let hardware = self.hardware.is_empty()
-            || self.hardware.iter().any(|p| {
-                p.matches_with(c.hardware.kind.as_str(), GLOB_OPTIONS)
-                    || c.class.is_some_and(|class| p.matches_with(class, GLOB_OPTIONS))
-            });
-        hardware
-            && any_glob(&self.models, c.model)
-            && any_value(self.batch_sizes, c.batch)
-            && any_value(self.sequence_lengths, c.seq_len)
-            && any_glob(&self.precisions, c.precision.as_str())
-            && any_glob(&self.modes, c.mode.as_str())
-            && any_glob(&self.engines, c.engine.as_str())
-    }
-}
-
-/// Validated specs hold valid globs; a stored spec that does not falls back to a
-/// literal match rather than failing the expansion.
-fn compile(patterns: &[String]) -> Vec<glob::Pattern> {
-    patterns
-        .iter()
-        .map(|p| glob::Pattern::new(p).or_else(|_| glob::Pattern::new(&glob::Pattern::escape(p))).unwrap_or_default())
-        .collect()
-}
-
-fn any_glob(patterns: &[glob::Pattern], text: &str) -> bool {
-    patterns.is_empty() || patterns.iter().any(|p| p.matches_with(text, GLOB_OPTIONS))
-}
-
-fn any_value(values: &[u32], value: u32) -> bool {
-    values.is_empty() || values.contains(&value)
 }
 
 #[cfg(test)]

@@ -10,9 +10,8 @@ use std::fmt;
 use serde_json::Value;
 
 use super::raw::{RawMatrix, RawPolicy, RawSpec, KNOWN_KEYS};
-use super::{hardware, model, Engine, FanOut, Limits, Matrix, Policy, SweepSpec, GLOB_OPTIONS, MAX_AXIS_VALUE};
+use super::{hardware, model, points, Engine, FanOut, Limits, Matrix, Policy, SweepSpec, GLOB_OPTIONS, MAX_AXIS_VALUE};
 use crate::catalog::{Mode, Precision};
-use crate::cell;
 use crate::diagnostic::{Diagnostic, UnknownName};
 
 /// Collects the diagnostics of one spec (or one measure policy).
@@ -183,7 +182,7 @@ impl Checker {
             );
             return;
         }
-        let cells = cell::count(spec, &[]);
+        let cells = points::count(spec, &[]);
         if cells > limits.max_cells {
             self.report("matrix", format!("{cells} cells"), format!("at most {} cells", limits.max_cells));
         } else if cells == 0 && self.diagnostics.is_empty() {

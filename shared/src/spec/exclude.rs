@@ -1,5 +1,5 @@
-//! Exclude entries: the [`Exclude`] type and its check, axis by axis, each glob valid
-//! and matching something on its axis.
+//! Exclude entries: the [`Exclude`] type, its check (axis by axis, each glob valid and
+//! matching something on its axis), and the compiled [`Rule`] that removes points.
 //!
 //! Must never: accept an entry naming no axis (it would remove every cell).
 
@@ -9,7 +9,8 @@ use serde_json::Value;
 use super::check::{compile_glob, json_axis_integer, matches_a_name, refuse, render, Checker};
 use super::hardware::matches_a_hardware_kind;
 use super::model::matches_a_model;
-use super::Engine;
+use super::points::Point;
+use super::{Engine, GLOB_OPTIONS};
 use crate::catalog::{Mode, Precision};
 
 /// Removes every cell for which each named axis matches one of its values. An empty
@@ -126,4 +127,62 @@ fn glob_axis<'e>(entry: &'e mut Exclude, axis: &str) -> Option<GlobAxis<'e>> {
         _ => return None,
     };
     Some(axis)
+}
+
+/// An exclude entry with its globs compiled once per expansion.
+pub(super) struct Rule<'a> {
+    models: Vec<glob::Pattern>,
+    hardware: Vec<glob::Pattern>,
+    batch_sizes: &'a [u32],
+    sequence_lengths: &'a [u32],
+    precisions: Vec<glob::Pattern>,
+    modes: Vec<glob::Pattern>,
+    engines: Vec<glob::Pattern>,
+}
+
+impl<'a> Rule<'a> {
+    pub(super) fn new(entry: &'a Exclude) -> Rule<'a> {
+        Rule {
+            models: compile(&entry.models),
+            hardware: compile(&entry.hardware),
+            batch_sizes: &entry.batch_sizes,
+            sequence_lengths: &entry.sequence_lengths,
+            precisions: compile(&entry.precisions),
+            modes: compile(&entry.modes),
+            engines: compile(&entry.engines),
+        }
+    }
+
+    /// Every named axis matches (an unnamed axis, an empty list, matches anything).
+    pub(super) fn removes(&self, c: &Point) -> bool {
+        let hardware = self.hardware.is_empty()
+            || self.hardware.iter().any(|p| {
+                p.matches_with(c.hardware.kind.as_str(), GLOB_OPTIONS)
+                    || c.class.is_some_and(|class| p.matches_with(class, GLOB_OPTIONS))
+            });
+        hardware
+            && any_glob(&self.models, c.model)
+            && any_value(self.batch_sizes, c.batch)
+            && any_value(self.sequence_lengths, c.seq_len)
+            && any_glob(&self.precisions, c.precision.as_str())
+            && any_glob(&self.modes, c.mode.as_str())
+            && any_glob(&self.engines, c.engine.as_str())
+    }
+}
+
+/// Validated specs hold valid globs; a stored spec that does not falls back to a
+/// literal match rather than failing the expansion.
+fn compile(patterns: &[String]) -> Vec<glob::Pattern> {
+    patterns
+        .iter()
+        .map(|p| glob::Pattern::new(p).or_else(|_| glob::Pattern::new(&glob::Pattern::escape(p))).unwrap_or_default())
+        .collect()
+}
+
+fn any_glob(patterns: &[glob::Pattern], text: &str) -> bool {
+    patterns.is_empty() || patterns.iter().any(|p| p.matches_with(text, GLOB_OPTIONS))
+}
+
+fn any_value(values: &[u32], value: u32) -> bool {
+    values.is_empty() || values.contains(&value)
 }

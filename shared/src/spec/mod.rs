@@ -10,10 +10,11 @@
 //! permissive raw form and syntax errors; `check.rs` the checker and the plain axes;
 //! `model.rs` the model axis and its suggestions; `hardware.rs` hardware selectors;
 //! `exclude.rs` exclude entries; `measure.rs` the measure policy and its bounds
-//! ([`check_measure`]).
+//! ([`check_measure`]); `points.rs` the matrix's points after excludes, which the size
+//! limit counts and [`crate::cell`] turns into cells.
 //!
-//! Must never: do I/O, read the clock, expand the matrix (that is [`crate::cell`]), or
-//! accept a spec with any diagnostic.
+//! Must never: do I/O, read the clock, depend on [`crate::cell`] (cells are made from
+//! specs, never the other way), or accept a spec with any diagnostic.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,7 @@ mod exclude;
 mod hardware;
 mod measure;
 mod model;
+pub(crate) mod points;
 mod raw;
 #[cfg(test)]
 mod tests;
