@@ -5,7 +5,8 @@
 //!
 //! Must never: hand one slot to two cells, or a slot of another class than the lease's.
 
-use shared::fingerprint::{Backend, Fingerprint};
+use shared::fingerprint::Fingerprint;
+use shared::hardware::HardwareKind;
 
 /// One place a cell can run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +33,7 @@ impl Slots {
         if let Some(cpu) = fp.hardware_classes().into_iter().find(|c| c.starts_with("cpu/")) {
             slots.push((Slot { class: cpu, device: "cpu".into() }, false));
         }
-        for gpu in fp.gpus.iter().filter(|g| g.backend == Backend::Cuda) {
+        for gpu in fp.gpus.iter().filter(|g| g.backend == HardwareKind::Cuda) {
             if let Some(class) = gpu.hardware_class() {
                 slots.push((Slot { class, device: format!("cuda:{}", gpu.index) }, false));
             }

@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - [`diagnostic`]: one validation problem (field path, bad value, what is allowed).
+//! - [`hardware`]: hardware kinds and hardware classes (`cuda/NVIDIA H100 80GB HBM3`).
 //! - [`catalog`]: the named models users ask for, their configs, parameter counts, FLOPs.
 //! - [`spec`]: the sweep spec (TOML/JSON) and its validation.
 //! - [`cell`]: matrix expansion into cells, stable cell keys, excludes, fan-out.
@@ -17,6 +18,7 @@ pub mod catalog;
 pub mod cell;
 pub mod diagnostic;
 pub mod fingerprint;
+pub mod hardware;
 pub mod result;
 pub mod spec;
 pub mod stats;

@@ -5,6 +5,7 @@
 //! Must never: put a volatile fact (a driver version, a UUID) into a class.
 
 use super::{normalize_cpu_model, Fingerprint, GpuDevice};
+use crate::hardware::{HardwareClass, HardwareKind};
 
 impl GpuDevice {
     /// This device's hardware class, `<backend>/<name>` with runs of spaces collapsed
@@ -13,7 +14,7 @@ impl GpuDevice {
     /// both come from it.
     pub fn hardware_class(&self) -> Option<String> {
         let name = collapse_spaces(&self.name);
-        (!name.is_empty()).then(|| format!("{}/{name}", self.backend.as_str()))
+        HardwareClass::new(self.backend, &name).map(String::from)
     }
 }
 
@@ -24,8 +25,8 @@ impl Fingerprint {
     pub fn hardware_classes(&self) -> Vec<String> {
         let mut classes = Vec::new();
         let cpu = normalize_cpu_model(&self.cpu.model_name);
-        if !cpu.is_empty() {
-            classes.push(format!("cpu/{cpu}"));
+        if let Some(cpu) = HardwareClass::new(HardwareKind::Cpu, &cpu) {
+            classes.push(String::from(cpu));
         }
         for class in self.gpus.iter().filter_map(GpuDevice::hardware_class) {
             if !classes.contains(&class) {
@@ -33,6 +34,12 @@ impl Fingerprint {
             }
         }
         classes
+    }
+
+    /// The first of [`Fingerprint::hardware_classes`] of `kind`: the CPU's class for
+    /// [`HardwareKind::Cpu`], the first accelerator's of that kind otherwise.
+    pub fn hardware_class_of(&self, kind: HardwareKind) -> Option<String> {
+        self.hardware_classes().into_iter().find(|class| HardwareClass::split(class).0 == kind.as_str())
     }
 }
 

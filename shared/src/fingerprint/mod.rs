@@ -21,6 +21,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::hardware::HardwareKind;
+
 mod class;
 mod cpu;
 mod identity;
@@ -121,35 +123,15 @@ pub enum GpuVendor {
     Qualcomm,
 }
 
-/// The programming interface a device is driven through; the first part of its hardware
-/// class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Cuda,
-    Rocm,
-    Metal,
-    Qnn,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Cuda => "cuda",
-            Backend::Rocm => "rocm",
-            Backend::Metal => "metal",
-            Backend::Qnn => "qnn",
-        }
-    }
-}
-
 /// One GPU or NPU. Every query may fail on its own, so nearly everything is optional.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuDevice {
     /// Position within its backend (NVML index, DRM card number, …).
     pub index: u32,
     pub vendor: GpuVendor,
-    pub backend: Backend,
+    /// The programming interface the device is driven through (`cuda`, `rocm`, `metal`,
+    /// `qnn`): the kind part of its hardware class.
+    pub backend: HardwareKind,
     /// Marketing name: `NVIDIA H100 80GB HBM3`, `AMD Instinct MI210`, `Apple M2 Max`,
     /// `SM8550`.
     pub name: String,
@@ -179,7 +161,7 @@ pub struct GpuDevice {
 
 impl GpuDevice {
     /// A device with only the facts every probe knows; the rest start empty.
-    pub fn new(index: u32, vendor: GpuVendor, backend: Backend, name: impl Into<String>) -> Self {
+    pub fn new(index: u32, vendor: GpuVendor, backend: HardwareKind, name: impl Into<String>) -> Self {
         GpuDevice {
             index,
             vendor,

@@ -3,6 +3,7 @@
 
 use super::identity::{round_to, GIB};
 use super::*;
+use crate::hardware::HardwareKind;
 use expect_test::expect;
 
 fn xeon() -> Fingerprint {
@@ -37,7 +38,7 @@ fn xeon() -> Fingerprint {
 }
 
 fn h100(index: u32, uuid: &str) -> GpuDevice {
-    let mut gpu = GpuDevice::new(index, GpuVendor::Nvidia, Backend::Cuda, "NVIDIA H100 80GB HBM3");
+    let mut gpu = GpuDevice::new(index, GpuVendor::Nvidia, HardwareKind::Cuda, "NVIDIA H100 80GB HBM3");
     gpu.uuid = Some(uuid.into());
     gpu.memory_bytes = Some(85_520_809_984);
     gpu.compute_capability = Some("9.0".into());
@@ -71,13 +72,21 @@ fn isa_flags_keep_only_ml_ones_sorted() {
 #[test]
 fn hardware_classes_one_per_device_kind() {
     let mut fp = xeon();
-    let mut mi210 = GpuDevice::new(0, GpuVendor::Amd, Backend::Rocm, "AMD  Instinct MI210");
+    let mut mi210 = GpuDevice::new(0, GpuVendor::Amd, HardwareKind::Rocm, "AMD  Instinct MI210");
     mi210.memory_bytes = Some(68_702_699_520);
     fp.gpus.push(mi210);
     assert_eq!(
         fp.hardware_classes(),
         ["cpu/Intel Xeon Platinum 8380", "cuda/NVIDIA H100 80GB HBM3", "rocm/AMD Instinct MI210"]
     );
+}
+
+#[test]
+fn hardware_class_of_a_kind_is_the_first_of_that_kind() {
+    let fp = xeon();
+    assert_eq!(fp.hardware_class_of(HardwareKind::Cpu).as_deref(), Some("cpu/Intel Xeon Platinum 8380"));
+    assert_eq!(fp.hardware_class_of(HardwareKind::Cuda).as_deref(), Some("cuda/NVIDIA H100 80GB HBM3"));
+    assert_eq!(fp.hardware_class_of(HardwareKind::Metal), None);
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Hardware selectors: which machines a cell may run on (a kind plus optional memory and
-//! device-name constraints), how one matches a hardware class, and their check.
+//! Hardware selectors: which machines a cell may run on (a [`HardwareKind`] plus optional
+//! memory and device-name constraints), how one matches a hardware class, and their
+//! check. Kinds and classes themselves are [`crate::hardware`]'s.
 //!
 //! Must never: accept a selector whose name glob does not compile.
 
@@ -10,20 +11,7 @@ use serde_json::Value;
 
 use super::check::{compile_glob, matches_a_name, refuse, render, Refusal};
 use super::glob_matches;
-use crate::diagnostic::named_enum;
-
-named_enum! {
-    /// The kind of accelerator (or none) a cell runs on: the part of a hardware class
-    /// before the `/`.
-    pub enum HardwareKind as "hardware kind" {
-        Cpu = "cpu",
-        Cuda = "cuda",
-        Rocm = "rocm",
-        Metal = "metal",
-        /// Qualcomm AI Engine (Snapdragon NPU) through QNN.
-        Qnn = "qnn",
-    }
-}
+use crate::hardware::{HardwareClass, HardwareKind};
 
 /// Which machines a cell may run on: a kind plus optional constraints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,7 +38,7 @@ impl HardwareSelector {
     /// satisfies the kind and the name glob. `min_memory_gib` is not in a class string
     /// and is left to the scheduler.
     pub fn matches_class(&self, class: &str) -> bool {
-        let (kind, device) = class.split_once('/').unwrap_or((class, ""));
+        let (kind, device) = HardwareClass::split(class);
         kind.eq_ignore_ascii_case(self.kind.as_str())
             && self.name.as_deref().is_none_or(|pattern| glob_matches(pattern, device))
     }
@@ -134,6 +122,6 @@ fn table_name(raw: Option<&Value>) -> Result<Option<String>, Refusal> {
 
 /// A kind (`cuda`, `c*`), or a class pattern whose part before the `/` matches a kind.
 pub(super) fn matches_a_hardware_kind(pattern: &glob::Pattern) -> bool {
-    let kind_part = pattern.as_str().split_once('/').map_or(pattern.as_str(), |(k, _)| k);
+    let (kind_part, _) = HardwareClass::split(pattern.as_str());
     glob::Pattern::new(kind_part).is_ok_and(|k| matches_a_name(&k, HardwareKind::NAMES))
 }

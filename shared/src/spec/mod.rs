@@ -31,8 +31,9 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
+pub use crate::hardware::HardwareKind;
 pub use exclude::Exclude;
-pub use hardware::{HardwareKind, HardwareSelector};
+pub use hardware::HardwareSelector;
 pub use measure::{check_measure, MeasurePolicy, MAX_MEASURE_SECONDS};
 
 use check::Checker;
