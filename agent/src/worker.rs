@@ -332,9 +332,7 @@ fn cell_request(
     let class = match (&cell.hardware_class, lease.device_class.as_str()) {
         (Some(c), _) => c.clone(),
         (None, class) if !class.is_empty() => class.to_string(),
-        (None, _) => {
-            fp.hardware_classes().into_iter().find(|c| c.split('/').next() == Some(kind)).context("no device")?
-        }
+        (None, _) => fp.hardware_class_of(cell.hardware.kind).context("no device")?,
     };
     let coordinates = Coordinates::of(&cell, &class).with_context(|| format!("unknown model {}", cell.model))?;
     let placement = crate::placement::place(&cell, slot_device);
