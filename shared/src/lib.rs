@@ -8,6 +8,8 @@
 //! - [`cell`]: matrix expansion into cells, stable cell keys, excludes, fan-out.
 //! - [`stats`]: summary statistics over raw samples.
 //! - [`fingerprint`]: what an agent knows about its machine; hardware classes.
+//! - [`device_group`]: an agent's device groups (from its fingerprint) and which cells
+//!   each can run.
 //! - [`result`]: the result record of one attempt.
 //!
 //! Architecture invariant: this crate does no I/O, no async, no network and never reads
@@ -16,6 +18,7 @@
 
 pub mod catalog;
 pub mod cell;
+pub mod device_group;
 pub mod diagnostic;
 pub mod fingerprint;
 pub mod hardware;

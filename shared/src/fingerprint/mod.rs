@@ -130,7 +130,8 @@ pub struct GpuDevice {
     pub index: u32,
     pub vendor: GpuVendor,
     /// The programming interface the device is driven through (`cuda`, `rocm`, `metal`,
-    /// `qnn`): the kind part of its hardware class.
+    /// `qnn`): the kind part of its hardware class. Never `cpu`, which reading refuses.
+    #[serde(deserialize_with = "accelerator_kind")]
     pub backend: HardwareKind,
     /// Marketing name: `NVIDIA H100 80GB HBM3`, `AMD Instinct MI210`, `Apple M2 Max`,
     /// `SM8550`.
@@ -177,6 +178,18 @@ impl GpuDevice {
             mig_mode: None,
             cores: None,
         }
+    }
+}
+
+/// The kinds a device's backend may be: every [`HardwareKind`] but `cpu`.
+const ACCELERATOR_KINDS: &[&str] = &["cuda", "rocm", "metal", "qnn"];
+
+/// Reads a device's backend, refusing `cpu` with the error any other unknown name gets.
+fn accelerator_kind<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<HardwareKind, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    match name.parse::<HardwareKind>() {
+        Ok(kind) if kind != HardwareKind::Cpu => Ok(kind),
+        _ => Err(serde::de::Error::unknown_variant(&name, ACCELERATOR_KINDS)),
     }
 }
 
