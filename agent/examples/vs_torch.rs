@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context};
+use shared::hardware::HardwareKind;
 use shared::stats;
 
 fn main() -> anyhow::Result<()> {
@@ -27,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
     let python = setup_python(&root)?;
     let fp = agent::detect::detect();
-    let class = fp.hardware_classes().into_iter().find(|c| c.starts_with("cpu/")).context("no cpu class")?;
+    let class = fp.hardware_class_of(HardwareKind::Cpu).context("no cpu class")?;
 
     println!("{:<24} {:>5} {:>12} {:>12} {:>8}", "case", "batch", "candle ms", "torch ms", "ratio");
     for case in cases.split(',') {

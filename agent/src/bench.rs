@@ -11,8 +11,9 @@ use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell as TCell, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::catalog::{self, Mode, Precision};
+use shared::hardware::{HardwareClass, HardwareKind};
 use shared::result::{Coordinates, ResultRecord, Status};
-use shared::spec::{self, Engine, FanOut, HardwareKind, HardwareSelector, Matrix, MeasurePolicy, Policy, SweepSpec};
+use shared::spec::{self, Engine, FanOut, HardwareSelector, Matrix, MeasurePolicy, Policy, SweepSpec};
 
 use crate::cell::runner::{run_cell, RunnerConfig};
 use crate::cell::{CellEvent, CellRequest};
@@ -126,7 +127,7 @@ pub fn plan(
         Some(w) => Weights::resolve(w, hf_home().as_deref())?,
         None => Weights::Random { seed: args.seed },
     };
-    let kind_name = hardware_class.split('/').next().unwrap_or_default();
+    let (kind_name, _) = HardwareClass::split(hardware_class);
     let kind: HardwareKind = kind_name.parse().with_context(|| format!("hardware class {hardware_class}"))?;
     let mut models = Vec::new();
     for name in &args.model {
@@ -213,9 +214,9 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
 /// The hardware class the results of `device` are filed under.
 pub fn device_class(fp: &shared::fingerprint::Fingerprint, device: &str) -> anyhow::Result<String> {
     let kind = device.split(':').next().unwrap_or(device);
-    fp.hardware_classes()
-        .into_iter()
-        .find(|c| c.split('/').next() == Some(kind))
+    kind.parse::<HardwareKind>()
+        .ok()
+        .and_then(|kind| fp.hardware_class_of(kind))
         .with_context(|| format!("--device {device}: this machine has no such device (see accelbench-agent detect)"))
 }
 

@@ -5,7 +5,8 @@
 //!
 //! Must never: hand one slot to two cells, or a slot of another class than the lease's.
 
-use shared::fingerprint::{Backend, Fingerprint};
+use shared::fingerprint::Fingerprint;
+use shared::hardware::{HardwareClass, HardwareKind};
 
 /// One place a cell can run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,10 +30,10 @@ impl Slots {
     /// turn instead of being run.
     pub fn of(fp: &Fingerprint) -> Slots {
         let mut slots = Vec::new();
-        if let Some(cpu) = fp.hardware_classes().into_iter().find(|c| c.starts_with("cpu/")) {
+        if let Some(cpu) = fp.hardware_class_of(HardwareKind::Cpu) {
             slots.push((Slot { class: cpu, device: "cpu".into() }, false));
         }
-        for gpu in fp.gpus.iter().filter(|g| g.backend == Backend::Cuda) {
+        for gpu in fp.gpus.iter().filter(|g| g.backend == HardwareKind::Cuda) {
             if let Some(class) = gpu.hardware_class() {
                 slots.push((Slot { class, device: format!("cuda:{}", gpu.index) }, false));
             }
@@ -55,7 +56,7 @@ impl Slots {
     pub fn take(&mut self, class: &str, kind: &str) -> Option<(usize, Slot)> {
         let fits = |s: &Slot| {
             if class.is_empty() {
-                s.class.split('/').next() == Some(kind)
+                HardwareClass::split(&s.class).0 == kind
             } else {
                 s.class == class
             }

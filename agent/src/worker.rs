@@ -326,14 +326,11 @@ fn cell_request(
 ) -> anyhow::Result<(CellRequest, Option<NotRun>)> {
     let cell: Cell = serde_json::from_str(&lease.cell_json).context("cell_json")?;
     let measure: MeasurePolicy = serde_json::from_str(&lease.measure_json).context("measure_json")?;
-    let kind = cell.hardware.kind.as_str();
     // The class of the device group the lease took a slot of: what the row is about.
     let class = match (&cell.hardware_class, lease.device_class.as_str()) {
         (Some(c), _) => c.clone(),
         (None, class) if !class.is_empty() => class.to_string(),
-        (None, _) => {
-            fp.hardware_classes().into_iter().find(|c| c.split('/').next() == Some(kind)).context("no device")?
-        }
+        (None, _) => fp.hardware_class_of(cell.hardware.kind).context("no device")?,
     };
     let coordinates = Coordinates::of(&cell, &class).with_context(|| format!("unknown model {}", cell.model))?;
     let placement = place(&cell, slot_device);

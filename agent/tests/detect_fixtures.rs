@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use agent::detect::{self, apple, nvidia, ProbeEnv};
 use expect_test::expect;
-use shared::fingerprint::{Backend, Cache, CacheKind, Fingerprint, GpuVendor, PcieLink, ProbeStatus};
+use shared::fingerprint::{Cache, CacheKind, Fingerprint, GpuVendor, PcieLink, ProbeStatus};
+use shared::hardware::HardwareKind;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -106,7 +107,7 @@ fn epyc_with_two_mi210() {
     for (index, gpu) in fp.gpus.iter().enumerate() {
         assert_eq!(gpu.index, index as u32);
         assert_eq!(gpu.vendor, GpuVendor::Amd);
-        assert_eq!(gpu.backend, Backend::Rocm);
+        assert_eq!(gpu.backend, HardwareKind::Rocm);
         assert_eq!(gpu.name, "AMD Instinct MI210");
         assert_eq!(gpu.memory_bytes, Some(68_702_699_520));
         assert_eq!(gpu.driver_version.as_deref(), Some("6.3.6"));
@@ -192,7 +193,7 @@ fn apple_m2_max() {
     assert_eq!(fp.gpus.len(), 1);
     let gpu = &fp.gpus[0];
     assert_eq!(gpu.vendor, GpuVendor::Apple);
-    assert_eq!(gpu.backend, Backend::Metal);
+    assert_eq!(gpu.backend, HardwareKind::Metal);
     assert_eq!(gpu.name, "Apple M2 Max");
     assert_eq!(gpu.cores, Some(38));
     assert_eq!(gpu.memory_bytes, Some(64 << 30)); // unified memory
@@ -287,7 +288,7 @@ fn nvml_reports_why_it_found_nothing() {
         }
         ProbeStatus::Found => {
             assert!(!gpus.is_empty());
-            assert!(gpus.iter().all(|gpu| gpu.backend == Backend::Cuda));
+            assert!(gpus.iter().all(|gpu| gpu.backend == HardwareKind::Cuda));
         }
         ProbeStatus::Error => assert!(driver_loaded, "{}", report.reason),
     }

@@ -7,7 +7,8 @@
 
 use std::path::Path;
 
-use shared::fingerprint::{Backend, GpuDevice, GpuVendor, PcieLink, ProbeReport};
+use shared::fingerprint::{GpuDevice, GpuVendor, PcieLink, ProbeReport};
+use shared::hardware::HardwareKind;
 
 use super::{at, numbered_entries, read_value};
 
@@ -33,7 +34,7 @@ pub fn probe(root: &Path) -> (Vec<GpuDevice>, ProbeReport) {
         let product = read_value(&device.join("product_name"));
         let index = u32::try_from(gpus.len()).unwrap_or(u32::MAX);
         let mut gpu =
-            GpuDevice::new(index, GpuVendor::Amd, Backend::Rocm, marketing_name(product.as_deref(), device_id));
+            GpuDevice::new(index, GpuVendor::Amd, HardwareKind::Rocm, marketing_name(product.as_deref(), device_id));
         gpu.memory_bytes = read_value(&device.join("mem_info_vram_total"))
             .and_then(|bytes| bytes.parse::<u64>().ok())
             .filter(|&bytes| bytes > 0);

@@ -10,9 +10,10 @@
 use std::collections::BTreeMap;
 
 use shared::fingerprint::{
-    ml_isa_flags, Backend, Cache, CacheKind, CpuInfo, Fingerprint, GpuDevice, GpuVendor, MemoryInfo, OsInfo,
-    ProbeReport, SCHEMA_VERSION,
+    ml_isa_flags, Cache, CacheKind, CpuInfo, Fingerprint, GpuDevice, GpuVendor, MemoryInfo, OsInfo, ProbeReport,
+    SCHEMA_VERSION,
 };
+use shared::hardware::HardwareKind;
 
 use super::ProbeEnv;
 
@@ -214,7 +215,7 @@ pub fn from_outputs(sysctl_text: &str, displays_text: &str, env: &ProbeEnv) -> F
             continue; // Intel integrated graphics: no class of its own
         };
         let index = u32::try_from(gpus.len()).unwrap_or(u32::MAX);
-        let mut gpu = GpuDevice::new(index, vendor, Backend::Metal, display.chipset_model);
+        let mut gpu = GpuDevice::new(index, vendor, HardwareKind::Metal, display.chipset_model);
         gpu.cores = display.cores;
         gpu.memory_bytes = match vendor {
             // Unified memory: the GPU sees the machine's memory.

@@ -9,7 +9,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
-use shared::fingerprint::{Backend, GpuDevice, GpuVendor, PcieLink, ProbeReport};
+use shared::fingerprint::{GpuDevice, GpuVendor, PcieLink, ProbeReport};
+use shared::hardware::HardwareKind;
 
 const PROBE: &str = "nvml";
 
@@ -45,7 +46,7 @@ fn probe_nvml() -> (Vec<GpuDevice>, ProbeReport) {
             }
         };
         let name = device.name().unwrap_or_else(|_| format!("NVIDIA GPU {index}"));
-        let mut gpu = GpuDevice::new(index, GpuVendor::Nvidia, Backend::Cuda, name);
+        let mut gpu = GpuDevice::new(index, GpuVendor::Nvidia, HardwareKind::Cuda, name);
         gpu.uuid = device.uuid().ok();
         gpu.memory_bytes = device.memory_info().ok().map(|memory| memory.total);
         gpu.compute_capability = device.cuda_compute_capability().ok().map(|cc| format!("{}.{}", cc.major, cc.minor));

@@ -9,7 +9,8 @@
 
 use std::path::Path;
 
-use shared::fingerprint::{Backend, GpuDevice, GpuVendor, ProbeReport, SocInfo};
+use shared::fingerprint::{GpuDevice, GpuVendor, ProbeReport, SocInfo};
+use shared::hardware::HardwareKind;
 
 use super::cpu::Cpuinfo;
 use super::{at, read_value, ProbeEnv};
@@ -70,7 +71,7 @@ pub fn cpu_model_name(soc: &SocInfo) -> String {
 
 /// The SoC's NPU, driven through QNN, as a device: hardware class `qnn/<soc name>`.
 pub fn npu_device(soc: &SocInfo) -> GpuDevice {
-    GpuDevice::new(0, GpuVendor::Qualcomm, Backend::Qnn, soc.name())
+    GpuDevice::new(0, GpuVendor::Qualcomm, HardwareKind::Qnn, soc.name())
 }
 
 fn mentions_qualcomm(text: Option<&str>) -> bool {
@@ -114,6 +115,6 @@ mod tests {
         assert_eq!(cpu_model_name(&soc), "Qualcomm Snapdragon SM8550");
         let npu = npu_device(&soc);
         assert_eq!(npu.name, "SM8550");
-        assert_eq!(npu.backend, Backend::Qnn);
+        assert_eq!(npu.backend, HardwareKind::Qnn);
     }
 }

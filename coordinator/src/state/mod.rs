@@ -24,7 +24,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use shared::cell::{Cell, CellKey};
-use shared::fingerprint::Fingerprint;
 use shared::result::Status;
 use shared::spec::SweepSpec;
 
@@ -32,6 +31,8 @@ use shared::spec::SweepSpec;
 pub use crate::warehouse::file::FileEntry;
 pub use apply::{apply, check_completion, Outcome, Rejection};
 pub use command::Command;
+// Device groups are agents' hardware as the scheduler sees it; the rule is shared's.
+pub use shared::device_group::{device_groups, DeviceGroup};
 
 pub use shared::ids::{AgentId, SweepId};
 
@@ -237,72 +238,16 @@ impl Agent {
     }
 }
 
-/// Identical devices of one hardware class on one agent: how many cells of that class it
-/// runs at once, and the least memory among them.
+/// One committed warehouse file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeviceGroup {
-    /// e.g. `cuda/NVIDIA H100 80GB HBM3` or `cpu/AMD EPYC 7B13`.
-    pub class: String,
-    /// Device memory (host memory for the CPU group); `None` when unknown.
-    pub memory_bytes: Option<u64>,
-    /// Cells that may run at once; one per device unless the agent says otherwise.
-    pub slots: u32,
+pub struct ManifestFile {
+    /// Path relative to the warehouse root.
+    pub path: String,
+    /// The table it belongs to: `results`, `samples`, …
+    pub table: String,
+    pub n_rows: u64,
 }
 
-impl DeviceGroup {
-    /// The part of the class before the `/`: `cuda`, `cpu`, …
-    pub fn kind(&self) -> &str {
-        self.class.split_once('/').map_or(self.class.as_str(), |(kind, _)| kind)
-    }
-
-    /// Whether this group can run `cell`: a resolved cell needs exactly this class; an
-    /// unresolved one needs its selector (kind and name glob) to match. Either way the
-    /// selector's memory floor must be met, and unknown memory does not meet a floor.
-    pub fn can_run(&self, cell: &Cell) -> bool {
-        let class_ok = match &cell.hardware_class {
-            Some(class) => *class == self.class,
-            None => cell.hardware.matches_class(&self.class),
-        };
-        class_ok && self.has_memory_for(cell)
-    }
-
-    fn has_memory_for(&self, cell: &Cell) -> bool {
-        let Some(gib) = cell.hardware.min_memory_gib else { return true };
-        self.memory_bytes.is_some_and(|bytes| bytes as f64 >= gib * GIB)
-    }
-}
-
-const GIB: f64 = (1u64 << 30) as f64;
-
-/// The device groups an agent offers, from its fingerprint: one CPU group (one slot, the
-/// machine's memory) and one group per accelerator class (one slot per device, the least
-/// memory among them).
-pub fn device_groups(fingerprint: &Fingerprint) -> Vec<DeviceGroup> {
-    let classes = fingerprint.hardware_classes();
-    let mut groups: Vec<DeviceGroup> = Vec::new();
-    if let Some(cpu) = classes.iter().find(|c| c.starts_with("cpu/")) {
-        groups.push(DeviceGroup { class: cpu.clone(), memory_bytes: Some(fingerprint.memory.total_bytes), slots: 1 });
-    }
-    for gpu in &fingerprint.gpus {
-        let Some(class) = gpu.hardware_class().filter(|c| classes.contains(c)) else { continue };
-        match groups.iter_mut().find(|g| g.class == class) {
-            Some(group) => {
-                group.slots += 1;
-                group.memory_bytes = min_known(group.memory_bytes, gpu.memory_bytes);
-            }
-            None => groups.push(DeviceGroup { class, memory_bytes: gpu.memory_bytes, slots: 1 }),
-        }
-    }
-    groups
-}
-
-/// The smaller of two memories; unknown on either side makes the group's memory unknown,
-/// since a cell could land on the device we know nothing about.
-fn min_known(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    Some(a?.min(b?))
-}
-
-/// A granted lease, as the agent needs it to run the cell.
 /// The lease length of leases granted before it was recorded in the state (the
 /// scheduler's own fallback).
 fn default_lease_seconds() -> u32 {

@@ -447,9 +447,10 @@ fn a_submit_keeps_its_trace_and_entries_without_one_still_decode() {
 
 #[test]
 fn device_groups_come_from_the_fingerprint() {
-    use shared::fingerprint::{Backend, CpuInfo, GpuDevice, GpuVendor, MemoryInfo, OsInfo, SoftwareInfo};
+    use shared::fingerprint::{CpuInfo, Fingerprint, GpuDevice, GpuVendor, MemoryInfo, OsInfo, SoftwareInfo};
+    use shared::hardware::HardwareKind;
     let gpu = |index, memory_gib: u64| {
-        let mut device = GpuDevice::new(index, GpuVendor::Nvidia, Backend::Cuda, "NVIDIA H100 80GB HBM3");
+        let mut device = GpuDevice::new(index, GpuVendor::Nvidia, HardwareKind::Cuda, "NVIDIA H100 80GB HBM3");
         device.memory_bytes = Some(memory_gib << 30);
         device
     };
