@@ -57,6 +57,8 @@ pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
          accelbench query --warehouse {location} \"SELECT model, batch, precision, latency_p50_ns/1e6 AS p50_ms FROM latest_results ORDER BY p50_ms\"\n  \
          accelbench report performance --warehouse {location} --format html --output performance.html\n  \
          accelbench report compatibility --warehouse {location}\n  \
+         accelbench compare {run_id} <ANOTHER_RUN_ID> --warehouse {location}   # run quickstart again, then compare\n  \
+         accelbench regressions --warehouse {location}\n  \
          accelbench-agent bench --model bert-base-uncased --batch 1,8 --precision fp32,bf16",
         out.new,
         location,
