@@ -15,10 +15,8 @@ use crate::stats::Summary;
 /// Bumped whenever a field changes meaning or a required field is added.
 pub const RESULT_SCHEMA_VERSION: u32 = 1;
 
-/// Most raw samples one record may carry. The measurement loop stops there
-/// ([`StopReason::MaxSamples`]); a million samples is far beyond what any statistic
-/// needs and keeps one record within one wire message.
-pub const MAX_SAMPLES: usize = 1_000_000;
+// Most raw samples one record may carry: the measure policy's bound, defined with it.
+pub use crate::spec::MAX_SAMPLES;
 
 /// Longest free text (error, stderr tail, names, versions) a record may carry, in bytes.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;

@@ -1,6 +1,7 @@
 //! Cells: the points of a sweep's matrix as stored and leased, their stable keys
-//! (`key.rs`), and the expansion of a validated [`SweepSpec`](crate::spec::SweepSpec) into cells
-//! (`expand.rs`: excludes, implicit skips, hardware fan-out).
+//! (`key.rs`), and the expansion of a validated
+//! [`SweepSpec`](crate::spec::SweepSpec) into cells (`expand.rs`: excludes, implicit
+//! skips, hardware fan-out).
 //!
 //! Expansion is a pure function of the spec and the list of hardware classes known at
 //! plan time; its output is sorted, so the order of values in the spec never matters.

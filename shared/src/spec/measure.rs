@@ -10,6 +10,14 @@ use super::check::Checker;
 use super::raw::{RawMeasure, RawWarmup};
 use crate::diagnostic::Diagnostics;
 
+/// Most raw samples one measurement takes and one result record may carry. The
+/// measurement loop stops there ([`StopReason::MaxSamples`]), and `min_iterations` may
+/// not ask for more; a million samples is far beyond what any statistic needs and keeps
+/// one record within one wire message.
+///
+/// [`StopReason::MaxSamples`]: crate::result::StopReason::MaxSamples
+pub const MAX_SAMPLES: usize = 1_000_000;
+
 /// Longest time any measure setting may ask for: a day, like the longest lease. A cell
 /// that measures longer is stuck, not slow.
 pub const MAX_MEASURE_SECONDS: f64 = 86_400.0;
@@ -84,7 +92,7 @@ impl Checker {
                 "measure.min_iterations",
                 raw.min_iterations,
                 1,
-                crate::result::MAX_SAMPLES as u32,
+                MAX_SAMPLES as u32,
                 default.min_iterations,
             ),
             min_seconds: self.seconds("measure.min_seconds", raw.min_seconds, false, default.min_seconds),

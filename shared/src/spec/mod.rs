@@ -34,7 +34,7 @@ mod tests;
 pub use crate::hardware::HardwareKind;
 pub use exclude::Exclude;
 pub use hardware::HardwareSelector;
-pub use measure::{check_measure, MeasurePolicy, MAX_MEASURE_SECONDS};
+pub use measure::{check_measure, MeasurePolicy, MAX_MEASURE_SECONDS, MAX_SAMPLES};
 
 use check::Checker;
 
