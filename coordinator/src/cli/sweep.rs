@@ -1,6 +1,7 @@
 //! `accelbench sweep …`: sweep specs. `plan` validates a spec and prints the cells it
 //! expands to without storing anything.
 
+use crate::state::views::state_names as names;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -228,14 +229,14 @@ async fn watch(coordinator: &CoordinatorArgs, sweep_id: String) -> anyhow::Resul
             let total: u64 = counts.values().sum();
             let get = |k: &str| counts.get(k).copied().unwrap_or(0);
             bar.set_length(total);
-            bar.set_position(total - get("pending") - get("leased"));
+            bar.set_position(total - get(names::PENDING) - get(names::LEASED));
             bar.set_message(format!(
                 "ok {} · unsupported {} · failed {} · running {} · pending {}",
                 get("ok"),
                 get("unsupported"),
                 get("failed"),
-                get("leased"),
-                get("pending")
+                get(names::LEASED),
+                get(names::PENDING)
             ));
         }
         last = Some(s);
@@ -262,18 +263,17 @@ fn state_name(state: i32) -> &'static str {
 }
 
 /// The cell states a status counts, in display order.
-const CELL_STATES: [&str; 6] = ["pending", "leased", "ok", "unsupported", "failed", "cancelled"];
 
 /// A sweep's counts: one row for all its cells (`hardware_class` = `all`), then one per class.
 fn status_listing(s: &SweepStatus) -> Listing {
     let mut columns = vec!["sweep_id", "state", "hardware_class"];
-    columns.extend(CELL_STATES);
+    columns.extend(names::ALL);
     let classes = std::iter::once(("all".to_string(), &s.cells_by_state))
         .chain(s.by_hardware_class.iter().map(|c| (c.hardware_class.clone(), &c.cells_by_state)));
     let rows = classes
         .map(|(class, counts)| {
             let mut row = vec![json!(s.sweep_id), json!(state_name(s.state)), json!(class)];
-            row.extend(CELL_STATES.iter().map(|k| json!(counts.get(*k).copied().unwrap_or(0))));
+            row.extend(names::ALL.iter().map(|k| json!(counts.get(*k).copied().unwrap_or(0))));
             row
         })
         .collect();
@@ -285,8 +285,7 @@ fn sweeps_listing(sweeps: &[SweepStatus]) -> Listing {
         .iter()
         .map(|s| {
             let total: u64 = s.cells_by_state.values().sum();
-            let open =
-                ["pending", "leased"].iter().map(|k| s.cells_by_state.get(*k).copied().unwrap_or(0)).sum::<u64>();
+            let open = names::UNFINISHED.iter().map(|k| s.cells_by_state.get(*k).copied().unwrap_or(0)).sum::<u64>();
             vec![
                 json!(s.sweep_id),
                 json!(s.name),

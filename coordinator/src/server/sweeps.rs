@@ -167,17 +167,7 @@ fn sweep_trace(received: Option<&TraceParent>) -> Option<TraceContext> {
 }
 
 fn counts_map(c: &Counts) -> std::collections::HashMap<String, u64> {
-    [
-        ("pending", c.pending),
-        ("leased", c.leased),
-        ("ok", c.ok),
-        ("unsupported", c.unsupported),
-        ("failed", c.failed),
-        ("cancelled", c.cancelled),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v as u64))
-    .collect()
+    c.by_name().into_iter().map(|(k, v)| (k.to_string(), v as u64)).collect()
 }
 
 fn wire(s: &SweepStatus) -> WireStatus {

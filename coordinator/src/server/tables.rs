@@ -67,7 +67,7 @@ pub fn cell_rows(sweep_id: SweepId, cells: &[(CellKey, Cell)], at_ms: i64) -> Ve
             precision: cell.precision.as_str().to_string(),
             mode: cell.mode.as_str().to_string(),
             engine: cell.engine.as_str().to_string(),
-            state: "pending".into(),
+            state: crate::state::views::state_names::PENDING.into(),
             attempts: 0,
             updated_at_ms: at_ms,
         })

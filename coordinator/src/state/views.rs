@@ -23,7 +23,34 @@ pub struct Counts {
     pub cancelled: usize,
 }
 
+/// The names a cell's state is reported under (sweep status on the wire, the CLI, the
+/// `cells` table), in display order: spelled here and nowhere else.
+pub mod state_names {
+    pub const PENDING: &str = "pending";
+    pub const LEASED: &str = "leased";
+    pub const OK: &str = "ok";
+    pub const UNSUPPORTED: &str = "unsupported";
+    pub const FAILED: &str = "failed";
+    pub const CANCELLED: &str = "cancelled";
+    pub const ALL: [&str; 6] = [PENDING, LEASED, OK, UNSUPPORTED, FAILED, CANCELLED];
+    /// The states a cell is not finished in.
+    pub const UNFINISHED: [&str; 2] = [PENDING, LEASED];
+}
+
 impl Counts {
+    /// Each count under its [`state_names`] name, in display order.
+    pub fn by_name(&self) -> [(&'static str, usize); 6] {
+        use state_names::*;
+        [
+            (PENDING, self.pending),
+            (LEASED, self.leased),
+            (OK, self.ok),
+            (UNSUPPORTED, self.unsupported),
+            (FAILED, self.failed),
+            (CANCELLED, self.cancelled),
+        ]
+    }
+
     pub fn total(&self) -> usize {
         self.pending + self.leased + self.ok + self.unsupported + self.failed + self.cancelled
     }
