@@ -65,7 +65,7 @@ fn candle_p50(model: &str, batch: u32, class: &str, fingerprint: &str) -> anyhow
     #[derive(Parser)]
     struct A {
         #[command(flatten)]
-        bench: agent::bench::BenchArgs,
+        bench: agent::cli::BenchArgs,
     }
     let a = A::try_parse_from([
         "x",
@@ -84,7 +84,7 @@ fn candle_p50(model: &str, batch: u32, class: &str, fingerprint: &str) -> anyhow
         "--max-seconds",
         "60",
     ])?;
-    let reqs = agent::bench::plan(&a.bench, class, fingerprint, "vs-torch", &agent::bench::new_run_id())?;
+    let reqs = agent::bench::plan(&a.bench.local_run().0, class, fingerprint, "vs-torch", &agent::bench::new_run_id())?;
     let req = reqs.first().context("empty plan")?;
     let record = agent::bench::run_with_progress(req, 1, 1)?;
     let s = record

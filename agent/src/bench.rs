@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::Args;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell as TCell, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::catalog::{self, Mode, Precision};
@@ -17,109 +16,52 @@ use shared::spec::{self, Engine, FanOut, HardwareSelector, Matrix, MeasurePolicy
 
 use crate::cell::runner::{run_cell, RunnerConfig};
 use crate::cell::{CellEvent, CellRequest};
-use crate::engine::weights::{Weights, DEFAULT_SEED};
+use crate::engine::weights::Weights;
 
 /// The sweep name local runs key their cells under.
 pub const LOCAL_SWEEP: &str = "local";
 
-#[derive(Debug, Args, Clone)]
-#[command(long_about = "Run the matrix model × batch × precision × mode on this machine with the \
-built-in candle engine. Each cell runs in its own child process: a crash, an out-of-memory \
-kill or a hang past the time limit becomes a result with that status, never the end of the \
-run. Combinations the engine cannot run are reported `unsupported` with the reason.\n\n\
-Weights are seeded random (`random-init:seed=N`) unless --weights gives a Hugging Face \
-directory, a .gguf file or an ORG/NAME id in the Hugging Face cache ($HF_HOME).\n\n\
-Example:\n  accelbench-agent bench --model bert-tiny,vit-base-patch16-224 --batch 1,8 --precision fp32,bf16")]
-pub struct BenchArgs {
-    /// Models of the catalog, comma-separated (see `accelbench-agent models`)
-    #[arg(long, value_delimiter = ',', required = true)]
-    pub model: Vec<String>,
-    /// Batch sizes, comma-separated
-    #[arg(long, value_delimiter = ',', default_value = "1")]
+/// What a local run measures: the matrix on this machine's device, and how. Built by the
+/// `bench` command from its flags and by `quickstart` from its built-in sweep.
+#[derive(Debug, Clone)]
+pub struct LocalRun {
+    /// Catalog model names.
+    pub models: Vec<String>,
     pub batch: Vec<u32>,
-    /// Sequence length (tokens) for text models; vision and audio use their fixed input
-    #[arg(long, default_value_t = 128)]
     pub seq: u32,
-    /// Precisions: fp32, fp16, bf16, q8_0, q4_0
-    #[arg(long, value_delimiter = ',', default_value = "fp32")]
     pub precision: Vec<Precision>,
-    /// Modes: inference, training
-    #[arg(long, value_delimiter = ',', default_value = "inference")]
     pub mode: Vec<Mode>,
-    /// Real weights: a directory (config.json + *.safetensors), a .gguf, or ORG/NAME
-    #[arg(long, value_name = "PATH")]
+    /// Real weights (a directory, a .gguf, ORG/NAME in the HF cache); random otherwise.
     pub weights: Option<String>,
-    /// Seed of random weights and synthetic inputs
-    #[arg(long, default_value_t = DEFAULT_SEED)]
+    /// Seed of random weights and synthetic inputs.
     pub seed: u64,
-    /// Device: cpu, or cuda:N (needs an agent built with --features cuda)
-    #[arg(long, default_value = "cpu")]
+    /// `cpu` or `cuda:N`.
     pub device: String,
-    /// Print full result records as JSON lines instead of the table
-    #[arg(long)]
+    pub measure: MeasurePolicy,
+}
+
+/// Where a local run's records go besides the table.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    /// Records as JSON lines on stdout instead of the table.
     pub json: bool,
-    /// Also write the full result records as JSON lines to FILE
-    #[arg(long, value_name = "FILE")]
+    /// Records as JSON lines into this file too.
     pub out: Option<PathBuf>,
-    #[command(flatten)]
-    pub measure: MeasureArgs,
-}
-
-/// The measurement policy of a local run.
-#[derive(Debug, Args, Clone)]
-pub struct MeasureArgs {
-    /// Warm-up iterations before timing
-    #[arg(long, default_value_t = 2, help_heading = "Measurement")]
-    pub warmup_iterations: u32,
-    /// Minimum warm-up time, seconds
-    #[arg(long, default_value_t = 0.5, help_heading = "Measurement")]
-    pub warmup_seconds: f64,
-    /// Minimum timed iterations
-    #[arg(long, default_value_t = 10, help_heading = "Measurement")]
-    pub min_iterations: u32,
-    /// Minimum timed seconds
-    #[arg(long, default_value_t = 1.0, help_heading = "Measurement")]
-    pub min_seconds: f64,
-    /// Cap on the timed phase, seconds
-    #[arg(long, default_value_t = 30.0, help_heading = "Measurement")]
-    pub max_seconds: f64,
-    /// Stop early once the 95% CI of the median is within this fraction of it
-    #[arg(long, default_value_t = 0.02, help_heading = "Measurement")]
-    pub target_ci: f64,
-}
-
-impl MeasureArgs {
-    pub fn policy(&self) -> anyhow::Result<MeasurePolicy> {
-        let p = MeasurePolicy {
-            warmup_iterations: self.warmup_iterations,
-            warmup_min_seconds: self.warmup_seconds,
-            min_iterations: self.min_iterations,
-            min_seconds: self.min_seconds,
-            max_seconds: self.max_seconds,
-            target_relative_ci: self.target_ci,
-        };
-        // The spec's own bounds: a local run measures by the same rules as a sweep.
-        spec::check_measure(&p).map_err(|problems| {
-            anyhow::anyhow!(
-                "measurement flags ({}): {problems}",
-                "--warmup-iterations, --warmup-seconds, --min-iterations, --min-seconds, --max-seconds, --target-ci"
-            )
-        })?;
-        Ok(p)
-    }
 }
 
 /// The cells of a local run. Every run is its own one-off sweep: `run_id` (a fresh
 /// UUIDv7 from [`new_run_id`]) is its sweep id, so two runs of the same matrix are two
 /// sets of results, never deduplicated into one; cell keys come from `sweep_name`.
 pub fn plan(
-    args: &BenchArgs,
+    args: &LocalRun,
     hardware_class: &str,
     fingerprint_hash: &str,
     sweep_name: &str,
     run_id: &str,
 ) -> anyhow::Result<Vec<CellRequest>> {
-    let policy = args.measure.policy()?;
+    // The spec's own bounds: a local run measures by the same rules as a sweep.
+    spec::check_measure(&args.measure).map_err(|problems| anyhow::anyhow!("measurement: {problems}"))?;
+    let policy = args.measure.clone();
     if args.batch.contains(&0) {
         bail!("--batch: 0 is not a batch size (expected integers >= 1)");
     }
@@ -130,7 +72,7 @@ pub fn plan(
     let (kind_name, _) = HardwareClass::split(hardware_class);
     let kind: HardwareKind = kind_name.parse().with_context(|| format!("hardware class {hardware_class}"))?;
     let mut models = Vec::new();
-    for name in &args.model {
+    for name in &args.models {
         let Some(model) = catalog::lookup(name) else {
             let known: Vec<&str> = catalog::all().iter().map(|m| m.name).collect();
             bail!("--model {name}: unknown model (known: {})", known.join(", "));
@@ -185,11 +127,11 @@ pub fn hf_home() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface")))
 }
 
-pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+pub fn run(args: &LocalRun, output: &Output, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let fp = crate::detect::detect();
     let class = device_class(&fp, &args.device)?;
     let requests = plan(args, &class, &fp.hash(), LOCAL_SWEEP, &new_run_id())?;
-    let mut file = match &args.out {
+    let mut file = match &output.out {
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
         None => None,
     };
@@ -200,12 +142,12 @@ pub fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         if let Some(f) = file.as_mut() {
             writeln!(f, "{line}")?;
         }
-        if args.json {
+        if output.json {
             writeln!(out, "{line}")?;
         }
         records.push(record);
     }
-    if !args.json {
+    if !output.json {
         writeln!(out, "{}", results_table(&records))?;
     }
     Ok(ExitCode::SUCCESS)

@@ -6,8 +6,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use shared::catalog::{Mode, Precision};
+use shared::spec::MeasurePolicy;
 
+use crate::engine::weights::DEFAULT_SEED;
 use crate::{bench, cell, detect};
 
 #[derive(Debug, Parser)]
@@ -46,7 +49,7 @@ device it runs cells on (`device_slots`).")]
         json: bool,
     },
     /// Run a matrix of benchmarks on this machine and print a table
-    Bench(bench::BenchArgs),
+    Bench(BenchArgs),
     /// Work for a coordinator: register, lease cells, run them, report results
     #[command(long_about = "Work for a coordinator: register this machine's fingerprint, then \
 lease cells its hardware can run, run each in a child process, and report the results. Each \
@@ -103,7 +106,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Models { json } => bench::print_models(&mut out, json)?,
-        Command::Bench(args) => return bench::run(&args, &mut out),
+        Command::Bench(args) => {
+            let (run, output) = args.local_run();
+            return bench::run(&run, &output, &mut out).map_err(|e| {
+                // The measure policy's field names, as the flags that set them.
+                let text = format!("{e:#}");
+                anyhow::anyhow!("{}", flag_names(&text))
+            });
+        }
         Command::Run { coordinator, spool, labels } => {
             drop(out);
             let cfg = crate::worker::WorkerConfig {
@@ -158,6 +168,117 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+#[derive(Debug, Args, Clone)]
+#[command(long_about = "Run the matrix model × batch × precision × mode on this machine with the \
+built-in candle engine. Each cell runs in its own child process: a crash, an out-of-memory \
+kill or a hang past the time limit becomes a result with that status, never the end of the \
+run. Combinations the engine cannot run are reported `unsupported` with the reason.\n\n\
+Weights are seeded random (`random-init:seed=N`) unless --weights gives a Hugging Face \
+directory, a .gguf file or an ORG/NAME id in the Hugging Face cache ($HF_HOME).\n\n\
+Example:\n  accelbench-agent bench --model bert-tiny,vit-base-patch16-224 --batch 1,8 --precision fp32,bf16")]
+pub struct BenchArgs {
+    /// Models of the catalog, comma-separated (see `accelbench-agent models`)
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub model: Vec<String>,
+    /// Batch sizes, comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub batch: Vec<u32>,
+    /// Sequence length (tokens) for text models; vision and audio use their fixed input
+    #[arg(long, default_value_t = 128)]
+    pub seq: u32,
+    /// Precisions: fp32, fp16, bf16, q8_0, q4_0
+    #[arg(long, value_delimiter = ',', default_value = "fp32")]
+    pub precision: Vec<Precision>,
+    /// Modes: inference, training
+    #[arg(long, value_delimiter = ',', default_value = "inference")]
+    pub mode: Vec<Mode>,
+    /// Real weights: a directory (config.json + *.safetensors), a .gguf, or ORG/NAME
+    #[arg(long, value_name = "PATH")]
+    pub weights: Option<String>,
+    /// Seed of random weights and synthetic inputs
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Device: cpu, or cuda:N (needs an agent built with --features cuda)
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Print full result records as JSON lines instead of the table
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the full result records as JSON lines to FILE
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+}
+
+/// The measurement policy of a local run.
+#[derive(Debug, Args, Clone)]
+pub struct MeasureArgs {
+    /// Warm-up iterations before timing
+    #[arg(long, default_value_t = 2, help_heading = "Measurement")]
+    pub warmup_iterations: u32,
+    /// Minimum warm-up time, seconds
+    #[arg(long, default_value_t = 0.5, help_heading = "Measurement")]
+    pub warmup_seconds: f64,
+    /// Minimum timed iterations
+    #[arg(long, default_value_t = 10, help_heading = "Measurement")]
+    pub min_iterations: u32,
+    /// Minimum timed seconds
+    #[arg(long, default_value_t = 1.0, help_heading = "Measurement")]
+    pub min_seconds: f64,
+    /// Cap on the timed phase, seconds
+    #[arg(long, default_value_t = 30.0, help_heading = "Measurement")]
+    pub max_seconds: f64,
+    /// Stop early once the 95% CI of the median is within this fraction of it
+    #[arg(long, default_value_t = 0.02, help_heading = "Measurement")]
+    pub target_ci: f64,
+}
+
+impl MeasureArgs {
+    pub fn policy(&self) -> MeasurePolicy {
+        MeasurePolicy {
+            warmup_iterations: self.warmup_iterations,
+            warmup_min_seconds: self.warmup_seconds,
+            min_iterations: self.min_iterations,
+            min_seconds: self.min_seconds,
+            max_seconds: self.max_seconds,
+            target_relative_ci: self.target_ci,
+        }
+    }
+}
+
+impl BenchArgs {
+    /// The run these flags ask for, and where its records go.
+    pub fn local_run(&self) -> (bench::LocalRun, bench::Output) {
+        let run = bench::LocalRun {
+            models: self.model.clone(),
+            batch: self.batch.clone(),
+            seq: self.seq,
+            precision: self.precision.clone(),
+            mode: self.mode.clone(),
+            weights: self.weights.clone(),
+            seed: self.seed,
+            device: self.device.clone(),
+            measure: self.measure.policy(),
+        };
+        (run, bench::Output { json: self.json, out: self.out.clone() })
+    }
+}
+
+/// A measure policy problem named by its flag (`measure.min_seconds` → `--min-seconds`).
+fn flag_names(text: &str) -> String {
+    [
+        ("measure.warmup_iterations", "--warmup-iterations"),
+        ("measure.warmup_min_seconds", "--warmup-seconds"),
+        ("measure.min_iterations", "--min-iterations"),
+        ("measure.min_seconds", "--min-seconds"),
+        ("measure.max_seconds", "--max-seconds"),
+        ("measure.target_relative_ci", "--target-ci"),
+    ]
+    .iter()
+    .fold(text.to_string(), |t, (field, flag)| t.replace(field, flag))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,11 +326,11 @@ mod tests {
         assert!(b.json);
     }
 
-    fn bench_args(extra: &[&str]) -> crate::bench::BenchArgs {
+    fn bench_args(extra: &[&str]) -> crate::bench::LocalRun {
         let mut argv = vec!["accelbench-agent", "bench", "--model", "bert-tiny,vit-tiny,bert-tiny", "--batch", "1,4,1"];
         argv.extend_from_slice(extra);
         let Command::Bench(b) = Cli::try_parse_from(argv).expect("parses").command else { panic!("not bench") };
-        b
+        b.local_run().0
     }
 
     /// A local run plans through the sweep's own expansion and measure bounds.
@@ -223,5 +344,6 @@ mod tests {
         let bad = bench_args(&["--min-seconds", "10", "--max-seconds", "5", "--target-ci", "1.5"]);
         let err = crate::bench::plan(&bad, "cpu/test", "f", "local", "run").expect_err("refused").to_string();
         assert!(err.contains("measure.min_seconds") && err.contains("measure.target_relative_ci"), "{err}");
+        assert!(flag_names(&err).contains("--min-seconds") && flag_names(&err).contains("--target-ci"), "{err}");
     }
 }

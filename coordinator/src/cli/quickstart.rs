@@ -9,7 +9,8 @@ use std::time::Instant;
 use clap::Args;
 use shared::catalog::{Mode, Precision};
 
-use agent::bench::{self, BenchArgs, MeasureArgs};
+use agent::bench::{self, LocalRun};
+use shared::spec::MeasurePolicy;
 
 use super::common::WarehouseArgs;
 use crate::report::{self, Format, Kind};
@@ -88,9 +89,9 @@ fn run_cells() -> anyhow::Result<(String, Vec<shared::result::ResultRecord>)> {
     Ok((run_id, records))
 }
 
-fn builtin_sweep() -> BenchArgs {
-    BenchArgs {
-        model: MODELS.iter().map(|s| s.to_string()).collect(),
+fn builtin_sweep() -> LocalRun {
+    LocalRun {
+        models: MODELS.iter().map(|s| s.to_string()).collect(),
         batch: BATCHES.to_vec(),
         seq: SEQ_LEN,
         precision: vec![Precision::Fp32, Precision::Bf16],
@@ -98,15 +99,13 @@ fn builtin_sweep() -> BenchArgs {
         weights: None,
         seed: agent::engine::weights::DEFAULT_SEED,
         device: "cpu".into(),
-        json: false,
-        out: None,
-        measure: MeasureArgs {
+        measure: MeasurePolicy {
             warmup_iterations: 1,
-            warmup_seconds: 0.2,
+            warmup_min_seconds: 0.2,
             min_iterations: 5,
             min_seconds: 0.5,
             max_seconds: 3.0,
-            target_ci: 0.05,
+            target_relative_ci: 0.05,
         },
     }
 }
