@@ -214,3 +214,120 @@ fn sweep_plan_counts_cells_and_names_every_problem() {
         assert!(err.contains(needle), "{needle} not named in: {err}");
     }
 }
+
+/// A measured-looking record of bert-tiny b1 in sweep `sweep`, its 200 samples around
+/// `center_ns` (±1 % in a fixed pattern), built from `git_commit`. Test data: only ever
+/// written to a test's own warehouse.
+fn synthetic_run(sweep: &str, hour: i64, center_ns: f64, git_commit: &str) -> shared::result::ResultRecord {
+    use shared::catalog::{Family, Mode, Precision};
+    use shared::result::{Coordinates, Energy, Memory, Provenance, ResultRecord, Status, RESULT_SCHEMA_VERSION};
+    let samples: Vec<f64> =
+        (0..200).map(|i| center_ns * (1.0 + 0.01 * (((i * 7919) % 201) as f64 / 100.0 - 1.0))).collect();
+    let started = 1_780_000_000_000 + hour * 3_600_000;
+    ResultRecord {
+        schema_version: RESULT_SCHEMA_VERSION,
+        sweep_id: Some(sweep.into()),
+        cell_key: "e".repeat(64),
+        attempt: 1,
+        coordinates: Coordinates {
+            model: "bert-tiny".into(),
+            family: Family::Bert,
+            hardware_class: "cpu/test".into(),
+            batch: 1,
+            seq_len: 8,
+            precision: Precision::Fp32,
+            mode: Mode::Inference,
+            engine: "candle".into(),
+        },
+        status: Status::Ok,
+        error: None,
+        stderr_tail: None,
+        latency_ns: shared::stats::summarize(&samples),
+        samples_ns: samples,
+        warmup_iterations: 1,
+        stop_reason: None,
+        throughput_items_per_s: None,
+        generation: None,
+        memory: Memory::default(),
+        energy: Energy::default(),
+        output_check: None,
+        provenance: Provenance {
+            agent_id: None,
+            agent_version: "0.1.0".into(),
+            git_commit: git_commit.into(),
+            engine: "candle".into(),
+            engine_version: "0.9".into(),
+            hardware_class: "cpu/test".into(),
+            fingerprint_hash: "f".into(),
+            weights_source: "random-init:seed=0".into(),
+            started_at_ms: started,
+            finished_at_ms: started + 1_000,
+            device: Some("cpu".into()),
+        },
+    }
+}
+
+/// `compare` and `regressions` from the command line over a real warehouse: verdicts,
+/// exit codes for CI, what changed, the alarms table, and bad input named.
+#[test]
+fn compare_and_regressions_answer_with_exit_codes_a_gate_can_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wh = dir.path().join("wh").to_string_lossy().into_owned();
+    let lines: Vec<String> = (0..16)
+        .map(|i| {
+            let (center, commit) = if i < 8 { (10e6, "abc") } else { (12e6, "def") };
+            let center = center * (1.0 + 0.002 * ((i % 3) as f64 - 1.0));
+            serde_json::to_string(&synthetic_run(&format!("r{i:02}"), i, center, commit)).expect("json")
+        })
+        .collect();
+    let runs = dir.path().join("runs.jsonl");
+    std::fs::write(&runs, lines.join("\n")).expect("write");
+    let o = accelbench(&["import", runs.to_str().expect("utf-8"), "--warehouse", &wh]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let json_rows = |o: &Output| -> Vec<serde_json::Value> {
+        stdout(o).lines().map(|l| serde_json::from_str(l).expect("a json row")).collect()
+    };
+    // Two runs of the same code: the same.
+    let o = accelbench(&["compare", "r00", "r03", "--warehouse", &wh, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(json_rows(&o)[0]["verdict"], "same");
+    // Across the change: slower, exit 1, and the commit named.
+    let o = accelbench(&["compare", "r00", "sweep_id=r15", "--warehouse", &wh, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let row = &json_rows(&o)[0];
+    assert_eq!(row["verdict"], "slower");
+    assert_eq!(row["changed"], "git_commit abc → def");
+    assert!(row["ci_low"].as_f64().expect("ci_low") > 1.1, "{row}");
+    // Every format renders.
+    for format in ["table", "csv", "markdown"] {
+        let o = accelbench(&["compare", "r00", "r15", "--warehouse", &wh, "--format", format]);
+        assert_eq!(o.status.code(), Some(1), "{format}: {}", stderr(&o));
+        assert!(stdout(&o).contains("slower"), "{format}: {}", stdout(&o));
+    }
+    // Bad input: named, with what exists; exit 2.
+    let o = accelbench(&["compare", "r00", "no-such-run", "--warehouse", &wh]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no-such-run") && stderr(&o).contains("r15"), "{}", stderr(&o));
+    let o = accelbench(&["compare", "r00", "latency_p50_ns=1", "--warehouse", &wh]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot be filtered on"), "{}", stderr(&o));
+
+    // The series: one alarm, at the first run of the new commit.
+    let o = accelbench(&["regressions", "--warehouse", &wh, "--format", "json", "--record"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let alarms = json_rows(&o);
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert_eq!((alarms[0]["first_bad_sweep_id"].as_str(), alarms[0]["run_index"].as_u64()), (Some("r08"), Some(8)));
+    assert_eq!(alarms[0]["changed"], "git_commit abc → def");
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM alarms WHERE first_bad_sweep_id = 'r08'"), 1);
+    // Before the change only: nothing to report, exit 0.
+    let o = accelbench(&["regressions", "--warehouse", &wh, "--series", "git_commit=abc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = accelbench(&["regressions", "--warehouse", &wh, "--series", "model=no-such-model"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no-such-model"), "{}", stderr(&o));
+    let o = accelbench(&["regressions", "--warehouse", &wh, "--since", "last tuesday"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--since last tuesday"), "{}", stderr(&o));
+}
