@@ -330,4 +330,35 @@ fn compare_and_regressions_answer_with_exit_codes_a_gate_can_use() {
     let o = accelbench(&["regressions", "--warehouse", &wh, "--since", "last tuesday"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--since last tuesday"), "{}", stderr(&o));
+
+    // Recommend: the one class, from its newest result; bad questions named.
+    let o = accelbench(&[
+        "recommend",
+        "--model",
+        "bert-tiny",
+        "--objective",
+        "latency",
+        "--warehouse",
+        &wh,
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ranked = json_rows(&o);
+    assert_eq!(
+        (ranked.len(), ranked[0]["hardware_class"].as_str(), ranked[0]["source"].as_str()),
+        (1, Some("cpu/test"), Some("measured"))
+    );
+    let o = accelbench(&["recommend", "--model", "bert-tiny", "--max-latency-ms", "5", "--warehouse", &wh]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not ranked: cpu/test: p50"), "{}", stderr(&o));
+    let o = accelbench(&["recommend", "--model", "gpt-17", "--warehouse", &wh]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown model") && stderr(&o).contains("bert-tiny"), "{}", stderr(&o));
+    let o = accelbench(&["recommend", "--model", "bert-base-uncased", "--warehouse", &wh]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("models with ok results: bert-tiny"), "{}", stderr(&o));
+    let o = accelbench(&["recommend", "--model", "bert-tiny", "--objective", "cost", "--warehouse", &wh]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--prices"), "{}", stderr(&o));
 }

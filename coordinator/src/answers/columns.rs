@@ -39,6 +39,13 @@ impl<'b> Columns<'b> {
         Ok(a.as_primitive_opt::<UInt64Type>().ok_or_else(|| Self::wrong(name, a))?.value(row))
     }
 
+    /// A nullable unsigned integer.
+    pub fn u64_opt(&self, name: &str, row: usize) -> anyhow::Result<Option<u64>> {
+        let a = self.column(name)?;
+        let p = a.as_primitive_opt::<UInt64Type>().ok_or_else(|| Self::wrong(name, a))?;
+        Ok((!p.is_null(row)).then(|| p.value(row)))
+    }
+
     pub fn i64(&self, name: &str, row: usize) -> anyhow::Result<i64> {
         let a = self.column(name)?;
         Ok(a.as_primitive_opt::<Int64Type>().ok_or_else(|| Self::wrong(name, a))?.value(row))

@@ -5,6 +5,7 @@
 
 pub mod columns;
 pub mod compare;
+pub mod recommend;
 pub mod regressions;
 pub mod selection;
 

@@ -12,6 +12,7 @@ pub mod import;
 pub mod listing;
 pub mod query;
 pub mod quickstart;
+pub mod recommend;
 pub mod regressions;
 pub mod report;
 pub mod serve;
@@ -57,6 +58,8 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Which series got slower, from which run, and what changed there (exit 1 if any)
     Regressions(regressions::RegressionsArgs),
+    /// Which hardware class should run a model, by latency, throughput, per watt or cost
+    Recommend(recommend::RecommendArgs),
     /// Import result JSON lines and legacy benchmark JSON into the warehouse
     Import(import::ImportArgs),
     /// Warehouse maintenance: gc, compact, files
@@ -109,6 +112,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Report(a) => report::execute(a).await,
         Command::Compare(a) => compare::execute(a).await,
         Command::Regressions(a) => regressions::execute(a).await,
+        Command::Recommend(a) => recommend::execute(a).await,
         Command::Import(a) => import::execute(a).await,
         Command::Warehouse(cmd) => cmd.execute().await,
         Command::ExecCell => Ok(ExitCode::SUCCESS),
