@@ -60,6 +60,7 @@ pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
          accelbench report compatibility --warehouse {location}\n  \
          accelbench compare {run_id} <ANOTHER_RUN_ID> --warehouse {location}   # run quickstart again, then compare\n  \
          accelbench regressions --warehouse {location}\n  \
+         accelbench recommend --model bert-tiny --objective latency --warehouse {location}\n  \
          accelbench-agent bench --model bert-base-uncased --batch 1,8 --precision fp32,bf16",
         out.new,
         location,
