@@ -106,46 +106,18 @@ fn generated(i: usize, per: usize) -> ResultRecord {
     let batch = 1u32 << (i / 7 % 6);
     let base = 1e6 * (1.0 + (i % 97) as f64);
     let samples: Vec<f64> = (0..per).map(|k| base * (1.0 + 0.01 * (k % 5) as f64)).collect();
-    let summary = shared::stats::summarize(&samples);
-    ResultRecord {
-        schema_version: RESULT_SCHEMA_VERSION,
-        sweep_id: Some(format!("load-test-{}", i / 100_000)),
-        cell_key: format!("{i:064x}"),
-        attempt: 1,
-        coordinates: Coordinates {
-            model: models[m].into(),
-            family: families[m],
-            hardware_class: classes[i % classes.len()].into(),
-            batch,
-            seq_len: 128,
-            precision: if i % 2 == 0 { Precision::Fp32 } else { Precision::Bf16 },
-            mode: Mode::Inference,
-            engine: "candle".into(),
-        },
-        status: Status::Ok,
-        error: None,
-        stderr_tail: None,
-        throughput_items_per_s: summary.as_ref().map(|s| f64::from(batch) / (s.p50 / 1e9)),
-        latency_ns: summary,
-        samples_ns: samples,
-        warmup_iterations: 1,
-        stop_reason: None,
-        generation: None,
-        memory: Memory::default(),
-        energy: Energy::default(),
-        output_check: None,
-        provenance: Provenance {
-            agent_id: None,
-            agent_version: "load-test".into(),
-            git_commit: "load-test".into(),
-            engine: "candle".into(),
-            engine_version: "load-test".into(),
-            hardware_class: classes[i % classes.len()].into(),
-            fingerprint_hash: "load-test".into(),
-            weights_source: "load-test:generated".into(),
-            started_at_ms: 1_767_225_600_000 + i as i64,
-            finished_at_ms: 1_767_225_600_000 + i as i64 + 1,
-            device: Some("cpu".into()),
-        },
-    }
+    let mut r = shared::fixtures::ok_record(&format!("load-test-{}", i / 100_000), &format!("{i:064x}"), &samples);
+    let class = classes[i % classes.len()];
+    let c = &mut r.coordinates;
+    (c.model, c.family, c.hardware_class, c.batch) = (models[m].into(), families[m], class.into(), batch);
+    c.precision = if i % 2 == 0 { Precision::Fp32 } else { Precision::Bf16 };
+    r.throughput_items_per_s = r.latency_ns.as_ref().map(|s| f64::from(batch) / (s.p50 / 1e9));
+    r.warmup_iterations = 1;
+    let p = &mut r.provenance;
+    p.agent_id = None;
+    (p.agent_version, p.git_commit, p.engine_version, p.fingerprint_hash) =
+        ("load-test".into(), "load-test".into(), "load-test".into(), "load-test".into());
+    (p.hardware_class, p.weights_source) = (class.into(), "load-test:generated".into());
+    (p.started_at_ms, p.finished_at_ms) = (1_767_225_600_000 + i as i64, 1_767_225_600_000 + i as i64 + 1);
+    r
 }

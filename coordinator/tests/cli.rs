@@ -219,52 +219,18 @@ fn sweep_plan_counts_cells_and_names_every_problem() {
 /// `center_ns` (±1 % in a fixed pattern), built from `git_commit`. Test data: only ever
 /// written to a test's own warehouse.
 fn synthetic_run(sweep: &str, hour: i64, center_ns: f64, git_commit: &str) -> shared::result::ResultRecord {
-    use shared::catalog::{Family, Mode, Precision};
-    use shared::result::{Coordinates, Energy, Memory, Provenance, ResultRecord, Status, RESULT_SCHEMA_VERSION};
     let samples: Vec<f64> =
         (0..200).map(|i| center_ns * (1.0 + 0.01 * (((i * 7919) % 201) as f64 / 100.0 - 1.0))).collect();
-    let started = 1_780_000_000_000 + hour * 3_600_000;
-    ResultRecord {
-        schema_version: RESULT_SCHEMA_VERSION,
-        sweep_id: Some(sweep.into()),
-        cell_key: "e".repeat(64),
-        attempt: 1,
-        coordinates: Coordinates {
-            model: "bert-tiny".into(),
-            family: Family::Bert,
-            hardware_class: "cpu/test".into(),
-            batch: 1,
-            seq_len: 8,
-            precision: Precision::Fp32,
-            mode: Mode::Inference,
-            engine: "candle".into(),
-        },
-        status: Status::Ok,
-        error: None,
-        stderr_tail: None,
-        latency_ns: shared::stats::summarize(&samples),
-        samples_ns: samples,
-        warmup_iterations: 1,
-        stop_reason: None,
-        throughput_items_per_s: None,
-        generation: None,
-        memory: Memory::default(),
-        energy: Energy::default(),
-        output_check: None,
-        provenance: Provenance {
-            agent_id: None,
-            agent_version: "0.1.0".into(),
-            git_commit: git_commit.into(),
-            engine: "candle".into(),
-            engine_version: "0.9".into(),
-            hardware_class: "cpu/test".into(),
-            fingerprint_hash: "f".into(),
-            weights_source: "random-init:seed=0".into(),
-            started_at_ms: started,
-            finished_at_ms: started + 1_000,
-            device: Some("cpu".into()),
-        },
-    }
+    let mut r = shared::fixtures::ok_record(sweep, &"e".repeat(64), &samples);
+    r.coordinates.model = "bert-tiny".into();
+    r.coordinates.seq_len = 8;
+    r.throughput_items_per_s = None;
+    r.provenance.agent_id = None;
+    r.provenance.git_commit = git_commit.into();
+    r.provenance.engine_version = "0.9".into();
+    r.provenance.started_at_ms = 1_780_000_000_000 + hour * 3_600_000;
+    r.provenance.finished_at_ms = r.provenance.started_at_ms + 1_000;
+    r
 }
 
 /// `compare` and `regressions` from the command line over a real warehouse: verdicts,

@@ -21,6 +21,8 @@ pub mod cell;
 pub mod device_group;
 pub mod diagnostic;
 pub mod fingerprint;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod hardware;
 pub mod ids;
 pub mod result;

@@ -328,48 +328,9 @@ mod tests {
     use super::*;
 
     fn ok_record() -> ResultRecord {
-        let samples = vec![1_000.0, 1_100.0, 1_050.0];
-        ResultRecord {
-            schema_version: RESULT_SCHEMA_VERSION,
-            sweep_id: Some("s".into()),
-            cell_key: "k".into(),
-            attempt: 1,
-            coordinates: Coordinates {
-                model: "bert-tiny".into(),
-                family: Family::Bert,
-                hardware_class: "cpu/test".into(),
-                batch: 1,
-                seq_len: 8,
-                precision: Precision::Fp32,
-                mode: Mode::Inference,
-                engine: "candle".into(),
-            },
-            status: Status::Ok,
-            error: None,
-            stderr_tail: None,
-            latency_ns: crate::stats::summarize(&samples),
-            samples_ns: samples,
-            warmup_iterations: 1,
-            stop_reason: Some(StopReason::CiTarget),
-            throughput_items_per_s: Some(1.0),
-            generation: None,
-            memory: Memory::default(),
-            energy: Energy::default(),
-            output_check: None,
-            provenance: Provenance {
-                agent_id: None,
-                agent_version: "0".into(),
-                git_commit: "0".into(),
-                engine: "candle".into(),
-                engine_version: "0".into(),
-                hardware_class: "cpu/test".into(),
-                fingerprint_hash: "f".into(),
-                weights_source: "random-init:seed=0".into(),
-                started_at_ms: 1_741_204_633_297,
-                finished_at_ms: 1_741_204_634_297,
-                device: Some("cpu".into()),
-            },
-        }
+        let mut r = crate::fixtures::ok_record("s", "k", &[1_000.0, 1_100.0, 1_050.0]);
+        r.stop_reason = Some(StopReason::CiTarget);
+        r
     }
 
     fn problem(r: &ResultRecord) -> String {

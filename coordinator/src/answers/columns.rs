@@ -2,8 +2,24 @@
 //! name the column (the answers' SQL is ours, so a wrong type is our bug, reported, not a
 //! panic).
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Float64Type, Int64Type, UInt32Type, UInt64Type};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, UInt32Type, UInt64Type};
+
+use crate::query::QueryOutput;
+
+/// Named columns as one batch of rows for `query::render` (floats nullable: an answer
+/// leaves a number out rather than guess it).
+pub fn rows(columns: Vec<(&str, ArrayRef)>) -> anyhow::Result<QueryOutput> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, a)| Field::new(*name, a.data_type().clone(), a.data_type() == &DataType::Float64))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect())?;
+    Ok(QueryOutput { schema, batches: vec![batch] })
+}
 
 pub struct Columns<'b> {
     batch: &'b RecordBatch,

@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use analysis::compare::{ratio_of_medians, CompareOptions, Verdict};
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{ArrayRef, Float64Array, StringArray, UInt32Array, UInt64Array};
 
 use super::columns::Columns;
 use super::selection::Selection;
@@ -248,11 +247,5 @@ pub fn to_rows(pairs: &[Pair]) -> anyhow::Result<QueryOutput> {
         ("changed", text(&|p| p.changes())),
         ("note", text(&|p| p.outcome.as_ref().err().cloned().unwrap_or_default())),
     ];
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(name, a)| Field::new(*name, a.data_type().clone(), a.data_type() == &DataType::Float64))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect())?;
-    Ok(QueryOutput { schema, batches: vec![batch] })
+    super::columns::rows(columns)
 }

@@ -7,8 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::{ArrayRef, Float64Array, StringArray, UInt32Array};
 
 use super::columns::Columns;
 use crate::query::{sql_string, QueryEngine, QueryOutput};
@@ -225,13 +224,7 @@ pub fn to_rows(ranked: &[Ranked], objective: Objective) -> anyhow::Result<QueryO
         ("source", text(&|_| "measured".into())),
         ("result_id", text(&|r| r.candidate.result_id.clone())),
     ];
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(name, a)| Field::new(*name, a.data_type().clone(), a.data_type() == &DataType::Float64))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect())?;
-    Ok(QueryOutput { schema, batches: vec![batch] })
+    super::columns::rows(columns)
 }
 
 #[cfg(test)]
