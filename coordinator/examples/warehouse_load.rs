@@ -15,8 +15,8 @@ use coordinator::query::QueryEngine;
 use coordinator::report::{self, Kind};
 use coordinator::warehouse::schema::{Origin, Table};
 use coordinator::warehouse::Warehouse;
-use shared::catalog::{Family, Mode, Precision};
-use shared::result::{Coordinates, Energy, Memory, Provenance, ResultRecord, Status, RESULT_SCHEMA_VERSION};
+use shared::catalog::{Family, Precision};
+use shared::result::ResultRecord;
 
 const BATCH: usize = 20_000;
 
