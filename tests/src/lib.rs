@@ -128,6 +128,15 @@ impl Cluster {
         Ok(())
     }
 
+    /// Stops the coordinator as a service manager does (SIGTERM) and waits for it to
+    /// exit; its exit status.
+    pub fn stop_coordinator(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut c = self.coordinator.take().context("no coordinator running")?;
+        let status = Command::new("kill").args(["-TERM", &c.id().to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {} failed", c.id());
+        Ok(c.wait()?)
+    }
+
     pub fn kill_coordinator(&mut self) {
         if let Some(mut c) = self.coordinator.take() {
             let _ = c.kill();

@@ -263,6 +263,27 @@ async fn a_killed_coordinator_restarts_and_the_sweep_finishes() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(rows(&c), before, "rows duplicated by compaction and restart; logs: {}", c.logs());
     assert_one_result_per_cell(&c, &id, 8);
+
+    // Stopped as a service manager stops it (SIGTERM) while results flow: it drains and
+    // exits cleanly, and after a restart the sweep ends with one result per cell.
+    let spec = c.write_spec("t.toml", &tiny_spec("stopped-coordinator", &["bert-tiny"], &[1, 2, 4], 30)).expect("spec");
+    let id = c.submit(&spec).expect("submit");
+    let start = std::time::Instant::now();
+    loop {
+        assert!(start.elapsed() < LIMIT, "nothing finished; logs: {}", c.logs());
+        let mut client = c.client().await.expect("client");
+        let s = client.get(GetSweepRequest { sweep_id: id.clone() }).await.expect("get").into_inner();
+        if count(&s, "ok") + count(&s, "unsupported") >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = c.stop_coordinator().expect("stop");
+    assert!(status.success(), "SIGTERM should stop it cleanly: {status}; logs: {}", c.logs());
+    c.start_coordinator(&addr).expect("restart after SIGTERM");
+    let s = c.wait_done(&id, LIMIT).await.expect("done");
+    assert_eq!(count(&s, "ok") + count(&s, "unsupported"), total(&s), "{s:?}; logs: {}", c.logs());
+    assert_one_result_per_cell(&c, &id, total(&s));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -50,9 +50,19 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     println!("listening on {}", listener.local_addr()?);
-    server::serve(config, listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    server::serve(config, listener, stop_signal()?).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (`systemctl stop`, `kill`, a container stop):
+/// either stops the server gracefully, draining the result groups in flight.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        }
+    })
 }
