@@ -50,16 +50,17 @@ impl SweepService for Sweeps {
         let limits = Limits { max_cells: self.ctx.config.max_cells };
         let spec = spec::parse(&r.spec, format, &limits).map_err(|d| Status::invalid_argument(format!("spec: {d}")))?;
         let agents = self.ctx.raft.read(|s| s.agent_classes()).await.map_err(raft_status)?;
-        let cells: Vec<_> =
-            shared::cell::expand_for_agents(&spec, &agents).into_iter().map(|c| (c.key(&spec.name), c)).collect();
         // Validation counted the cells before fan-out; classes and agents multiply them.
-        if cells.len() > limits.max_cells {
+        // Counted first, so a huge fan-out is refused before anything is allocated.
+        let n_cells = shared::cell::count_for_agents(&spec, &agents);
+        if n_cells > limits.max_cells {
             return Err(Status::invalid_argument(format!(
                 "spec: {} cells after fan-out to the registered hardware, at most {}",
-                cells.len(),
-                limits.max_cells
+                n_cells, limits.max_cells
             )));
         }
+        let cells: Vec<_> =
+            shared::cell::expand_for_agents(&spec, &agents).into_iter().map(|c| (c.key(&spec.name), c)).collect();
         let n_cells = cells.len() as u64;
         let sweep_id = SweepId::from_uuid(uuid::Uuid::now_v7());
         tracing::Span::current().record("sweep_id", field::display(sweep_id)).record("n_cells", n_cells);

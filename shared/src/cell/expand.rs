@@ -38,12 +38,22 @@ pub struct AgentClasses {
 /// [`expand`] against the registered agents: for `each_agent`, one cell per (agent,
 /// matching class), pinned to the agent; for the other fan-outs, the agents' classes.
 pub fn expand_for_agents(spec: &SweepSpec, agents: &[AgentClasses]) -> Vec<Cell> {
+    expand_targets(spec, &agent_targets(spec, agents))
+}
+
+/// The number of cells [`expand_for_agents`] returns, without building them: a submit
+/// checks its size limit with this first, so a fleet of many (or fake) classes cannot
+/// make it allocate a huge fan-out before refusing it.
+pub fn count_for_agents(spec: &SweepSpec, agents: &[AgentClasses]) -> usize {
+    points::count(spec, &agent_targets(spec, agents))
+}
+
+fn agent_targets<'a>(spec: &SweepSpec, agents: &'a [AgentClasses]) -> Vec<Target<'a>> {
     let pin = spec.matrix.fan_out == FanOut::EachAgent;
-    let targets: Vec<Target> = agents
+    agents
         .iter()
         .flat_map(|a| a.classes.iter().map(move |class| Target { class, agent: pin.then_some(a.agent_id.as_str()) }))
-        .collect();
-    expand_targets(spec, &targets)
+        .collect()
 }
 
 fn expand_targets(spec: &SweepSpec, targets: &[Target]) -> Vec<Cell> {

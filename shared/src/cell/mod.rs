@@ -19,7 +19,7 @@ mod key;
 #[cfg(test)]
 mod tests;
 
-pub use expand::{count, expand, expand_for_agents, AgentClasses};
+pub use expand::{count, count_for_agents, expand, expand_for_agents, AgentClasses};
 pub use key::{CellKey, InvalidCellKey, CELL_KEY_VERSION};
 
 // The catalog's rule of which combinations run at all; expansion skips the others.

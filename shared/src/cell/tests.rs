@@ -166,6 +166,15 @@ fn each_agent_pins_one_cell_per_agent_and_class() {
     let per_class = expand_for_agents(&spec(&text.replace("each_agent", "each_hardware_class")), &agents);
     assert_eq!(per_class.len(), 3);
     assert!(per_class.iter().all(|c| c.agent_id.is_none()));
+    // Counting gives the same numbers without building the cells.
+    assert_eq!(count_for_agents(&spec(text), &agents), cells.len());
+    let per_class_spec = spec(&text.replace("each_agent", "each_hardware_class"));
+    assert_eq!(count_for_agents(&per_class_spec, &agents), per_class.len());
+    // A fleet that declares a thousand GPU classes: counted, never allocated.
+    let fake: Vec<String> = (0..1000).map(|i| format!("cuda/fake GPU {i}")).collect();
+    let many = [AgentClasses { agent_id: "x".into(), classes: fake }];
+    // (plus one unresolved cpu cell: no agent has a cpu class)
+    assert_eq!(count_for_agents(&per_class_spec, &many), 1001);
 }
 
 #[test]
