@@ -32,6 +32,21 @@ fn assert_one_result_per_cell(c: &Cluster, sweep_id: &str, n_cells: u64) {
     assert_eq!(finals[0]["n"], n_cells, "cells without a final result; logs: {}", c.logs());
 }
 
+/// Waits until at least one cell of sweep `id` has a final result: the moment to fault
+/// the coordinator so that its restart has state to replay.
+async fn wait_until_one_finished(c: &Cluster, id: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        assert!(start.elapsed() < LIMIT, "nothing finished; logs: {}", c.logs());
+        let mut client = c.client().await.expect("client");
+        let s = client.get(GetSweepRequest { sweep_id: id.to_string() }).await.expect("get").into_inner();
+        if count(&s, "ok") + count(&s, "unsupported") >= 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn total(s: &proto::v1::SweepStatus) -> u64 {
     s.cells_by_state.values().sum()
 }
@@ -234,16 +249,7 @@ async fn a_killed_coordinator_restarts_and_the_sweep_finishes() {
         .expect("spec");
     let id = c.submit(&spec).expect("submit");
     // Kill it once something has finished, so the restart has state to replay.
-    let start = std::time::Instant::now();
-    loop {
-        assert!(start.elapsed() < LIMIT, "nothing finished; logs: {}", c.logs());
-        let mut client = c.client().await.expect("client");
-        let s = client.get(GetSweepRequest { sweep_id: id.clone() }).await.expect("get").into_inner();
-        if count(&s, "ok") + count(&s, "unsupported") >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_one_finished(&c, &id).await;
     c.kill_coordinator();
     tokio::time::sleep(Duration::from_secs(1)).await;
     c.start_coordinator(&addr).expect("restart on the same address");
@@ -268,16 +274,7 @@ async fn a_killed_coordinator_restarts_and_the_sweep_finishes() {
     // exits cleanly, and after a restart the sweep ends with one result per cell.
     let spec = c.write_spec("t.toml", &tiny_spec("stopped-coordinator", &["bert-tiny"], &[1, 2, 4], 30)).expect("spec");
     let id = c.submit(&spec).expect("submit");
-    let start = std::time::Instant::now();
-    loop {
-        assert!(start.elapsed() < LIMIT, "nothing finished; logs: {}", c.logs());
-        let mut client = c.client().await.expect("client");
-        let s = client.get(GetSweepRequest { sweep_id: id.clone() }).await.expect("get").into_inner();
-        if count(&s, "ok") + count(&s, "unsupported") >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_one_finished(&c, &id).await;
     let status = c.stop_coordinator().expect("stop");
     assert!(status.success(), "SIGTERM should stop it cleanly: {status}; logs: {}", c.logs());
     c.start_coordinator(&addr).expect("restart after SIGTERM");
