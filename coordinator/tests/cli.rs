@@ -297,6 +297,12 @@ fn compare_and_regressions_answer_with_exit_codes_a_gate_can_use() {
     assert_eq!((alarms[0]["first_bad_sweep_id"].as_str(), alarms[0]["run_index"].as_u64()), (Some("r08"), Some(8)));
     assert_eq!(alarms[0]["changed"], "git_commit abc → def");
     assert_eq!(count(&wh, "SELECT count(*) AS n FROM alarms WHERE first_bad_sweep_id = 'r08'"), 1);
+    // Every column of the stored alarm reads back, in every format.
+    for format in ["json", "csv", "table"] {
+        let o = accelbench(&["query", "SELECT * FROM alarms", "--warehouse", &wh, "--format", format]);
+        assert!(o.status.success(), "{format}: {}", stderr(&o));
+        assert!(stdout(&o).contains("git_commit abc → def") && stdout(&o).contains("e-divisive"), "{}", stdout(&o));
+    }
     // Before the change only: nothing to report, exit 0.
     let o = accelbench(&["regressions", "--warehouse", &wh, "--series", "git_commit=abc"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
