@@ -11,7 +11,7 @@ use shared::catalog::{Mode, Precision};
 use shared::spec::MeasurePolicy;
 
 use crate::engine::weights::DEFAULT_SEED;
-use crate::{bench, cell, detect};
+use crate::{bench, calibrate, cell, detect};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,10 +68,42 @@ http://coordinator.lab:7070 --labels rack=b3")]
         /// Labels to register with, k=v (repeatable or comma-separated)
         #[arg(long, value_delimiter = ',', value_parser = parse_label)]
         labels: Vec<(String, String)>,
+        /// Measure the calibrations again instead of reusing the spool folder's
+        #[arg(long, conflicts_with = "no_calibrate")]
+        recalibrate: bool,
+        /// Register without calibrations (predictions for this machine's classes then
+        /// rest on other agents' calibrations, or are refused)
+        #[arg(long)]
+        no_calibrate: bool,
+    },
+    /// Measure each device's GEMM rate per precision and its memory-copy bandwidth
+    #[command(long_about = "Measure what each device this agent runs cells on does at dense \
+matrix multiplication (an n×n GEMM at fp32, bf16 and fp16; n = 512 on a CPU, 4096 on a GPU) \
+and at copying memory (64 MiB on a CPU, 512 MiB on a GPU), each in a child process, and \
+print the rates at the median time. `run` measures the same when it starts and sends them \
+when it registers; `accelbench predict` uses them as each hardware class's compute rate and \
+bandwidth.")]
+    Calibrate {
+        /// Print as JSON lines
+        #[arg(long)]
+        json: bool,
     },
     /// Run one cell read as JSON from stdin (used by the agent itself)
     #[command(hide = true)]
     ExecCell,
+    /// Calibrate one device and print the figures as JSON (used by the agent itself)
+    #[command(hide = true)]
+    ExecCalibration(ExecCalibrationArgs),
+}
+
+/// The hidden `exec-calibration` subcommand's arguments (also the coordinator's, whose
+/// quickstart calibrates through it).
+#[derive(Debug, Args)]
+pub struct ExecCalibrationArgs {
+    #[arg(long)]
+    pub device: String,
+    #[arg(long)]
+    pub class: String,
 }
 
 /// Parses `std::env::args` and runs; the process exit code.
@@ -114,23 +146,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::anyhow!("{}", flag_names(&text))
             });
         }
-        Command::Run { coordinator, spool, labels } => {
+        Command::Run { coordinator, spool, labels, recalibrate, no_calibrate } => {
             drop(out);
+            let calibration = match (no_calibrate, recalibrate) {
+                (true, _) => crate::worker::Calibrate::Off,
+                (false, true) => crate::worker::Calibrate::Fresh,
+                (false, false) => crate::worker::Calibrate::Cached,
+            };
             let cfg = crate::worker::WorkerConfig {
                 coordinator,
                 spool_dir: spool,
                 labels: labels.into_iter().collect(),
                 idle_poll: std::time::Duration::from_secs(1),
+                calibration,
             };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(crate::worker::run(cfg, async {
                 let _ = tokio::signal::ctrl_c().await;
             }))?;
         }
+        Command::Calibrate { json } => {
+            let exe = std::env::current_exe()?;
+            let found = calibrate::calibrate_all(&exe, &detect::detect());
+            anyhow::ensure!(!found.is_empty(), "no device could be calibrated (see the warnings above)");
+            calibrate::print(&mut out, &found, json)?;
+        }
         Command::ExecCell => {
             drop(out);
             cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock())?;
         }
+        Command::ExecCalibration(args) => calibrate::exec_calibration(&args.device, &args.class, out)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 //! - [`slots`]: the device slots (CPU, each CUDA device) cells run in, one cell each.
 //! - [`worker`]: `accelbench-agent run`, the loop against a coordinator.
 //! - [`spool`]: results kept on disk until the coordinator acknowledges them.
+//! - [`calibrate`]: GEMM and memory-copy micro-benchmarks per device, sent at registration.
 //! - [`bench`]: local runs of a matrix on this machine (`accelbench-agent bench`).
 //! - [`cli`]: the `accelbench-agent` command line.
 //!
@@ -19,6 +20,7 @@
 //! stay lean enough to build for a Snapdragon board or a Mac.
 
 pub mod bench;
+pub mod calibrate;
 pub mod cell;
 pub mod cli;
 pub mod detect;

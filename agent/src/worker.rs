@@ -40,6 +40,19 @@ pub struct WorkerConfig {
     pub labels: BTreeMap<String, String>,
     /// How long to wait before asking again when no cell was leased.
     pub idle_poll: Duration,
+    /// Whether to send calibrations when registering, and whether cached ones do.
+    pub calibration: Calibrate,
+}
+
+/// What the agent does about calibrations ([`crate::calibrate`]) when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calibrate {
+    /// Reuse the spool folder's figures when they are this version's on this machine.
+    Cached,
+    /// Measure again.
+    Fresh,
+    /// Send none.
+    Off,
 }
 
 /// The coordinator's agent service; every call carries the caller's trace context.
@@ -68,15 +81,35 @@ pub async fn run(cfg: WorkerConfig, shutdown: impl std::future::Future<Output = 
     let spool = Arc::new(Spool::open(&cfg.spool_dir)?);
     let fp = crate::detect::detect();
     tokio::select! {
-        r = work_forever(&cfg, &spool, &fp) => r,
+        r = async {
+            let calibrations = calibrations(&cfg, &fp).await?;
+            work_forever(&cfg, &spool, &fp, &calibrations).await
+        } => r,
         () = shutdown => Ok(()),
     }
 }
 
-async fn work_forever(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint) -> anyhow::Result<()> {
+/// The calibrations to register with, as one JSON array ("" for none).
+async fn calibrations(cfg: &WorkerConfig, fp: &Fingerprint) -> anyhow::Result<String> {
+    if cfg.calibration == Calibrate::Off {
+        return Ok(String::new());
+    }
+    let exe = std::env::current_exe().context("finding the agent executable")?;
+    let (dir, fp2, fresh) = (cfg.spool_dir.clone(), fp.clone(), cfg.calibration == Calibrate::Fresh);
+    let found = tokio::task::spawn_blocking(move || crate::calibrate::load_or_measure(&dir, &exe, &fp2, fresh)).await?;
+    tracing::info!(n = found.len(), "calibrations ready");
+    Ok(if found.is_empty() { String::new() } else { serde_json::to_string(&found)? })
+}
+
+async fn work_forever(
+    cfg: &WorkerConfig,
+    spool: &Arc<Spool>,
+    fp: &Fingerprint,
+    calibrations: &str,
+) -> anyhow::Result<()> {
     let mut backoff = Backoff::default();
     loop {
-        match session(cfg, spool, fp).await {
+        match session(cfg, spool, fp, calibrations).await {
             Ok(()) => backoff.reset(),
             Err(e) => {
                 let wait = backoff.next();
@@ -88,7 +121,7 @@ async fn work_forever(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint) 
 }
 
 /// One connection's worth of work: register, flush the spool, lease and run.
-async fn session(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint) -> anyhow::Result<()> {
+async fn session(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint, calibrations: &str) -> anyhow::Result<()> {
     let channel = Channel::from_shared(cfg.coordinator.clone())
         .with_context(|| format!("coordinator url {}", cfg.coordinator))?
         .connect()
@@ -108,6 +141,7 @@ async fn session(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint) -> an
             // This process holds nothing but its spool: any other lease an earlier
             // process of this agent held (a cell running when it died) ends now.
             held: held(spool, &[])?,
+            calibrations_json: calibrations.to_string(),
         })
         .await?
         .into_inner();

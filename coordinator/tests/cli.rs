@@ -182,6 +182,16 @@ fn quickstart_measures_and_fills_a_warehouse() {
     let sql = format!("SELECT count(*) AS n FROM results WHERE family = 'vit' AND seq_len <> {vit_tokens}");
     assert_eq!(count(&wh, &sql), 0);
     assert_eq!(count(&wh, "SELECT count(*) AS n FROM samples"), count(&wh, "SELECT sum(n_samples) AS n FROM results"));
+    // The CPU's calibrations, measured before the cells and filed under the results' class.
+    assert_eq!(
+        count(
+            &wh,
+            "SELECT count(*) AS n FROM calibrations c WHERE agent_id = 'quickstart' AND rate > 0 \
+             AND hardware_class IN (SELECT hardware_class FROM results) AND (kind, precision) IN \
+             (('gemm', 'fp32'), ('copy', 'fp32'))"
+        ),
+        2
+    );
 }
 
 #[test]

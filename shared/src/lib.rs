@@ -11,11 +11,13 @@
 //! - [`device_group`]: an agent's device groups (from its fingerprint) and which cells
 //!   each can run.
 //! - [`result`]: the result record of one attempt.
+//! - [`calibration`]: a device's measured GEMM rate and memory bandwidth.
 //!
 //! Architecture invariant: this crate does no I/O, no async, no network and never reads
 //! the clock. Functions that need a time take it as an argument. It knows nothing of
 //! tonic, raft, Parquet or candle.
 
+pub mod calibration;
 pub mod catalog;
 pub mod cell;
 pub mod device_group;

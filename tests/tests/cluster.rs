@@ -94,6 +94,22 @@ async fn a_sweep_runs_to_the_end_on_two_agents() {
     let ran =
         c.query(&format!("SELECT count(DISTINCT agent_id) AS n FROM results WHERE sweep_id = '{id}'")).expect("query");
     assert_eq!(ran[0]["n"], 2, "each agent ran its own cell");
+
+    // Each agent calibrated its CPU when it started and sent the figures when it
+    // registered: one fp32 GEMM rate and one copy bandwidth per agent, measured.
+    let cal = c
+        .query(
+            "SELECT agent_id, count(*) FILTER (WHERE kind = 'gemm' AND precision = 'fp32') AS gemm, \
+             count(*) FILTER (WHERE kind = 'copy') AS copy, min(rate) AS slowest, min(n_samples) AS n, \
+             count(DISTINCT hardware_class) AS classes FROM calibrations GROUP BY agent_id",
+        )
+        .expect("query");
+    assert_eq!(cal.len(), 2, "both agents calibrated: {cal:?}");
+    for row in &cal {
+        assert!(row["gemm"].as_u64() >= Some(1) && row["copy"].as_u64() >= Some(1), "{row}");
+        assert!(row["slowest"].as_f64().is_some_and(|r| r > 0.0) && row["n"].as_u64() >= Some(3), "{row}");
+        assert_eq!(row["classes"], 1, "{row}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -309,6 +325,36 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
         .await
         .expect_err("refused");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
+
+    // Calibrations that are malformed, for a class the agent does not have, or not
+    // positive are refused by name, and the agent is not registered.
+    let class = serde_json::from_str::<serde_json::Value>(&fp).expect("json")["hardware_classes"][0]
+        .as_str()
+        .map(str::to_string)
+        .expect("a cpu class");
+    let calibration = |class: &str, rate: f64| {
+        format!(
+            "[{{\"device\":\"cpu\",\"hardware_class\":\"{class}\",\"kind\":\"gemm\",\"precision\":\"fp32\",\
+             \"size\":512,\"rate\":{rate},\"n_samples\":5,\"median_seconds\":0.01,\"engine\":\"candle\",\
+             \"engine_version\":\"0.11\",\"measured_at_ms\":1765000000000}}]"
+        )
+    };
+    let before = c.query("SELECT count(*) AS n FROM calibrations").map(|r| r[0]["n"].clone()).ok();
+    for (json, says) in [
+        ("[{\"device\":".to_string(), "invalid json"),
+        (calibration("cuda/NVIDIA H100 80GB HBM3", 1e12), "not one this agent registers"),
+        (calibration(&class, -1.0), "rate"),
+        (calibration(&class, 0.0), "rate"),
+    ] {
+        let e = agents
+            .register(RegisterRequest { fingerprint_json: fp.clone(), calibrations_json: json, ..Default::default() })
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+        assert!(e.message().starts_with("calibrations_json") && e.message().contains(says), "{}", e.message());
+    }
+    let after = c.query("SELECT count(*) AS n FROM calibrations").map(|r| r[0]["n"].clone()).ok();
+    assert_eq!(before, after, "a refused registration stores no calibration");
 
     // Leasing as an agent that never registered.
     let e = agents

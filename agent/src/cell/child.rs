@@ -153,6 +153,14 @@ fn device_name(device: &Device, requested: &str) -> String {
     }
 }
 
+/// Opens `name` (`cpu`, `cuda:N`) as a cell would, for callers outside a cell.
+pub(crate) fn open(name: &str) -> anyhow::Result<Device> {
+    open_device(name).map_err(|e| match e {
+        RunError::Unsupported(why) => anyhow::anyhow!("{why}"),
+        RunError::Failed(e) => e,
+    })
+}
+
 fn open_device(name: &str) -> Result<Device, RunError> {
     if name == "cpu" {
         return Ok(Device::Cpu);

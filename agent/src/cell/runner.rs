@@ -262,7 +262,7 @@ fn wait4(pid: libc::pid_t, flags: i32) -> anyhow::Result<Option<Exit>> {
 /// A CUDA cell sees only its own GPU: `CUDA_VISIBLE_DEVICES` holds the NVML index of
 /// `device` (`cuda:N`), with CUDA numbering devices in PCI bus order as NVML does, so
 /// the process cannot touch (or allocate on) another slot's GPU.
-fn pin_device(command: &mut Command, device: &str) {
+pub(crate) fn pin_device(command: &mut Command, device: &str) {
     command.env_remove("CUDA_VISIBLE_DEVICES");
     if let Some(n) = device.strip_prefix("cuda:") {
         command.env("CUDA_VISIBLE_DEVICES", n).env("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
@@ -275,7 +275,7 @@ fn pin_device(command: &mut Command, device: &str) {
 /// child when the thread that spawned it exits; that thread waits for the child, so it
 /// lives exactly as long as the cell should.
 #[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut Command) {
+pub(crate) fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
     // functions (prctl, getppid); it allocates nothing.
@@ -294,4 +294,4 @@ fn die_with_parent(command: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut Command) {}
+pub(crate) fn die_with_parent(_command: &mut Command) {}

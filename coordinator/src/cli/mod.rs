@@ -68,14 +68,25 @@ pub enum Command {
     /// Run one cell read as JSON from stdin (quickstart's child processes)
     #[command(hide = true)]
     ExecCell,
+    /// Calibrate one device and print the figures as JSON (quickstart's child process)
+    #[command(hide = true)]
+    ExecCalibration(agent::cli::ExecCalibrationArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Dropped when main returns, after the runtime: flushes the command's spans.
     let _telemetry = telemetry::init(cli.command.service_name());
-    if let Command::ExecCell = cli.command {
-        return match agent::cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock()) {
+    // The child processes quickstart starts run without an async runtime.
+    let child = match &cli.command {
+        Command::ExecCell => Some(agent::cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock())),
+        Command::ExecCalibration(a) => {
+            Some(agent::calibrate::exec_calibration(&a.device, &a.class, std::io::stdout().lock()))
+        }
+        _ => None,
+    };
+    if let Some(done) = child {
+        return match done {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => report_error(e),
         };
@@ -96,7 +107,7 @@ impl Command {
     fn service_name(&self) -> &'static str {
         match self {
             Command::Serve(_) => "accelbench-coordinator",
-            Command::ExecCell => "accelbench-cell",
+            Command::ExecCell | Command::ExecCalibration(_) => "accelbench-cell",
             _ => "accelbench",
         }
     }
@@ -115,7 +126,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Recommend(a) => recommend::execute(a).await,
         Command::Import(a) => import::execute(a).await,
         Command::Warehouse(cmd) => cmd.execute().await,
-        Command::ExecCell => Ok(ExitCode::SUCCESS),
+        Command::ExecCell | Command::ExecCalibration(_) => Ok(ExitCode::SUCCESS),
     }
 }
 

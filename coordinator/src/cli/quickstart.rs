@@ -14,7 +14,7 @@ use shared::spec::MeasurePolicy;
 
 use super::common::WarehouseArgs;
 use crate::report::{self, Format, Kind};
-use crate::warehouse::schema::Origin;
+use crate::warehouse::schema::{CalibrationRow, Origin};
 
 /// The built-in sweep: small models of three families, three batch sizes, two
 /// precisions, inference; sized to finish in a few minutes on a 2-core machine.
@@ -38,7 +38,7 @@ pub struct QuickstartArgs {
 pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     // Detection and the cells (child processes, waited on) block: off the async runtime.
-    let (run_id, records) = tokio::task::spawn_blocking(run_cells).await??;
+    let (run_id, records, calibrations) = tokio::task::spawn_blocking(run_cells).await??;
 
     // The same opening and reading path as every other command: a remote warehouse is
     // read through a local copy of its committed files, never by DuckDB itself.
@@ -46,6 +46,7 @@ pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     let warehouse = WarehouseArgs { warehouse: location.clone() };
     let wh = warehouse.open().await?;
     let out = wh.write_results(&records, Origin::Measured).await?;
+    wh.write_calibrations(&calibrations).await?;
     let engine = warehouse.query_engine().await?;
     let md = tokio::task::spawn_blocking({
         let run_id = run_id.clone();
@@ -69,9 +70,10 @@ pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Fingerprints this machine and runs the built-in sweep on its CPU, one child process
-/// per cell, with progress; returns the run id and the results.
-fn run_cells() -> anyhow::Result<(String, Vec<shared::result::ResultRecord>)> {
+/// Fingerprints this machine, calibrates its CPU and runs the built-in sweep on it, one
+/// child process per cell, with progress; returns the run id, the results and the
+/// calibration rows.
+fn run_cells() -> anyhow::Result<(String, Vec<shared::result::ResultRecord>, Vec<CalibrationRow>)> {
     let fp = agent::detect::detect();
     let class = bench::device_class(&fp, "cpu")?;
     eprintln!(
@@ -81,13 +83,34 @@ fn run_cells() -> anyhow::Result<(String, Vec<shared::result::ResultRecord>)> {
         &fp.hash()[..12]
     );
     let run_id = bench::new_run_id();
+    let calibrations = calibrate(&fp)?;
     let requests = bench::plan(&builtin_sweep(), &class, &fp.hash(), "quickstart", &run_id)?;
     eprintln!("running {} cells (sweep {run_id})", requests.len());
     let mut records = Vec::with_capacity(requests.len());
     for (i, req) in requests.iter().enumerate() {
         records.push(bench::run_with_progress(req, i + 1, requests.len())?);
     }
-    Ok((run_id, records))
+    Ok((run_id, records, calibrations))
+}
+
+/// The CPU's GEMM rates and copy bandwidth (what `accelbench predict` reads), in a child
+/// process as an agent measures them, printed as they are.
+fn calibrate(fp: &shared::fingerprint::Fingerprint) -> anyhow::Result<Vec<CalibrationRow>> {
+    eprintln!("calibrating: GEMM per precision and memory copy");
+    let exe = std::env::current_exe()?;
+    let found: Vec<_> = agent::calibrate::calibrate_all(&exe, fp).into_iter().filter(|c| c.device == "cpu").collect();
+    for c in &found {
+        eprintln!("  {} {}: {:.1} G{}", c.kind, c.precision, c.rate / 1e9, c.kind.unit().replace("flop", "FLOP"));
+    }
+    let hash = fp.hash();
+    Ok(found
+        .into_iter()
+        .map(|calibration| CalibrationRow {
+            agent_id: "quickstart".into(),
+            fingerprint_hash: hash.clone(),
+            calibration,
+        })
+        .collect())
 }
 
 fn builtin_sweep() -> LocalRun {

@@ -11,6 +11,7 @@ use proto::v1::{
     AckStatus, HeartbeatRequest, HeartbeatResponse, LeaseCellsRequest, LeaseCellsResponse, LeaseRef, RegisterRequest,
     RegisterResponse, ReportResultsRequest, ReportResultsResponse, ResultAck,
 };
+use shared::calibration::{Calibration, MAX_CALIBRATIONS};
 use shared::cell::CellKey;
 use shared::fingerprint::Fingerprint;
 use shared::result::ResultRecord;
@@ -24,6 +25,40 @@ use super::{now_ms, tables, Ctx};
 use crate::state::command::Completion;
 use crate::state::{self, AgentId, CellState, Command, Outcome, SweepId};
 use proto::convert::{parse_field, LeaseId};
+
+/// The calibrations a registration carries (none when `json` is empty), each checked:
+/// a figure must be finite and positive, for one of the agent's own hardware classes,
+/// and measured between 2000 and a day from `now_ms` (clocks differ a little).
+fn check_calibrations(json: &str, devices: &[state::DeviceGroup], now_ms: i64) -> Result<Vec<Calibration>, Status> {
+    const FIELD: &str = "calibrations_json";
+    const YEAR_2000_MS: i64 = 946_684_800_000;
+    if json.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found: Vec<Calibration> = proto::decode_json(FIELD, json)?;
+    if found.len() > MAX_CALIBRATIONS {
+        return Err(Status::invalid_argument(format!(
+            "{FIELD}: {} calibrations, at most {MAX_CALIBRATIONS}",
+            found.len()
+        )));
+    }
+    for c in &found {
+        c.check().map_err(|e| Status::invalid_argument(format!("{FIELD}: {e}")))?;
+        if !devices.iter().any(|d| d.class == c.hardware_class) {
+            return Err(Status::invalid_argument(format!(
+                "{FIELD}: hardware class `{}` is not one this agent registers",
+                c.hardware_class.chars().take(120).collect::<String>()
+            )));
+        }
+        if !(YEAR_2000_MS..=now_ms.saturating_add(86_400_000)).contains(&c.measured_at_ms) {
+            return Err(Status::invalid_argument(format!(
+                "{FIELD}: measured_at_ms {} is not a time between 2000 and tomorrow",
+                c.measured_at_ms
+            )));
+        }
+    }
+    Ok(found)
+}
 
 /// Most cells one lease request may ask for.
 const MAX_CELLS_PER_LEASE: u32 = 16;
@@ -49,6 +84,7 @@ impl AgentService for Agents {
             return Err(Status::invalid_argument("fingerprint_json: no devices (not even a cpu)"));
         }
         check_labels(&r.labels)?;
+        let calibrations = check_calibrations(&r.calibrations_json, &devices, now_ms())?;
         let agent_id: AgentId = if r.agent_id.is_empty() {
             AgentId::from_uuid(uuid::Uuid::now_v7())
         } else {
@@ -91,6 +127,7 @@ impl AgentService for Agents {
         let version = r.agent_version.chars().take(256).collect::<String>();
         tables::write_agents(&self.ctx, tables::agent_rows(agent_id.as_str(), &fp, &rows_devices, &version, at_ms))
             .await;
+        tables::write_calibrations(&self.ctx, tables::calibration_rows(agent_id.as_str(), &fp, calibrations)).await;
         tracing::Span::current().record("agent_id", agent_id.as_str());
         tracing::info!(%agent_id, "agent registered");
         Ok(Response::new(RegisterResponse {

@@ -1,4 +1,4 @@
-//! The `agents`, `sweeps` and `cells` tables the coordinator writes beside `results`, so
+//! The `agents`, `calibrations`, `sweeps` and `cells` tables the coordinator writes beside `results`, so
 //! that a row can be joined to the machine and the request behind it ("which GPU and
 //! driver produced this row": `results JOIN agents USING (agent_id, hardware_class)`).
 //!
@@ -13,7 +13,8 @@ use shared::spec::SweepSpec;
 
 use super::Ctx;
 use crate::state::{DeviceGroup, SweepId};
-use crate::warehouse::schema::{AgentRow, CellRow, SweepRow};
+use crate::warehouse::schema::{AgentRow, CalibrationRow, CellRow, SweepRow};
+use shared::calibration::Calibration;
 
 /// One row per device group the agent registered with.
 pub fn agent_rows(
@@ -35,6 +36,19 @@ pub fn agent_rows(
             agent_version: agent_version.to_string(),
             registered_at_ms: at_ms,
             last_seen_at_ms: at_ms,
+        })
+        .collect()
+}
+
+/// One row per calibration the agent registered with.
+pub fn calibration_rows(agent_id: &str, fp: &Fingerprint, calibrations: Vec<Calibration>) -> Vec<CalibrationRow> {
+    let fingerprint_hash = fp.hash();
+    calibrations
+        .into_iter()
+        .map(|calibration| CalibrationRow {
+            agent_id: agent_id.to_string(),
+            fingerprint_hash: fingerprint_hash.clone(),
+            calibration,
         })
         .collect()
 }
@@ -77,6 +91,15 @@ pub fn cell_rows(sweep_id: SweepId, cells: &[(CellKey, Cell)], at_ms: i64) -> Ve
 pub async fn write_agents(ctx: &Ctx, rows: Vec<AgentRow>) {
     if let Err(e) = ctx.warehouse.write_agents(&rows).await {
         tracing::error!(error = %e, "writing the agents table");
+    }
+}
+
+pub async fn write_calibrations(ctx: &Ctx, rows: Vec<CalibrationRow>) {
+    if rows.is_empty() {
+        return;
+    }
+    if let Err(e) = ctx.warehouse.write_calibrations(&rows).await {
+        tracing::error!(error = %e, "writing the calibrations table");
     }
 }
 

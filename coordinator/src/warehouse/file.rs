@@ -19,11 +19,20 @@ pub enum Table {
     Cells,
     /// Regression alarms `accelbench regressions --record` found: derived, never measured.
     Alarms,
+    /// Agents' GEMM and memory-copy micro-benchmarks, appended when they register.
+    Calibrations,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] =
-        [Table::Results, Table::Samples, Table::Agents, Table::Sweeps, Table::Cells, Table::Alarms];
+    pub const ALL: [Table; 7] = [
+        Table::Results,
+        Table::Samples,
+        Table::Agents,
+        Table::Sweeps,
+        Table::Cells,
+        Table::Alarms,
+        Table::Calibrations,
+    ];
 
     /// The folder name, also the name of the DuckDB view.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +43,7 @@ impl Table {
             Table::Sweeps => "sweeps",
             Table::Cells => "cells",
             Table::Alarms => "alarms",
+            Table::Calibrations => "calibrations",
         }
     }
 

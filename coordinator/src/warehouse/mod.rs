@@ -182,6 +182,11 @@ impl Warehouse {
         self.commit_files(staged, rows.len()).await
     }
 
+    pub async fn write_calibrations(&self, rows: &[schema::CalibrationRow]) -> Result<WriteOutcome, WarehouseError> {
+        let staged = writer::stage_calibrations(self.store.as_ref(), rows).await?;
+        self.commit_files(staged, rows.len()).await
+    }
+
     pub async fn write_sweeps(&self, rows: &[schema::SweepRow]) -> Result<WriteOutcome, WarehouseError> {
         let staged = writer::stage_sweeps(self.store.as_ref(), rows).await?;
         self.commit_files(staged, rows.len()).await

@@ -176,6 +176,21 @@ pub async fn stage_agents(store: &dyn ObjectStore, rows: &[AgentRow]) -> Result<
     Ok(files)
 }
 
+/// Stages `calibrations` rows, one file per day they were measured.
+pub async fn stage_calibrations(
+    store: &dyn ObjectStore,
+    rows: &[schema::CalibrationRow],
+) -> Result<Vec<FileEntry>, WarehouseError> {
+    let by_day = group_rows(rows, |r| (r.calibration.measured_at_ms, None))?;
+    let mut files = Vec::new();
+    for (partition, group) in by_day {
+        let batch = [schema::calibrations_batch(&group)];
+        let segment = partition.path_segment();
+        files.push(write_file(store, Table::Calibrations, &segment, schema::calibrations_schema(), batch).await?);
+    }
+    Ok(files)
+}
+
 pub async fn stage_sweeps(store: &dyn ObjectStore, rows: &[SweepRow]) -> Result<Vec<FileEntry>, WarehouseError> {
     let groups = group_rows(rows, |r| (r.submitted_at_ms, Some(r.sweep_id.clone())))?;
     let mut files = Vec::new();

@@ -1,4 +1,5 @@
-//! The warehouse's Arrow schemas (`results`, `samples`, `agents`, `sweeps`, `cells`) and
+//! The warehouse's Arrow schemas (`results`, `samples`, `agents`, `sweeps`, `cells`,
+//! `alarms`; `calibrations` in its own file) and
 //! the columnar conversion of domain values into record batches.
 //!
 //! This is an API boundary: people query these columns with DuckDB, pandas or Spark
@@ -21,6 +22,9 @@ use shared::stats::Summary;
 
 use super::WarehouseError;
 
+mod calibrations;
+pub use calibrations::{calibrations_batch, calibrations_schema, CalibrationRow};
+
 /// Version of the warehouse layout written into every row's `schema_version` column.
 pub const WAREHOUSE_SCHEMA_VERSION: u32 = 1;
 
@@ -35,6 +39,7 @@ impl Table {
             Table::Sweeps => sweeps_schema(),
             Table::Cells => cells_schema(),
             Table::Alarms => alarms_schema(),
+            Table::Calibrations => calibrations_schema(),
         }
     }
 }
