@@ -143,3 +143,44 @@ fn bounds(
     }
     spreads
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_close((low, high): (f64, f64), (expected_low, expected_high): (f64, f64)) {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(low, expected_low) && close(high, expected_high), "({low}, {high})");
+    }
+
+    #[test]
+    fn a_situation_with_few_errors_takes_the_pooled_bounds_widened_by_the_next_wider() {
+        let tens: Vec<f64> = (0..10).map(f64::from).collect();
+        let by_situation = [tens.clone(), vec![-50.0, 50.0], tens.iter().map(|e| e - 1.0).collect(), vec![], vec![]];
+        let pooled: Vec<f64> = (0..=100).map(f64::from).collect();
+        let spreads = bounds(by_situation, pooled, 0.8);
+        // Ten errors 0..9: the 10th percentile sits 0.9 of the way up, the 90th 8.1.
+        assert_close(spreads[0], (0.9, 8.1));
+        // Two errors are too few: the pooled 10..90, widened by situation 2's -0.1..7.1.
+        assert_close(spreads[1], (-0.1, 90.0));
+        assert_close(spreads[2], (-0.1, 7.1));
+        // Nothing wider has enough: the pooled bounds alone.
+        assert_close(spreads[3], (10.0, 90.0));
+        assert_eq!(bounds(Default::default(), vec![], 0.8)[0], (f64::NEG_INFINITY, f64::INFINITY));
+    }
+
+    #[test]
+    fn few_groups_are_held_out_one_at_a_time_and_many_dealt_round_the_folds() {
+        let options = PredictOptions::DEFAULT;
+        let (fold_of_group, n_folds) = folds(7, &options, Rng::new(1));
+        assert_eq!(n_folds, 7);
+        let mut sorted = fold_of_group.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..7).collect::<Vec<_>>());
+        let (fold_of_group, n_folds) = folds(95, &options, Rng::new(1));
+        assert_eq!(n_folds, 10);
+        let sizes: Vec<usize> = (0..10).map(|fold| fold_of_group.iter().filter(|&&f| f == fold).count()).collect();
+        assert_eq!(sizes, [10, 10, 10, 10, 10, 9, 9, 9, 9, 9]);
+        assert_eq!(folds(1, &options, Rng::new(1)).1, 0, "a lone group is never held out");
+    }
+}
