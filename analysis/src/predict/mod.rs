@@ -18,7 +18,8 @@
 //!    middle.
 //! 2. A correction by the residuals (ln value − fit) of the closest measured rows,
 //!    nearest first ([`Basis`]): the same series (same model, class, precision, mode and
-//!    sequence length; only the batch differs) interpolated linearly in ln(batch); else
+//!    sequence length; only the batch differs) interpolated linearly in ln(batch), and
+//!    past its ends carried on at half the slope of the last two batches; else
 //!    the mean over the model's other rows on the class; else over the model's rows on
 //!    other classes; else none. The global model carries what generalises, the
 //!    correction what is particular to one model on one machine.
@@ -48,8 +49,8 @@ use correction::correction;
 use features::Encoder;
 use fit::NormalEquations;
 
-/// Fewer held-out errors than this cannot put a 10th and a 90th percentile anywhere but
-/// next to the extremes.
+/// Fewer rows than this give too few held-out errors to put a 10th and a 90th
+/// percentile anywhere but next to the extremes.
 pub const MIN_OBSERVATIONS: usize = 5;
 
 /// One benchmark cell's coordinates and what the catalog and calibrations say about it.
