@@ -114,7 +114,7 @@ fn median_of_picks(sorted: &[f64], picks: &mut [usize]) -> f64 {
 
 /// Percentile `q` of ascending, non-empty values with linear interpolation between
 /// closest ranks (the definition `shared::stats` uses).
-fn percentile_of_sorted(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile_of_sorted(sorted: &[f64], q: f64) -> f64 {
     let h = (sorted.len() - 1) as f64 * q;
     let below_idx = h.floor() as usize;
     let lower = sorted[below_idx];

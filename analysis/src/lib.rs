@@ -8,6 +8,9 @@
 //! - [`baselines`]: the simpler rules the detector is scored against (the old 7-run
 //!   mean, a z-score, Mann–Whitney U on pooled samples).
 //! - [`series`]: the checks on a series of runs, and their error.
+//! - [`predict`]: a benchmark cell's latency or peak memory from measured rows and
+//!   catalog and calibration numbers, with an 80 % prediction interval from held-out
+//!   errors, and the baselines it is scored against.
 //! - `bootstrap`, `rng`, `normal`: the resampling, the seeded generator and the normal
 //!   tail behind them.
 //!
@@ -20,13 +23,14 @@ mod bootstrap;
 pub mod changepoint;
 pub mod compare;
 mod normal;
+pub mod predict;
 pub mod regressions;
 mod rng;
 pub mod series;
 #[cfg(test)]
 mod testing;
 
-/// A closed interval `[low, high]`, here always of a ratio new / base.
+/// A closed interval `[low, high]`: of a ratio new / base, or of a predicted value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Interval {
     low: f64,
