@@ -192,6 +192,81 @@ fn quickstart_measures_and_fills_a_warehouse() {
         ),
         2
     );
+
+    predict_answers_on_the_quickstart_warehouse(&wh);
+}
+
+/// `accelbench predict` on what quickstart measured: a batch it did not run, stored as a
+/// prediction and never as a result; bad questions are refused naming what exists.
+fn predict_answers_on_the_quickstart_warehouse(wh: &str) {
+    let o = accelbench(&[
+        "query",
+        "SELECT DISTINCT hardware_class FROM calibrations",
+        "--warehouse",
+        wh,
+        "--format",
+        "csv",
+    ]);
+    let class = stdout(&o).lines().nth(1).expect("a calibrated class").trim_matches('"').to_string();
+    let o = accelbench(&[
+        "predict",
+        "--model",
+        "bert-tiny",
+        "--hardware-class",
+        &class,
+        "--batch",
+        "2,64",
+        "--warehouse",
+        wh,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("predicted") && stdout(&o).contains("80% interval ms"), "{}", stdout(&o));
+    assert_eq!(count(wh, "SELECT count(*) AS n FROM predictions WHERE model = 'bert-tiny' AND batch IN (2, 64)"), 2);
+    assert_eq!(
+        count(
+            wh,
+            "SELECT count(*) AS n FROM predictions WHERE NOT (latency_low_ms <= latency_ms AND latency_ms <= latency_high_ms \
+             AND latency_ms > 0 AND training_rows >= 5 AND latency_basis = 'same-series')"
+        ),
+        0
+    );
+    assert_eq!(count(wh, "SELECT count(*) AS n FROM results"), 18, "a prediction is never a result");
+    // JSON carries every stored column.
+    let o = accelbench(&[
+        "predict",
+        "--model",
+        "vit-tiny",
+        "--hardware-class",
+        &class,
+        "--batch",
+        "8",
+        "--no-record",
+        "--format",
+        "json",
+        "--warehouse",
+        wh,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let row: serde_json::Value = serde_json::from_str(stdout(&o).lines().next().unwrap_or("")).expect("json");
+    assert_eq!((row["model"].as_str(), row["batch"].as_u64()), (Some("vit-tiny"), Some(8)));
+    assert!(
+        row["latency_ms"].as_f64().is_some_and(|v| v > 0.0) && row["peak_memory_bytes"].as_f64().is_some(),
+        "{row}"
+    );
+    assert_eq!(count(wh, "SELECT count(*) AS n FROM predictions"), 2, "--no-record stores nothing");
+    for (args, says) in [
+        (vec!["--model", "bert-tiny", "--hardware-class", "cuda/Nope", "--batch", "1"], "calibrated classes: "),
+        (vec!["--model", "no-such", "--hardware-class", &class, "--batch", "1"], "unknown model (known: bert-tiny"),
+        (vec!["--model", "bert-tiny", "--hardware-class", &class, "--batch", "0"], "--batch 0"),
+        (vec!["--model", "bert-tiny", "--hardware-class", &class, "--batch", "1", "--precision", "q4_0"], "cannot run"),
+    ] {
+        let mut all = vec!["predict"];
+        all.extend(args);
+        all.extend(["--warehouse", wh]);
+        let o = accelbench(&all);
+        assert_eq!(o.status.code(), Some(2), "{all:?}");
+        assert!(stderr(&o).contains(says), "{all:?}: {}", stderr(&o));
+    }
 }
 
 #[test]

@@ -141,7 +141,8 @@ impl fmt::Display for Basis {
 pub struct Prediction {
     pub value: f64,
     /// The prediction interval at the fit's coverage (80 % by default). It need not be
-    /// centred on `value`: it follows the held-out errors, skew included.
+    /// centred on `value`: it follows the held-out errors, skew included, and always
+    /// holds `value`.
     pub interval: Interval,
     pub basis: Basis,
     /// How many measured rows the correction drew on (0 for [`Basis::CatalogOnly`]).
@@ -252,7 +253,11 @@ impl Predictor {
         let correction = correction(&self.points, &self.residuals, same_model, query);
         let log_value = dot(&self.weights, &self.encoder.row(query)) + correction.shift;
         let value = log_value.exp();
+        // When the held-out errors all lean one way (extrapolating past a series' end
+        // tends to err low), the interval is widened to the point rather than leave a
+        // prediction outside its own interval.
         let (low, high) = self.spreads[correction.situation()];
+        let (low, high) = (low.min(0.0), high.max(0.0));
         match Interval::new(value * low.exp(), value * high.exp()) {
             Some(interval) if value.is_finite() && value > 0.0 => {
                 Ok(Prediction { value, interval, basis: correction.basis, n_support: correction.n_support })

@@ -487,3 +487,40 @@ fn past_the_ends_half_the_slope_beats_holding_the_end_flat_on_curved_series() {
         assert!(half_slope < 0.9 * flat, "{half_slope} against {flat} past {ends:?}");
     }
 }
+
+#[test]
+fn every_interval_holds_its_own_prediction() {
+    // Curved series (overhead + linear): extrapolation past the ends errs one way.
+    let mut train = Vec::new();
+    for (m, scale) in [("a", 1.0), ("b", 3.0), ("c", 9.0)] {
+        for batch in [1u32, 2, 4, 8, 16] {
+            let p = Point { batch, flops: 1e9 * scale * f64::from(batch), ..point_for_interval_test(m) };
+            let value = 0.01 * scale + 1e-3 * scale * f64::from(batch).powf(1.3);
+            train.push(Observation { point: p, value });
+        }
+    }
+    let predictor = fit(&train, &PredictOptions::DEFAULT).expect("fits");
+    for m in ["a", "b", "c", "d"] {
+        for batch in [1u32, 3, 64, 512] {
+            let q = Point { batch, flops: 1e9 * f64::from(batch), ..point_for_interval_test(m) };
+            let p = predictor.predict(&q).expect("predicts");
+            assert!(p.interval.contains(p.value), "{m} b{batch}: {p:?}");
+        }
+    }
+}
+
+fn point_for_interval_test(model: &str) -> Point {
+    Point {
+        model: model.into(),
+        family: "bert".into(),
+        hardware_class: "cpu/x".into(),
+        precision: "fp32".into(),
+        mode: "inference".into(),
+        batch: 1,
+        seq_len: 128,
+        flops: 1e9,
+        weight_bytes: 1e8,
+        peak_flops: 1e11,
+        bandwidth: 1e10,
+    }
+}

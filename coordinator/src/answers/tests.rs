@@ -97,3 +97,104 @@ async fn regressions_find_the_first_slower_run_and_what_changed_there() {
     assert!(series.iter().all(|s| s.runs.len() == 3));
     assert!(regressions::find(series, &DetectOptions::DEFAULT).found.is_empty());
 }
+
+/// A calibration of `cpu/test`: fp32 GEMM at `gflops`, bf16 at half, copy at 10 GB/s.
+fn calibrations(gflops: f64) -> Vec<crate::warehouse::schema::CalibrationRow> {
+    use shared::calibration::{Calibration, CalibrationKind};
+    use shared::catalog::Precision;
+    let figure = |kind, precision, rate: f64| crate::warehouse::schema::CalibrationRow {
+        agent_id: "a1".into(),
+        fingerprint_hash: "f".into(),
+        calibration: Calibration {
+            device: "cpu".into(),
+            hardware_class: "cpu/test".into(),
+            kind,
+            precision,
+            size: 512,
+            rate,
+            n_samples: 10,
+            median_seconds: 0.01,
+            engine: "candle".into(),
+            engine_version: "0.11".into(),
+            measured_at_ms: 1_765_000_000_000,
+        },
+    };
+    vec![
+        figure(CalibrationKind::Gemm, Precision::Fp32, gflops * 1e9),
+        figure(CalibrationKind::Gemm, Precision::Bf16, gflops * 0.5e9),
+        figure(CalibrationKind::Copy, Precision::Fp32, 10e9),
+    ]
+}
+
+#[tokio::test]
+async fn predict_learns_from_measured_rows_of_calibrated_classes_and_answers_with_an_interval() {
+    use shared::catalog::{lookup, Mode, Precision};
+    // bert-base and bert-tiny on cpu/test, latency = twice the roofline's compute time at
+    // 50 GFLOP/s (a machine at half its GEMM rate), plus rows on an uncalibrated class.
+    let mut records = Vec::new();
+    for (i, (model, batch)) in [
+        ("bert-base-uncased", 1),
+        ("bert-base-uncased", 2),
+        ("bert-base-uncased", 8),
+        ("bert-tiny", 1),
+        ("bert-tiny", 4),
+        ("bert-tiny", 16),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let spec = lookup(model).expect("catalog");
+        let seconds = 2.0 * spec.flops(batch, 128, Mode::Inference) / 50e9;
+        let mut r = run(&format!("s{i}"), &format!("{i:064}"), i as i64, seconds * 1e9, "abc");
+        (r.coordinates.model, r.coordinates.batch) = (model.into(), batch);
+        r.memory.peak_host_bytes = Some(100_000_000 + u64::from(batch) * 1_000_000);
+        records.push(r);
+        let mut elsewhere = records[records.len() - 1].clone();
+        (elsewhere.cell_key, elsewhere.coordinates.hardware_class) = (format!("e{i:063}"), "cpu/uncalibrated".into());
+        elsewhere.provenance.hardware_class = "cpu/uncalibrated".into();
+        records.push(elsewhere);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wh = Warehouse::open(&dir.path().join("wh").to_string_lossy()).await.expect("open");
+    wh.write_results(&records, Origin::Measured).await.expect("write");
+    wh.write_calibrations(&calibrations(100.0)).await.expect("calibrations");
+    let engine = QueryEngine::open(&wh.sync_to_local(&dir.path().join("cache")).await.expect("sync")).expect("engine");
+
+    let k = super::predict::load(&engine, "candle").expect("load");
+    assert_eq!(k.rates.keys().collect::<Vec<_>>(), vec!["cpu/test"]);
+    let rates = &k.rates["cpu/test"];
+    assert_eq!((rates.gemm["fp32"], rates.gemm["bf16"], rates.copy), (100e9, 50e9, Some(10e9)));
+    assert_eq!((k.latency.len(), k.memory.len()), (6, 6));
+    assert_eq!(k.left_out.get("class not calibrated (cpu/uncalibrated)"), Some(&6), "{:?}", k.left_out);
+    // Quantised formats are placed by the fp32 GEMM rate and their block bytes.
+    let llama = lookup("llama-tiny").expect("catalog");
+    let q = super::predict::point(llama, "cpu/test", rates, 1, 64, Precision::Q4_0, Mode::Inference).expect("point");
+    assert_eq!(q.peak_flops, 100e9);
+    assert_eq!(q.weight_bytes, llama.parameter_count() as f64 * 18.0 / 32.0);
+    assert!(super::predict::point(llama, "cpu/test", rates, 1, 64, Precision::Fp16, Mode::Inference).is_none());
+
+    let fitted = super::predict::fit(&k).expect("fit");
+    let bert = lookup("bert-base-uncased").expect("catalog");
+    let query = super::predict::point(bert, "cpu/test", rates, 4, 128, Precision::Fp32, Mode::Inference).expect("p");
+    let row = super::predict::predict_row(&fitted, &query, "candle", 1_765_000_000_000).expect("predicted");
+    let truth_ms = 2.0 * bert.flops(4, 128, Mode::Inference) / 50e9 * 1e3;
+    assert!((row.latency_ms.value / truth_ms - 1.0).abs() < 0.05, "{row:?} vs {truth_ms}");
+    assert!(row.latency_ms.low <= row.latency_ms.value && row.latency_ms.value <= row.latency_ms.high, "{row:?}");
+    assert_eq!((row.latency_basis.as_str(), row.training_rows), ("same-series", 6));
+    assert!(row.peak_memory_bytes.is_some_and(|m| (m.value / 104e6 - 1.0).abs() < 0.1), "{row:?}");
+    assert_eq!(super::predict::default_seq_len(bert, &k), 128);
+    let err = super::predict::calibrated(&k, "cpu/uncalibrated").unwrap_err().to_string();
+    assert!(err.contains("calibrated classes: cpu/test"), "{err}");
+
+    // Stored apart from results, every column readable.
+    wh.write_predictions(&[row], 1_765_000_000_000).await.expect("stored");
+    let engine = QueryEngine::open(&wh.sync_to_local(&dir.path().join("cache2")).await.expect("sync")).expect("engine");
+    let out = engine.query("SELECT * FROM predictions").expect("query");
+    assert_eq!(out.n_rows(), 1);
+    assert_eq!(out.schema.fields().len(), crate::warehouse::schema::predictions_schema().fields().len());
+    let n = engine.query("SELECT count(*) FROM results").expect("query");
+    assert_eq!(
+        n.batches[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().map(|a| a.value(0)),
+        Some(12)
+    );
+}

@@ -10,6 +10,7 @@ pub mod common;
 pub mod compare;
 pub mod import;
 pub mod listing;
+pub mod predict;
 pub mod query;
 pub mod quickstart;
 pub mod recommend;
@@ -58,6 +59,8 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Which series got slower, from which run, and what changed there (exit 1 if any)
     Regressions(regressions::RegressionsArgs),
+    /// How fast would a model be on a class at a batch nobody measured? With an 80% interval
+    Predict(predict::PredictArgs),
     /// Which hardware class should run a model, by latency, throughput, per watt or cost
     Recommend(recommend::RecommendArgs),
     /// Import result JSON lines and legacy benchmark JSON into the warehouse
@@ -123,6 +126,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Report(a) => report::execute(a).await,
         Command::Compare(a) => compare::execute(a).await,
         Command::Regressions(a) => regressions::execute(a).await,
+        Command::Predict(a) => predict::execute(a).await,
         Command::Recommend(a) => recommend::execute(a).await,
         Command::Import(a) => import::execute(a).await,
         Command::Warehouse(cmd) => cmd.execute().await,

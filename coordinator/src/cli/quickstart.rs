@@ -47,6 +47,7 @@ pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     let wh = warehouse.open().await?;
     let out = wh.write_results(&records, Origin::Measured).await?;
     wh.write_calibrations(&calibrations).await?;
+    let class = records.first().map_or_else(String::new, |r| r.coordinates.hardware_class.clone());
     let engine = warehouse.query_engine().await?;
     let md = tokio::task::spawn_blocking({
         let run_id = run_id.clone();
@@ -61,6 +62,7 @@ pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
          accelbench report compatibility --warehouse {location}\n  \
          accelbench compare {run_id} <ANOTHER_RUN_ID> --warehouse {location}   # run quickstart again, then compare\n  \
          accelbench regressions --warehouse {location}\n  \
+         accelbench predict --model bert-tiny --hardware-class \"{class}\" --batch 64 --warehouse {location}\n  \
          accelbench recommend --model bert-tiny --objective latency --warehouse {location}\n  \
          accelbench-agent bench --model bert-base-uncased --batch 1,8 --precision fp32,bf16",
         out.new,
@@ -100,7 +102,11 @@ fn calibrate(fp: &shared::fingerprint::Fingerprint) -> anyhow::Result<Vec<Calibr
     let exe = std::env::current_exe()?;
     let found: Vec<_> = agent::calibrate::calibrate_all(&exe, fp).into_iter().filter(|c| c.device == "cpu").collect();
     for c in &found {
-        eprintln!("  {} {}: {:.1} G{}", c.kind, c.precision, c.rate / 1e9, c.kind.unit().replace("flop", "FLOP"));
+        let unit = match c.kind {
+            shared::calibration::CalibrationKind::Gemm => "GFLOP/s",
+            shared::calibration::CalibrationKind::Copy => "GB/s",
+        };
+        eprintln!("  {} {}: {:.1} {unit}", c.kind, c.precision, c.rate / 1e9);
     }
     let hash = fp.hash();
     Ok(found

@@ -21,10 +21,12 @@ pub enum Table {
     Alarms,
     /// Agents' GEMM and memory-copy micro-benchmarks, appended when they register.
     Calibrations,
+    /// What `accelbench predict` answered: derived, never measured.
+    Predictions,
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Results,
         Table::Samples,
         Table::Agents,
@@ -32,6 +34,7 @@ impl Table {
         Table::Cells,
         Table::Alarms,
         Table::Calibrations,
+        Table::Predictions,
     ];
 
     /// The folder name, also the name of the DuckDB view.
@@ -44,6 +47,7 @@ impl Table {
             Table::Cells => "cells",
             Table::Alarms => "alarms",
             Table::Calibrations => "calibrations",
+            Table::Predictions => "predictions",
         }
     }
 

@@ -204,19 +204,38 @@ impl Warehouse {
         batch: arrow::array::RecordBatch,
         detected_at_ms: i64,
     ) -> Result<WriteOutcome, WarehouseError> {
+        self.write_derived(Table::Alarms, batch, detected_at_ms, "detected_at").await
+    }
+
+    /// Commits a batch of `predictions` rows, as `accelbench predict` makes them.
+    pub async fn write_predictions(
+        &self,
+        rows: &[schema::PredictionRow],
+        predicted_at_ms: i64,
+    ) -> Result<WriteOutcome, WarehouseError> {
+        self.write_derived(Table::Predictions, schema::predictions_batch(rows)?, predicted_at_ms, "predicted_at").await
+    }
+
+    /// One file of a derived table (answers, not measurements), in the partition of the
+    /// day `at_ms` (the time column `field`) falls on.
+    async fn write_derived(
+        &self,
+        table: Table,
+        batch: arrow::array::RecordBatch,
+        at_ms: i64,
+        field: &'static str,
+    ) -> Result<WriteOutcome, WarehouseError> {
         let n_rows = batch.num_rows();
         if n_rows == 0 {
             return self.commit_files(Vec::new(), 0).await;
         }
-        let date = writer::utc_date(detected_at_ms).ok_or(WarehouseError::InvalidTimestamp {
+        let date = writer::utc_date(at_ms).ok_or(WarehouseError::InvalidTimestamp {
             cell_key: String::new(),
-            field: "detected_at",
-            value_ms: detected_at_ms,
+            field,
+            value_ms: at_ms,
         })?;
         let partition = writer::Partition { date, sweep: None }.path_segment();
-        let file =
-            writer::write_file(self.store.as_ref(), Table::Alarms, &partition, schema::alarms_schema(), [Ok(batch)])
-                .await?;
+        let file = writer::write_file(self.store.as_ref(), table, &partition, table.schema(), [Ok(batch)]).await?;
         self.commit_files(vec![file], n_rows).await
     }
 

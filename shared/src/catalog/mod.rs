@@ -67,6 +67,17 @@ impl Precision {
     pub fn is_quantized(self) -> bool {
         matches!(self, Precision::Q8_0 | Precision::Q4_0)
     }
+
+    /// Bytes one weight takes in this format. GGML blocks hold 32 weights and one f16
+    /// scale: q8_0 is 34 bytes a block, q4_0 18.
+    pub fn bytes_per_parameter(self) -> f64 {
+        match self {
+            Precision::Fp32 => 4.0,
+            Precision::Fp16 | Precision::Bf16 => 2.0,
+            Precision::Q8_0 => 34.0 / 32.0,
+            Precision::Q4_0 => 18.0 / 32.0,
+        }
+    }
 }
 
 const FLOAT_PRECISIONS: &[Precision] = &[Precision::Fp32, Precision::Fp16, Precision::Bf16];

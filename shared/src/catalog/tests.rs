@@ -212,3 +212,12 @@ fn names_parse_and_reject_with_the_allowed_list() {
     );
     assert_eq!(serde_json::to_string(&Family::Whisper).expect("serialises"), "\"whisper\"");
 }
+
+#[test]
+fn bytes_per_parameter_follow_the_formats() {
+    assert_eq!(Precision::Fp32.bytes_per_parameter(), 4.0);
+    assert_eq!(Precision::Bf16.bytes_per_parameter(), 2.0);
+    // A GGML q4_0 block: 32 weights in 16 bytes plus a 2-byte scale.
+    assert_eq!(Precision::Q4_0.bytes_per_parameter() * 32.0, 18.0);
+    assert_eq!(Precision::Q8_0.bytes_per_parameter() * 32.0, 34.0);
+}

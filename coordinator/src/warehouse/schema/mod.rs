@@ -1,5 +1,5 @@
 //! The warehouse's Arrow schemas (`results`, `samples`, `agents`, `sweeps`, `cells`,
-//! `alarms`; `calibrations` in its own file) and
+//! `alarms`; `calibrations` and `predictions` in files of their own) and
 //! the columnar conversion of domain values into record batches.
 //!
 //! This is an API boundary: people query these columns with DuckDB, pandas or Spark
@@ -24,6 +24,8 @@ use super::WarehouseError;
 
 mod calibrations;
 pub use calibrations::{calibrations_batch, calibrations_schema, CalibrationRow};
+mod predictions;
+pub use predictions::{predictions_batch, predictions_schema, Predicted, PredictionRow};
 
 /// Version of the warehouse layout written into every row's `schema_version` column.
 pub const WAREHOUSE_SCHEMA_VERSION: u32 = 1;
@@ -40,6 +42,7 @@ impl Table {
             Table::Cells => cells_schema(),
             Table::Alarms => alarms_schema(),
             Table::Calibrations => calibrations_schema(),
+            Table::Predictions => predictions_schema(),
         }
     }
 }
