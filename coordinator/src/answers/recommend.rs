@@ -1,15 +1,20 @@
-//! `accelbench recommend`: which hardware class should run a model, by an objective, from
-//! measured rows. Each class is represented by its best configuration (batch, precision,
-//! engine) among its newest `ok` results that meet the constraints; classes that cannot
-//! are listed with the reason. Predicted rows join here once `predict` exists, marked as
-//! predicted; today every ranked row is measured.
+//! `accelbench recommend`: which hardware class should run a model, by an objective.
+//! Each class is represented by its best configuration (batch, precision, engine) among
+//! its newest `ok` results that meet the constraints; classes that cannot are listed
+//! with the reason. A calibrated class with no result of the model gets predicted
+//! configurations ([`super::predict`]), ranked after every measured one and marked
+//! `predicted` with their interval; a predicted configuration meets a memory limit only
+//! if its interval's high end does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, StringArray, UInt32Array};
 
+use shared::catalog::{self, Mode, Precision};
+
 use super::columns::Columns;
+use super::predict;
 use crate::query::{sql_string, QueryEngine, QueryOutput};
 
 /// What "best" means.
@@ -51,7 +56,18 @@ pub struct Candidate {
     /// Device memory on an accelerator, host memory on a CPU.
     pub memory_bytes: Option<u64>,
     pub power_watts: Option<f64>,
+    /// The result it comes from; empty for a prediction.
     pub result_id: String,
+    /// `None` for a measured row; a prediction's intervals otherwise.
+    pub predicted: Option<Bounds>,
+}
+
+/// A predicted configuration's 80 % intervals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bounds {
+    pub latency_ms: (f64, f64),
+    pub memory_bytes: Option<(f64, f64)>,
+    pub basis: String,
 }
 
 /// What the warehouse holds for the model: its `ok` configurations, and per class with
@@ -90,6 +106,7 @@ pub fn load(engine: &QueryEngine, model: &str, mode: &str) -> anyhow::Result<Mea
                     memory_bytes: c.u64_opt("memory_bytes", i)?,
                     power_watts: c.f64("mean_power_watts", i)?,
                     result_id: c.string("result_id", i)?,
+                    predicted: None,
                 }),
                 (status, _) => {
                     let why = format!("{status}: {}", c.string("error", i)?);
@@ -101,6 +118,76 @@ pub fn load(engine: &QueryEngine, model: &str, mode: &str) -> anyhow::Result<Mea
     let ok_classes: Vec<String> = measured.candidates.iter().map(|c| c.hardware_class.clone()).collect();
     measured.not_ok.retain(|class, _| !ok_classes.contains(class));
     Ok(measured)
+}
+
+/// Adds predicted configurations for every calibrated class that has no result of the
+/// model (an `unsupported` or failed one counts: it is not predicted away): at the asked batch (else the batches the model was measured at anywhere, else
+/// 1, 8 and 32) and precision (else the ones measured, else fp32), with the engine the
+/// predictor learned from. A class that cannot be predicted is returned with the reason.
+pub fn add_predictions(
+    measured: &mut Measured,
+    k: &predict::Knowledge,
+    fitted: &predict::Fitted,
+    ask: &Ask,
+    engine_name: &str,
+) -> Vec<Excluded> {
+    let (Some(model), Ok(mode)) = (catalog::lookup(&ask.model), ask.mode.parse::<Mode>()) else {
+        return Vec::new();
+    };
+    // A class with any result of the model is judged by it: one where the model was
+    // unsupported or failed is not predicted to run.
+    let measured_classes: BTreeSet<String> =
+        measured.candidates.iter().map(|c| c.hardware_class.clone()).chain(measured.not_ok.keys().cloned()).collect();
+    let mut batches: BTreeSet<u32> = measured.candidates.iter().map(|c| c.batch).collect();
+    let mut precisions: BTreeSet<String> = measured.candidates.iter().map(|c| c.precision.clone()).collect();
+    if let Some(b) = ask.batch {
+        batches = BTreeSet::from([b]);
+    } else if batches.is_empty() {
+        batches = BTreeSet::from([1, 8, 32]);
+    }
+    if let Some(p) = &ask.precision {
+        precisions = BTreeSet::from([p.clone()]);
+    } else if precisions.is_empty() {
+        precisions = BTreeSet::from(["fp32".to_string()]);
+    }
+    let seq = predict::default_seq_len(model, k);
+    let mut excluded = Vec::new();
+    for (class, rates) in k.rates.iter().filter(|(class, _)| !measured_classes.contains(*class)) {
+        let mut found = 0;
+        for precision in precisions.iter().filter_map(|p| p.parse::<Precision>().ok()) {
+            if !catalog::is_runnable(model.name, precision, mode) {
+                continue;
+            }
+            for &batch in &batches {
+                let Some(query) = predict::point(model, class, rates, batch, seq, precision, mode) else { continue };
+                let Ok(row) = predict::predict_row(fitted, &query, engine_name, 0) else { continue };
+                found += 1;
+                measured.candidates.push(Candidate {
+                    hardware_class: class.clone(),
+                    batch,
+                    precision: precision.to_string(),
+                    engine: engine_name.to_string(),
+                    p50_ns: row.latency_ms.value * 1e6,
+                    throughput: Some(f64::from(batch) * 1e3 / row.latency_ms.value),
+                    memory_bytes: row.peak_memory_bytes.map(|m| m.value as u64),
+                    power_watts: None,
+                    result_id: String::new(),
+                    predicted: Some(Bounds {
+                        latency_ms: (row.latency_ms.low, row.latency_ms.high),
+                        memory_bytes: row.peak_memory_bytes.map(|m| (m.low, m.high)),
+                        basis: row.latency_basis,
+                    }),
+                });
+            }
+        }
+        if found == 0 {
+            excluded.push(Excluded {
+                hardware_class: class.clone(),
+                reason: "not measured, and its calibrations cannot place the asked precisions".into(),
+            });
+        }
+    }
+    excluded
 }
 
 /// A class in the ranking, by its best configuration.
@@ -151,7 +238,14 @@ pub fn rank(measured: Measured, ask: &Ask) -> (Vec<Ranked>, Vec<Excluded>) {
             }
         }
     }
-    ranked.sort_by(|a, b| better(ask.objective, b.score, a.score));
+    // Measured classes first, then predicted ones, each best first.
+    ranked.sort_by(|a, b| {
+        (a.candidate.predicted.is_some()).cmp(&b.candidate.predicted.is_some()).then(better(
+            ask.objective,
+            b.score,
+            a.score,
+        ))
+    });
     (ranked, excluded)
 }
 
@@ -176,7 +270,13 @@ fn score(c: &Candidate, ask: &Ask) -> Result<f64, String> {
         return Err(format!("p50 {p50_ms:.2} ms > {max} ms at batch {} {}", c.batch, c.precision));
     }
     if let Some(max) = ask.max_memory_gib {
-        let gib = c.memory_bytes.map(|b| b as f64 / (1u64 << 30) as f64).ok_or("peak memory not measured")?;
+        // A prediction must fit at its interval's high end: a recommendation that does not
+        // fit in memory is worse than none.
+        let bytes = match &c.predicted {
+            Some(b) => b.memory_bytes.map(|(_, high)| high).ok_or("peak memory not predicted")?,
+            None => c.memory_bytes.ok_or("peak memory not measured")? as f64,
+        };
+        let gib = bytes / (1u64 << 30) as f64;
         if gib > max {
             return Err(format!("peak memory {gib:.2} GiB > {max} GiB at batch {} {}", c.batch, c.precision));
         }
@@ -221,7 +321,12 @@ pub fn to_rows(ranked: &[Ranked], objective: Objective) -> anyhow::Result<QueryO
         ("throughput_items_per_s", num(&|r| r.candidate.throughput)),
         ("peak_memory_gib", num(&|r| r.candidate.memory_bytes.map(|b| b as f64 / (1u64 << 30) as f64))),
         ("mean_power_watts", num(&|r| r.candidate.power_watts)),
-        ("source", text(&|_| "measured".into())),
+        ("latency_low_ms", num(&|r| r.candidate.predicted.as_ref().map(|b| b.latency_ms.0))),
+        ("latency_high_ms", num(&|r| r.candidate.predicted.as_ref().map(|b| b.latency_ms.1))),
+        (
+            "source",
+            text(&|r| r.candidate.predicted.as_ref().map_or("measured".into(), |b| format!("predicted ({})", b.basis))),
+        ),
         ("result_id", text(&|r| r.candidate.result_id.clone())),
     ];
     super::columns::rows(columns)
@@ -242,6 +347,7 @@ mod tests {
             memory_bytes: Some((mem_gib * (1u64 << 30) as f64) as u64),
             power_watts: watts,
             result_id: format!("{class}-{batch}"),
+            predicted: None,
         }
     }
 

@@ -98,8 +98,8 @@ async fn regressions_find_the_first_slower_run_and_what_changed_there() {
     assert!(regressions::find(series, &DetectOptions::DEFAULT).found.is_empty());
 }
 
-/// A calibration of `cpu/test`: fp32 GEMM at `gflops`, bf16 at half, copy at 10 GB/s.
-fn calibrations(gflops: f64) -> Vec<crate::warehouse::schema::CalibrationRow> {
+/// A calibration of `class`: fp32 GEMM at `gflops`, bf16 at half, copy at 10 GB/s.
+fn calibrations(class: &str, gflops: f64) -> Vec<crate::warehouse::schema::CalibrationRow> {
     use shared::calibration::{Calibration, CalibrationKind};
     use shared::catalog::Precision;
     let figure = |kind, precision, rate: f64| crate::warehouse::schema::CalibrationRow {
@@ -107,7 +107,7 @@ fn calibrations(gflops: f64) -> Vec<crate::warehouse::schema::CalibrationRow> {
         fingerprint_hash: "f".into(),
         calibration: Calibration {
             device: "cpu".into(),
-            hardware_class: "cpu/test".into(),
+            hardware_class: class.into(),
             kind,
             precision,
             size: 512,
@@ -126,11 +126,11 @@ fn calibrations(gflops: f64) -> Vec<crate::warehouse::schema::CalibrationRow> {
     ]
 }
 
-#[tokio::test]
-async fn predict_learns_from_measured_rows_of_calibrated_classes_and_answers_with_an_interval() {
-    use shared::catalog::{lookup, Mode, Precision};
-    // bert-base and bert-tiny on cpu/test, latency = twice the roofline's compute time at
-    // 50 GFLOP/s (a machine at half its GEMM rate), plus rows on an uncalibrated class.
+/// bert-base and bert-tiny on cpu/test, latency = twice the roofline's compute time at
+/// 50 GFLOP/s (a machine at half its GEMM rate), and the same rows on an uncalibrated
+/// class.
+fn bert_rows() -> Vec<ResultRecord> {
+    use shared::catalog::{lookup, Mode};
     let mut records = Vec::new();
     for (i, (model, batch)) in [
         ("bert-base-uncased", 1),
@@ -154,11 +154,28 @@ async fn predict_learns_from_measured_rows_of_calibrated_classes_and_answers_wit
         elsewhere.provenance.hardware_class = "cpu/uncalibrated".into();
         records.push(elsewhere);
     }
+    records
+}
+
+/// A warehouse of `records` and the calibrations of each (class, GFLOP/s).
+async fn warehouse_with(
+    records: &[ResultRecord],
+    classes: &[(&str, f64)],
+) -> (tempfile::TempDir, Warehouse, QueryEngine) {
     let dir = tempfile::tempdir().expect("tempdir");
     let wh = Warehouse::open(&dir.path().join("wh").to_string_lossy()).await.expect("open");
-    wh.write_results(&records, Origin::Measured).await.expect("write");
-    wh.write_calibrations(&calibrations(100.0)).await.expect("calibrations");
+    wh.write_results(records, Origin::Measured).await.expect("write");
+    for (class, gflops) in classes {
+        wh.write_calibrations(&calibrations(class, *gflops)).await.expect("calibrations");
+    }
     let engine = QueryEngine::open(&wh.sync_to_local(&dir.path().join("cache")).await.expect("sync")).expect("engine");
+    (dir, wh, engine)
+}
+
+#[tokio::test]
+async fn predict_learns_from_measured_rows_of_calibrated_classes_and_answers_with_an_interval() {
+    use shared::catalog::{lookup, Mode, Precision};
+    let (dir, wh, engine) = warehouse_with(&bert_rows(), &[("cpu/test", 100.0)]).await;
 
     let k = super::predict::load(&engine, "candle").expect("load");
     assert_eq!(k.rates.keys().collect::<Vec<_>>(), vec!["cpu/test"]);
@@ -196,5 +213,51 @@ async fn predict_learns_from_measured_rows_of_calibrated_classes_and_answers_wit
     assert_eq!(
         n.batches[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().map(|a| a.value(0)),
         Some(12)
+    );
+}
+
+#[tokio::test]
+async fn recommend_ranks_an_unmeasured_calibrated_class_from_predictions_after_the_measured_ones() {
+    use super::recommend::{self, Ask, Objective};
+    // cpu/fast is calibrated at 10x cpu/test's GEMM rate but has no result of bert-base.
+    let (_dir, _wh, engine) = warehouse_with(&bert_rows(), &[("cpu/test", 100.0), ("cpu/fast", 1000.0)]).await;
+    let ask = |max_memory_gib| Ask {
+        model: "bert-base-uncased".into(),
+        mode: "inference".into(),
+        objective: Objective::Latency,
+        batch: None,
+        precision: None,
+        max_latency_ms: None,
+        max_memory_gib,
+        prices: std::collections::BTreeMap::new(),
+    };
+    let k = super::predict::load(&engine, "candle").expect("load");
+    let fitted = super::predict::fit(&k).expect("fit");
+    let mut measured = recommend::load(&engine, "bert-base-uncased", "inference").expect("load");
+    let not_predicted = recommend::add_predictions(&mut measured, &k, &fitted, &ask(None), "candle");
+    assert!(not_predicted.is_empty(), "{not_predicted:?}");
+    let predicted: Vec<_> = measured.candidates.iter().filter(|c| c.predicted.is_some()).collect();
+    // At the batches bert-base was measured at (1, 2, 8), in fp32, on the one unmeasured class.
+    assert_eq!(
+        predicted.iter().map(|c| (c.hardware_class.as_str(), c.batch)).collect::<Vec<_>>(),
+        vec![("cpu/fast", 1), ("cpu/fast", 2), ("cpu/fast", 8)]
+    );
+    let (ranked, _) = recommend::rank(measured, &ask(None));
+    let order: Vec<(&str, bool)> =
+        ranked.iter().map(|r| (r.candidate.hardware_class.as_str(), r.candidate.predicted.is_some())).collect();
+    // Measured first even where the prediction is faster; the uncalibrated class's rows
+    // are measured too, so it ranks among the measured.
+    assert_eq!(order.iter().filter(|(_, p)| !p).count(), 2, "{order:?}");
+    assert_eq!(order.last(), Some(&("cpu/fast", true)), "{order:?}");
+    let rows = recommend::to_rows(&ranked, Objective::Latency).expect("rows");
+    assert_eq!(rows.n_rows(), 3);
+    // A memory limit is met by a prediction only at its interval's high end.
+    let mut measured = recommend::load(&engine, "bert-base-uncased", "inference").expect("load");
+    recommend::add_predictions(&mut measured, &k, &fitted, &ask(Some(0.05)), "candle");
+    let (ranked, excluded) = recommend::rank(measured, &ask(Some(0.05)));
+    assert!(ranked.is_empty(), "100 MB of memory is over 0.05 GiB everywhere: {ranked:?}");
+    assert!(
+        excluded.iter().any(|e| e.hardware_class == "cpu/fast" && e.reason.contains("peak memory")),
+        "{excluded:?}"
     );
 }

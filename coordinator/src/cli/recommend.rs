@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::common::WarehouseArgs;
+use crate::answers::predict;
 use crate::answers::recommend::{self, Ask, Objective};
 use crate::query::render::{self, Format};
 
@@ -15,7 +16,10 @@ use crate::query::render::{self, Format};
 #[command(long_about = "Rank the hardware classes for a model by an objective, from measured results.\n\n\
 Each class is ranked by its best configuration (batch, precision, engine) among its newest ok \
 results that meet the constraints; a class that cannot meet them, or has no ok result, is listed \
-on stderr with the reason. Every ranked row today is measured (`source` = measured).\n\n\
+on stderr with the reason. A calibrated class with no result of the model is ranked from \
+predictions (as `accelbench predict` makes them), after every measured class, with `source` = \
+predicted and the 80% latency interval; a predicted configuration meets --max-memory-gib only \
+if its interval's high end does. --measured-only leaves predictions out.\n\n\
 Objectives: latency (lowest p50 of one batch), throughput (items/s), throughput-per-watt (needs \
 measured power), cost (items per unit of money; needs --prices).\n\n\
 The prices file is TOML: a table of price per hour by hardware class, e.g.\n  \
@@ -46,6 +50,12 @@ pub struct RecommendArgs {
     /// Price per hour of each class, for --objective cost
     #[arg(long, value_name = "FILE")]
     pub prices: Option<PathBuf>,
+    /// Rank measured configurations only (no predictions for unmeasured classes)
+    #[arg(long)]
+    pub measured_only: bool,
+    /// The engine predictions learn from and are made for
+    #[arg(long, default_value = "candle")]
+    pub engine: String,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     #[command(flatten)]
@@ -87,7 +97,18 @@ pub async fn execute(args: RecommendArgs) -> anyhow::Result<ExitCode> {
         prices,
     };
     let engine = args.warehouse.query_engine().await?;
-    let measured = tokio::task::block_in_place(|| recommend::load(&engine, &ask.model, &ask.mode))?;
+    let mut measured = tokio::task::block_in_place(|| recommend::load(&engine, &ask.model, &ask.mode))?;
+    let mut not_predicted = Vec::new();
+    if !args.measured_only {
+        let k = tokio::task::block_in_place(|| predict::load(&engine, &args.engine))?;
+        match predict::fit(&k) {
+            Ok(fitted) => {
+                not_predicted = recommend::add_predictions(&mut measured, &k, &fitted, &ask, &args.engine);
+            }
+            Err(e) if !k.rates.is_empty() => eprintln!("no predictions: {e:#}"),
+            Err(_) => {}
+        }
+    }
     if measured.candidates.is_empty() && measured.not_ok.is_empty() {
         let rows = engine.query("SELECT DISTINCT model FROM results WHERE status = 'ok' ORDER BY model")?;
         let (_, cells) = render::cells(&rows)?;
@@ -99,7 +120,8 @@ pub async fn execute(args: RecommendArgs) -> anyhow::Result<ExitCode> {
             if with_rows.is_empty() { "none".into() } else { with_rows.join(", ") }
         );
     }
-    let (ranked, excluded) = recommend::rank(measured, &ask);
+    let (ranked, mut excluded) = recommend::rank(measured, &ask);
+    excluded.extend(not_predicted);
     render::write(&mut std::io::stdout().lock(), &recommend::to_rows(&ranked, ask.objective)?, args.format)?;
     for e in &excluded {
         eprintln!("not ranked: {}: {}", e.hardware_class, e.reason);
