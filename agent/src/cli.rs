@@ -75,6 +75,11 @@ http://coordinator.lab:7070 --labels rack=b3")]
         /// rest on other agents' calibrations, or are refused)
         #[arg(long)]
         no_calibrate: bool,
+        /// Let each CPU cell use at most N threads; the CPU's hardware class then says so
+        /// (`cpu/AMD EPYC 7B13 (2 threads)`), so its results are never mixed with the
+        /// unlimited CPU's
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+        cpu_threads: Option<u32>,
     },
     /// Measure each device's GEMM rate per precision and its memory-copy bandwidth
     #[command(long_about = "Measure what each device this agent runs cells on does at dense \
@@ -146,8 +151,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::anyhow!("{}", flag_names(&text))
             });
         }
-        Command::Run { coordinator, spool, labels, recalibrate, no_calibrate } => {
+        Command::Run { coordinator, spool, labels, recalibrate, no_calibrate, cpu_threads } => {
             drop(out);
+            if let Some(n) = cpu_threads {
+                // Before any thread exists: the cell and calibration children inherit it,
+                // and candle sizes its thread pool and GEMM split by it.
+                std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+            }
             let calibration = match (no_calibrate, recalibrate) {
                 (true, _) => crate::worker::Calibrate::Off,
                 (false, true) => crate::worker::Calibrate::Fresh,
@@ -159,6 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 labels: labels.into_iter().collect(),
                 idle_poll: std::time::Duration::from_secs(1),
                 calibration,
+                cpu_threads,
             };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(crate::worker::run(cfg, async {

@@ -42,6 +42,9 @@ pub struct WorkerConfig {
     pub idle_poll: Duration,
     /// Whether to send calibrations when registering, and whether cached ones do.
     pub calibration: Calibrate,
+    /// The thread limit of CPU cells (`RAYON_NUM_THREADS`, set by the caller), named in
+    /// the CPU's hardware class.
+    pub cpu_threads: Option<u32>,
 }
 
 /// What the agent does about calibrations ([`crate::calibrate`]) when it starts.
@@ -79,7 +82,8 @@ type CellTasks = tokio::task::JoinSet<usize>;
 /// Runs until `shutdown` resolves.
 pub async fn run(cfg: WorkerConfig, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let spool = Arc::new(Spool::open(&cfg.spool_dir)?);
-    let fp = crate::detect::detect();
+    let mut fp = crate::detect::detect();
+    fp.cpu.threads_limit = cfg.cpu_threads;
     tokio::select! {
         r = async {
             let calibrations = calibrations(&cfg, &fp).await?;

@@ -178,6 +178,7 @@ pub fn from_outputs(sysctl_text: &str, displays_text: &str, env: &ProbeEnv) -> F
         max_frequency_mhz: number("hw.cpufrequency_max").and_then(hz_to_mhz),
         isa_flags: ml_isa_flags(present),
         caches,
+        threads_limit: None,
     };
     probes.push(if cpu.logical_cores == 0 {
         ProbeReport::error("cpu", "sysctl gave no hw.logicalcpu")

@@ -100,6 +100,7 @@ pub fn probe(root: &Path, info: &Cpuinfo) -> (CpuInfo, ProbeReport) {
         max_frequency_mhz: None,
         isa_flags: ml_isa_flags(flags.split_whitespace()),
         caches: caches(&at(root, "sys/devices/system/cpu/cpu0/cache")),
+        threads_limit: None,
     };
     cpu.model_name = match info.first("model name") {
         Some(name) => name.to_owned(),

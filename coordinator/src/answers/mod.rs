@@ -9,6 +9,7 @@ pub mod compare;
 pub mod predict;
 pub mod recommend;
 pub mod regressions;
+pub mod scorecard;
 pub mod selection;
 
 #[cfg(test)]

@@ -20,11 +20,19 @@ impl GpuDevice {
 
 impl Fingerprint {
     /// One hardware class per distinct kind of device, CPU first, then accelerators in
-    /// probe order: `cpu/Intel Xeon Platinum 8380`, `cuda/NVIDIA H100 80GB HBM3`,
+    /// probe order: `cpu/Intel Xeon Platinum 8380` (`cpu/Intel Xeon Platinum 8380 (2
+    /// threads)` for an agent limited to 2 threads), `cuda/NVIDIA H100 80GB HBM3`,
     /// `rocm/AMD Instinct MI210`, `metal/Apple M2 Max`, `qnn/SM8550`.
     pub fn hardware_classes(&self) -> Vec<String> {
         let mut classes = Vec::new();
-        let cpu = normalize_cpu_model(&self.cpu.model_name);
+        let mut cpu = normalize_cpu_model(&self.cpu.model_name);
+        if !cpu.is_empty() {
+            match self.cpu.threads_limit {
+                Some(1) => cpu.push_str(" (1 thread)"),
+                Some(n) => cpu.push_str(&format!(" ({n} threads)")),
+                None => {}
+            }
+        }
         if let Some(cpu) = HardwareClass::new(HardwareKind::Cpu, &cpu) {
             classes.push(String::from(cpu));
         }

@@ -90,6 +90,11 @@ pub struct CpuInfo {
     /// The caches seen by one core (cpu0), smallest level first.
     #[serde(default)]
     pub caches: Vec<Cache>,
+    /// The most threads the agent lets a cell use (`accelbench-agent run --cpu-threads`);
+    /// `None` for all of them. Part of the CPU's hardware class (a CPU limited to 2
+    /// threads is another machine for a benchmark), not of the fingerprint hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads_limit: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,6 +27,7 @@ fn xeon() -> Fingerprint {
             max_frequency_mhz: Some(3400),
             isa_flags: ml_isa_flags(["avx512f", "avx2", "sse2", "avx"]),
             caches: vec![Cache { level: 1, kind: CacheKind::Data, size_bytes: 48 * 1024 }],
+            threads_limit: None,
         },
         memory: MemoryInfo { total_bytes: 540_700_000_000, available_bytes: 500_000_000_000 },
         numa_nodes: 2,
@@ -179,4 +180,21 @@ fn rounding_is_to_nearest() {
     assert_eq!(round_to(GIB + GIB / 2, GIB), 2);
     assert_eq!(round_to(GIB + GIB / 2 - 1, GIB), 1);
     assert_eq!(round_to(0, GIB), 0);
+}
+
+#[test]
+fn a_thread_limit_names_its_own_cpu_class_and_keeps_the_hash() {
+    let all = xeon();
+    let mut two = xeon();
+    two.cpu.threads_limit = Some(2);
+    let mut one = xeon();
+    one.cpu.threads_limit = Some(1);
+    let cpu = |fp: &Fingerprint| fp.hardware_class_of(HardwareKind::Cpu).unwrap();
+    assert_eq!(cpu(&two), format!("{} (2 threads)", cpu(&all)));
+    assert_eq!(cpu(&one), format!("{} (1 thread)", cpu(&all)));
+    assert_eq!(two.hash(), all.hash(), "the same machine");
+    // Stored fingerprints without the field read as unlimited.
+    let json = serde_json::to_string(&all).unwrap();
+    assert!(!json.contains("threads_limit"));
+    assert_eq!(serde_json::from_str::<Fingerprint>(&json).unwrap().cpu.threads_limit, None);
 }
