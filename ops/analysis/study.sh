@@ -14,8 +14,11 @@ runs="${2:-30}"
 what="${3:-both}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/accelbench-target}"
 cargo build -p coordinator --bin accelbench -p agent --bin accelbench-agent >&2
-bin="$CARGO_TARGET_DIR/debug"
 work="$(mktemp -d)"
+# A copy of the binaries: a build during the study cannot swap them under it.
+bin="$work/bin"
+mkdir -p "$bin"
+cp "$CARGO_TARGET_DIR/debug/accelbench" "$CARGO_TARGET_DIR/debug/accelbench-agent" "$bin/"
 cleanup() {
     kill "${agent:-}" "${coordinator:-}" 2>/dev/null || true
     wait 2>/dev/null || true
