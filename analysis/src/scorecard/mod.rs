@@ -1,11 +1,13 @@
-//! How often our answers are wrong, behind `accelbench scorecard`: three evaluations
-//! that replay what `regressions`, `predict` and `recommend` answer on data where the
+//! How often our answers are wrong, behind `accelbench scorecard`: evaluations that
+//! replay what `regressions` and `predict` answer on data where the
 //! right answer is known, and count the misses.
 //!
 //! - [`regressions()`]: a noise study (cells measured as many separate runs) replayed as
 //!   series with no change, for the detector's false alarms, and with a planted slowdown,
 //!   for its power; the baseline rules beside it, each calibrated to the same false-alarm
 //!   rate, and Mann–Whitney on pooled samples at its conventional setting.
+//! - [`prediction()`]: the predictor refitted with whole batches, models, precisions and
+//!   hardware classes held out, scored on what it never saw, beside its baselines.
 //!
 //! Rates come with counts, so that a reader can judge them: a false-alarm rate also
 //! with its Clopper–Pearson 95 % upper bound ([`clopper_pearson_upper`]).
@@ -14,11 +16,15 @@
 //! so a seed gives the same scorecard bit for bit), or panic on what a caller passes;
 //! every bad number is a [`ScoreError`] that names where it is.
 
+mod prediction;
 mod regressions;
 mod rules;
 #[cfg(test)]
 mod tests;
 
+pub use prediction::{
+    prediction, BaselineError, PredictionBaseline, PredictionScore, PredictionScoreOptions, SplitScore,
+};
 pub use regressions::{
     regressions, DetectorScore, FalseAlarms, NoiseCell, PooledTestScore, Power, RegressionScore,
     RegressionScoreOptions, RuleScore, MIN_CELL_RUNS, RUNS_AFTER_CHANGE,
@@ -126,6 +132,40 @@ fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_unstable_by(f64::total_cmp);
     Some(bootstrap::median_of_sorted(&sorted))
+}
+
+/// Spearman's rank correlation of paired values: Pearson's correlation of their ranks,
+/// ties sharing their mean rank. `None` for fewer than 3 pairs (two points always
+/// correlate ±1) or when either side has a single rank.
+fn spearman(pairs: &[(f64, f64)]) -> Option<f64> {
+    if pairs.len() < 3 {
+        return None;
+    }
+    let firsts: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let seconds: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    let (x, y) = (ranks(&firsts), ranks(&seconds));
+    let mean = (pairs.len() as f64 + 1.0) / 2.0;
+    let covariance: f64 = x.iter().zip(&y).map(|(a, b)| (a - mean) * (b - mean)).sum();
+    let spread = |r: &[f64]| r.iter().map(|a| (a - mean).powi(2)).sum::<f64>().sqrt();
+    let (sx, sy) = (spread(&x), spread(&y));
+    (sx > 0.0 && sy > 0.0).then(|| covariance / (sx * sy))
+}
+
+/// 1-based ranks of `values`, ties at their mean rank.
+fn ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let tied = order[start..].iter().take_while(|&&idx| values[idx] == values[order[start]]).count().max(1);
+        let mean_rank = start as f64 + (tied as f64 + 1.0) / 2.0;
+        for &idx in &order[start..start + tied] {
+            ranks[idx] = mean_rank;
+        }
+        start += tied;
+    }
+    ranks
 }
 
 /// Refuses an option value outside its range, saying what is allowed.

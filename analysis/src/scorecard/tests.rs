@@ -1,11 +1,12 @@
 //! The scorecard on hand-computed cases and seeded synthetic worlds: noise cells with
-//! log-normal run-to-run noise.
+//! log-normal run-to-run noise, and latencies from a roofline-like law.
 
 use std::borrow::Cow;
 use std::num::NonZeroUsize;
 
 use super::rules::{calibrated_threshold, critical_score, Configured, RuleShapes, SeriesView};
 use super::*;
+use crate::predict::{Observation, Point, PredictOptions};
 use crate::regressions::DetectOptions;
 use crate::rng::Rng;
 use crate::testing::gaussian;
@@ -27,6 +28,16 @@ fn clopper_pearson_upper_bounds_match_their_hand_computed_values() {
     // The bound rises with the count and falls with the trials.
     assert!(clopper_pearson_upper(6, 1000) > clopper_pearson_upper(5, 1000));
     assert!(clopper_pearson_upper(5, 2000) < clopper_pearson_upper(5, 1000));
+}
+
+#[test]
+fn spearman_ranks_ties_at_their_mean() {
+    assert_eq!(ranks(&[1.0, 2.0, 2.0, 3.0]), [1.0, 2.5, 2.5, 4.0]);
+    // Ranks (1, 2, 3) against (1, 3, 2): 1 − 6 · 2 / (3 · 8) = 0.5.
+    assert_close(spearman(&[(1.0, 10.0), (2.0, 20.0), (3.0, 15.0)]).expect("3 pairs"), 0.5, 1e-12);
+    assert_close(spearman(&[(1.0, 3.0), (2.0, 2.0), (3.0, 1.0), (4.0, 0.5)]).expect("4 pairs"), -1.0, 1e-12);
+    assert_eq!(spearman(&[(1.0, 1.0), (2.0, 2.0)]), None);
+    assert_eq!(spearman(&[(1.0, 1.0), (2.0, 1.0), (3.0, 1.0)]), None);
 }
 
 // ----- Regressions -----
@@ -218,4 +229,159 @@ fn bad_regression_options_are_refused_by_name() {
     );
     let one_run = NonZeroUsize::MIN;
     assert_eq!(refused(RegressionScoreOptions { z_score_window: one_run, ..quick(1, 1) }), "z_score_window");
+}
+
+// ----- Prediction -----
+
+/// (name, family, parameters).
+const MODELS: [(&str, &str, f64); 6] = [
+    ("enc-s", "encoder", 6.6e7),
+    ("enc-m", "encoder", 1.1e8),
+    ("enc-l", "encoder", 3.4e8),
+    ("dec-s", "decoder", 1.24e8),
+    ("dec-m", "decoder", 3.55e8),
+    ("dec-l", "decoder", 1.2e9),
+];
+
+/// (name, fp32 FLOP/s, bf16 FLOP/s, bytes/s).
+const CLASSES: [(&str, f64, f64, f64); 3] =
+    [("a10", 3.1e13, 1.2e14, 6.0e11), ("h100", 6.0e13, 8.0e14, 3.0e12), ("t4", 8.0e12, 6.5e13, 3.0e11)];
+
+const BATCHES: [u32; 7] = [1, 2, 4, 8, 16, 32, 64];
+
+fn point(model_idx: usize, class: (&str, f64, f64, f64), precision: &str, batch: u32) -> Point {
+    let (model, family, params) = MODELS[model_idx];
+    let (class, fp32_rate, bf16_rate, bandwidth) = class;
+    let (peak_flops, bytes_per_param) = if precision == "bf16" { (bf16_rate, 2.0) } else { (fp32_rate, 4.0) };
+    Point {
+        model: model.into(),
+        family: family.into(),
+        hardware_class: class.into(),
+        precision: precision.into(),
+        mode: "infer".into(),
+        batch,
+        seq_len: 128,
+        flops: 2.0 * params * 128.0 * f64::from(batch),
+        weight_bytes: params * bytes_per_param,
+        peak_flops,
+        bandwidth,
+    }
+}
+
+/// A launch overhead plus compute at 60 % of the peak rate plus reading the weights:
+/// the roofline's two times added, which the log-linear model can only approximate.
+fn roofline_seconds(p: &Point) -> f64 {
+    2e-5 + p.flops / (0.6 * p.peak_flops) + p.weight_bytes / p.bandwidth
+}
+
+/// The weights, twice (gradients or a copy), plus activations growing with the batch.
+fn peak_bytes(p: &Point) -> f64 {
+    2.0 * p.weight_bytes + 3e6 * f64::from(p.batch)
+}
+
+/// Every model on `classes`, both precisions, every batch, each value times a seeded
+/// log-normal factor of `noise`.
+fn world(classes: &[(&str, f64, f64, f64)], noise: f64, seed: u64) -> (Vec<Observation>, Vec<Observation>) {
+    let mut rng = Rng::new(seed);
+    let (mut latency, mut memory) = (Vec::new(), Vec::new());
+    for model_idx in 0..MODELS.len() {
+        for &class in classes {
+            for precision in ["fp32", "bf16"] {
+                for batch in BATCHES {
+                    let point = point(model_idx, class, precision, batch);
+                    let value = roofline_seconds(&point) * (noise * gaussian(&mut rng)).exp();
+                    latency.push(Observation { value, point: point.clone() });
+                    memory.push(Observation { value: peak_bytes(&point), point });
+                }
+            }
+        }
+    }
+    (latency, memory)
+}
+
+fn answered(split: &SplitScore) -> Vec<(PredictionBaseline, usize)> {
+    split.baselines.iter().map(|b| (b.baseline, b.n_answered)).collect()
+}
+
+#[test]
+fn a_roofline_world_is_predicted_well_on_every_split_and_baselines_answer_what_they_can() {
+    let (latency, memory) = world(&CLASSES, 0.02, 1);
+    let score = prediction(&latency, &memory, &PredictionScoreOptions::DEFAULT).expect("a valid world");
+    use PredictionBaseline::{LinearInBatch as Linear, NearestNeighbour as Nearest, Roofline};
+    let n_rows = latency.len();
+    // (split, folds, points, answered by nearest neighbour and by linear in batch; the
+    // roofline answers every point), and whether the fit can be accurate there.
+    let expected = [
+        (&score.leave_one_batch_out, 7, n_rows, n_rows, n_rows, true),
+        // 6 models × 3 classes × 2 precisions × batches 16, 32, 64.
+        (&score.small_to_large_batch, 1, 108, 108, 108, true),
+        // A model left out has no series; its family on the class is its neighbour.
+        (&score.leave_one_model_out, 6, n_rows, n_rows, 0, true),
+        // Nor has a precision left out; the family on the class still answers. The fit
+        // cannot be right here: trained on one precision, each class's peak rate is a
+        // constant of the class, so ln(flops/peak) = ln(batch) + ln(flops/batch) − a class
+        // constant, and the roofline's compute term cannot be told from the batch columns
+        // and the class one-hots. The scorecard shows it (MdAPE about 60 % on this world).
+        (&score.leave_one_precision_out, 2, n_rows, n_rows, 0, false),
+        // A class left out has no row at all on it.
+        (&score.leave_one_class_out, 3, n_rows, 0, 0, true),
+    ];
+    for (split, n_folds, n_points, n_nearest, n_linear, reachable) in expected {
+        let split = split.as_ref().expect("the split exists");
+        assert_eq!((split.n_folds, split.n_points), (n_folds, n_points), "{split:?}");
+        assert_eq!(answered(split), [(Nearest, n_nearest), (Linear, n_linear), (Roofline, n_points)], "{split:?}");
+        assert!(!reachable || split.mdape < 0.25, "{split:?}");
+        assert!(!reachable || (0.5..=1.0).contains(&split.coverage), "{split:?}");
+    }
+    let by_model = score.leave_one_model_out.as_ref().expect("several models");
+    // Models differ in size by up to 18×: predicted from the catalog, they keep their order.
+    assert!(by_model.rank_correlation.expect("6 models") > 0.9, "{by_model:?}");
+    let memory_split = score.memory_leave_one_model_out.as_ref().expect("memory rows");
+    assert_eq!(answered(memory_split), [(Nearest, memory.len()), (Linear, 0)]);
+    assert!(memory_split.mdape < 0.25, "{memory_split:?}");
+    // The roofline alone, without the overhead and the 60 % efficiency, errs more.
+    let roofline = &by_model.baselines[2];
+    assert!(roofline.ratio_to_ours.expect("both answered") > 1.0, "{roofline:?}");
+    assert_eq!(roofline.ours_mdape, Some(by_model.mdape));
+}
+
+#[test]
+fn with_one_class_there_is_no_class_to_leave_out() {
+    let (latency, memory) = world(&CLASSES[..1], 0.02, 2);
+    let score = prediction(&latency, &memory, &PredictionScoreOptions::DEFAULT).expect("a valid world");
+    assert_eq!(score.leave_one_class_out, None);
+    assert!(score.leave_one_model_out.is_some());
+    assert_eq!(
+        prediction(&latency, &[], &PredictionScoreOptions::DEFAULT).expect("valid").memory_leave_one_model_out,
+        None
+    );
+}
+
+#[test]
+fn bad_observations_and_options_are_refused_by_name() {
+    let (latency, memory) = world(&CLASSES[..2], 0.02, 5);
+    let mut bad = latency.clone();
+    bad[3].value = f64::NAN;
+    let err = prediction(&bad, &memory, &PredictionScoreOptions::DEFAULT).expect_err("NaN is refused");
+    assert!(
+        matches!(&err, ScoreError::InvalidObservation { set: "latency", observation_idx: 3, model, .. } if model == "enc-s"),
+        "{err:?}"
+    );
+    let options = PredictionScoreOptions { large_batch_min: 8, ..PredictionScoreOptions::DEFAULT };
+    assert!(matches!(
+        prediction(&latency, &memory, &options),
+        Err(ScoreError::InvalidOption { name: "large_batch_min", .. })
+    ));
+    // Too few rows to fit without the held-out value: the error names the split and it.
+    let few: Vec<Observation> =
+        latency.iter().filter(|o| o.point.batch == 1 && o.point.model == "enc-s").cloned().collect();
+    let err = prediction(
+        &few,
+        &[],
+        &PredictionScoreOptions { predict: PredictOptions::DEFAULT, ..PredictionScoreOptions::DEFAULT },
+    );
+    assert!(
+        matches!(&err, Err(ScoreError::Predict { split: "leave one precision out", held_out, .. }) if held_out == "bf16"),
+        "{err:?}"
+    );
 }
