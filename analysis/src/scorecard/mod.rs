@@ -1,5 +1,5 @@
-//! How often our answers are wrong, behind `accelbench scorecard`: evaluations that
-//! replay what `regressions` and `predict` answer on data where the
+//! How often our answers are wrong, behind `accelbench scorecard`: three evaluations
+//! that replay what `regressions`, `predict` and `recommend` answer on data where the
 //! right answer is known, and count the misses.
 //!
 //! - [`regressions()`]: a noise study (cells measured as many separate runs) replayed as
@@ -8,6 +8,8 @@
 //!   rate, and Mann–Whitney on pooled samples at its conventional setting.
 //! - [`prediction()`]: the predictor refitted with whole batches, models, precisions and
 //!   hardware classes held out, scored on what it never saw, beside its baselines.
+//! - [`recommendation()`]: the class `recommend` would pick for a model it has never
+//!   measured, against the class that measured fastest.
 //!
 //! Rates come with counts, so that a reader can judge them: a false-alarm rate also
 //! with its Clopper–Pearson 95 % upper bound ([`clopper_pearson_upper`]).
@@ -17,6 +19,7 @@
 //! every bad number is a [`ScoreError`] that names where it is.
 
 mod prediction;
+mod recommendation;
 mod regressions;
 mod rules;
 #[cfg(test)]
@@ -25,6 +28,7 @@ mod tests;
 pub use prediction::{
     prediction, BaselineError, PredictionBaseline, PredictionScore, PredictionScoreOptions, SplitScore,
 };
+pub use recommendation::{recommendation, PickScore, RecommendationScore, RecommendationScoreOptions};
 pub use regressions::{
     regressions, DetectorScore, FalseAlarms, NoiseCell, PooledTestScore, Power, RegressionScore,
     RegressionScoreOptions, RuleScore, MIN_CELL_RUNS, RUNS_AFTER_CHANGE,

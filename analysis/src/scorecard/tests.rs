@@ -1,7 +1,9 @@
 //! The scorecard on hand-computed cases and seeded synthetic worlds: noise cells with
-//! log-normal run-to-run noise, and latencies from a roofline-like law.
+//! log-normal run-to-run noise, latencies from a roofline-like law, and two classes one
+//! twice as fast as the other.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 
 use super::rules::{calibrated_threshold, critical_score, Configured, RuleShapes, SeriesView};
@@ -231,7 +233,7 @@ fn bad_regression_options_are_refused_by_name() {
     assert_eq!(refused(RegressionScoreOptions { z_score_window: one_run, ..quick(1, 1) }), "z_score_window");
 }
 
-// ----- Prediction -----
+// ----- Prediction and recommendation -----
 
 /// (name, family, parameters).
 const MODELS: [(&str, &str, f64); 6] = [
@@ -346,7 +348,7 @@ fn a_roofline_world_is_predicted_well_on_every_split_and_baselines_answer_what_t
 }
 
 #[test]
-fn with_one_class_there_is_no_class_to_leave_out() {
+fn with_one_class_there_is_no_class_to_leave_out_and_no_query_to_recommend_for() {
     let (latency, memory) = world(&CLASSES[..1], 0.02, 2);
     let score = prediction(&latency, &memory, &PredictionScoreOptions::DEFAULT).expect("a valid world");
     assert_eq!(score.leave_one_class_out, None);
@@ -355,10 +357,63 @@ fn with_one_class_there_is_no_class_to_leave_out() {
         prediction(&latency, &[], &PredictionScoreOptions::DEFAULT).expect("valid").memory_leave_one_model_out,
         None
     );
+    let picks = recommendation(&latency, &memory, &RecommendationScoreOptions::default()).expect("a valid world");
+    assert_eq!(picks.n_classes, 1);
+    assert_eq!(
+        (picks.hidden_model.n_queries, picks.hidden_model.share_within, picks.hidden_model.mean_regret),
+        (0, None, None)
+    );
+}
+
+/// The a10 and a class twice as fast in every respect: every latency exactly halves.
+fn slow_and_fast() -> [(&'static str, f64, f64, f64); 2] {
+    let (_, fp32, bf16, bandwidth) = CLASSES[0];
+    [CLASSES[0], ("fast", 2.0 * fp32, 2.0 * bf16, 2.0 * bandwidth)]
+}
+
+fn fast_latency(world: &[Observation]) -> Vec<Observation> {
+    let halved =
+        |o: &Observation| if o.point.hardware_class == "fast" { 0.5 * roofline_seconds(&o.point) } else { o.value };
+    world.iter().map(|o| Observation { value: halved(o), point: o.point.clone() }).collect()
 }
 
 #[test]
-fn bad_observations_and_options_are_refused_by_name() {
+fn a_class_twice_as_fast_is_picked_for_every_hidden_model() {
+    let (latency, memory) = world(&slow_and_fast(), 0.0, 3);
+    let latency = fast_latency(&latency);
+    let score = recommendation(&latency, &memory, &RecommendationScoreOptions::default()).expect("a valid world");
+    // 6 models × 2 precisions × 7 batches.
+    let n_queries = 84;
+    for picks in [&score.measured, &score.hidden_model] {
+        assert_eq!(
+            (picks.n_queries, picks.n_picked, picks.n_best, picks.n_within),
+            (n_queries, 84, 84, 84),
+            "{picks:?}"
+        );
+        assert_eq!((picks.share_best, picks.share_within, picks.mean_regret), (Some(1.0), Some(1.0), Some(0.0)));
+        assert_eq!(picks.n_memory_violations, 0);
+    }
+}
+
+#[test]
+fn a_class_whose_memory_is_too_small_is_never_picked() {
+    let (latency, memory) = world(&slow_and_fast(), 0.0, 4);
+    let latency = fast_latency(&latency);
+    // Below the smallest model's peak memory (2 × 6.6e7 × 2 bytes in bf16): nothing fits.
+    let options = RecommendationScoreOptions {
+        memory_limit_bytes: BTreeMap::from([("fast".to_string(), 1e8)]),
+        ..RecommendationScoreOptions::default()
+    };
+    let score = recommendation(&latency, &memory, &options).expect("a valid world");
+    for picks in [&score.measured, &score.hidden_model] {
+        // The slow class is the best that fits, and picked every time.
+        assert_eq!((picks.n_queries, picks.n_picked, picks.n_best), (84, 84, 84), "{picks:?}");
+        assert_eq!(picks.n_memory_violations, 0, "{picks:?}");
+    }
+}
+
+#[test]
+fn bad_observations_and_limits_are_refused_by_name() {
     let (latency, memory) = world(&CLASSES[..2], 0.02, 5);
     let mut bad = latency.clone();
     bad[3].value = f64::NAN;
@@ -366,6 +421,22 @@ fn bad_observations_and_options_are_refused_by_name() {
     assert!(
         matches!(&err, ScoreError::InvalidObservation { set: "latency", observation_idx: 3, model, .. } if model == "enc-s"),
         "{err:?}"
+    );
+    let mut bad_memory = memory.clone();
+    bad_memory[0].point.flops = -1.0;
+    let err = recommendation(&latency, &bad_memory, &RecommendationScoreOptions::default()).expect_err("refused");
+    assert_eq!(err.to_string(), "memory observation 0 (enc-s on a10) has flops -1; it must be finite and above 0");
+    assert_eq!(
+        prediction(&[], &memory, &PredictionScoreOptions::DEFAULT),
+        Err(ScoreError::NoObservations { set: "latency" })
+    );
+    let options = RecommendationScoreOptions {
+        memory_limit_bytes: BTreeMap::from([("a10".to_string(), f64::INFINITY)]),
+        ..RecommendationScoreOptions::default()
+    };
+    assert_eq!(
+        recommendation(&latency, &memory, &options),
+        Err(ScoreError::InvalidMemoryLimit { hardware_class: "a10".into(), value: f64::INFINITY })
     );
     let options = PredictionScoreOptions { large_batch_min: 8, ..PredictionScoreOptions::DEFAULT };
     assert!(matches!(
