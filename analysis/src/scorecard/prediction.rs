@@ -10,8 +10,9 @@
 //!   per distinct value;
 //! - memory, leave one model out, on the peak-memory rows.
 //!
-//! A split with fewer than two distinct values to hold out (one class, say), or nothing
-//! on one side, has no score: `None`. Per split: the number of held-out points, the
+//! A split with fewer than two distinct values to hold out (one class, say), nothing on
+//! one side, or a fold that would train on fewer than [`MIN_OBSERVATIONS`] rows, has no
+//! score: `None`, rather than an error that would cost the other splits theirs. Per split: the number of held-out points, the
 //! median absolute percentage error |predicted − true| / true (MdAPE) over them all,
 //! the share of truths inside their 80 % interval, and for each baseline the points it
 //! could answer, its MdAPE over them, and ours over the same points with the ratio of the
@@ -24,7 +25,7 @@
 
 use super::{check_option, median, spearman, ScoreError};
 use crate::predict::baselines::{linear_in_batch, nearest_neighbour, roofline};
-use crate::predict::{check_observation, fit, Observation, Point, PredictOptions};
+use crate::predict::{check_observation, fit, Observation, Point, PredictOptions, MIN_OBSERVATIONS};
 
 /// How to score; start from [`PredictionScoreOptions::DEFAULT`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,7 +115,7 @@ pub struct SplitScore {
     pub baselines: Vec<BaselineError>,
 }
 
-/// The prediction scorecard; a split that cannot be formed is `None`.
+/// The prediction scorecard; a split that cannot be formed or fitted is `None`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PredictionScore {
     pub leave_one_batch_out: Option<SplitScore>,
@@ -217,10 +218,10 @@ struct Split<'a> {
 }
 
 impl Split<'_> {
-    /// Runs every fold; `None` without folds. With `rank_folds`, each fold is one model
-    /// to rank.
+    /// Runs every fold; `None` without folds or with one too small to fit. With
+    /// `rank_folds`, each fold is one model to rank.
     fn score(&self, name: &'static str, folds: &[Fold], rank_folds: bool) -> Result<Option<SplitScore>, ScoreError> {
-        if folds.is_empty() {
+        if folds.is_empty() || folds.iter().any(|fold| fold.train.len() < MIN_OBSERVATIONS) {
             return Ok(None);
         }
         let per_fold = folds.iter().map(|fold| self.fold(name, fold)).collect::<Result<Vec<_>, _>>()?;
