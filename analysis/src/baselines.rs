@@ -126,15 +126,45 @@ pub fn mann_whitney_rule<S: AsRef<[f64]>>(runs: &[S], options: &MannWhitneyOptio
     check_option("significance", significance, significance > 0.0 && significance < 1.0, "it must be in (0, 1)")?;
     let min_effect = options.min_effect;
     check_option("min_effect", min_effect, (0.0..1.0).contains(&min_effect), "it must be in [0, 1)")?;
+    let flags = pooled_comparisons(runs, options).filter_map(|comparison| {
+        let direction = pooled_shift(&comparison, options)?;
+        Some(Flag { run_idx: comparison.run_idx, direction })
+    });
+    Ok(flags.collect())
+}
+
+/// One decision of the Mann–Whitney rule, before its significance and effect are applied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct PooledComparison {
+    /// The last of the recent runs: the run a flag would name.
+    pub(crate) run_idx: usize,
+    /// The recent runs' pooled samples against the window's; `None` if a side is empty.
+    pub(crate) test: Option<MannWhitney>,
+    /// Pooled median of the recent runs / pooled median of the window's.
+    pub(crate) ratio: f64,
+}
+
+/// Every decision the Mann–Whitney rule makes over `runs`, in run order. Shared with the
+/// scorecard, which calibrates the rule's effect threshold from these same numbers.
+pub(crate) fn pooled_comparisons<'a, S: AsRef<[f64]>>(
+    runs: &'a [S],
+    options: &MannWhitneyOptions,
+) -> impl Iterator<Item = PooledComparison> + 'a {
     let (recent, window) = (options.recent_runs.get(), options.window_runs.get());
-    let flags = (recent + window - 1..runs.len()).filter_map(|run_idx| {
+    (recent + window - 1..runs.len()).map(move |run_idx| {
         let first_recent_idx = run_idx + 1 - recent;
         let reference = pooled_sorted(&runs[first_recent_idx - window..first_recent_idx]);
         let latest = pooled_sorted(&runs[first_recent_idx..=run_idx]);
-        let direction = pooled_shift(&reference, &latest, options)?;
-        Some(Flag { run_idx, direction })
-    });
-    Ok(flags.collect())
+        let test = mann_whitney_u(&reference, &latest);
+        // An empty side has no median; its test is `None` and the rule never fires on it.
+        let ratio = match (reference.is_empty(), latest.is_empty()) {
+            (false, false) => {
+                bootstrap::ratio(bootstrap::median_of_sorted(&latest), bootstrap::median_of_sorted(&reference))
+            }
+            _ => 1.0,
+        };
+        PooledComparison { run_idx, test, ratio }
+    })
 }
 
 /// Mann–Whitney U of `second` against `first` with the normal approximation; `None` if
@@ -161,7 +191,7 @@ pub fn mann_whitney_u(first: &[f64], second: &[f64]) -> Option<MannWhitney> {
 }
 
 /// z of `value` against `previous`; ±∞ (or 0 for an equal value) when they do not vary.
-fn z_score(value: f64, previous: &[f64]) -> f64 {
+pub(crate) fn z_score(value: f64, previous: &[f64]) -> f64 {
     let n = previous.len() as f64;
     let mean = previous.iter().sum::<f64>() / n;
     let variance = previous.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0);
@@ -172,13 +202,14 @@ fn z_score(value: f64, previous: &[f64]) -> f64 {
     deviation / variance.sqrt()
 }
 
-/// Whether `latest` moved against `reference` (both sorted): significant and large enough.
-fn pooled_shift(reference: &[f64], latest: &[f64], options: &MannWhitneyOptions) -> Option<Direction> {
-    let test = mann_whitney_u(reference, latest)?;
+/// Whether a decision's recent runs moved against its window: significant and large
+/// enough.
+fn pooled_shift(comparison: &PooledComparison, options: &MannWhitneyOptions) -> Option<Direction> {
+    let test = comparison.test?;
     if test.p_value > options.significance {
         return None;
     }
-    let ratio = bootstrap::ratio(bootstrap::median_of_sorted(latest), bootstrap::median_of_sorted(reference));
+    let ratio = comparison.ratio;
     if ratio > 1.0 && ratio >= 1.0 + options.min_effect {
         Some(Direction::Slower)
     } else if ratio < 1.0 && ratio <= 1.0 - options.min_effect {

@@ -11,6 +11,10 @@
 //! - [`predict`]: a benchmark cell's latency or peak memory from measured rows and
 //!   catalog and calibration numbers, with an 80 % prediction interval from held-out
 //!   errors, and the baselines it is scored against.
+//! - [`scorecard`]: how often the answers above are wrong: the detector's false alarms
+//!   and power on replayed noise beside the baselines at the same false-alarm rate, the
+//!   predictor's errors on held-out batches, models, precisions and classes, and the
+//!   regret of the class a recommendation picks for a model never measured.
 //! - `bootstrap`, `rng`, `normal`: the resampling, the seeded generator and the normal
 //!   tail behind them.
 //!
@@ -26,6 +30,7 @@ mod normal;
 pub mod predict;
 pub mod regressions;
 mod rng;
+pub mod scorecard;
 pub mod series;
 #[cfg(test)]
 mod testing;

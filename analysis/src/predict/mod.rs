@@ -313,7 +313,7 @@ fn check_options(options: &PredictOptions) -> Result<(), PredictError> {
     Ok(())
 }
 
-fn check_observation(observation: &Observation) -> Result<(), (Field, f64)> {
+pub(crate) fn check_observation(observation: &Observation) -> Result<(), (Field, f64)> {
     check_positive(Field::Value, observation.value)?;
     check_point(&observation.point)
 }
