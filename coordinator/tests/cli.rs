@@ -194,6 +194,16 @@ fn quickstart_measures_and_fills_a_warehouse() {
     );
 
     predict_answers_on_the_quickstart_warehouse(&wh);
+
+    // The scorecard scores what the warehouse holds, and says what it lacks.
+    let o = accelbench(&["scorecard", "--warehouse", &wh, "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("regressions: no series with 30 or more ok runs"), "{}", stderr(&o));
+    let sections: Vec<serde_json::Value> =
+        stdout(&o).lines().map(|l| serde_json::from_str(l).expect("a json line")).collect();
+    let split = sections.iter().find(|r| r["split"] == "latency, leave one batch size out").expect("scored");
+    assert!(split["MdAPE (ours)"].as_str().is_some_and(|m| m.ends_with('%')), "{split}");
+    assert!(sections.iter().any(|r| r["section"] == "recommendation"), "{sections:?}");
 }
 
 /// `accelbench predict` on what quickstart measured: a batch it did not run, stored as a

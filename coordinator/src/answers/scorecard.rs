@@ -2,21 +2,15 @@
 //! own data (`ops/analysis/study.sh` builds a data set for it). The evaluations are
 //! `analysis::scorecard`'s; this module loads the noise study and the prediction rows.
 
+use analysis::scorecard::NoiseCell;
+
 use super::columns::Columns;
 use super::compare::COORDINATES;
 use crate::query::QueryEngine;
 
-/// One series with many runs: its name (the coordinates) and each run's raw samples (ns),
-/// oldest run first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StudyCell {
-    pub name: String,
-    pub runs: Vec<Vec<f64>>,
-}
-
 /// Every measured series of `ok` runs with at least `min_runs` runs, each run with its
-/// raw samples: the noise study.
-pub fn load_noise(engine: &QueryEngine, min_runs: u32) -> anyhow::Result<Vec<StudyCell>> {
+/// raw samples (ns), oldest run first: the noise study.
+pub fn load_noise(engine: &QueryEngine, min_runs: u32) -> anyhow::Result<Vec<NoiseCell>> {
     let sql = format!(
         "WITH runs AS (
             SELECT r.*, count(*) OVER (PARTITION BY {COORDINATES}) AS n_runs
@@ -29,7 +23,7 @@ pub fn load_noise(engine: &QueryEngine, min_runs: u32) -> anyhow::Result<Vec<Stu
         ORDER BY {COORDINATES}, started_at, result_id"
     );
     let rows = engine.query(&sql)?;
-    let mut cells: Vec<StudyCell> = Vec::new();
+    let mut cells: Vec<NoiseCell> = Vec::new();
     for batch in &rows.batches {
         let c = Columns::new(batch);
         for i in 0..batch.num_rows() {
@@ -49,7 +43,7 @@ pub fn load_noise(engine: &QueryEngine, min_runs: u32) -> anyhow::Result<Vec<Stu
             // Rows come ordered by coordinates: a new name starts a new cell.
             match cells.last_mut() {
                 Some(last) if last.name == name => last.runs.push(samples),
-                _ => cells.push(StudyCell { name, runs: vec![samples] }),
+                _ => cells.push(NoiseCell { name, runs: vec![samples] }),
             }
         }
     }

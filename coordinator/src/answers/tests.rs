@@ -261,3 +261,26 @@ async fn recommend_ranks_an_unmeasured_calibrated_class_from_predictions_after_t
         "{excluded:?}"
     );
 }
+
+#[tokio::test]
+async fn the_noise_study_is_every_series_with_enough_runs_each_with_its_samples_in_run_order() {
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+    let mut records = Vec::new();
+    for i in 0..4i64 {
+        // Written out of order: the loader orders runs by their start.
+        records.push(run(&format!("s{}", 3 - i), &a, 3 - i, 10e6 + (3 - i) as f64 * 1e6, "abc"));
+    }
+    let mut short = run("t0", &b, 0, 5e6, "abc");
+    short.coordinates.batch = 8;
+    records.push(short);
+    let (_dir, engine) = engine_over(&records).await;
+    let cells = super::scorecard::load_noise(&engine, 3).expect("load");
+    assert_eq!(cells.len(), 1, "the batch-8 series has one run: {cells:?}");
+    let cell = &cells[0];
+    assert!(cell.name.starts_with("bert-base-uncased cpu/test b1 s128 fp32 inference candle"), "{}", cell.name);
+    assert_eq!(cell.runs.len(), 4);
+    let medians: Vec<f64> = cell.runs.iter().map(|r| shared::stats::percentile(r, 0.5).unwrap()).collect();
+    assert!(medians.windows(2).all(|w| w[0] < w[1]), "oldest first: {medians:?}");
+    assert!(cell.runs.iter().all(|r| r.len() == 200));
+    assert_eq!(super::scorecard::load_noise(&engine, 5).expect("load").len(), 0);
+}

@@ -16,6 +16,7 @@ pub mod quickstart;
 pub mod recommend;
 pub mod regressions;
 pub mod report;
+pub mod scorecard;
 pub mod serve;
 pub mod sweep;
 pub mod warehouse;
@@ -63,6 +64,8 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Which hardware class should run a model, by latency, throughput, per watt or cost
     Recommend(recommend::RecommendArgs),
+    /// How often regressions, predict and recommend are wrong, on this warehouse's data
+    Scorecard(scorecard::ScorecardArgs),
     /// Import result JSON lines and legacy benchmark JSON into the warehouse
     Import(import::ImportArgs),
     /// Warehouse maintenance: gc, compact, files
@@ -128,6 +131,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Regressions(a) => regressions::execute(a).await,
         Command::Predict(a) => predict::execute(a).await,
         Command::Recommend(a) => recommend::execute(a).await,
+        Command::Scorecard(a) => scorecard::execute(a).await,
         Command::Import(a) => import::execute(a).await,
         Command::Warehouse(cmd) => cmd.execute().await,
         Command::ExecCell | Command::ExecCalibration(_) => Ok(ExitCode::SUCCESS),
