@@ -215,14 +215,14 @@ pub fn fit(observations: &[Observation], options: &PredictOptions) -> Result<Pre
             n_needed: MIN_OBSERVATIONS,
         });
     }
-    for (observation_idx, observation) in observations.iter().enumerate() {
-        check_observation(observation).map_err(|(field, value)| PredictError::InvalidObservation {
-            observation_idx,
-            field,
-            model: observation.point.model.clone(),
-            hardware_class: observation.point.hardware_class.clone(),
-            value,
-        })?;
+    if let Some(bad) = first_invalid(observations) {
+        return Err(PredictError::InvalidObservation {
+            observation_idx: bad.observation_idx,
+            field: bad.field,
+            model: bad.model,
+            hardware_class: bad.hardware_class,
+            value: bad.value,
+        });
     }
     let points: Vec<Point> = observations.iter().map(|o| o.point.clone()).collect();
     let log_values: Vec<f64> = observations.iter().map(|o| o.value.ln()).collect();
@@ -313,7 +313,28 @@ fn check_options(options: &PredictOptions) -> Result<(), PredictError> {
     Ok(())
 }
 
-pub(crate) fn check_observation(observation: &Observation) -> Result<(), (Field, f64)> {
+/// The first observation with a field that is not finite and above 0, named.
+pub(crate) struct Invalid {
+    pub observation_idx: usize,
+    pub field: Field,
+    pub model: String,
+    pub hardware_class: String,
+    pub value: f64,
+}
+
+pub(crate) fn first_invalid(observations: &[Observation]) -> Option<Invalid> {
+    observations.iter().enumerate().find_map(|(observation_idx, o)| {
+        check_observation(o).err().map(|(field, value)| Invalid {
+            observation_idx,
+            field,
+            model: o.point.model.clone(),
+            hardware_class: o.point.hardware_class.clone(),
+            value,
+        })
+    })
+}
+
+fn check_observation(observation: &Observation) -> Result<(), (Field, f64)> {
     check_positive(Field::Value, observation.value)?;
     check_point(&observation.point)
 }

@@ -25,7 +25,7 @@
 
 use super::{check_option, median, spearman, ScoreError};
 use crate::predict::baselines::{linear_in_batch, nearest_neighbour, roofline};
-use crate::predict::{check_observation, fit, Observation, Point, PredictOptions, MIN_OBSERVATIONS};
+use crate::predict::{first_invalid, fit, Observation, Point, PredictOptions, MIN_OBSERVATIONS};
 
 /// How to score; start from [`PredictionScoreOptions::DEFAULT`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -288,17 +288,17 @@ fn baseline_error(baseline: PredictionBaseline, position: usize, outcomes: &[Out
 
 /// The first bad row of `set`, named by index, model and class.
 pub(super) fn check_observations(set: &'static str, observations: &[Observation]) -> Result<(), ScoreError> {
-    for (observation_idx, observation) in observations.iter().enumerate() {
-        check_observation(observation).map_err(|(field, value)| ScoreError::InvalidObservation {
+    match first_invalid(observations) {
+        Some(bad) => Err(ScoreError::InvalidObservation {
             set,
-            observation_idx,
-            field,
-            model: observation.point.model.clone(),
-            hardware_class: observation.point.hardware_class.clone(),
-            value,
-        })?;
+            observation_idx: bad.observation_idx,
+            field: bad.field,
+            model: bad.model,
+            hardware_class: bad.hardware_class,
+            value: bad.value,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn check_options(options: &PredictionScoreOptions) -> Result<(), ScoreError> {
