@@ -102,7 +102,10 @@ fn time_gemm(device: &Device, n: usize, precision: Precision) -> anyhow::Result<
     // Values in [-1, 1) keep every precision finite; the timing does not depend on them.
     let a = Tensor::rand(-1f32, 1f32, (n, n), device)?.to_dtype(dtype)?;
     let b = Tensor::rand(-1f32, 1f32, (n, n), device)?.to_dtype(dtype)?;
-    let (median_seconds, n_samples) = median_time(device, || Ok(drop(a.matmul(&b)?)))?;
+    let (median_seconds, n_samples) = median_time(device, || {
+        a.matmul(&b)?;
+        Ok(())
+    })?;
     Ok(Timed { median_seconds, n_samples, work: 2.0 * (n as f64).powi(3) })
 }
 
@@ -273,7 +276,7 @@ mod tests {
 
     #[test]
     fn a_cpu_gemm_and_copy_measure_positive_rates_with_their_sizes() {
-        let found = measure_device("cpu", "cpu/Test CPU").unwrap();
+        let found = measure_device("cpu", "cpu/Test CPU").expect("test value");
         let kinds: Vec<_> = found.iter().map(|c| (c.kind, c.precision)).collect();
         assert!(kinds.contains(&(CalibrationKind::Gemm, Precision::Fp32)), "{kinds:?}");
         assert!(kinds.contains(&(CalibrationKind::Copy, Precision::Fp32)), "{kinds:?}");
@@ -282,7 +285,7 @@ mod tests {
             assert!(c.n_samples as usize >= MIN_REPS);
             assert_eq!(c.device, "cpu");
         }
-        let gemm = found.iter().find(|c| c.kind == CalibrationKind::Gemm).unwrap();
+        let gemm = found.iter().find(|c| c.kind == CalibrationKind::Gemm).expect("test value");
         // The rate is the work over the median time, by definition.
         let work = 2.0 * (gemm.size as f64).powi(3);
         assert!((gemm.rate * gemm.median_seconds / work - 1.0).abs() < 1e-9);
@@ -295,14 +298,14 @@ mod tests {
 
     #[test]
     fn a_corrupt_or_foreign_cache_is_not_trusted() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test value");
         let path = dir.path().join(CACHE_FILE);
-        std::fs::write(&path, "{ not json").unwrap();
+        std::fs::write(&path, "{ not json").expect("test value");
         assert!(read_cache(&path).is_none());
-        let mut c = measure_device("cpu", "cpu/Test CPU").unwrap();
+        let mut c = measure_device("cpu", "cpu/Test CPU").expect("test value");
         c[0].rate = -1.0;
         let cached = Cached { fingerprint_hash: "h".into(), agent_version: "v".into(), calibrations: c };
-        write_cache(&path, &cached).unwrap();
+        write_cache(&path, &cached).expect("test value");
         assert!(read_cache(&path).is_none(), "a negative rate in the cache is measured again");
     }
 }

@@ -124,21 +124,21 @@ mod tests {
     fn a_sound_calibration_passes_and_round_trips_through_json() {
         let c = gemm();
         assert_eq!(c.check(), Ok(()));
-        let json = serde_json::to_string(&c).unwrap();
+        let json = serde_json::to_string(&c).expect("test value");
         assert!(json.contains("\"kind\":\"gemm\"") && json.contains("\"precision\":\"fp32\""), "{json}");
-        assert_eq!(serde_json::from_str::<Calibration>(&json).unwrap(), c);
+        assert_eq!(serde_json::from_str::<Calibration>(&json).expect("test value"), c);
     }
 
     #[test]
     fn rates_that_are_not_finite_and_positive_are_refused_by_name() {
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            let err = Calibration { rate: bad, ..gemm() }.check().unwrap_err();
+            let err = Calibration { rate: bad, ..gemm() }.check().expect_err("refused");
             assert!(err.contains("rate"), "{err}");
         }
-        let err = Calibration { median_seconds: 0.0, ..gemm() }.check().unwrap_err();
+        let err = Calibration { median_seconds: 0.0, ..gemm() }.check().expect_err("refused");
         assert!(err.contains("median_seconds"), "{err}");
         assert!(Calibration { n_samples: 0, ..gemm() }.check().is_err());
-        let err = Calibration { device: "x".repeat(MAX_TEXT + 1), ..gemm() }.check().unwrap_err();
+        let err = Calibration { device: "x".repeat(MAX_TEXT + 1), ..gemm() }.check().expect_err("refused");
         assert!(err.contains("device"), "{err}");
         assert!(Calibration { hardware_class: String::new(), ..gemm() }.check().is_err());
     }
@@ -147,7 +147,7 @@ mod tests {
     fn units_follow_the_kind() {
         assert_eq!(CalibrationKind::Gemm.unit(), "flop/s");
         assert_eq!(CalibrationKind::Copy.unit(), "bytes/s");
-        assert_eq!("copy".parse::<CalibrationKind>().unwrap(), CalibrationKind::Copy);
+        assert_eq!("copy".parse::<CalibrationKind>().expect("test value"), CalibrationKind::Copy);
         assert!("memcpy".parse::<CalibrationKind>().is_err());
     }
 }

@@ -112,10 +112,10 @@ mod tests {
     #[test]
     fn sweep_ids_round_trip_as_text_and_refuse_anything_else() {
         let text = "0190c6a2-7a3e-7d1c-9a55-3c2b1e0f4d8a";
-        let id: SweepId = text.parse().unwrap();
+        let id: SweepId = text.parse().expect("test value");
         assert_eq!(id.to_string(), text);
-        assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{text}\""));
-        assert_eq!(serde_json::from_str::<SweepId>(&format!("\"{text}\"")).unwrap(), id);
+        assert_eq!(serde_json::to_string(&id).expect("test value"), format!("\"{text}\""));
+        assert_eq!(serde_json::from_str::<SweepId>(&format!("\"{text}\"")).expect("test value"), id);
         for bad in ["", "x", "0190c6a2", &"0".repeat(10_000), "0190c6a2-7a3e-7d1c-9a55-3c2b1e0f4d8a "] {
             assert_eq!(bad.parse::<SweepId>(), Err(InvalidSweepId), "{bad:?}");
         }
@@ -124,12 +124,12 @@ mod tests {
     #[test]
     fn agent_ids_are_short_and_plain() {
         for good in ["a", "gpu-box_07", &"x".repeat(64)] {
-            assert_eq!(good.parse::<AgentId>().unwrap().as_str(), good);
+            assert_eq!(good.parse::<AgentId>().expect("test value").as_str(), good);
         }
         for bad in ["", &"x".repeat(65), "a b", "a/b", "ä", "a\n", "a;drop"] {
             assert_eq!(bad.parse::<AgentId>(), Err(InvalidAgentId), "{bad:?}");
         }
-        let id: AgentId = "box-1".parse().unwrap();
-        assert_eq!(serde_json::to_string(&id).unwrap(), "\"box-1\"");
+        let id: AgentId = "box-1".parse().expect("test value");
+        assert_eq!(serde_json::to_string(&id).expect("test value"), "\"box-1\"");
     }
 }

@@ -43,8 +43,8 @@ async fn compare_matches_cells_judges_them_and_names_what_changed() {
     only_base.coordinates.batch = 8;
     let records = vec![run("s-base", &key_a, 0, 10e6, "abc"), only_base, run("s-new", &key_a, 10, 12e6, "def")];
     let (_dir, engine) = engine_over(&records).await;
-    let base = compare::load(&engine, &Selection::parse("s-base").unwrap()).expect("base");
-    let new = compare::load(&engine, &Selection::parse("sweep_id=s-new").unwrap()).expect("new");
+    let base = compare::load(&engine, &Selection::parse("s-base").expect("test value")).expect("base");
+    let new = compare::load(&engine, &Selection::parse("sweep_id=s-new").expect("test value")).expect("new");
     assert_eq!((base.len(), new.len()), (2, 1));
     let matched = compare::judge(base, new, &CompareOptions::DEFAULT);
     assert_eq!((matched.pairs.len(), matched.only_base.len(), matched.only_new.len()), (1, 1, 0));
@@ -59,8 +59,10 @@ async fn compare_matches_cells_judges_them_and_names_what_changed() {
     let rows = compare::to_rows(&matched.pairs).expect("rows");
     assert_eq!(rows.n_rows(), 1);
     // A selection that matches nothing loads nothing (the CLI then says what exists).
-    assert!(compare::load(&engine, &Selection::parse("engine_version=9.9").unwrap()).unwrap().is_empty());
-    assert!(compare::describe_warehouse(&engine).unwrap().contains("s-base"));
+    assert!(compare::load(&engine, &Selection::parse("engine_version=9.9").expect("test value"))
+        .expect("test value")
+        .is_empty());
+    assert!(compare::describe_warehouse(&engine).expect("test value").contains("s-base"));
 }
 
 #[tokio::test]
@@ -80,7 +82,7 @@ async fn regressions_find_the_first_slower_run_and_what_changed_there() {
         records.push(r);
     }
     let (_dir, engine) = engine_over(&records).await;
-    let series = regressions::load(&engine, &Selection::parse("all").unwrap(), None).expect("series");
+    let series = regressions::load(&engine, &Selection::parse("all").expect("test value"), None).expect("series");
     assert_eq!(series.len(), 2);
     assert!(series.iter().all(|s| s.runs.len() == 12));
     let findings = regressions::find(series, &DetectOptions::DEFAULT);
@@ -93,7 +95,7 @@ async fn regressions_find_the_first_slower_run_and_what_changed_there() {
     assert_eq!(rows.n_rows(), 1);
     // --since after the step: too few runs before it, no alarm.
     let late = records[9].provenance.started_at_ms;
-    let series = regressions::load(&engine, &Selection::parse("all").unwrap(), Some(late)).expect("series");
+    let series = regressions::load(&engine, &Selection::parse("all").expect("test value"), Some(late)).expect("series");
     assert!(series.iter().all(|s| s.runs.len() == 3));
     assert!(regressions::find(series, &DetectOptions::DEFAULT).found.is_empty());
 }
@@ -200,7 +202,7 @@ async fn predict_learns_from_measured_rows_of_calibrated_classes_and_answers_wit
     assert_eq!((row.latency_basis.as_str(), row.training_rows), ("same-series", 6));
     assert!(row.peak_memory_bytes.is_some_and(|m| (m.value / 104e6 - 1.0).abs() < 0.1), "{row:?}");
     assert_eq!(super::predict::default_seq_len(bert, &k), 128);
-    let err = super::predict::calibrated(&k, "cpu/uncalibrated").unwrap_err().to_string();
+    let err = super::predict::calibrated(&k, "cpu/uncalibrated").expect_err("refused").to_string();
     assert!(err.contains("calibrated classes: cpu/test"), "{err}");
 
     // Stored apart from results, every column readable.
@@ -279,7 +281,7 @@ async fn the_noise_study_is_every_series_with_enough_runs_each_with_its_samples_
     let cell = &cells[0];
     assert!(cell.name.starts_with("bert-base-uncased cpu/test b1 s128 fp32 inference candle"), "{}", cell.name);
     assert_eq!(cell.runs.len(), 4);
-    let medians: Vec<f64> = cell.runs.iter().map(|r| shared::stats::percentile(r, 0.5).unwrap()).collect();
+    let medians: Vec<f64> = cell.runs.iter().map(|r| shared::stats::percentile(r, 0.5).expect("test value")).collect();
     assert!(medians.windows(2).all(|w| w[0] < w[1]), "oldest first: {medians:?}");
     assert!(cell.runs.iter().all(|r| r.len() == 200));
     assert_eq!(super::scorecard::load_noise(&engine, 5).expect("load").len(), 0);

@@ -189,12 +189,12 @@ fn a_thread_limit_names_its_own_cpu_class_and_keeps_the_hash() {
     two.cpu.threads_limit = Some(2);
     let mut one = xeon();
     one.cpu.threads_limit = Some(1);
-    let cpu = |fp: &Fingerprint| fp.hardware_class_of(HardwareKind::Cpu).unwrap();
+    let cpu = |fp: &Fingerprint| fp.hardware_class_of(HardwareKind::Cpu).expect("test value");
     assert_eq!(cpu(&two), format!("{} (2 threads)", cpu(&all)));
     assert_eq!(cpu(&one), format!("{} (1 thread)", cpu(&all)));
     assert_eq!(two.hash(), all.hash(), "the same machine");
     // Stored fingerprints without the field read as unlimited.
-    let json = serde_json::to_string(&all).unwrap();
+    let json = serde_json::to_string(&all).expect("test value");
     assert!(!json.contains("threads_limit"));
-    assert_eq!(serde_json::from_str::<Fingerprint>(&json).unwrap().cpu.threads_limit, None);
+    assert_eq!(serde_json::from_str::<Fingerprint>(&json).expect("test value").cpu.threads_limit, None);
 }
