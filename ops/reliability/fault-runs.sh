@@ -31,7 +31,7 @@ if [ ! -x "$bin/deps/fault_runs" ]; then
     cp "$test_exe" "$bin/deps/fault_runs"
     cp "$CARGO_TARGET_DIR/debug/accelbench" "$CARGO_TARGET_DIR/debug/accelbench-agent" "$bin/"
 fi
-echo "binaries of $commit in $bin; log $log; $jobs at once" >&2
+echo "binaries in $bin (this checkout is $commit); log $log; $jobs at once" >&2
 
 touch "$log"
 one_run() {
