@@ -150,7 +150,7 @@ pub fn exec_calibration(device: &str, hardware_class: &str, mut out: impl Write)
 pub fn calibrate_all(exe: &Path, fp: &Fingerprint) -> Vec<Calibration> {
     let mut out = Vec::new();
     for slot in Slots::of(fp).all() {
-        match calibrate_in_child(exe, &slot.device, &slot.class) {
+        match calibrate_device(exe, &slot.device, &slot.class) {
             Ok(found) => out.extend(found),
             Err(e) => tracing::warn!(device = slot.device, error = %format!("{e:#}"), "calibration failed"),
         }
@@ -158,7 +158,9 @@ pub fn calibrate_all(exe: &Path, fp: &Fingerprint) -> Vec<Calibration> {
     out
 }
 
-fn calibrate_in_child(exe: &Path, device: &str, class: &str) -> anyhow::Result<Vec<Calibration>> {
+/// Calibrates one device (`cpu`, `cuda:N`) of hardware class `class` in a child process
+/// of `exe` (its `exec-calibration` subcommand), checking every figure it answers.
+pub fn calibrate_device(exe: &Path, device: &str, class: &str) -> anyhow::Result<Vec<Calibration>> {
     let mut command = Command::new(exe);
     runner::pin_device(&mut command, device);
     runner::die_with_parent(&mut command);
@@ -194,6 +196,15 @@ fn calibrate_in_child(exe: &Path, device: &str, class: &str) -> anyhow::Result<V
     Ok(found)
 }
 
+/// A calibration's rate as people read it: `78.6 GFLOP/s`, `11.4 GB/s`.
+pub fn human_rate(c: &Calibration) -> String {
+    let unit = match c.kind {
+        CalibrationKind::Gemm => "GFLOP/s",
+        CalibrationKind::Copy => "GB/s",
+    };
+    format!("{:.1} {unit}", c.rate / 1e9)
+}
+
 /// Prints calibrations as a table (rates in GFLOP/s and GB/s) or as JSON lines.
 pub fn print(out: &mut impl Write, found: &[Calibration], json: bool) -> anyhow::Result<()> {
     if json {
@@ -206,10 +217,11 @@ pub fn print(out: &mut impl Write, found: &[Calibration], json: bool) -> anyhow:
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_header(["device", "hardware class", "kind", "precision", "size", "rate", "median", "samples"]);
     for c in found {
-        let (size, rate) = match c.kind {
-            CalibrationKind::Gemm => (format!("n={}", c.size), format!("{:.1} GFLOP/s", c.rate / 1e9)),
-            CalibrationKind::Copy => (format!("{} MiB", c.size >> 20), format!("{:.1} GB/s", c.rate / 1e9)),
+        let size = match c.kind {
+            CalibrationKind::Gemm => format!("n={}", c.size),
+            CalibrationKind::Copy => format!("{} MiB", c.size >> 20),
         };
+        let rate = human_rate(c);
         t.add_row(vec![
             c.device.clone(),
             c.hardware_class.clone(),

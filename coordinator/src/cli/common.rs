@@ -8,6 +8,14 @@ use clap::Args;
 use crate::query::QueryEngine;
 use crate::warehouse::Warehouse;
 
+/// The catalog model a `--model` flag names, or an error listing the catalog.
+pub fn catalog_model(name: &str) -> anyhow::Result<&'static shared::catalog::ModelSpec> {
+    shared::catalog::lookup(name).ok_or_else(|| {
+        let known: Vec<&str> = shared::catalog::all().iter().map(|m| m.name).collect();
+        anyhow::anyhow!("--model {name}: unknown model (known: {})", known.join(", "))
+    })
+}
+
 /// Where the warehouse is.
 #[derive(Debug, Args, Clone)]
 pub struct WarehouseArgs {

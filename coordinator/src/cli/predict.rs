@@ -58,10 +58,7 @@ pub struct PredictArgs {
 }
 
 pub async fn execute(args: PredictArgs) -> anyhow::Result<ExitCode> {
-    let Some(model) = catalog::lookup(&args.model) else {
-        let known: Vec<&str> = catalog::all().iter().map(|m| m.name).collect();
-        bail!("--model {}: unknown model (known: {})", args.model, known.join(", "));
-    };
+    let model = super::common::catalog_model(&args.model)?;
     if !model.supports(args.precision) || !catalog::is_runnable(model.name, args.precision, args.mode) {
         bail!("--precision {} --mode {}: {} cannot run that way", args.precision, args.mode, model.name);
     }

@@ -85,7 +85,7 @@ fn run_cells() -> anyhow::Result<(String, Vec<shared::result::ResultRecord>, Vec
         &fp.hash()[..12]
     );
     let run_id = bench::new_run_id();
-    let calibrations = calibrate(&fp)?;
+    let calibrations = calibrate(&fp, &class)?;
     let requests = bench::plan(&builtin_sweep(), &class, &fp.hash(), "quickstart", &run_id)?;
     eprintln!("running {} cells (sweep {run_id})", requests.len());
     let mut records = Vec::with_capacity(requests.len());
@@ -97,26 +97,18 @@ fn run_cells() -> anyhow::Result<(String, Vec<shared::result::ResultRecord>, Vec
 
 /// The CPU's GEMM rates and copy bandwidth (what `accelbench predict` reads), in a child
 /// process as an agent measures them, printed as they are.
-fn calibrate(fp: &shared::fingerprint::Fingerprint) -> anyhow::Result<Vec<CalibrationRow>> {
+fn calibrate(fp: &shared::fingerprint::Fingerprint, class: &str) -> anyhow::Result<Vec<CalibrationRow>> {
     eprintln!("calibrating: GEMM per precision and memory copy");
     let exe = std::env::current_exe()?;
-    let found: Vec<_> = agent::calibrate::calibrate_all(&exe, fp).into_iter().filter(|c| c.device == "cpu").collect();
+    // Without calibrations the benchmark still stands; only `predict` will say so.
+    let found = agent::calibrate::calibrate_device(&exe, "cpu", class).unwrap_or_else(|e| {
+        eprintln!("  calibration failed: {e:#}");
+        Vec::new()
+    });
     for c in &found {
-        let unit = match c.kind {
-            shared::calibration::CalibrationKind::Gemm => "GFLOP/s",
-            shared::calibration::CalibrationKind::Copy => "GB/s",
-        };
-        eprintln!("  {} {}: {:.1} {unit}", c.kind, c.precision, c.rate / 1e9);
+        eprintln!("  {} {}: {}", c.kind, c.precision, agent::calibrate::human_rate(c));
     }
-    let hash = fp.hash();
-    Ok(found
-        .into_iter()
-        .map(|calibration| CalibrationRow {
-            agent_id: "quickstart".into(),
-            fingerprint_hash: hash.clone(),
-            calibration,
-        })
-        .collect())
+    Ok(crate::server::tables::calibration_rows("quickstart", fp, found))
 }
 
 fn builtin_sweep() -> LocalRun {

@@ -69,10 +69,7 @@ struct Prices {
 }
 
 pub async fn execute(args: RecommendArgs) -> anyhow::Result<ExitCode> {
-    let Some(model) = shared::catalog::lookup(&args.model) else {
-        let known: Vec<&str> = shared::catalog::all().iter().map(|m| m.name).collect();
-        bail!("--model {}: unknown model (known: {})", args.model, known.join(", "));
-    };
+    let model = super::common::catalog_model(&args.model)?;
     if !matches!(args.mode.as_str(), "inference" | "training") {
         bail!("--mode {}: expected inference or training", args.mode);
     }
