@@ -4,7 +4,8 @@
 //! Layout:
 //! - [`compare`]: two sample sets → ratio of medians, its bootstrap interval, a verdict.
 //! - [`changepoint`]: E-divisive means change points of a series of run medians.
-//! - [`regressions`]: those change points as alarms (slower) and improvements (faster).
+//! - [`regressions`]: those change points, and a t-test of the latest runs against the
+//!   runs before them, as alarms (slower) and improvements (faster).
 //! - [`baselines`]: the simpler rules the detector is scored against (the old 7-run
 //!   mean, a z-score, Mann–Whitney U on pooled samples).
 //! - [`series`]: the checks on a series of runs, and their error.
@@ -15,8 +16,8 @@
 //!   and power on replayed noise beside the baselines at the same false-alarm rate, the
 //!   predictor's errors on held-out batches, models, precisions and classes, and the
 //!   regret of the class a recommendation picks for a model never measured.
-//! - `bootstrap`, `rng`, `normal`: the resampling, the seeded generator and the normal
-//!   tail behind them.
+//! - `bootstrap`, `rng`, `normal`, `student_t`: the resampling, the seeded generator, and
+//!   the normal and Student's t tails behind them.
 //!
 //! Architecture invariant: pure. No I/O, no clock, no threads, no async, no DuckDB: the
 //! caller fetches the numbers and passes plain slices. Every random choice comes from a
@@ -32,6 +33,7 @@ pub mod regressions;
 mod rng;
 pub mod scorecard;
 pub mod series;
+mod student_t;
 #[cfg(test)]
 mod testing;
 

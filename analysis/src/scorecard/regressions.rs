@@ -28,15 +28,18 @@
 //!   the nominal 5 %, and the share of series it alarms on.
 //!
 //! What the numbers mean: with a change 3 runs from the end of what the detector sees,
-//! a shuffle of its permutation test reaches the observed split when it puts the 3 slow
-//! runs at either end of the prefix, which for n runs happens with probability
+//! a shuffle of E-divisive's permutation test reaches the observed split when it puts the
+//! 3 slow runs at either end of the prefix, which for n runs happens with probability
 //! 2 / C(n, 3) whatever the effect. The p-value is at most 1 % only when at most one of
 //! 199 shuffles does: never before about 9 runs of history, about half the time at 9,
-//! 95 % of the time at 17. Earlier changes are missed within 3 runs whatever their size;
-//! `min_history` shows the power once history is long enough. For the same reason the
-//! detector is reseeded per series (`reseed_detector`): the shuffles depend on the seed
-//! and the length only, not on the values, so with one seed a clean step 3 runs from the
-//! end of n runs is confirmed for every series of that length or for none.
+//! 95 % of the time at 17. The detector's second check, the t-test of the latest runs,
+//! answers from 8 runs of history on, by the size of the step against the history's
+//! spread. Before 8 runs neither check can confirm a change within 3 runs at this
+//! false-alarm rate, so `min_history` (8 by default) plants changes from there on; the
+//! scorecard's number is the power once a series has that much history. For the same
+//! reason the detector is reseeded per series (`reseed_detector`): the shuffles depend on
+//! the seed and the length only, not on the values, so with one seed a clean step 3 runs
+//! from the end of n runs is confirmed for every series of that length or for none.
 //!
 //! Must never: draw from anything but the seeded streams (draw i of the A/A series is
 //! stream 2i, trial j of power stream 2j + 1), or let one rule's series differ from
@@ -110,7 +113,7 @@ impl RegressionScoreOptions {
         detect: DetectOptions::DEFAULT,
         reseed_detector: true,
         series_len: 20,
-        min_history: 3,
+        min_history: 8,
         n_evaluations: 5000,
         n_evaluations_power: 2000,
         effects: &[0.05, 0.10],

@@ -2,14 +2,15 @@
 //! hardware class over time; each `ok` run contributes its run-level median
 //! (`latency_p50_ns`), never its pooled samples (runs differ among themselves, and a test
 //! on pooled samples alarms far above its nominal rate). `analysis::regressions` finds the
-//! change points (E-divisive means, a permutation test, a minimum effect); this module
+//! changes (E-divisive change points confirmed by a permutation test, and a t-test of the
+//! latest runs against the runs before them; both with a minimum effect); this module
 //! chooses the series with DuckDB, names the first bad run and what changed in its
 //! provenance, and shapes the alarms as rows (printed, and with `--record` committed to
 //! the warehouse's `alarms` table).
 
 use std::sync::Arc;
 
-use analysis::regressions::{detect, Alarm, DetectOptions};
+use analysis::regressions::{detect, Alarm, DetectOptions, FoundBy};
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array};
 
 use super::columns::Columns;
@@ -114,17 +115,24 @@ pub fn find(series: Vec<Series>, options: &DetectOptions) -> Findings {
     findings
 }
 
-/// How the alarms were found, stored with each: a later reader knows the rule.
-pub fn method(options: &DetectOptions) -> String {
+/// How an alarm was found, stored with it: a later reader knows the rule.
+pub fn method(options: &DetectOptions, found_by: FoundBy) -> String {
     let cp = &options.change_points;
-    format!(
-        "e-divisive means on run medians (min segment {}, {} permutations, p ≤ {}), min effect {}",
-        cp.min_segment, cp.n_permutations, cp.significance, options.min_effect
-    )
+    let check = match (found_by, options.latest) {
+        (FoundBy::LatestRuns, Some(latest)) => format!(
+            "t-test of the latest {} run medians against the {}+ before them on their logarithms (p ≤ {})",
+            latest.n_latest, latest.min_history, latest.significance
+        ),
+        _ => format!(
+            "e-divisive means on run medians (min segment {}, {} permutations, p ≤ {})",
+            cp.min_segment, cp.n_permutations, cp.significance
+        ),
+    };
+    format!("{check}, min effect {}", options.min_effect)
 }
 
 /// The alarms as rows: printed by every format, and the `alarms` table's columns.
-pub fn to_rows(found: &[Found], detected_at_ms: i64, method: &str) -> anyhow::Result<QueryOutput> {
+pub fn to_rows(found: &[Found], detected_at_ms: i64, options: &DetectOptions) -> anyhow::Result<QueryOutput> {
     let text = |f: &dyn Fn(&Found) -> String| -> ArrayRef {
         Arc::new(StringArray::from(found.iter().map(f).collect::<Vec<_>>()))
     };
@@ -160,7 +168,7 @@ pub fn to_rows(found: &[Found], detected_at_ms: i64, method: &str) -> anyhow::Re
         ("p_value", num(&|f| f.alarm.p_value)),
         ("changed", text(&|f| f.last_good.provenance.changes_to(&f.first_bad.provenance))),
         ("detected_at", times(&|_| detected_at_ms)),
-        ("method", text(&|_| method.to_string())),
+        ("method", text(&|f| method(options, f.alarm.found_by))),
     ];
     // The warehouse's `alarms` table has exactly these columns: one definition, checked
     // here by name and type.

@@ -91,13 +91,39 @@ async fn regressions_find_the_first_slower_run_and_what_changed_there() {
     assert_eq!((f.alarm.first_bad_run, f.first_bad.sweep_id.as_str()), (6, "s06"));
     assert!((f.alarm.ratio - 1.2).abs() < 0.01, "{:?}", f.alarm);
     assert_eq!(f.last_good.provenance.changes_to(&f.first_bad.provenance), "git_commit abc → def");
-    let rows = regressions::to_rows(&findings.found, 0, "m").expect("rows match the alarms table");
+    let rows = regressions::to_rows(&findings.found, 0, &DetectOptions::DEFAULT).expect("rows match the alarms table");
     assert_eq!(rows.n_rows(), 1);
     // --since after the step: too few runs before it, no alarm.
     let late = records[9].provenance.started_at_ms;
     let series = regressions::load(&engine, &Selection::parse("all").expect("test value"), Some(late)).expect("series");
     assert!(series.iter().all(|s| s.runs.len() == 3));
     assert!(regressions::find(series, &DetectOptions::DEFAULT).found.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_latest_runs_raise_an_alarm_named_by_its_check() {
+    // 10 steady runs, then 2 of the last 3 runs 10 % slower: the t-test of the latest
+    // runs confirms it, and the alarm's method says which check found it.
+    let key = "e".repeat(64);
+    let levels = [1.0, 1.002, 0.998, 1.0, 1.001, 0.999, 1.0, 1.002, 0.998, 1.0, 1.1, 1.0, 1.1];
+    let records: Vec<_> = levels
+        .iter()
+        .enumerate()
+        .map(|(i, level)| run(&format!("l{i:02}"), &key, i as i64 * 60, 5e6 * level, "abc"))
+        .collect();
+    let (_dir, engine) = engine_over(&records).await;
+    let series = regressions::load(&engine, &Selection::parse("all").expect("test value"), None).expect("series");
+    let findings = regressions::find(series, &DetectOptions::DEFAULT);
+    assert_eq!(findings.found.len(), 1, "{:?}", findings.found.iter().map(|f| f.alarm).collect::<Vec<_>>());
+    let alarm = findings.found[0].alarm;
+    assert_eq!((alarm.first_bad_run, alarm.found_by), (10, analysis::regressions::FoundBy::LatestRuns));
+    let rows = regressions::to_rows(&findings.found, 0, &DetectOptions::DEFAULT).expect("rows match the alarms table");
+    let method = rows.batches[0].column_by_name("method").expect("a method column");
+    let method = method.as_any().downcast_ref::<arrow::array::StringArray>().expect("text").value(0);
+    assert!(method.starts_with("t-test of the latest 3 run medians"), "{method}");
+    let off = DetectOptions { latest: None, ..DetectOptions::DEFAULT };
+    let series = regressions::load(&engine, &Selection::parse("all").expect("test value"), None).expect("series");
+    assert!(regressions::find(series, &off).found.is_empty(), "the permutation test alone cannot confirm it yet");
 }
 
 /// A calibration of `class`: fp32 GEMM at `gflops`, bf16 at half, copy at 10 GB/s.

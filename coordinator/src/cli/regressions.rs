@@ -15,9 +15,12 @@ use crate::query::render::{self, Format};
 #[derive(Debug, Args)]
 #[command(long_about = "Find the series that got slower.\n\n\
 A series is one cell (model, hardware class, batch, sequence length, precision, mode, engine, \
-weights) over time; each ok run contributes its median latency. Change points are found with \
-E-divisive means (a permutation test decides each one), and a change to slower runs is an alarm \
-when the median after it is at least --min-effect above the median before it. Each alarm names \
+weights) over time; each ok run contributes its median latency. Two checks find changes: change \
+points anywhere in the series (E-divisive means, a permutation test decides each one), and the \
+latest 3 runs against the runs before them since the last change point (a one-sided t-test on \
+the logarithms of the medians at p <= 0.001, once there are 8 such runs), which sees a slowdown \
+within 3 runs where the permutation test cannot yet. A change to slower runs is an alarm when \
+the median after it is at least --min-effect above the median before it. Each alarm names \
 the first bad run, the ratio after/before with a 95% bootstrap interval, and what changed in \
 provenance (agent or engine version, git commit, machine fingerprint) at that run.\n\n\
 Exit status: 0, or 1 when there is an alarm (a CI gate), 2 on an error.\n\n\
@@ -71,8 +74,7 @@ pub async fn execute(args: RegressionsArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(regressions::find(series, &options))
     })?;
-    let method = regressions::method(&options);
-    let rows = regressions::to_rows(&findings.found, now_ms, &method)?;
+    let rows = regressions::to_rows(&findings.found, now_ms, &options)?;
     render::write(&mut std::io::stdout().lock(), &rows, args.format)?;
     eprintln!(
         "{} series, {} alarms; {} series too short to judge{}",

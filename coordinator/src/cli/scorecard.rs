@@ -1,6 +1,7 @@
 //! `accelbench scorecard`: how often `regressions`, `predict` and `recommend` are wrong,
 //! measured on the warehouse's own data.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -22,15 +23,16 @@ use crate::query::render::{self, Format};
 (fixed seeds: the same data give the same numbers).\n\n\
 Regressions: no-change series resampled from the noise study (every series with at least \
 --min-runs ok runs) give the false-alarm rate with its 95% upper bound (Clopper-Pearson); \
-slowdowns of 5% and 10% injected from a random run on give the share detected within 3 runs \
-(first bad run located within one); the old 5%-vs-mean rule, a z-score and Mann-Whitney on \
+slowdowns of 5% and 10% injected at a random run after the first 8 give the share detected \
+within 3 runs (first bad run located within one); the old 5%-vs-mean rule, a z-score and Mann-Whitney on \
 pooled samples are calibrated to the same false-alarm rate and scored the same way, and pooled \
 Mann-Whitney at p <= 0.05 is shown against its nominal rate.\n\n\
 Prediction: median absolute percentage error and 80% interval coverage with whole batch sizes, \
 models, precisions and classes held out, next to nearest-neighbour, linear-in-batch and pure \
 roofline on the same points.\n\n\
 Recommendation: on measured data, and with each model's measurements hidden, how often the pick \
-is the best class or within 10% of it.\n\n\
+is the best class or within 10% of it, and (with --memory-limit) how often the pick is a class \
+whose memory the model's measured peak does not fit.\n\n\
 `ops/analysis/study.sh DIR` builds a data set for it with the system itself; docs/ANALYSIS.md \
 records the numbers.")]
 pub struct ScorecardArgs {
@@ -46,6 +48,10 @@ pub struct ScorecardArgs {
     /// The engine whose rows the prediction and recommendation scores use
     #[arg(long, default_value = "candle")]
     pub engine: String,
+    /// Score recommendations as if CLASS could hold only GIB of memory (repeatable): a
+    /// pick whose measured peak memory is above it counts as a violation
+    #[arg(long = "memory-limit", value_name = "CLASS=GIB")]
+    pub memory_limits: Vec<String>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -79,7 +85,7 @@ pub async fn execute(args: ScorecardArgs) -> anyhow::Result<ExitCode> {
         let n_runs: usize = noise.iter().map(|c| c.runs.len()).sum();
         eprintln!("regressions: {} series, {n_runs} runs", noise.len());
         let score = tokio::task::block_in_place(|| scorecard::regressions(&noise, &options))?;
-        render::write(&mut out, &regression_rows(&score)?, args.format)?;
+        render::write(&mut out, &regression_rows(&score, &options)?, args.format)?;
         scored += 1;
     }
     if k.latency.is_empty() {
@@ -97,6 +103,7 @@ pub async fn execute(args: ScorecardArgs) -> anyhow::Result<ExitCode> {
         render::write(&mut out, &prediction_rows(&score)?, args.format)?;
         let mut options = RecommendationScoreOptions::default();
         options.predict.seed = args.seed;
+        options.memory_limit_bytes = memory_limits(&args.memory_limits, &k.rates)?;
         let score = tokio::task::block_in_place(|| scorecard::recommendation(&k.latency, &k.memory, &options))?;
         render::write(&mut out, &recommendation_rows(&score)?, args.format)?;
         scored += 1;
@@ -105,6 +112,31 @@ pub async fn execute(args: ScorecardArgs) -> anyhow::Result<ExitCode> {
         bail!("nothing to score in this warehouse (see above)");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--memory-limit CLASS=GIB` values as bytes per class; a class must be one of the
+/// calibrated classes scored.
+fn memory_limits<T>(values: &[String], classes: &BTreeMap<String, T>) -> anyhow::Result<BTreeMap<String, f64>> {
+    let mut limits = BTreeMap::new();
+    for value in values {
+        let Some((class, gib)) = value.rsplit_once('=') else {
+            bail!("--memory-limit {value}: expected CLASS=GIB, e.g. \"cpu/Intel Xeon (1 thread)=0.5\"");
+        };
+        let gib: f64 =
+            gib.trim().parse().map_err(|_| anyhow::anyhow!("--memory-limit {value}: {gib} is not a number of GiB"))?;
+        if !(gib.is_finite() && gib > 0.0) {
+            bail!("--memory-limit {value}: the limit must be a positive number of GiB");
+        }
+        if !classes.contains_key(class) {
+            let known: Vec<&str> = classes.keys().map(String::as_str).collect();
+            bail!(
+                "--memory-limit {value}: no calibrated class {class:?} in this warehouse (there are: {})",
+                known.join(", ")
+            );
+        }
+        limits.insert(class.to_string(), gib * (1u64 << 30) as f64);
+    }
+    Ok(limits)
 }
 
 /// A column of text cells.
@@ -120,10 +152,20 @@ fn opt(x: Option<f64>, f: fn(f64) -> String) -> String {
     x.map_or("-".into(), f)
 }
 
-fn regression_rows(s: &RegressionScore) -> anyhow::Result<crate::query::QueryOutput> {
+fn regression_rows(s: &RegressionScore, options: &RegressionScoreOptions) -> anyhow::Result<crate::query::QueryOutput> {
     // One row per rule: ours, the calibrated baselines, the conventional pooled test.
-    let mut rule = vec![format!("E-divisive (ours), {} runs a series", s.series_len)];
-    let mut threshold = vec!["p ≤ 0.05, min effect 2 %".to_string()];
+    let mut rule = vec![format!(
+        "ours: E-divisive + latest runs; {} runs a series, changes from run {} on",
+        s.series_len, options.min_history
+    )];
+    let detect = &options.detect;
+    let latest =
+        detect.latest.map_or("off".to_string(), |l| format!("latest {} runs p ≤ {}", l.n_latest, l.significance));
+    let mut threshold = vec![format!(
+        "change points p ≤ {}; {latest}; min effect {}",
+        detect.change_points.significance,
+        pct(detect.min_effect)
+    )];
     let mut fa = vec![format!("{} of {}", s.detector.false_alarms.n_alarmed, s.detector.false_alarms.n_series)];
     let mut rate = vec![pct(s.detector.false_alarms.rate)];
     let mut upper = vec![pct(s.detector.false_alarms.upper_95)];
@@ -241,4 +283,25 @@ fn recommendation_rows(s: &RecommendationScore) -> anyhow::Result<crate::query::
         ("mean regret", col(&|p| opt(p.mean_regret, pct))),
         ("memory violations", col(&|p| p.n_memory_violations.to_string())),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_limits_name_their_class_and_size() {
+        let classes: BTreeMap<String, ()> = [("cpu/X".to_string(), ()), ("cpu/X (1 thread)".to_string(), ())].into();
+        let limits = memory_limits(&["cpu/X (1 thread)=0.5".into()], &classes).expect("a known class");
+        assert_eq!(limits.get("cpu/X (1 thread)"), Some(&(512.0 * 1024.0 * 1024.0)));
+        for (bad, says) in [
+            ("cpu/X", "expected CLASS=GIB"),
+            ("cpu/X=lots", "lots is not a number"),
+            ("cpu/X=-1", "positive number"),
+            ("cpu/Y=1", "no calibrated class \"cpu/Y\" in this warehouse (there are: cpu/X, cpu/X (1 thread))"),
+        ] {
+            let err = memory_limits(&[bad.into()], &classes).expect_err(bad).to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 }
