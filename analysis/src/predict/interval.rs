@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use super::correction::{correction, N_SITUATIONS};
+use super::correction::{correction, Support, N_SITUATIONS};
 use super::fit::NormalEquations;
 use super::{by_model, residuals, Basis, Point, PredictError, PredictOptions};
 use crate::bootstrap::percentile_of_sorted;
@@ -58,7 +58,9 @@ pub(super) fn spreads(
             for &idx in &held_out {
                 let query = &points[idx];
                 let same_model = training.get(query.model.as_str()).map_or(&[][..], Vec::as_slice);
-                let correction = correction(points, &residuals, same_model, query);
+                let support = Support { points, log_values, residuals: &residuals };
+                let query_fit = log_values[idx] - residuals[idx];
+                let correction = correction(&support, same_model, query, query_fit);
                 let error = residuals[idx] - correction.shift;
                 pooled.push(error);
                 if correction.basis == basis {

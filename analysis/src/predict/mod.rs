@@ -18,8 +18,9 @@
 //!    middle.
 //! 2. A correction by the residuals (ln value − fit) of the closest measured rows,
 //!    nearest first ([`Basis`]): the same series (same model, class, precision, mode and
-//!    sequence length; only the batch differs) interpolated linearly in ln(batch), and
-//!    past its ends carried on at half the slope of the last two batches; else
+//!    sequence length; only the batch differs): at a measured batch its residual, between
+//!    two the line in batch through their values, and past its ends the end's residual
+//!    carried on at half the slope of the last two batches in ln(batch); else
 //!    the mean over the model's other rows on the class; else over the model's rows on
 //!    other classes; else none. The global model carries what generalises, the
 //!    correction what is particular to one model on one machine.
@@ -45,7 +46,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::Interval;
-use correction::correction;
+use correction::{correction, Support};
 use features::Encoder;
 use fit::NormalEquations;
 
@@ -198,6 +199,7 @@ pub struct Predictor {
     encoder: Encoder,
     weights: Vec<f64>,
     points: Vec<Point>,
+    log_values: Vec<f64>,
     residuals: Vec<f64>,
     /// Training row indices by model, what the correction searches.
     by_model: BTreeMap<String, Vec<usize>>,
@@ -237,7 +239,7 @@ pub fn fit(observations: &[Observation], options: &PredictOptions) -> Result<Pre
     let by_model = by_model(&points, 0..points.len());
     let by_model = by_model.into_iter().map(|(model, idxs)| (model.to_owned(), idxs)).collect();
     let spreads = interval::spreads(&points, &rows, &log_values, &equations, options)?;
-    Ok(Predictor { encoder, weights, points, residuals, by_model, spreads })
+    Ok(Predictor { encoder, weights, points, log_values, residuals, by_model, spreads })
 }
 
 impl Predictor {
@@ -250,8 +252,10 @@ impl Predictor {
             value,
         })?;
         let same_model = self.by_model.get(&query.model).map_or(&[][..], Vec::as_slice);
-        let correction = correction(&self.points, &self.residuals, same_model, query);
-        let log_value = dot(&self.weights, &self.encoder.row(query)) + correction.shift;
+        let support = Support { points: &self.points, log_values: &self.log_values, residuals: &self.residuals };
+        let query_fit = dot(&self.weights, &self.encoder.row(query));
+        let correction = correction(&support, same_model, query, query_fit);
+        let log_value = query_fit + correction.shift;
         let value = log_value.exp();
         // When the held-out errors all lean one way (extrapolating past a series' end
         // tends to err low), the interval is widened to the point rather than leave a

@@ -30,9 +30,9 @@
 //! What the numbers mean: with a change 3 runs from the end of what the detector sees,
 //! a shuffle of E-divisive's permutation test reaches the observed split when it puts the
 //! 3 slow runs at either end of the prefix, which for n runs happens with probability
-//! 2 / C(n, 3) whatever the effect. The p-value is at most 1 % only when at most one of
-//! 199 shuffles does: never before about 9 runs of history, about half the time at 9,
-//! 95 % of the time at 17. The detector's second check, the t-test of the latest runs,
+//! 2 / C(n, 3) whatever the effect. At the default p ≤ 0.005 the p-value is low enough
+//! only when none of 199 shuffles does: 9 % of the time with 8 runs of history, a third
+//! at 11, 70 % at 17. The detector's second check, the t-test of the latest runs,
 //! answers from 8 runs of history on, by the size of the step against the history's
 //! spread. Before 8 runs neither check can confirm a change within 3 runs at this
 //! false-alarm rate, so `min_history` (8 by default) plants changes from there on; the
