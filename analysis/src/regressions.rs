@@ -13,7 +13,11 @@
 //!   for many), against Student's t with one degree of freedom fewer than the history
 //!   has runs; one-sided in the direction the medians moved. The median of the latest
 //!   runs makes one odd run among them harmless; an odd run in the history widens the
-//!   standard deviation, which makes the check more cautious, never less.
+//!   standard deviation, which makes the check more cautious, never less. The t-test
+//!   trusts the history's spread, which a short history of clustered runs understates
+//!   (a machine that runs fast for a while, then slow): an exact rank test
+//!   (Mann–Whitney) of the latest runs against the history must confirm the move too,
+//!   and bounds the check's false alarms whatever the shape of the noise.
 //!
 //! Either check's change is kept only if the ratio moves by at least the minimum effect,
 //! and comes with a bootstrap interval of that ratio and the check that found it.
@@ -66,14 +70,21 @@ pub struct LatestOptions {
     /// Fewest runs before them, since the last change point, for the check to run; at
     /// least 3 (a standard deviation from fewer is no estimate of the noise).
     pub min_history: usize,
-    /// Largest one-sided p-value that confirms a move, in (0, 1).
+    /// Largest one-sided p-value of the t-test that confirms a move, in (0, 1).
     pub significance: f64,
+    /// Largest one-sided p-value of the exact rank test that must confirm it too, in
+    /// (0, 1): under no change every order of the runs is equally likely, so this bounds
+    /// the check's false alarms whatever the noise's shape.
+    pub rank_significance: f64,
 }
 
 impl LatestOptions {
-    /// 8 runs of history and p ≤ 0.001: a 5 % step in 1 % run-to-run noise is about
-    /// 5 standard errors, above the 4.8 that Student's t with 7 degrees of freedom needs.
-    pub const DEFAULT: LatestOptions = LatestOptions { n_latest: 3, min_history: 8, significance: 0.001 };
+    /// 9 runs of history, t-test p ≤ 0.001 and rank test p ≤ 0.005: a 5 % step in 1 %
+    /// run-to-run noise is about 5 standard errors, above the 4.5 that Student's t with 8
+    /// degrees of freedom needs, and 3 runs above all 9 before them have a rank p-value
+    /// of 1/C(12, 3) = 0.0045.
+    pub const DEFAULT: LatestOptions =
+        LatestOptions { n_latest: 3, min_history: 9, significance: 0.001, rank_significance: 0.005 };
 }
 
 /// Which check found a change.
@@ -157,7 +168,9 @@ fn check_latest_options(latest: &LatestOptions) -> Result<(), SeriesError> {
         "the history's spread needs at least 3 runs",
     )?;
     let significance = latest.significance;
-    check_option("significance", significance, significance > 0.0 && significance < 1.0, "it must be in (0, 1)")
+    check_option("significance", significance, significance > 0.0 && significance < 1.0, "it must be in (0, 1)")?;
+    let rank = latest.rank_significance;
+    check_option("rank_significance", rank, rank > 0.0 && rank < 1.0, "it must be in (0, 1)")
 }
 
 /// The change of the latest runs of `series` against the runs before them from
@@ -188,7 +201,7 @@ fn latest_change(
     let t = if standard_error > 0.0 { shift / standard_error } else { shift.signum() * f64::INFINITY };
     let toward = if direction == Direction::Slower { t } else { -t };
     let p_value = student_t::upper_tail(toward, history.len() - 1);
-    if p_value > latest.significance {
+    if p_value > latest.significance || rank_p_value(history, recent, direction) > latest.rank_significance {
         return None;
     }
     // The first bad run: the first of the latest runs past the minimum effect, in the
@@ -196,6 +209,48 @@ fn latest_change(
     let past = |x: &f64| self::direction(bootstrap::ratio(*x, history_median), options.min_effect) == Some(direction);
     let first_bad = latest_start + recent.iter().position(past).unwrap_or(0);
     measure(history, recent, first_bad, p_value, FoundBy::LatestRuns, options)
+}
+
+/// Runs of history the rank test looks back over at most: enough for p-values far
+/// below any significance in use (1/C(53, 3) ≈ 4e-5), and its table stays small.
+const RANK_HISTORY: usize = 50;
+
+/// One-sided exact p-value of the Mann–Whitney statistic of the `recent` runs against
+/// the last [`RANK_HISTORY`] runs of `history`: U counts the (history, recent) pairs in
+/// which the recent run is strictly beyond the history's in `direction`, and its null
+/// distribution is that of every split of the pooled runs being equally likely. A tie
+/// counts against the change: the test stays exact or errs cautious.
+fn rank_p_value(history: &[f64], recent: &[f64], direction: Direction) -> f64 {
+    let history = &history[history.len().saturating_sub(RANK_HISTORY)..];
+    let beyond = |r: f64, h: f64| if direction == Direction::Slower { r > h } else { r < h };
+    let u = recent.iter().map(|&r| history.iter().filter(|&&h| beyond(r, h)).count()).sum::<usize>();
+    let counts = rank_sum_counts(recent.len(), history.len());
+    let total: f64 = counts.iter().sum();
+    counts[u..].iter().sum::<f64>() / total
+}
+
+/// How many of the C(m + n, m) orders of m recent and n earlier runs give each value of
+/// U, by the recursion on whether the largest of all runs is a recent one (adding n to
+/// U) or an earlier one: f(u; m, n) = f(u − n; m − 1, n) + f(u; m, n − 1).
+fn rank_sum_counts(m: usize, n: usize) -> Vec<f64> {
+    // table[i][j][u] for i recent and j earlier runs; counts fit a float exactly here.
+    let mut table = vec![vec![Vec::<f64>::new(); n + 1]; m + 1];
+    for i in 0..=m {
+        for j in 0..=n {
+            let mut counts = vec![0.0; i * j + 1];
+            if i == 0 || j == 0 {
+                counts[0] = 1.0;
+            } else {
+                for (u, count) in counts.iter_mut().enumerate() {
+                    let with_recent = u.checked_sub(j).and_then(|v| table[i - 1][j].get(v)).copied().unwrap_or(0.0);
+                    let with_earlier = table[i][j - 1].get(u).copied().unwrap_or(0.0);
+                    *count = with_recent + with_earlier;
+                }
+            }
+            table[i][j] = counts;
+        }
+    }
+    std::mem::take(&mut table[m][n])
 }
 
 /// Sample standard deviation (n − 1); 0 for fewer than 2 values.
@@ -353,9 +408,9 @@ mod tests {
         assert!(matches!(detect(&[1.0; 10], &opts), Err(SeriesError::InvalidOption { name: "min_effect", .. })));
     }
 
-    /// 8 runs of history whose logarithms are ±1 % around ln(100), then `recent`.
+    /// 10 runs of history whose logarithms are ±1 % around ln(100), then `recent`.
     fn after_history(recent: &[f64]) -> Vec<f64> {
-        let mut series: Vec<f64> = (0..8).map(|i| 100.0 * if i % 2 == 0 { 0.01f64 } else { -0.01 }.exp()).collect();
+        let mut series: Vec<f64> = (0..10).map(|i| 100.0 * if i % 2 == 0 { 0.01f64 } else { -0.01 }.exp()).collect();
         series.extend_from_slice(recent);
         series
     }
@@ -369,40 +424,68 @@ mod tests {
     #[test]
     fn the_latest_runs_are_tested_against_the_history_by_hand() {
         // History logs ±0.01 around ln 100: median ln 100, standard deviation
-        // 0.01·√(8/7) = 0.0106904. Latest runs 5 % up: shift ln 1.05 = 0.0487902, standard
-        // error 0.0106904·√(0.4487 + π/16) = 0.0085860, t = 5.68253 on 7 degrees of freedom.
+        // 0.01·√(10/9) = 0.0105409. Latest runs 5 % up: shift ln 1.05 = 0.0487902, standard
+        // error 0.0105409·√(0.4487 + π/20) = 0.0082042, t = 5.94698 on 9 degrees of freedom.
         let change = latest(&after_history(&[105.0; 3])).expect("a 5 % step");
         assert_eq!(
             (change.found_by, change.direction, change.first_run_idx),
-            (FoundBy::LatestRuns, Direction::Slower, 8)
+            (FoundBy::LatestRuns, Direction::Slower, 10)
         );
         // The medians reported are of the runs themselves: (100·e^0.01 + 100·e^−0.01) / 2.
         assert!((change.before_median - 100.005).abs() < 1e-4 && change.after_median == 105.0, "{change:?}");
-        let want_p = student_t::upper_tail(5.68253, 7);
+        let want_p = student_t::upper_tail(5.94698, 9);
         assert!((change.p_value / want_p - 1.0).abs() < 1e-4, "{} vs {want_p}", change.p_value);
-        assert!(change.p_value < 0.001 && change.p_value > 1e-4, "{}", change.p_value);
+        assert!(change.p_value < 0.001 && change.p_value > 1e-5, "{}", change.p_value);
         assert!(change.ratio_ci.contains(change.ratio));
     }
 
     #[test]
-    fn one_odd_latest_run_is_no_alarm_and_two_are() {
-        assert_eq!(latest(&after_history(&[100.0, 100.0, 140.0])), None);
-        // The first bad run is the first of the latest runs past the minimum effect.
-        let two = latest(&after_history(&[100.0, 106.0, 106.0])).expect("2 of 3 runs 6 % up");
-        assert_eq!(two.first_run_idx, 9);
+    fn the_rank_test_counts_orders_exactly() {
+        // 3 runs above all 10 before them: 1 order of C(13, 3) = 286.
+        assert_eq!(rank_p_value(&after_history(&[])[..], &[105.0; 3], Direction::Slower), 1.0 / 286.0);
+        // Below all of them, looking for slower: every order is at least as extreme.
+        assert_eq!(rank_p_value(&after_history(&[])[..], &[95.0; 3], Direction::Slower), 1.0);
+        // One recent run of 2 against 2 earlier runs, U = 1: orders (r e e), (e r e),
+        // (e e r) give U = 0, 1, 2, so P(U ≥ 1) = 2/3. A tie counts against the change.
+        assert_eq!(rank_p_value(&[1.0, 3.0], &[2.0], Direction::Slower), 2.0 / 3.0);
+        assert_eq!(rank_p_value(&[1.0, 2.0], &[2.0], Direction::Slower), 2.0 / 3.0);
+        assert_eq!(rank_p_value(&[1.0, 3.0], &[2.0], Direction::Faster), 2.0 / 3.0);
+        let counts = rank_sum_counts(3, 10);
+        assert_eq!((counts.len(), counts.iter().sum::<f64>()), (31, 286.0));
+        assert!(counts.iter().zip(counts.iter().rev()).all(|(a, b)| a == b), "U is symmetric");
+    }
+
+    #[test]
+    fn clustered_noise_that_fools_the_t_test_is_stopped_by_the_rank_test() {
+        // 10 runs in the fast cluster, then 2 of 3 in the slow one: the history's spread
+        // says nothing of the slow cluster, so the t-test is sure; the ranks are not.
+        let series = after_history(&[140.0, 100.0, 140.0]);
+        let (history, recent) = series.split_at(10);
+        assert!(rank_p_value(history, recent, Direction::Slower) > 0.005);
+        assert_eq!(latest(&series), None);
+        let without_ranks = LatestOptions { rank_significance: 0.99, ..LatestOptions::DEFAULT };
+        assert!(latest_change(&series, 0, &without_ranks, &DetectOptions::DEFAULT).is_some());
+    }
+
+    #[test]
+    fn the_first_bad_run_is_the_first_latest_run_past_the_minimum_effect() {
+        // 101.8 is above every run before it but under the 2 % minimum effect.
+        let change = latest(&after_history(&[101.8, 106.0, 106.0])).expect("3 runs above all 10");
+        assert_eq!(change.first_run_idx, 11);
+        assert_eq!(latest(&after_history(&[100.0, 100.0, 140.0])), None, "one odd run");
     }
 
     #[test]
     fn the_latest_runs_need_their_history_their_effect_and_their_p_value() {
-        assert_eq!(latest(&after_history(&[105.0; 3])[1..]), None, "7 runs of history");
+        assert_eq!(latest(&after_history(&[105.0; 3])[2..]), None, "8 runs of history");
         // 1.5 % is under the minimum effect, however certain.
         assert_eq!(latest(&after_history(&[101.5; 3])), None);
-        // 3 % is 3.4 standard errors: p ≈ 0.005, not below 0.001.
+        // 3 % is 3.6 standard errors: p ≈ 0.003, not below 0.001.
         assert_eq!(latest(&after_history(&[103.0; 3])), None);
         let faster = latest(&after_history(&[95.0; 3])).expect("a 5 % step down");
         assert_eq!(faster.direction, Direction::Faster);
         // A history without spread, or a run of 0 ns, which has no logarithm.
-        let flat: Vec<f64> = [100.0; 8].into_iter().chain([103.0; 3]).collect();
+        let flat: Vec<f64> = [100.0; 10].into_iter().chain([103.0; 3]).collect();
         assert_eq!(latest(&flat).map(|c| c.p_value), Some(0.0));
         let zero: Vec<f64> = [0.0].into_iter().chain(after_history(&[105.0; 3])).collect();
         assert_eq!(latest(&zero), None);
@@ -410,16 +493,20 @@ mod tests {
 
     #[test]
     fn the_latest_runs_are_checked_after_the_last_change_point() {
-        // A step at run 20, then 2 of the 3 latest runs 5 % slower still (one back in the
-        // range, which keeps E-divisive from confirming them): E-divisive finds the first
-        // step; the latest runs are tested against the 20 runs since it.
+        // A step at run 20, then the 3 latest runs 5 % slower still: E-divisive finds the
+        // first step (its segments need 4 runs here, so it cannot place one 3 runs from
+        // the end); the latest runs are tested against the 20 runs since it.
         let mut series = steps(&[(20, 100.0), (20, 120.0)], 3);
-        series.extend([126.0, 119.0, 126.0]);
-        let found = changes(&series, &DetectOptions::DEFAULT).expect("a valid series");
+        series.extend([126.0, 126.5, 126.0]);
+        let options = DetectOptions {
+            change_points: EDivisiveOptions { min_segment: 4, ..EDivisiveOptions::DEFAULT },
+            ..DetectOptions::DEFAULT
+        };
+        let found = changes(&series, &options).expect("a valid series");
         let summary: Vec<(usize, FoundBy)> = found.iter().map(|c| (c.first_run_idx, c.found_by)).collect();
         assert_eq!(summary, [(20, FoundBy::ChangePoint), (40, FoundBy::LatestRuns)], "{found:?}");
         assert!((found[1].ratio - 1.05).abs() < 0.01, "{found:?}");
-        let off = DetectOptions { latest: None, ..DetectOptions::DEFAULT };
+        let off = DetectOptions { latest: None, ..options };
         assert_eq!(changes(&series, &off).expect("a valid series").len(), 1);
     }
 
@@ -429,6 +516,7 @@ mod tests {
             (LatestOptions { n_latest: 0, ..LatestOptions::DEFAULT }, "n_latest"),
             (LatestOptions { min_history: 2, ..LatestOptions::DEFAULT }, "min_history"),
             (LatestOptions { significance: 1.0, ..LatestOptions::DEFAULT }, "significance"),
+            (LatestOptions { rank_significance: 0.0, ..LatestOptions::DEFAULT }, "rank_significance"),
         ] {
             let opts = DetectOptions { latest: Some(latest), ..DetectOptions::DEFAULT };
             assert!(

@@ -4,7 +4,10 @@
 # cell's runs interleave with the others', then the prediction sweep (prediction.toml)
 # once with all threads and once limited to one thread (a second CPU class). Everything
 # lands in WAREHOUSE as measured rows, with the agents' calibrations.
-#   ops/analysis/study.sh WAREHOUSE [RUNS] [noise|prediction|both]
+#   ops/analysis/study.sh WAREHOUSE [RUNS] [noise|prediction|both] [NOISE_THREADS]
+# NOISE_THREADS (default: all) limits the noise study's agent to that many threads per
+# cell, a class of its own: on a VM whose vCPUs the host does not always run at once,
+# one thread measures with far less run-to-run spread than two (docs/ANALYSIS.md).
 # Then: accelbench scorecard --warehouse WAREHOUSE
 # Run it on a quiet machine: whatever else runs becomes part of the noise it measures.
 set -euo pipefail
@@ -12,6 +15,7 @@ cd "$(dirname "$0")/../.."
 wh="${1:?usage: study.sh WAREHOUSE [RUNS] [noise|prediction|both]}"
 runs="${2:-30}"
 what="${3:-both}"
+noise_threads="${4:-all}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/accelbench-target}"
 cargo build -p coordinator --bin accelbench -p agent --bin accelbench-agent >&2
 work="$(mktemp -d)"
@@ -56,7 +60,7 @@ phase() {
 }
 
 if [ "$what" != prediction ]; then
-    phase all noise.toml "$runs"
+    phase "$noise_threads" noise.toml "$runs"
 fi
 if [ "$what" != noise ]; then
     # Two thread settings, two CPU classes: the second class the prediction and

@@ -31,11 +31,12 @@
 //! a shuffle of E-divisive's permutation test reaches the observed split when it puts the
 //! 3 slow runs at either end of the prefix, which for n runs happens with probability
 //! 2 / C(n, 3) whatever the effect. At the default p ≤ 0.005 the p-value is low enough
-//! only when none of 199 shuffles does: 9 % of the time with 8 runs of history, a third
-//! at 11, 70 % at 17. The detector's second check, the t-test of the latest runs,
-//! answers from 8 runs of history on, by the size of the step against the history's
-//! spread. Before 8 runs neither check can confirm a change within 3 runs at this
-//! false-alarm rate, so `min_history` (8 by default) plants changes from there on; the
+//! only when none of 199 shuffles does: 16 % of the time with 9 runs of history, a
+//! third at 11, 70 % at 17. The detector's second check, the latest runs' t-test and
+//! rank test, answers from 9 runs of history on (3 runs above all 9 before them have a
+//! rank p-value of 1/C(12, 3) = 0.0045). Before that neither check can confirm a change
+//! within 3 runs at this false-alarm rate, so `min_history` (9 by default) plants changes
+//! from there on; the
 //! scorecard's number is the power once a series has that much history. For the same
 //! reason the detector is reseeded per series (`reseed_detector`): the shuffles depend on
 //! the seed and the length only, not on the values, so with one seed a clean step 3 runs
@@ -113,7 +114,7 @@ impl RegressionScoreOptions {
         detect: DetectOptions::DEFAULT,
         reseed_detector: true,
         series_len: 20,
-        min_history: 8,
+        min_history: 9,
         n_evaluations: 5000,
         n_evaluations_power: 2000,
         effects: &[0.05, 0.10],

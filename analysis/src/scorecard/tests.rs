@@ -86,7 +86,7 @@ fn on_noise_the_detector_rarely_alarms_and_finds_slowdowns_once_it_has_history()
     assert_eq!(false_alarms.n_series, 300);
     assert!(false_alarms.rate <= 0.02, "{false_alarms:?}");
     assert_eq!(false_alarms.upper_95, clopper_pearson_upper(false_alarms.n_alarmed, 300));
-    // From 8 runs of history on, the latest runs' t-test sees a 5 % step in 1 % noise
+    // From 9 runs of history on, the latest runs' checks see a 5 % step in 1 % noise
     // (about 6 standard errors) most of the time and a 10 % step always.
     eprintln!("{:?}", score.detector.power);
     assert!(power_of(&score.detector.power, 0.05).detection_rate >= 0.85, "{:?}", score.detector.power);

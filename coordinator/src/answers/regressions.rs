@@ -120,8 +120,9 @@ pub fn method(options: &DetectOptions, found_by: FoundBy) -> String {
     let cp = &options.change_points;
     let check = match (found_by, options.latest) {
         (FoundBy::LatestRuns, Some(latest)) => format!(
-            "t-test of the latest {} run medians against the {}+ before them on their logarithms (p ≤ {})",
-            latest.n_latest, latest.min_history, latest.significance
+            "t-test of the latest {} run medians against the {}+ before them on their logarithms (p ≤ {}), \
+             confirmed by an exact rank test (p ≤ {})",
+            latest.n_latest, latest.min_history, latest.significance, latest.rank_significance
         ),
         _ => format!(
             "e-divisive means on run medians (min segment {}, {} permutations, p ≤ {})",

@@ -18,7 +18,8 @@ A series is one cell (model, hardware class, batch, sequence length, precision, 
 weights) over time; each ok run contributes its median latency. Two checks find changes: change \
 points anywhere in the series (E-divisive means, a permutation test decides each one), and the \
 latest 3 runs against the runs before them since the last change point (a one-sided t-test on \
-the logarithms of the medians at p <= 0.001, once there are 8 such runs), which sees a slowdown \
+the logarithms of the medians at p <= 0.001, confirmed by an exact rank test at p <= 0.005, once \
+there are 9 such runs), which sees a slowdown \
 within 3 runs where the permutation test cannot yet. A change to slower runs is an alarm when \
 the median after it is at least --min-effect above the median before it. Each alarm names \
 the first bad run, the ratio after/before with a 95% bootstrap interval, and what changed in \

@@ -159,8 +159,9 @@ fn regression_rows(s: &RegressionScore, options: &RegressionScoreOptions) -> any
         s.series_len, options.min_history
     )];
     let detect = &options.detect;
-    let latest =
-        detect.latest.map_or("off".to_string(), |l| format!("latest {} runs p ≤ {}", l.n_latest, l.significance));
+    let latest = detect.latest.map_or("off".to_string(), |l| {
+        format!("latest {} runs t p ≤ {} and rank p ≤ {}", l.n_latest, l.significance, l.rank_significance)
+    });
     let mut threshold = vec![format!(
         "change points p ≤ {}; {latest}; min effect {}",
         detect.change_points.significance,
