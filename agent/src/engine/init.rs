@@ -15,7 +15,7 @@
 
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder, VarMap};
+use candle_nn::{Init, VarMap};
 use sha2::{Digest, Sha256};
 
 /// Standard deviation of matrix weights (Hugging Face's usual `initializer_range`).
@@ -29,11 +29,6 @@ pub struct SeededInit {
 impl SeededInit {
     pub fn new(seed: u64) -> Self {
         Self { seed }
-    }
-
-    /// A `VarBuilder` that serves seeded tensors in `dtype` on `device`.
-    pub fn var_builder(seed: u64, dtype: DType, device: &Device) -> VarBuilder<'static> {
-        VarBuilder::from_backend(Box::new(Self::new(seed)), dtype, device.clone())
     }
 
     /// The f32 values of the tensor `name` of `shape`, per the module's rule.

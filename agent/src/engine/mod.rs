@@ -3,6 +3,8 @@
 //!
 //! Layout:
 //! - [`init`]: seeded random weights.
+//! - `layout`: linear weights stored transposed, the layout candle's CPU matmul reads
+//!   fastest.
 //! - [`config`]: catalog entry → the Hugging Face style config candle expects.
 //! - [`weights`]: real weights (a directory, a `.gguf`, the Hugging Face cache), hashed.
 //! - `encoder`, `seq2seq`, `decoder`, `quantized`, `vision`: inference per family.
@@ -18,6 +20,7 @@ pub mod config;
 mod decoder;
 mod encoder;
 pub mod init;
+mod layout;
 mod llama_train;
 mod quantized;
 mod seq2seq;

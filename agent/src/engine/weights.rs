@@ -12,12 +12,14 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::init::SeededInit;
+use super::layout::GemmLayout;
 
 /// The default seed of random-init weights and synthetic inputs.
 pub const DEFAULT_SEED: u64 = 0x5eed;
@@ -63,12 +65,15 @@ impl Weights {
 
     pub fn var_builder(&self, dtype: DType, device: &Device) -> anyhow::Result<VarBuilder<'static>> {
         match self {
-            Weights::Random { seed } => Ok(SeededInit::var_builder(*seed, dtype, device)),
+            Weights::Random { seed } => {
+                let backend = GemmLayout::new(SeededInit::new(*seed));
+                Ok(VarBuilder::from_backend(Box::new(backend), dtype, device.clone()))
+            }
             Weights::Dir { files, .. } => {
                 // SAFETY: the files are memory-mapped read-only; like every
                 // safetensors reader we rely on no one truncating them meanwhile.
-                let vb = unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device)? };
-                Ok(vb)
+                let tensors = unsafe { MmapedSafetensors::multi(files)? };
+                Ok(VarBuilder::from_backend(Box::new(GemmLayout::new(tensors)), dtype, device.clone()))
             }
             Weights::Gguf { path, .. } => bail!("{} is a gguf file: run it at q8_0 or q4_0", path.display()),
         }
