@@ -14,7 +14,34 @@ struct S3Server {
 }
 
 impl S3Server {
+    /// Starts the server on a free port. The port is free when chosen and may be taken
+    /// before the server binds it (the other tests start processes on ephemeral ports
+    /// too): a server that exits is started again on another port.
     fn start() -> S3Server {
+        let start = Instant::now();
+        for attempt in 1..=5 {
+            let mut server = S3Server::spawn();
+            // The first start installs moto into a virtualenv: allow it minutes.
+            loop {
+                if server.http(&["-X", "PUT", &format!("{}/bench", server.url())]) {
+                    return server;
+                }
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    eprintln!("the S3 server exited ({status}) on port {}, attempt {attempt}", server.port);
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(600),
+                    "the S3 server did not start on port {}",
+                    server.port
+                );
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+        panic!("the S3 server exited at each of 5 starts (see above)");
+    }
+
+    fn spawn() -> S3Server {
         // A free port: bind, read it, release it for the server.
         let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/s3/moto-server.sh");
@@ -25,14 +52,7 @@ impl S3Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting ops/s3/moto-server.sh");
-        let server = S3Server { child, port };
-        let start = Instant::now();
-        // The first start installs moto into a virtualenv: allow it minutes.
-        while !server.http(&["-X", "PUT", &format!("{}/bench", server.url())]) {
-            assert!(start.elapsed() < Duration::from_secs(600), "the S3 server did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        server
+        S3Server { child, port }
     }
 
     fn url(&self) -> String {
