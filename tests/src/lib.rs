@@ -20,6 +20,16 @@ use tonic::transport::Channel;
 pub mod fault;
 pub mod otlp;
 
+/// The checkout the tests run in: `cargo test` sets `CARGO_MANIFEST_DIR` when it runs a
+/// test binary, and that wins over the path compiled in, because one target folder
+/// serves checkouts at several paths (CI's clone and a developer's) and cargo may run a
+/// test binary built in another of them.
+pub fn repo_root() -> PathBuf {
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().expect("tests/ has a parent").to_path_buf()
+}
+
 /// `target/debug/<name>`, next to the test binary's `deps/` folder.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");

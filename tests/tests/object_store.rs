@@ -44,7 +44,7 @@ impl S3Server {
     fn spawn() -> S3Server {
         // A free port: bind, read it, release it for the server.
         let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ops/s3/moto-server.sh");
+        let script = e2e::repo_root().join("ops/s3/moto-server.sh");
         let child = Command::new("bash")
             .arg(script)
             .arg(port.to_string())
