@@ -65,7 +65,7 @@ impl DetectOptions {
 /// How to check the latest runs (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatestOptions {
-    /// Latest runs tested together; at least 1. 3 answers "slower within 3 runs".
+    /// Latest runs tested together, in [1, 10]. 3 answers "slower within 3 runs".
     pub n_latest: usize,
     /// Fewest runs before them, since the last change point, for the check to run; at
     /// least 3 (a standard deviation from fewer is no estimate of the noise).
@@ -160,7 +160,9 @@ pub fn changes(series: &[f64], options: &DetectOptions) -> Result<Vec<Change>, S
 }
 
 fn check_latest_options(latest: &LatestOptions) -> Result<(), SeriesError> {
-    check_option("n_latest", latest.n_latest as f64, latest.n_latest >= 1, "at least 1 run is tested")?;
+    let n_latest = latest.n_latest;
+    // The rank test's table grows with the square of n_latest; "latest" means a few runs.
+    check_option("n_latest", n_latest as f64, (1..=MAX_LATEST).contains(&n_latest), "it must be in [1, 10]")?;
     check_option(
         "min_history",
         latest.min_history as f64,
@@ -210,6 +212,9 @@ fn latest_change(
     let first_bad = latest_start + recent.iter().position(past).unwrap_or(0);
     measure(history, recent, first_bad, p_value, FoundBy::LatestRuns, options)
 }
+
+/// Most latest runs one check tests together.
+pub const MAX_LATEST: usize = 10;
 
 /// Runs of history the rank test looks back over at most: enough for p-values far
 /// below any significance in use (1/C(53, 3) ≈ 4e-5), and its table stays small.
@@ -514,6 +519,7 @@ mod tests {
     fn latest_options_out_of_range_are_named() {
         for (latest, name) in [
             (LatestOptions { n_latest: 0, ..LatestOptions::DEFAULT }, "n_latest"),
+            (LatestOptions { n_latest: MAX_LATEST + 1, ..LatestOptions::DEFAULT }, "n_latest"),
             (LatestOptions { min_history: 2, ..LatestOptions::DEFAULT }, "min_history"),
             (LatestOptions { significance: 1.0, ..LatestOptions::DEFAULT }, "significance"),
             (LatestOptions { rank_significance: 0.0, ..LatestOptions::DEFAULT }, "rank_significance"),
