@@ -8,17 +8,28 @@
 //! build is exactly zero in every dtype: that is what this model passes. The embeddings
 //! (word + token type + absolute position, then LayerNorm) use the checkpoint's names, so
 //! real weights load unchanged.
+//!
+//! On the CPU in f32 the encoder stack is [`super::fused::EncoderStack`] (accelbench's
+//! kernels) instead: same weights, same result within f32 rounding, fewer passes.
 
 use candle_core::{DType, Tensor};
 use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, Module, VarBuilder};
-use candle_transformers::models::bert::{BertEncoder, Config};
+use candle_transformers::models::bert::{BertEncoder, Config, HiddenAct};
+
+use super::fused::{self, Dims, EncoderStack};
+
+/// The encoder stack a BERT runs: accelbench's kernels where they apply, else candle's.
+enum Encoder {
+    Stock(BertEncoder),
+    Fused(EncoderStack),
+}
 
 pub struct Bert {
     word: Embedding,
     position: Embedding,
     token_type: Embedding,
     norm: LayerNorm,
-    encoder: BertEncoder,
+    encoder: Encoder,
     dtype: DType,
 }
 
@@ -31,7 +42,11 @@ impl Bert {
             position: embedding(cfg.max_position_embeddings, cfg.hidden_size, e.pp("position_embeddings"))?,
             token_type: embedding(cfg.type_vocab_size, cfg.hidden_size, e.pp("token_type_embeddings"))?,
             norm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, e.pp("LayerNorm"))?,
-            encoder: BertEncoder::load(vb.pp("encoder"), cfg)?,
+            encoder: if fused::applies(vb.device(), vb.dtype()) && cfg.hidden_act == HiddenAct::Gelu {
+                Encoder::Fused(EncoderStack::load_bert(vb.pp("encoder"), dims(cfg)?)?)
+            } else {
+                Encoder::Stock(BertEncoder::load(vb.pp("encoder"), cfg)?)
+            },
             dtype: vb.dtype(),
         })
     }
@@ -41,9 +56,27 @@ impl Bert {
         let (batch, seq_len) = input_ids.dims2()?;
         let x = embedding_sum([&self.word, &self.token_type, &self.position], input_ids, token_type_ids)?;
         let x = self.norm.forward(&x)?;
-        let mask = Tensor::zeros((batch, 1, 1, seq_len), self.dtype, input_ids.device())?;
-        self.encoder.forward(&x, &mask)
+        match &self.encoder {
+            Encoder::Fused(stack) => stack.forward(&x),
+            Encoder::Stock(encoder) => {
+                let mask = Tensor::zeros((batch, 1, 1, seq_len), self.dtype, input_ids.device())?;
+                encoder.forward(&x, &mask)
+            }
+        }
     }
+}
+
+fn dims(cfg: &Config) -> candle_core::Result<Dims> {
+    if cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
+        candle_core::bail!("hidden_size {} is not a multiple of {} heads", cfg.hidden_size, cfg.num_attention_heads);
+    }
+    Ok(Dims {
+        layers: cfg.num_hidden_layers,
+        hidden: cfg.hidden_size,
+        heads: cfg.num_attention_heads,
+        intermediate: cfg.intermediate_size,
+        eps: cfg.layer_norm_eps,
+    })
 }
 
 /// Word + token-type + position embeddings of unpadded `input_ids`, before the layer

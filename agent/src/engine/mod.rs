@@ -5,6 +5,7 @@
 //! - [`init`]: seeded random weights.
 //! - `layout`: linear weights stored transposed, the layout candle's CPU matmul reads
 //!   fastest.
+//! - `fused`: BERT's and ViT's encoder stacks on the CPU in f32, on the `kernels` crate.
 //! - [`config`]: catalog entry → the Hugging Face style config candle expects.
 //! - [`weights`]: real weights (a directory, a `.gguf`, the Hugging Face cache), hashed.
 //! - `encoder`, `seq2seq`, `decoder`, `quantized`, `vision`: inference per family.
@@ -19,6 +20,7 @@ mod bert_train;
 pub mod config;
 mod decoder;
 mod encoder;
+mod fused;
 pub mod init;
 mod layout;
 mod llama_train;
@@ -37,8 +39,11 @@ use shared::result::OutputCheck;
 
 /// Engine name as recorded in results.
 pub const ENGINE: &str = "candle";
-/// candle version linked into this build (kept in step with Cargo.toml).
-pub const ENGINE_VERSION: &str = "0.11";
+/// candle's version linked into this build (kept in step with Cargo.toml), then the
+/// revision of accelbench's own kernels (the `kernels` crate, which the CPU f32 encoders
+/// run on). Bump the revision whenever a kernel changes what it computes or how fast, so
+/// that `compare` and `regressions` name it among what changed.
+pub const ENGINE_VERSION: &str = "0.11+kernels.1";
 /// Tokens generated after the first one in every iteration of a generative family.
 pub const DECODE_STEPS: u32 = 16;
 

@@ -1,16 +1,18 @@
 //! Vision inference: ViT (image classification) and CLIP (image + text towers), one
 //! forward pass over a batch of seeded 224×224 RGB images.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_nn::{layer_norm, linear, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::{clip, vit};
 
+use super::fused::{self, Dims, EncoderStack};
 use super::{config, dtype, normal_input, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec};
 
 /// ImageNet-1k head, as in vit-base-patch16-224.
 const VIT_LABELS: usize = 1000;
 
 struct Vit {
-    model: vit::Model,
+    model: VitModel,
     pixels: Tensor,
     device: Device,
     output: Option<Tensor>,
@@ -20,7 +22,7 @@ pub fn build_vit(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workloa
     let cfg: vit::Config = config::candle_config(spec)?;
     let dt = dtype(spec.precision);
     let vb = spec.weights.var_builder(dt, device)?;
-    let model = vit::Model::new(&cfg, VIT_LABELS, vb)?;
+    let model = VitModel::load(&cfg, vb)?;
     let shape = [spec.batch, cfg.num_channels, cfg.image_size, cfg.image_size];
     let pixels = normal_input(spec.weights.input_seed(), "pixel_values", &shape, dt, device)?;
     Ok(Box::new(Vit { model, pixels, device: device.clone(), output: None }))
@@ -35,6 +37,55 @@ impl Workload for Vit {
 
     fn output(&self) -> Option<&Tensor> {
         self.output.as_ref()
+    }
+}
+
+/// ViT for image classification: candle-transformers' model, or on the CPU in f32 the
+/// same weights with the encoder stack on accelbench's kernels ([`fused`]).
+enum VitModel {
+    Stock(vit::Model),
+    Fused { embeddings: vit::Embeddings, encoder: EncoderStack, layernorm: LayerNorm, classifier: Linear },
+}
+
+impl VitModel {
+    /// Hugging Face's `ViTForImageClassification` names: `vit.embeddings`,
+    /// `vit.encoder`, `vit.layernorm`, `classifier`.
+    fn load(cfg: &vit::Config, vb: VarBuilder) -> candle_core::Result<VitModel> {
+        if !fused::applies(vb.device(), vb.dtype()) || cfg.hidden_act != candle_nn::Activation::Gelu {
+            return Ok(VitModel::Stock(vit::Model::new(cfg, VIT_LABELS, vb)?));
+        }
+        if cfg.num_attention_heads == 0 || cfg.hidden_size % cfg.num_attention_heads != 0 {
+            candle_core::bail!(
+                "hidden_size {} is not a multiple of {} heads",
+                cfg.hidden_size,
+                cfg.num_attention_heads
+            );
+        }
+        let dims = Dims {
+            layers: cfg.num_hidden_layers,
+            hidden: cfg.hidden_size,
+            heads: cfg.num_attention_heads,
+            intermediate: cfg.intermediate_size,
+            eps: cfg.layer_norm_eps,
+        };
+        let v = vb.pp("vit");
+        Ok(VitModel::Fused {
+            embeddings: vit::Embeddings::new(cfg, false, v.pp("embeddings"))?,
+            encoder: EncoderStack::load_vit(v.pp("encoder"), dims)?,
+            layernorm: layer_norm(cfg.hidden_size, cfg.layer_norm_eps, v.pp("layernorm"))?,
+            classifier: linear(cfg.hidden_size, VIT_LABELS, vb.pp("classifier"))?,
+        })
+    }
+
+    /// Logits (batch, labels) from the CLS token.
+    fn forward(&self, pixels: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            VitModel::Stock(model) => model.forward(pixels),
+            VitModel::Fused { embeddings, encoder, layernorm, classifier } => {
+                let hidden = encoder.forward(&embeddings.forward(pixels, None, false)?)?;
+                classifier.forward(&layernorm.forward(&hidden.i((.., 0, ..))?)?)
+            }
+        }
     }
 }
 
