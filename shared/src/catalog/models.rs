@@ -43,6 +43,22 @@ pub(super) static MODELS: &[ModelSpec] = &[
         }),
     },
     ModelSpec {
+        name: "all-MiniLM-L6-v2",
+        family: Family::Bert,
+        hf_repo: Some("sentence-transformers/all-MiniLM-L6-v2"),
+        description: "MiniLM sentence encoder (BERT layout), 6 layers of width 384",
+        config: ModelConfig::Bert(BertConfig {
+            vocab_size: 30522,
+            hidden_size: 384,
+            num_hidden_layers: 6,
+            num_attention_heads: 12,
+            intermediate_size: 1536,
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+        }),
+    },
+    ModelSpec {
         name: "t5-small",
         family: Family::T5,
         hf_repo: Some("google-t5/t5-small"),

@@ -10,6 +10,7 @@ fn model(name: &str) -> &'static ModelSpec {
 const PUBLISHED: &[(&str, f64)] = &[
     ("bert-tiny", 4.386e6),
     ("bert-base-uncased", 109.48e6),
+    ("all-MiniLM-L6-v2", 22.71e6),
     ("t5-small", 60.51e6),
     ("vit-base-patch16-224", 86.57e6),
     ("clip-vit-base-patch32", 151.28e6),
@@ -34,6 +35,7 @@ fn exact_parameter_counts_are_stable() {
     expect_test::expect![[r#"
             bert-tiny 4385920
             bert-base-uncased 109482240
+            all-MiniLM-L6-v2 22713216
             t5-small 60506624
             vit-base-patch16-224 86567656
             clip-vit-base-patch32 151277313

@@ -136,41 +136,41 @@ max_attempts = 0
 lease_seconds = 0
 "#;
     expect_test::expect![[r#"
-            34 problems
-              name: got "", expected 1 to 128 characters, not blank, no control characters
-              matrix.models[1]: got `bert-bas`, expected a catalog model; closest: bert-base-uncased, bert-tiny, vit-base-patch16-224
-              matrix.models[2]: got `bert-base-uncased` again, expected each value once
-              matrix.models[3]: got `gpt-5`, expected a catalog model; closest: vit-base-patch16-224, vit-tiny, bert-base-uncased
-              matrix.hardware[1]: got `tpu`, expected a hardware kind, one of cpu, cuda, rocm, metal, qnn
-              matrix.hardware[2]: got min_memory_gib = -1, expected a number of GiB > 0
-              matrix.hardware[3]: got key `colour`, expected only the keys kind, min_memory_gib, name
-              matrix.hardware[4]: got `[`, expected a valid glob pattern (invalid range pattern at position 0)
-              matrix.hardware[5]: got 3, expected a hardware kind (cpu, cuda, rocm, metal, qnn) or a table { kind, min_memory_gib, name }
-              matrix.hardware[6]: got `cpu` again, expected each value once
-              matrix.fan_out: got `everywhere`, expected one of any, each_hardware_class, each_agent
-              matrix.batch_sizes[1]: got 0, expected an integer >= 1
-              matrix.batch_sizes[2]: got -4, expected an integer >= 1
-              matrix.batch_sizes[4]: got `4` again, expected each value once
-              matrix.batch_sizes[5]: got 2000000, expected an integer <= 1048576
-              matrix.sequence_lengths: got [], expected a list with at least one value
-              matrix.precisions[1]: got `int8`, expected one of fp32, fp16, bf16, q8_0, q4_0
-              matrix.modes[1]: got `serving`, expected one of inference, training
-              matrix.engines[1]: got `tensorrt`, expected one of candle, torch, onnxruntime, llamacpp
-              matrix.exclude[0]: got axis `colours`, expected only the axes models, hardware, batch_sizes, sequence_lengths, precisions, modes, engines
-              matrix.exclude[0].models[0]: got `lama-*`, expected a glob matching a catalog model
-              matrix.exclude[1]: got {}, expected at least one axis (an empty exclude would remove every cell)
-              matrix.exclude[2].batch_sizes[0]: got 0, expected an integer >= 1
-              matrix.exclude[2].modes: got [], expected a non-empty list
-              matrix.exclude[2].precisions[0]: got `fp64`, expected a glob matching a precision
-              matrix.exclude[3]: got `everything`, expected a table of axis = [values]
-              measure.warmup.iterations: got -1, expected an integer from 0 to 1000000
-              measure.warmup.min_seconds: got -1, expected a number of seconds >= 0 and <= 86400
-              measure.min_iterations: got 0, expected an integer from 1 to 1000000
-              measure.target_relative_ci: got 1.5, expected a number strictly between 0 and 1
-              measure.min_seconds: got 10 (max_seconds is 5), expected at most measure.max_seconds
-              policy.priority: got 3000000000, expected a 32-bit signed integer
-              policy.max_attempts: got 0, expected an integer from 1 to 100
-              policy.lease_seconds: got 0, expected an integer from 1 to 86400"#]].assert_eq(&problems(text, Format::Toml));
+        34 problems
+          name: got "", expected 1 to 128 characters, not blank, no control characters
+          matrix.models[1]: got `bert-bas`, expected a catalog model; closest: bert-base-uncased, bert-tiny, vit-base-patch16-224
+          matrix.models[2]: got `bert-base-uncased` again, expected each value once
+          matrix.models[3]: got `gpt-5`, expected a catalog model; closest: vit-base-patch16-224, vit-tiny, all-MiniLM-L6-v2
+          matrix.hardware[1]: got `tpu`, expected a hardware kind, one of cpu, cuda, rocm, metal, qnn
+          matrix.hardware[2]: got min_memory_gib = -1, expected a number of GiB > 0
+          matrix.hardware[3]: got key `colour`, expected only the keys kind, min_memory_gib, name
+          matrix.hardware[4]: got `[`, expected a valid glob pattern (invalid range pattern at position 0)
+          matrix.hardware[5]: got 3, expected a hardware kind (cpu, cuda, rocm, metal, qnn) or a table { kind, min_memory_gib, name }
+          matrix.hardware[6]: got `cpu` again, expected each value once
+          matrix.fan_out: got `everywhere`, expected one of any, each_hardware_class, each_agent
+          matrix.batch_sizes[1]: got 0, expected an integer >= 1
+          matrix.batch_sizes[2]: got -4, expected an integer >= 1
+          matrix.batch_sizes[4]: got `4` again, expected each value once
+          matrix.batch_sizes[5]: got 2000000, expected an integer <= 1048576
+          matrix.sequence_lengths: got [], expected a list with at least one value
+          matrix.precisions[1]: got `int8`, expected one of fp32, fp16, bf16, q8_0, q4_0
+          matrix.modes[1]: got `serving`, expected one of inference, training
+          matrix.engines[1]: got `tensorrt`, expected one of candle, torch, onnxruntime, llamacpp
+          matrix.exclude[0]: got axis `colours`, expected only the axes models, hardware, batch_sizes, sequence_lengths, precisions, modes, engines
+          matrix.exclude[0].models[0]: got `lama-*`, expected a glob matching a catalog model
+          matrix.exclude[1]: got {}, expected at least one axis (an empty exclude would remove every cell)
+          matrix.exclude[2].batch_sizes[0]: got 0, expected an integer >= 1
+          matrix.exclude[2].modes: got [], expected a non-empty list
+          matrix.exclude[2].precisions[0]: got `fp64`, expected a glob matching a precision
+          matrix.exclude[3]: got `everything`, expected a table of axis = [values]
+          measure.warmup.iterations: got -1, expected an integer from 0 to 1000000
+          measure.warmup.min_seconds: got -1, expected a number of seconds >= 0 and <= 86400
+          measure.min_iterations: got 0, expected an integer from 1 to 1000000
+          measure.target_relative_ci: got 1.5, expected a number strictly between 0 and 1
+          measure.min_seconds: got 10 (max_seconds is 5), expected at most measure.max_seconds
+          policy.priority: got 3000000000, expected a 32-bit signed integer
+          policy.max_attempts: got 0, expected an integer from 1 to 100
+          policy.lease_seconds: got 0, expected an integer from 1 to 86400"#]].assert_eq(&problems(text, Format::Toml));
 }
 
 #[test]
