@@ -1,20 +1,37 @@
 //! Bench: the candle engine against PyTorch eager on the same machine, in one run.
 //!
-//! `cargo run -p agent --example vs_torch [-- --rounds N --cases bert-base-uncased:1,...]`
+//! `cargo run -p agent --example vs_torch [-- --rounds N --threads T --cases MODEL:BATCH,...]`
 //!
-//! For BERT-base (seq 128) and ViT-base at batch 1 and 8, each round runs the cell in
-//! accelbench's engine (the product's own path: a child process per cell, see
-//! `agent::cell`) and then in PyTorch (`ops/bench/torch_runner.py`, the PyPI wheel,
-//! installed by `ops/bench/setup_torch.sh`), interleaved so that drift of this shared
-//! VM hits both alike. It prints the median latency of each engine over the rounds and
-//! the ratio candle/torch (below 1.0: candle is faster). Both use all cores.
+//! Prints the CPU and the instruction set the kernels dispatch to (machines of this
+//! kind differ from day to day). For each case (default: BERT-base, all-MiniLM-L6-v2
+//! and ViT-base at batch 1 and 8, seq 128, fp32):
+//!
+//! 1. Output check: PyTorch writes its seeded model in Hugging Face's layout, accelbench
+//!    loads those weights (`--weights DIR`, the real-weights path), runs one forward and
+//!    hands PyTorch the exact inputs it ran; PyTorch runs them too. The largest
+//!    difference relative to the largest output value must be ≤ 1e-3, or the case fails.
+//! 2. Timing, interleaved A/B for `--rounds` rounds so that drift of this shared VM hits
+//!    both alike: accelbench through the product's own path (a child process per cell,
+//!    see `agent::cell`), then PyTorch (`ops/bench/torch_runner.py`, the PyPI wheel,
+//!    installed by `ops/bench/setup_torch.sh`). Both on `--threads` threads (default:
+//!    every core).
+//!
+//! Then the median latency of each engine over the rounds, the ratio candle/torch per
+//! case (below 1.0: candle is faster) and the worst ratio.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{bail, Context};
+use agent::engine::{self, init, weights::Weights, WorkloadSpec};
+use anyhow::{bail, ensure, Context};
+use candle_core::{Device, Tensor};
+use shared::catalog::{self, Family, Mode, Precision};
 use shared::hardware::HardwareKind;
 use shared::stats;
+
+const SEQ: usize = 128;
+const TOLERANCE: f64 = 1e-3;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -23,26 +40,42 @@ fn main() -> anyhow::Result<()> {
         return agent::cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock());
     }
     let rounds: usize = flag(&args, "--rounds").map(|v| v.parse()).transpose()?.unwrap_or(3);
-    let cases = flag(&args, "--cases")
-        .unwrap_or("bert-base-uncased:1,bert-base-uncased:8,vit-base-patch16-224:1,vit-base-patch16-224:8".into());
+    let threads: usize = match flag(&args, "--threads") {
+        Some(v) => v.parse().context("--threads wants a number")?,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    // Before rayon's pool exists; the cell children inherit it.
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    let cases = flag(&args, "--cases").unwrap_or(
+        "bert-base-uncased:1,bert-base-uncased:8,all-MiniLM-L6-v2:1,all-MiniLM-L6-v2:8,\
+         vit-base-patch16-224:1,vit-base-patch16-224:8"
+            .into(),
+    );
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
     let python = setup_python(&root)?;
+    let torch = Torch { python, script: root.join("ops/bench/torch_runner.py"), threads };
     let fp = agent::detect::detect();
     let class = fp.hardware_class_of(HardwareKind::Cpu).context("no cpu class")?;
+    println!("cpu: {} | kernels: {} | threads: {threads} | rounds: {rounds}", cpu_name(), kernels::Isa::best_name());
 
-    println!("{:<24} {:>5} {:>12} {:>12} {:>8}", "case", "batch", "candle ms", "torch ms", "ratio");
+    println!("{:<24} {:>5} {:>10} {:>12} {:>12} {:>8}", "case", "batch", "out diff", "candle ms", "torch ms", "ratio");
+    let mut worst: f64 = 0.0;
     for case in cases.split(',') {
         let (model, batch) = case.split_once(':').context("--cases wants MODEL:BATCH,...")?;
-        let batch: u32 = batch.parse()?;
+        let batch: usize = batch.parse()?;
+        let diff = output_difference(&torch, model, batch)?;
+        ensure!(diff <= TOLERANCE, "{model} b{batch}: outputs differ from PyTorch's by {diff:.2e} (> {TOLERANCE})");
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             eprintln!("{model} b{batch}: round {}/{rounds}", round + 1);
             ours.push(candle_p50(model, batch, &class, &fp.hash())?);
-            theirs.push(torch_p50(&python, &root, model, batch)?);
+            theirs.push(torch.p50(model, batch)?);
         }
         let (c, t) = (median(&ours), median(&theirs));
-        println!("{model:<24} {batch:>5} {:>12.1} {:>12.1} {:>8.2}", c / 1e6, t / 1e6, c / t);
+        worst = worst.max(c / t);
+        println!("{model:<24} {batch:>5} {diff:>10.1e} {:>12.1} {:>12.1} {:>8.2}", c / 1e6, t / 1e6, c / t);
     }
+    println!("worst ratio: {worst:.2}");
     Ok(())
 }
 
@@ -59,8 +92,85 @@ fn setup_python(root: &Path) -> anyhow::Result<String> {
     Ok(String::from_utf8(out.stdout)?.trim().to_string())
 }
 
+/// The PyTorch side: `torch_runner.py` under the bench's virtualenv.
+struct Torch {
+    python: String,
+    script: std::path::PathBuf,
+    threads: usize,
+}
+
+impl Torch {
+    fn run(&self, model: &str, batch: usize, extra: &[&str]) -> anyhow::Result<Vec<u8>> {
+        let out = Command::new(&self.python)
+            .arg(&self.script)
+            .args(["--model", model, "--batch", &batch.to_string(), "--seq", &SEQ.to_string()])
+            .args(["--threads", &self.threads.to_string()])
+            .args(extra)
+            .output()
+            .context("running torch_runner.py")?;
+        if !out.status.success() {
+            bail!("torch_runner.py: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(out.stdout)
+    }
+
+    /// Median latency (ns) of PyTorch eager.
+    fn p50(&self, model: &str, batch: usize) -> anyhow::Result<f64> {
+        let v: serde_json::Value = serde_json::from_slice(&self.run(model, batch, &["--min-seconds", "2"])?)?;
+        let samples: Vec<f64> = serde_json::from_value(v["samples_ns"].clone())?;
+        Ok(stats::summarize(&samples).context("torch gave no samples")?.p50)
+    }
+}
+
+/// max |candle − torch| / max |torch| over one forward pass on the same weights and
+/// inputs.
+fn output_difference(torch: &Torch, model: &str, batch: usize) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let folder = dir.path().to_str().context("utf-8 temp path")?;
+    torch.run(model, batch, &["--save-weights", folder])?;
+    let weights = Weights::resolve(folder, None)?;
+    let spec = WorkloadSpec {
+        model: catalog::lookup(model).with_context(|| format!("{model} is not in the catalog"))?,
+        batch,
+        seq_len: SEQ,
+        precision: Precision::Fp32,
+        mode: Mode::Inference,
+        weights: weights.clone(),
+    };
+    let mut workload = engine::build(&spec, &Device::Cpu).map_err(|e| anyhow::anyhow!("{model}: {e}"))?;
+    workload.iterate()?;
+    let ours = workload.output().context("the workload kept no output")?.clone();
+    // The inputs the workload ran: the engine's seeded inputs, recomputed here.
+    let seed = weights.input_seed();
+    let mut inputs = HashMap::new();
+    match spec.model.family {
+        Family::Vit => {
+            let shape = (batch, 3, 224, 224);
+            let values = init::seeded_normal(seed, "pixel_values", batch * 3 * 224 * 224);
+            inputs.insert("pixel_values", Tensor::from_vec(values, shape, &Device::Cpu)?);
+        }
+        Family::Bert => {
+            let vocab = weights.config_json()?.and_then(|c| c["vocab_size"].as_u64()).context("vocab_size")? as u32;
+            let ids = init::seeded_ids(seed, "input_ids", batch * SEQ, vocab);
+            inputs.insert(
+                "input_ids",
+                Tensor::from_vec(ids, (batch, SEQ), &Device::Cpu)?.to_dtype(candle_core::DType::I64)?,
+            );
+        }
+        other => bail!("the output check covers BERT and ViT, not {other}"),
+    }
+    candle_core::safetensors::save(&inputs, dir.path().join("inputs.safetensors"))?;
+    torch.run(model, batch, &["--outputs", folder])?;
+    let theirs = candle_core::safetensors::load(dir.path().join("outputs.safetensors"), &Device::Cpu)?;
+    let theirs = theirs.get("output").context("outputs.safetensors has no `output`")?;
+    ensure!(ours.dims() == theirs.dims(), "shapes differ: {:?} against {:?}", ours.dims(), theirs.dims());
+    let diff: f32 = ours.sub(theirs)?.abs()?.max_all()?.to_scalar()?;
+    let scale: f32 = theirs.abs()?.max_all()?.to_scalar()?;
+    Ok(f64::from(diff) / f64::from(scale.max(f32::MIN_POSITIVE)))
+}
+
 /// Median latency (ns) of one cell run through the product's own cell runner.
-fn candle_p50(model: &str, batch: u32, class: &str, fingerprint: &str) -> anyhow::Result<f64> {
+fn candle_p50(model: &str, batch: usize, class: &str, fingerprint: &str) -> anyhow::Result<f64> {
     use clap::Parser;
     #[derive(Parser)]
     struct A {
@@ -74,7 +184,7 @@ fn candle_p50(model: &str, batch: u32, class: &str, fingerprint: &str) -> anyhow
         "--batch",
         &batch.to_string(),
         "--seq",
-        "128",
+        &SEQ.to_string(),
         "--warmup-iterations",
         "2",
         "--min-iterations",
@@ -93,20 +203,14 @@ fn candle_p50(model: &str, batch: u32, class: &str, fingerprint: &str) -> anyhow
     Ok(s.p50)
 }
 
-fn torch_p50(python: &str, root: &Path, model: &str, batch: u32) -> anyhow::Result<f64> {
-    let out = Command::new(python)
-        .arg(root.join("ops/bench/torch_runner.py"))
-        .args(["--model", model, "--batch", &batch.to_string(), "--seq", "128", "--min-seconds", "2"])
-        .output()
-        .context("running torch_runner.py")?;
-    if !out.status.success() {
-        bail!("torch_runner.py: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let samples: Vec<f64> = serde_json::from_value(v["samples_ns"].clone())?;
-    Ok(stats::summarize(&samples).context("torch gave no samples")?.p50)
-}
-
 fn median(v: &[f64]) -> f64 {
     stats::percentile(v, 0.5).unwrap_or(f64::NAN)
+}
+
+fn cpu_name() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or_else(|| std::env::consts::ARCH.to_string(), |s| s.trim().to_string())
 }
