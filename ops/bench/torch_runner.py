@@ -42,6 +42,7 @@ def main() -> None:
     p.add_argument("--min-iterations", type=int, default=10)
     p.add_argument("--min-seconds", type=float, default=2.0)
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--save-weights", metavar="DIR")
     p.add_argument("--outputs", metavar="DIR")
     args = p.parse_args()
@@ -53,11 +54,13 @@ def main() -> None:
     if args.save_weights:
         model.save_pretrained(args.save_weights, safe_serialization=True)
         return
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     if args.outputs:
-        write_outputs(args.model, args.outputs)
+        write_outputs(args.model, args.outputs, dtype)
         return
+    model = model.to(dtype)
     if args.model.startswith("vit"):
-        inputs = {"pixel_values": torch.randn(args.batch, 3, 224, 224)}
+        inputs = {"pixel_values": torch.randn(args.batch, 3, 224, 224, dtype=dtype)}
     else:
         ids = torch.randint(0, model.config.vocab_size, (args.batch, args.seq))
         inputs = {"input_ids": ids, "token_type_ids": torch.zeros_like(ids)}
@@ -79,17 +82,17 @@ def main() -> None:
     }))
 
 
-def write_outputs(name: str, folder: str) -> None:
+def write_outputs(name: str, folder: str, dtype: torch.dtype) -> None:
     cls = ViTForImageClassification if name.startswith("vit") else BertModel
-    model = cls.from_pretrained(folder).eval()
+    model = cls.from_pretrained(folder).eval().to(dtype)
     inputs = load_file(f"{folder}/inputs.safetensors")
     with torch.inference_mode():
         if name.startswith("vit"):
-            out = model(pixel_values=inputs["pixel_values"]).logits
+            out = model(pixel_values=inputs["pixel_values"].to(dtype)).logits
         else:
             ids = inputs["input_ids"].to(torch.int64)
             out = model(input_ids=ids, token_type_ids=torch.zeros_like(ids)).last_hidden_state
-    save_file({"output": out.contiguous()}, f"{folder}/outputs.safetensors")
+    save_file({"output": out.float().contiguous()}, f"{folder}/outputs.safetensors")
 
 
 if __name__ == "__main__":
