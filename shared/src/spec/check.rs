@@ -10,7 +10,10 @@ use std::fmt;
 use serde_json::Value;
 
 use super::raw::{RawMatrix, RawPolicy, RawSpec, KNOWN_KEYS};
-use super::{hardware, model, points, Engine, FanOut, Limits, Matrix, Policy, SweepSpec, GLOB_OPTIONS, MAX_AXIS_VALUE};
+use super::{
+    hardware, model, points, Engine, Exclude, FanOut, Limits, Matrix, Policy, SweepSpec, GLOB_OPTIONS, MAX_AXIS_VALUE,
+    MAX_AXIS_VALUES, MAX_EXCLUDE_CHECKS, MAX_EXCLUDE_RULES,
+};
 use crate::catalog::{Mode, Precision};
 use crate::diagnostic::{Diagnostic, UnknownName};
 
@@ -72,12 +75,17 @@ impl Checker {
             self.axis("matrix.precisions", raw.precisions.as_deref(), Some(vec![Precision::Fp32]), named::<Precision>);
         let modes = self.axis("matrix.modes", raw.modes.as_deref(), Some(vec![Mode::Inference]), named::<Mode>);
         let engines = self.axis("matrix.engines", raw.engines.as_deref(), Some(vec![Engine::Candle]), named::<Engine>);
-        let exclude = raw
-            .exclude
-            .iter()
-            .enumerate()
-            .filter_map(|(i, entry)| self.exclude(&format!("matrix.exclude[{i}]"), entry))
-            .collect();
+        let exclude = if raw.exclude.len() > MAX_EXCLUDE_RULES {
+            let got = format!("{} entries", raw.exclude.len());
+            self.report("matrix.exclude", got, format!("at most {MAX_EXCLUDE_RULES} entries"));
+            Vec::new()
+        } else {
+            raw.exclude
+                .iter()
+                .enumerate()
+                .filter_map(|(i, entry)| self.exclude(&format!("matrix.exclude[{i}]"), entry))
+                .collect()
+        };
         Matrix { models, hardware, fan_out, batch_sizes, sequence_lengths, precisions, modes, engines, exclude }
     }
 
@@ -106,6 +114,11 @@ impl Checker {
             }
             return default.unwrap_or_default();
         };
+        if raw.len() > MAX_AXIS_VALUES {
+            // Refused whole, before the duplicate check below (quadratic in the length).
+            self.report(path, format!("{} values", raw.len()), format!("at most {MAX_AXIS_VALUES} values"));
+            return Vec::new();
+        }
         if raw.is_empty() {
             self.report(path, "[]", "a list with at least one value");
         }
@@ -179,6 +192,18 @@ impl Checker {
                 "matrix",
                 format!("{upper_bound} cells before excludes"),
                 format!("at most {} cells", limits.max_cells),
+            );
+            return;
+        }
+        // Counting tests every combination against every exclude value: bounded, so
+        // that refusing a spec costs time linear in its size, never their product.
+        let rule_values: usize = spec.matrix.exclude.iter().map(Exclude::values).sum();
+        let checks = upper_bound.saturating_mul(rule_values.max(1));
+        if checks > MAX_EXCLUDE_CHECKS {
+            self.report(
+                "matrix",
+                format!("{upper_bound} combinations × {rule_values} exclude values"),
+                format!("at most {MAX_EXCLUDE_CHECKS} checks (fewer axis values or exclude entries)"),
             );
             return;
         }

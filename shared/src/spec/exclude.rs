@@ -10,7 +10,7 @@ use super::check::{compile_glob, json_axis_integer, matches_a_name, refuse, rend
 use super::hardware::matches_a_hardware_kind;
 use super::model::matches_a_model;
 use super::points::Point;
-use super::{Engine, GLOB_OPTIONS};
+use super::{Engine, GLOB_OPTIONS, MAX_AXIS_VALUES};
 use crate::catalog::{Mode, Precision};
 
 /// Removes every cell for which each named axis matches one of its values. An empty
@@ -34,6 +34,19 @@ pub struct Exclude {
     pub modes: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub engines: Vec<String>,
+}
+
+impl Exclude {
+    /// How many values the entry lists over all its axes.
+    pub fn values(&self) -> usize {
+        self.models.len()
+            + self.hardware.len()
+            + self.batch_sizes.len()
+            + self.sequence_lengths.len()
+            + self.precisions.len()
+            + self.modes.len()
+            + self.engines.len()
+    }
 }
 
 impl Checker {
@@ -81,6 +94,10 @@ impl Checker {
     /// An exclude axis must be a non-empty list.
     fn exclude_values<'v>(&mut self, path: &str, values: &'v Value) -> Option<&'v [Value]> {
         match values {
+            Value::Array(list) if list.len() > MAX_AXIS_VALUES => {
+                self.report(path, format!("{} values", list.len()), format!("at most {MAX_AXIS_VALUES} values"));
+                None
+            }
             Value::Array(list) if !list.is_empty() => Some(list),
             other => {
                 self.report(path, render(other), "a non-empty list");

@@ -111,6 +111,14 @@ impl Default for Policy {
     }
 }
 
+/// Most values one axis list may hold (a matrix axis or an exclude entry's).
+pub const MAX_AXIS_VALUES: usize = 1_000;
+/// Most exclude entries a matrix may hold.
+pub const MAX_EXCLUDE_RULES: usize = 1_000;
+/// Most (combination, exclude value) tests counting a matrix's cells may take: 5·10⁷,
+/// about a second on a slow core. A spec over it is refused by arithmetic, before the walk.
+pub const MAX_EXCLUDE_CHECKS: usize = 50_000_000;
+
 /// Limits the coordinator applies to submitted specs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

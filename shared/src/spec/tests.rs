@@ -338,3 +338,55 @@ fn closest_models_are_suggested() {
     assert_eq!(closest_models("qwen2-0.5")[0], "Qwen2-0.5B");
     assert_eq!(edit_distance("kitten", "sitting"), 3);
 }
+
+/// A spec that would take the product of its parts to check (the attack: a large
+/// matrix with 36 000 exclude entries took 207 s of CPU to refuse) is refused by its
+/// counts alone.
+#[test]
+fn excludes_and_axes_are_bounded_before_any_walk() {
+    let many = |n: usize, item: &str| vec![item; n].join(", ");
+    let rules = format!(
+        "name = \"x\"\n[matrix]\nmodels = [\"bert-tiny\"]\nhardware = [\"cpu\"]\nbatch_sizes = [1]\nexclude = [{}]\n",
+        many(MAX_EXCLUDE_RULES + 1, "{ batch_sizes = [2] }")
+    );
+    assert_eq!(
+        parse_toml(&rules, &Limits::default()).expect_err("too many").to_string(),
+        "1 problem\n  matrix.exclude: got 1001 entries, expected at most 1000 entries"
+    );
+    let batches: Vec<String> = (1..=MAX_AXIS_VALUES + 1).map(|b| b.to_string()).collect();
+    let axis = format!(
+        "name = \"x\"\n[matrix]\nmodels = [\"bert-tiny\"]\nhardware = [\"cpu\"]\nbatch_sizes = [{}]\n",
+        batches.join(", ")
+    );
+    assert_eq!(
+        parse_toml(&axis, &Limits::default()).expect_err("too long").to_string(),
+        "1 problem\n  matrix.batch_sizes: got 1001 values, expected at most 1000 values"
+    );
+    let in_rule = format!(
+        "name = \"x\"\n[matrix]\nmodels = [\"bert-tiny\"]\nhardware = [\"cpu\"]\nbatch_sizes = [1]\n\
+         exclude = [{{ batch_sizes = [{}] }}]\n",
+        batches.join(", ")
+    );
+    assert_eq!(
+        parse_toml(&in_rule, &Limits::default()).expect_err("too long").to_string(),
+        "1 problem\n  matrix.exclude[0].batch_sizes: got 1001 values, expected at most 1000 values"
+    );
+}
+
+#[test]
+fn a_matrix_whose_excludes_would_take_too_long_to_count_is_refused_by_arithmetic() {
+    let hundred: Vec<String> = (1..=100).map(|n| n.to_string()).collect();
+    let rule = format!("{{ batch_sizes = [{}] }}", hundred.join(", "));
+    let text = format!(
+        "name = \"x\"\n[matrix]\nmodels = [\"bert-tiny\"]\nhardware = [\"cpu\", \"cuda\"]\n\
+         batch_sizes = [{0}]\nsequence_lengths = [{0}]\nexclude = [{1}]\n",
+        hundred.join(", "),
+        vec![rule; 600].join(", ")
+    );
+    // 20 000 combinations × 60 000 exclude values = 1.2·10⁹ checks.
+    assert_eq!(
+        parse_toml(&text, &Limits::default()).expect_err("too costly").to_string(),
+        "1 problem\n  matrix: got 20000 combinations × 60000 exclude values, \
+         expected at most 50000000 checks (fewer axis values or exclude entries)"
+    );
+}
