@@ -326,6 +326,22 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
         .expect_err("refused");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
 
+    // A fingerprint over its bounds (a 3 MB CPU name; 1 000 fake GPUs, which once made
+    // every `cuda` sweep fan out to them) is refused naming the field.
+    let mut huge: serde_json::Value = serde_json::from_str(&fp).expect("json");
+    huge["cpu"]["model_name"] = serde_json::Value::String("X".repeat(3 << 20));
+    let mut fake_gpus: serde_json::Value = serde_json::from_str(&fp).expect("json");
+    let gpu = serde_json::json!({"index": 0, "vendor": "nvidia", "backend": "cuda", "name": "Fake"});
+    fake_gpus["gpus"] = serde_json::Value::Array(vec![gpu; 1000]);
+    for (bad, says) in [(huge, "cpu.model_name: 3145728 bytes"), (fake_gpus, "gpus: 1000 devices")] {
+        let e = agents
+            .register(RegisterRequest { fingerprint_json: bad.to_string(), ..Default::default() })
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+        assert!(e.message().starts_with("fingerprint_json") && e.message().contains(says), "{}", e.message());
+    }
+
     // Calibrations that are malformed, for a class the agent does not have, or not
     // positive are refused by name, and the agent is not registered.
     let class = serde_json::from_str::<serde_json::Value>(&fp).expect("json")["hardware_classes"][0]

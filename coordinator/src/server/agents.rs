@@ -78,6 +78,7 @@ impl AgentService for Agents {
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
         let r = request.into_inner();
         let fp: Fingerprint = proto::decode_json("fingerprint_json", &r.fingerprint_json)?;
+        fp.check_bounds().map_err(|why| Status::invalid_argument(format!("fingerprint_json: {why}")))?;
         let devices = state::device_groups(&fp);
         let rows_devices = devices.clone();
         if devices.is_empty() {

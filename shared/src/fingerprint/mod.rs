@@ -17,18 +17,20 @@
 //!
 //! Layout: this file holds the types; `cpu.rs` CPU model names and ISA flags;
 //! `class.rs` the hardware classes a fingerprint offers; `identity.rs` its identity
-//! hash.
+//! hash; `bounds.rs` the size bounds the coordinator checks before storing one.
 
 use serde::{Deserialize, Serialize};
 
 use crate::hardware::HardwareKind;
 
+mod bounds;
 mod class;
 mod cpu;
 mod identity;
 #[cfg(test)]
 mod tests;
 
+pub use bounds::{MAX_GPUS, MAX_LIST_LEN, MAX_STRING_BYTES};
 pub use cpu::{ml_isa_flags, normalize_cpu_model, ML_ISA_FLAGS};
 
 /// Version of the [`Fingerprint`] layout; bumped when a field changes meaning.
