@@ -167,6 +167,8 @@ pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, 
     }
 }
 
+pub use quantized::random_gguf_of;
+
 /// Families with a training mode in this engine.
 pub fn trains(f: Family) -> bool {
     training_gap(f).is_none()

@@ -115,6 +115,17 @@ fn ggml_dtype(p: Precision) -> GgmlDType {
     }
 }
 
+/// The seeded random model of `spec` (a quantized decoder) as a GGUF file image, the
+/// one the engine itself would load: for running the very same weights in llama.cpp
+/// (the `vs_llamacpp` bench).
+pub fn random_gguf_of(spec: &WorkloadSpec) -> Result<Vec<u8>, BuildError> {
+    let arch = config::DecoderShape::of(spec)?;
+    let Weights::Random { seed } = spec.weights else {
+        return Err(BuildError::Unsupported("only random weights are made here".into()));
+    };
+    Ok(random_gguf(&arch, spec.precision, seed)?)
+}
+
 /// A GGUF image of a seeded random model with llama.cpp's names for `arch`.
 fn random_gguf(arch: &config::DecoderShape, precision: Precision, seed: u64) -> anyhow::Result<Vec<u8>> {
     let init = SeededInit::new(seed);
@@ -154,7 +165,12 @@ fn random_gguf(arch: &config::DecoderShape, precision: Precision, seed: u64) -> 
         let t = init.tensor(&name, &shape, candle_core::DType::F32, &Device::Cpu)?;
         tensors.push((name, QTensor::quantize(&t, dt)?));
     }
-    let metadata = arch.gguf_metadata();
+    let mut metadata = arch.gguf_metadata();
+    // No vocabulary (the engine feeds token ids): llama.cpp then loads the file with
+    // `vocab_size` placeholder tokens, so its own tools (llama-bench) run the same file.
+    let family = if arch.family == Family::Qwen2 { "qwen2" } else { "llama" };
+    metadata.push(("tokenizer.ggml.model".into(), gguf_file::Value::String("none".into())));
+    metadata.push((format!("{family}.vocab_size"), gguf_file::Value::U32(arch.vocab as u32)));
     let md: Vec<(&str, &gguf_file::Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut out = Cursor::new(Vec::new());

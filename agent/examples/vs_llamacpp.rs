@@ -1,0 +1,176 @@
+//! Bench: the candle engine's quantized decoders against llama.cpp on the same GGUF file,
+//! in one run.
+//!
+//! `cargo run -p agent --example vs_llamacpp [-- --rounds N --threads T --cases MODEL:PRECISION,...]`
+//!
+//! For each case (default: TinyLlama-1.1B at q4_0 and q8_0) the engine writes its seeded
+//! random model as a GGUF file (`engine::random_gguf_of`: llama.cpp's tensor names and
+//! metadata, no vocabulary), and both engines load that file:
+//!
+//! - accelbench: a cell through the product's own path (`--weights FILE`), batch 1, a
+//!   128-token prompt, then decode steps; prompt tokens/s = 128 / time to first token,
+//!   decode tokens/s = 1 / inter-token latency (medians).
+//! - llama.cpp: `llama-bench -p 128 -n 0` (pp128) and `-p 0 -n 64 -d 128` (tg64 after
+//!   128 tokens of context, as our decode runs after the prompt), built from the PyPI
+//!   sdist of llama-cpp-python by `ops/bench/setup_llamacpp.sh`.
+//!
+//! Interleaved for `--rounds` rounds, both on `--threads` threads (default: every core).
+//! Prints the CPU and each ratio candle/llama.cpp in tokens/s (above 1.0: candle is
+//! faster); the issue's goal is ≥ 0.8 for both.
+
+use std::path::Path;
+use std::process::Command;
+
+use agent::engine::{self, weights::Weights, WorkloadSpec};
+use anyhow::{bail, Context};
+use shared::catalog::{self, Mode, Precision};
+use shared::hardware::HardwareKind;
+use shared::stats;
+
+const PROMPT: usize = 128;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    // The engine's runner re-executes this binary to run a cell in a child process.
+    if args.get(1).map(String::as_str) == Some("exec-cell") {
+        return agent::cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock());
+    }
+    let rounds: usize = flag(&args, "--rounds").map(|v| v.parse()).transpose()?.unwrap_or(3);
+    let threads: usize = match flag(&args, "--threads") {
+        Some(v) => v.parse().context("--threads wants a number")?,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    let cases = flag(&args, "--cases").unwrap_or("TinyLlama-1.1B:q4_0,TinyLlama-1.1B:q8_0".into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
+    let llama_bench = setup(&root)?;
+    let fp = agent::detect::detect();
+    let class = fp.hardware_class_of(HardwareKind::Cpu).context("no cpu class")?;
+    println!("cpu: {} | threads: {threads} | rounds: {rounds} | llama-bench: {llama_bench}", cpu_name());
+    println!(
+        "{:<18} {:>6} {:>12} {:>12} {:>7} {:>12} {:>12} {:>7}",
+        "model", "prec", "candle pp/s", "llama pp/s", "ratio", "candle tg/s", "llama tg/s", "ratio"
+    );
+    for case in cases.split(',') {
+        let (model, precision) = case.split_once(':').context("--cases wants MODEL:PRECISION,...")?;
+        let precision: Precision = precision.parse().map_err(|e| anyhow::anyhow!("{case}: {e}"))?;
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join(format!("{model}-{precision}.gguf"));
+        let spec = WorkloadSpec {
+            model: catalog::lookup(model).with_context(|| format!("{model} is not in the catalog"))?,
+            batch: 1,
+            seq_len: PROMPT,
+            precision,
+            mode: Mode::Inference,
+            weights: Weights::Random { seed: agent::engine::weights::DEFAULT_SEED },
+        };
+        std::fs::write(&file, engine::random_gguf_of(&spec).map_err(|e| anyhow::anyhow!("{case}: {e}"))?)?;
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            eprintln!("{case}: round {}/{rounds}", round + 1);
+            ours.push(candle_rates(model, precision, &file, &class, &fp.hash())?);
+            theirs.push(llama_rates(&llama_bench, &file, threads)?);
+        }
+        let med = |v: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
+            stats::percentile(&v.iter().map(pick).collect::<Vec<_>>(), 0.5).unwrap_or(f64::NAN)
+        };
+        let (cp, ct) = (med(&ours, |r| r.0), med(&ours, |r| r.1));
+        let (lp, lt) = (med(&theirs, |r| r.0), med(&theirs, |r| r.1));
+        println!(
+            "{model:<18} {precision:>6} {cp:>12.1} {lp:>12.1} {:>7.2} {ct:>12.1} {lt:>12.1} {:>7.2}",
+            cp / lp,
+            ct / lt
+        );
+    }
+    Ok(())
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn setup(root: &Path) -> anyhow::Result<String> {
+    let out = Command::new("bash")
+        .arg(root.join("ops/bench/setup_llamacpp.sh"))
+        .output()
+        .context("running setup_llamacpp.sh")?;
+    if !out.status.success() {
+        bail!("setup_llamacpp.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+/// (prompt tokens/s, decode tokens/s) of one cell of the engine on `file`.
+fn candle_rates(
+    model: &str,
+    precision: Precision,
+    file: &Path,
+    class: &str,
+    fingerprint: &str,
+) -> anyhow::Result<(f64, f64)> {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct A {
+        #[command(flatten)]
+        bench: agent::cli::BenchArgs,
+    }
+    let a = A::try_parse_from([
+        "x",
+        "--model",
+        model,
+        "--precision",
+        &precision.to_string(),
+        "--weights",
+        file.to_str().context("utf-8 path")?,
+        "--seq",
+        &PROMPT.to_string(),
+        "--warmup-iterations",
+        "1",
+        "--min-iterations",
+        "3",
+        "--min-seconds",
+        "2",
+        "--max-seconds",
+        "60",
+    ])?;
+    let reqs =
+        agent::bench::plan(&a.bench.local_run().0, class, fingerprint, "vs-llamacpp", &agent::bench::new_run_id())?;
+    let req = reqs.first().context("empty plan")?;
+    let record = agent::bench::run_with_progress(req, 1, 1)?;
+    let g = record
+        .generation
+        .with_context(|| format!("candle {model} {precision}: {:?} {:?}", record.status, record.error))?;
+    Ok((f64::from(g.prompt_tokens) / (g.time_to_first_token_ns.p50 / 1e9), 1e9 / g.inter_token_ns.p50))
+}
+
+/// (pp128 tokens/s from an empty context, tg64 tokens/s after 128 tokens of context)
+/// from llama-bench's JSON: two runs, as its depth (`-d`) applies to every test.
+fn llama_rates(llama_bench: &str, file: &Path, threads: usize) -> anyhow::Result<(f64, f64)> {
+    let prompt = PROMPT.to_string();
+    let pp = llama_bench_rate(llama_bench, file, threads, &["-p", &prompt, "-n", "0"])?;
+    let tg = llama_bench_rate(llama_bench, file, threads, &["-p", "0", "-n", "64", "-d", &prompt])?;
+    Ok((pp, tg))
+}
+
+fn llama_bench_rate(llama_bench: &str, file: &Path, threads: usize, test: &[&str]) -> anyhow::Result<f64> {
+    let out = Command::new(llama_bench)
+        .arg("-m")
+        .arg(file)
+        .args(test)
+        .args(["-r", "3", "-t", &threads.to_string(), "-o", "json"])
+        .output()
+        .context("running llama-bench")?;
+    if !out.status.success() {
+        bail!("llama-bench {test:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).context("llama-bench's JSON")?;
+    runs.first().and_then(|r| r["avg_ts"].as_f64()).with_context(|| format!("llama-bench {test:?} gave no rate"))
+}
+
+fn cpu_name() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or_else(|| std::env::consts::ARCH.to_string(), |s| s.trim().to_string())
+}
