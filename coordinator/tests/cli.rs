@@ -101,6 +101,38 @@ fn user_sql_cannot_escape_the_warehouse() {
     assert!(count(&wh, "SELECT count(*) AS n FROM compatibility_matrix WHERE status = 'ok'") >= 1);
 }
 
+/// A query that would run until killed, fill memory or return the whole universe stops
+/// at its bound with a message naming it (exit 2, nothing printed), and DuckDB's spill
+/// files live in a private directory, not in a `.tmp/` the query could read back.
+#[test]
+fn queries_stop_at_their_time_memory_and_row_limits() {
+    let (dir, wh) = imported_warehouse();
+    let forever =
+        accelbench(&["query", "SELECT count(*) FROM range(1e13::BIGINT)", "--warehouse", &wh, "--timeout", "2"]);
+    assert_eq!(forever.status.code(), Some(2), "{}", stdout(&forever));
+    assert!(stderr(&forever).contains("the time limit"), "{}", stderr(&forever));
+    let rows = accelbench(&["query", "SELECT * FROM range(5000)", "--warehouse", &wh, "--max-rows", "1000"]);
+    assert_eq!(rows.status.code(), Some(2));
+    assert!(stderr(&rows).contains("more than 1000 rows"), "{}", stderr(&rows));
+    assert!(stdout(&rows).is_empty(), "a refused result printed rows");
+    let big = "SELECT list(range) FROM range(200000000) GROUP BY range % 2";
+    let memory = accelbench(&["query", big, "--warehouse", &wh, "--memory-limit", "64", "--timeout", "120"]);
+    assert_eq!(memory.status.code(), Some(2), "{}", stdout(&memory));
+    assert!(stderr(&memory).to_lowercase().contains("memory"), "{}", stderr(&memory));
+    // Run from a folder with a `.tmp/`: DuckDB's default spill directory is readable
+    // through the allowed paths; ours is elsewhere, so the file stays out of reach.
+    std::fs::create_dir_all(dir.path().join(".tmp")).expect(".tmp");
+    std::fs::write(dir.path().join(".tmp/secret.csv"), "a\n1\n").expect("secret");
+    let o = Command::new(env!("CARGO_BIN_EXE_accelbench"))
+        .args(["query", "SELECT * FROM read_csv('.tmp/secret.csv')", "--warehouse", &wh])
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(2), "read a file in .tmp/: {}", stdout(&o));
+    // Ordinary queries are unaffected.
+    assert!(count(&wh, "SELECT count(*) AS n FROM results") >= 1);
+}
+
 #[test]
 fn every_column_of_every_table_prints_in_every_format() {
     let (_dir, wh) = imported_warehouse();

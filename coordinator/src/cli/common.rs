@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::query::QueryEngine;
+use crate::query::{QueryEngine, QueryLimits};
 use crate::warehouse::Warehouse;
 
 /// The catalog model a `--model` flag names, or an error listing the catalog.
@@ -32,9 +32,14 @@ impl WarehouseArgs {
     /// A confined DuckDB over the committed files (downloaded to a local cache first
     /// when the warehouse is remote).
     pub async fn query_engine(&self) -> anyhow::Result<QueryEngine> {
+        self.query_engine_with(QueryLimits::default()).await
+    }
+
+    /// [`WarehouseArgs::query_engine`] with `limits` on each query.
+    pub async fn query_engine_with(&self, limits: QueryLimits) -> anyhow::Result<QueryEngine> {
         let wh = self.open().await?;
         let files = wh.sync_to_local(&self.cache_dir()).await.context("reading the committed files")?;
-        Ok(QueryEngine::open(&files)?)
+        Ok(QueryEngine::open_with(&files, limits)?)
     }
 
     /// Local cache of a remote warehouse: `$XDG_CACHE_HOME/accelbench/<sha of the URL>`.

@@ -7,6 +7,10 @@
 //! - `allowed_paths` = the committed files, then `enable_external_access = false`: no
 //!   other file, URL or extension can be read (`read_csv('/etc/passwd')` fails);
 //! - `lock_configuration = true`: no `SET`/`PRAGMA` can undo that;
+//! - bounded resources ([`QueryLimits`]): memory, spill space in a private temporary
+//!   directory (DuckDB's default, `.tmp/` under the working directory, could be read
+//!   back through the allowed paths), wall time (a watchdog interrupts the query) and
+//!   rows returned (counted while the result streams, not after it is all in memory);
 //! - each user statement is first parsed by DuckDB's own parser
 //!   (`json_serialize_sql`), which accepts exactly one `SELECT`: `COPY … TO`, `ATTACH`,
 //!   `INSTALL`/`LOAD`, `CREATE`, `PRAGMA`, `SET` and multi-statement strings are refused
@@ -19,6 +23,9 @@ pub mod render;
 pub mod views;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
@@ -36,6 +43,28 @@ pub enum QueryError {
     Sql(String),
     #[error("setting up the warehouse views: {0}")]
     Setup(String),
+    #[error("stopped: {0}")]
+    Limit(String),
+}
+
+/// What one query may use. A query that reaches a bound fails with a message naming it;
+/// nothing is written either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Wall time of one query, result streaming included.
+    pub timeout: Duration,
+    /// DuckDB's memory limit (its buffer manager spills beyond it, up to `temp_mb`).
+    pub memory_mb: u64,
+    /// Spill space on disk.
+    pub temp_mb: u64,
+    /// Rows one query may return.
+    pub max_rows: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> QueryLimits {
+        QueryLimits { timeout: Duration::from_secs(300), memory_mb: 2048, temp_mb: 8192, max_rows: 1_000_000 }
+    }
 }
 
 impl From<duckdb::Error> for QueryError {
@@ -47,6 +76,9 @@ impl From<duckdb::Error> for QueryError {
 /// A confined DuckDB connection with the warehouse views.
 pub struct QueryEngine {
     conn: Connection,
+    limits: QueryLimits,
+    /// DuckDB's spill directory, ours alone, removed with the engine.
+    _temp: tempfile::TempDir,
 }
 
 /// The rows of one query.
@@ -62,8 +94,18 @@ impl QueryOutput {
 }
 
 impl QueryEngine {
-    /// Views over `files` (the committed files, as local paths), then confinement.
+    /// Views over `files` (the committed files, as local paths), then confinement, with
+    /// the default [`QueryLimits`].
     pub fn open(files: &LocalFiles) -> Result<QueryEngine, QueryError> {
+        QueryEngine::open_with(files, QueryLimits::default())
+    }
+
+    /// [`QueryEngine::open`] with `limits`.
+    pub fn open_with(files: &LocalFiles, limits: QueryLimits) -> Result<QueryEngine, QueryError> {
+        let temp = tempfile::Builder::new()
+            .prefix("accelbench-query-")
+            .tempdir()
+            .map_err(|e| QueryError::Setup(format!("a temporary directory for DuckDB: {e}")))?;
         let conn = Connection::open_in_memory().map_err(|e| QueryError::Setup(e.to_string()))?;
         let setup = |sql: &str| conn.execute_batch(sql).map_err(|e| QueryError::Setup(format!("{e}: {sql}")));
         // The json extension is compiled in; loading it gives the parser check below.
@@ -79,19 +121,43 @@ impl QueryEngine {
         }
         let allowed = all_paths.iter().map(|p| sql_string(&p.to_string_lossy())).collect::<Vec<_>>().join(", ");
         setup(&format!("SET allowed_paths = [{allowed}];"))?;
+        setup(&format!("SET temp_directory = {};", sql_string(&temp.path().to_string_lossy())))?;
+        setup(&format!("SET memory_limit = '{}MB';", limits.memory_mb))?;
+        setup(&format!("SET max_temp_directory_size = '{}MB';", limits.temp_mb))?;
         setup("SET enable_external_access = false;")?;
         setup("SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;")?;
         setup("SET lock_configuration = true;")?;
-        Ok(QueryEngine { conn })
+        Ok(QueryEngine { conn, limits, _temp: temp })
     }
 
     /// Runs one read-only `SELECT` of a user; anything else is refused unrun.
     pub fn query(&self, sql: &str) -> Result<QueryOutput, QueryError> {
         self.check_select(sql)?;
+        let timeout = self.limits.timeout;
+        let watchdog = Watchdog::start(self.conn.interrupt_handle(), timeout);
+        let over_time = || QueryError::Limit(format!("the query ran for {}s, the time limit", timeout.as_secs()));
+        let result = self.run_bounded(sql);
+        if watchdog.stop() {
+            return Err(over_time());
+        }
+        result
+    }
+
+    fn run_bounded(&self, sql: &str) -> Result<QueryOutput, QueryError> {
         let mut stmt = self.conn.prepare(sql)?;
         let arrow = stmt.query_arrow([])?;
         let schema = arrow.get_schema();
-        let batches: Vec<RecordBatch> = arrow.collect();
+        let (mut batches, mut rows) = (Vec::new(), 0usize);
+        for batch in arrow {
+            rows += batch.num_rows();
+            if rows > self.limits.max_rows {
+                return Err(QueryError::Limit(format!(
+                    "more than {} rows; aggregate, or add a LIMIT",
+                    self.limits.max_rows
+                )));
+            }
+            batches.push(batch);
+        }
         Ok(QueryOutput { schema, batches })
     }
 
@@ -119,6 +185,35 @@ impl QueryEngine {
             Some(n) => Err(QueryError::Refused(format!("one statement at a time, got {n}"))),
             None => Err(QueryError::Refused("not a statement".into())),
         }
+    }
+}
+
+/// Interrupts the connection's running query once `timeout` has passed, unless stopped
+/// first.
+struct Watchdog {
+    stop: mpsc::Sender<()>,
+    fired: Arc<AtomicBool>,
+}
+
+impl Watchdog {
+    fn start(handle: Arc<duckdb::InterruptHandle>, timeout: Duration) -> Watchdog {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let fired = Arc::new(AtomicBool::new(false));
+        let flag = fired.clone();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
+                flag.store(true, Ordering::SeqCst);
+                handle.interrupt();
+            }
+        });
+        Watchdog { stop, fired }
+    }
+
+    /// Stops the watchdog; whether it had fired.
+    fn stop(self) -> bool {
+        // The thread may have ended already (it fired): then there is no one to tell.
+        let _ = self.stop.send(());
+        self.fired.load(Ordering::SeqCst)
     }
 }
 
