@@ -15,6 +15,7 @@ pub fn rejection_code(why: &Rejection) -> Code {
     match why {
         UnknownSweep(_) | UnknownCell { .. } | UnknownAgent(_) => Code::NotFound,
         SweepExists(_) => Code::AlreadyExists,
+        Full(_) => Code::ResourceExhausted,
         NoCells(_) | CellKeyMismatch(_) | DuplicateCellKey(_) | InvalidAgent { .. } | WrongLabel { .. } => {
             Code::InvalidArgument
         }

@@ -104,6 +104,8 @@ pub enum Rejection {
     UnknownAgent(AgentId),
     #[error("agent `{agent_id}`: {problem}")]
     InvalidAgent { agent_id: AgentId, problem: String },
+    #[error("refused: {0}")]
+    Full(String),
     #[error("cell {cell_key} is {state:?}, expected pending")]
     NotPending { cell_key: CellKey, state: CellStateKind },
     #[error("cell {cell_key} has used all {max_attempts} attempts")]
@@ -251,6 +253,9 @@ fn register(
     if agent_id.as_str().trim().is_empty() {
         return Outcome::Rejected(Rejection::InvalidAgent { agent_id, problem: "empty agent id".into() });
     }
+    if let Err(full) = check_room(state, &agent_id, &devices) {
+        return Outcome::Rejected(Rejection::Full(full));
+    }
     let known_before = match state.agents.get_mut(&agent_id) {
         Some(agent) => {
             agent.devices = devices;
@@ -265,6 +270,35 @@ fn register(
         }
     };
     Outcome::AgentRegistered { agent_id, known_before }
+}
+
+/// Most agents the state holds: beyond, a registration from a new id is refused (the
+/// state, every sweep's fan-out and every lease round grow with the fleet).
+pub const MAX_AGENTS: usize = 10_000;
+/// Most distinct hardware classes across the fleet: each is a target every matching
+/// sweep fans out to.
+pub const MAX_HARDWARE_CLASSES: usize = 1_000;
+
+/// Whether `agent_id` registering `devices` keeps the fleet within [`MAX_AGENTS`] and
+/// [`MAX_HARDWARE_CLASSES`]. A known agent re-registering is never refused for the
+/// agent count; its old devices do not count against its new ones.
+fn check_room(state: &State, agent_id: &AgentId, devices: &[DeviceGroup]) -> Result<(), String> {
+    if !state.agents.contains_key(agent_id) && state.agents.len() >= MAX_AGENTS {
+        return Err(format!("{MAX_AGENTS} agents are registered, the most this coordinator holds"));
+    }
+    let others = || state.agents.values().filter(|a| &a.id != agent_id).flat_map(|a| a.devices.iter());
+    let new_class = devices.iter().any(|d| !others().any(|o| o.class == d.class));
+    if new_class {
+        let classes: BTreeSet<&str> =
+            others().map(|d| d.class.as_str()).chain(devices.iter().map(|d| d.class.as_str())).collect();
+        if classes.len() > MAX_HARDWARE_CLASSES {
+            return Err(format!(
+                "{} hardware classes with this agent's, at most {MAX_HARDWARE_CLASSES}",
+                classes.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_devices(devices: &[DeviceGroup]) -> Result<(), String> {

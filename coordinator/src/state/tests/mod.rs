@@ -492,3 +492,36 @@ fn device_groups_match_cells_by_class_kind_and_memory() {
 }
 
 mod model;
+
+/// The fleet the state holds is bounded: the 10 001st agent and the 1 001st hardware
+/// class are refused (a script registering fake agents once grew the state without end),
+/// while a known agent may always register again.
+#[test]
+fn the_fleet_is_bounded_in_agents_and_classes() {
+    use crate::state::apply::{MAX_AGENTS, MAX_HARDWARE_CLASSES};
+    let mut state = State::default();
+    let with_class = |agent: &str, class: String| Command::RegisterAgent {
+        agent_id: agent.parse().unwrap(),
+        devices: vec![DeviceGroup { class, memory_bytes: None, slots: 1 }],
+        labels: BTreeMap::new(),
+        at_ms: 0,
+    };
+    for i in 0..MAX_HARDWARE_CLASSES {
+        let outcome = apply(&mut state, with_class(&format!("c{i}"), format!("cpu/fake {i}")));
+        assert!(matches!(outcome, Outcome::AgentRegistered { .. }), "{i}: {outcome:?}");
+    }
+    let outcome = apply(&mut state, with_class("one-more-class", "cpu/fake new".into()));
+    assert!(matches!(&outcome, Outcome::Rejected(Rejection::Full(why)) if why.contains("1001 hardware classes")));
+    assert!(state.agent("one-more-class").is_none());
+    // An agent trading its class for a new one does not grow the count.
+    let outcome = apply(&mut state, with_class("c0", "cpu/fake replacement".into()));
+    assert!(matches!(outcome, Outcome::AgentRegistered { known_before: true, .. }), "{outcome:?}");
+    for i in state.agents().count()..MAX_AGENTS {
+        let outcome = apply(&mut state, with_class(&format!("a{i}"), "cpu/fake 1".into()));
+        assert!(matches!(outcome, Outcome::AgentRegistered { .. }), "{i}: {outcome:?}");
+    }
+    let outcome = apply(&mut state, with_class("one-too-many", "cpu/fake 1".into()));
+    assert!(matches!(&outcome, Outcome::Rejected(Rejection::Full(why)) if why.contains("10000 agents")), "{outcome:?}");
+    let outcome = apply(&mut state, with_class("a5000", "cpu/fake 2".into()));
+    assert!(matches!(outcome, Outcome::AgentRegistered { known_before: true, .. }), "{outcome:?}");
+}
