@@ -527,6 +527,17 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
     assert_eq!(n[0]["n"], 1, "one row for the one committed attempt");
     let n = c.query("SELECT count(*) AS n FROM samples").expect("query");
     assert_eq!(n[0]["n"], 2, "its two samples, once");
+
+    // An operator removes the agent (and an id that does not exist): through the CLI,
+    // as they would.
+    let o = c.cli(&["agents", "remove", &agent_id, "--coordinator", &c.url()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("removed agent {agent_id}")));
+    let o = c.cli(&["agents", "remove", "no-such-agent", "--coordinator", &c.url()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown agent `no-such-agent`"), "{o:?}");
+    let o = c.cli(&["agents", "list", "--format", "json", "--coordinator", &c.url()]);
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stdout).contains(&agent_id), "{o:?}");
 }
 
 fn tokio_stream_once(r: ReportResultsRequest) -> impl tokio_stream::Stream<Item = ReportResultsRequest> {

@@ -3,11 +3,16 @@
 
 use std::time::Duration;
 
+use proto::convert::parse_field;
 use proto::v1::fleet_service_server::FleetService;
-use proto::v1::{AgentInfo, ListAgentsRequest, ListAgentsResponse};
+use proto::v1::{AgentInfo, ListAgentsRequest, ListAgentsResponse, RemoveAgentRequest, RemoveAgentResponse};
+use shared::ids::AgentId;
 use tonic::{Request, Response, Status};
 
-use super::{errors::raft_status, Ctx};
+use super::errors::{raft_status, rejected, unexpected};
+use super::now_ms;
+use super::Ctx;
+use crate::state::{Command, Outcome};
 
 pub struct Fleet {
     pub ctx: Ctx,
@@ -51,5 +56,23 @@ impl FleetService for Fleet {
             })
             .collect();
         Ok(Response::new(ListAgentsResponse { agents }))
+    }
+
+    #[tracing::instrument(skip_all, fields(agent_id = %request.get_ref().agent_id.chars().take(64).collect::<String>()))]
+    async fn remove_agent(
+        &self,
+        request: Request<RemoveAgentRequest>,
+    ) -> Result<Response<RemoveAgentResponse>, Status> {
+        let agent_id: AgentId = parse_field("agent_id", &request.into_inner().agent_id)?;
+        let cmd = Command::RemoveAgent { agent_id: agent_id.clone(), at_ms: now_ms() };
+        match self.ctx.raft.propose(cmd).await.map_err(raft_status)? {
+            Outcome::AgentRemoved { released } => {
+                self.ctx.liveness.forget(agent_id.as_str());
+                tracing::warn!(%agent_id, leases_ended = released.len(), "agent removed by an operator");
+                Ok(Response::new(RemoveAgentResponse { leases_ended: released.len() as u32 }))
+            }
+            Outcome::Rejected(why) => Err(rejected(&why)),
+            other => Err(unexpected(&other)),
+        }
     }
 }

@@ -31,6 +31,14 @@ impl Liveness {
         seen.unwrap_or(self.started).elapsed()
     }
 
+    /// Drops what is known of a removed agent (the map would otherwise keep every id
+    /// ever seen).
+    pub fn forget(&self, agent_id: &str) {
+        if let Ok(mut m) = self.last_seen.lock() {
+            m.remove(agent_id);
+        }
+    }
+
     pub fn last_seen_ago(&self, agent_id: &str) -> Option<Duration> {
         self.last_seen.lock().ok().and_then(|m| m.get(agent_id).map(Instant::elapsed))
     }

@@ -59,6 +59,10 @@ pub enum Outcome {
     LeasesReleased {
         released: Vec<(SweepId, CellKey)>,
     },
+    /// The agent is gone; the leases it held were ended (`released`, in key order).
+    AgentRemoved {
+        released: Vec<(SweepId, CellKey)>,
+    },
     /// Leases whose epoch was still current were ended; the others are `skipped`.
     LeasesExpired {
         n_retried: usize,
@@ -150,6 +154,7 @@ pub fn apply(state: &mut State, command: Command) -> Outcome {
         Command::ReleaseLeases { agent_id, keep, reason, at_ms } => {
             release_unheld(state, &agent_id, &keep, &reason, at_ms)
         }
+        Command::RemoveAgent { agent_id, at_ms } => remove_agent(state, &agent_id, at_ms),
         Command::CommitFiles { files, at_ms: _ } => commit_files(state, files),
         Command::CompleteCells { completions, files } => complete_all(state, completions, files),
         Command::Batch { commands } => Outcome::Batch(
@@ -563,6 +568,15 @@ fn release_unheld(
         .collect();
     end_leases(state, &unheld, at_ms, reason);
     Outcome::LeasesReleased { released: unheld.into_iter().map(|(s, k, _)| (s, k)).collect() }
+}
+
+fn remove_agent(state: &mut State, agent_id: &AgentId, at_ms: i64) -> Outcome {
+    let released = match release_unheld(state, agent_id, &[], "its agent was removed by an operator", at_ms) {
+        Outcome::LeasesReleased { released } => released,
+        other => return other,
+    };
+    state.agents.remove(agent_id);
+    Outcome::AgentRemoved { released }
 }
 
 /// What [`end_leases`] did.

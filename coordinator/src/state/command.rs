@@ -48,6 +48,10 @@ pub enum Command {
     /// registers (a restarted process holds nothing but its spool) and when it asks for
     /// work (a lost reply, or a lease taken in its name, is never heard of otherwise).
     ReleaseLeases { agent_id: AgentId, keep: Vec<(SweepId, CellKey, u64)>, reason: String, at_ms: i64 },
+    /// Forget an agent (an operator's `accelbench agents remove`): its leases end as
+    /// failed attempts, like a restart without them, and its hardware classes stop
+    /// counting for fan-out unless another agent has them.
+    RemoveAgent { agent_id: AgentId, at_ms: i64 },
     /// Warehouse files not tied to one result (agents table, compaction output, …).
     CommitFiles { files: Vec<FileEntry>, at_ms: i64 },
     /// The results of several attempts whose rows share `files` (one Parquet file per
@@ -114,6 +118,7 @@ impl Command {
             Command::CompleteCell(_) => "complete_cell",
             Command::ExpireLeases { .. } => "expire_leases",
             Command::ReleaseLeases { .. } => "release_leases",
+            Command::RemoveAgent { .. } => "remove_agent",
             Command::CommitFiles { .. } => "commit_files",
             Command::CompleteCells { .. } => "complete_cells",
             Command::Batch { .. } => "batch",

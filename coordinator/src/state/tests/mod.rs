@@ -525,3 +525,23 @@ fn the_fleet_is_bounded_in_agents_and_classes() {
     let outcome = apply(&mut state, with_class("a5000", "cpu/fake 2".into()));
     assert!(matches!(outcome, Outcome::AgentRegistered { known_before: true, .. }), "{outcome:?}");
 }
+
+/// Removing an agent ends its leases as failed attempts (the cell is pending again for
+/// another agent) and forgets it; removing an unknown agent changes nothing.
+#[test]
+fn a_removed_agent_loses_its_leases_and_is_forgotten() {
+    let (mut state, keys) = setup();
+    let lease = grant(&mut state, "a1", &keys[0], 2_000);
+    assert_eq!(lease.attempt, 1);
+    let remove = |id: &str| Command::RemoveAgent { agent_id: id.parse().unwrap(), at_ms: 3_000 };
+    assert_eq!(
+        apply(&mut state, remove("a1")),
+        Outcome::AgentRemoved { released: vec![(sweep_id(1), keys[0].clone())] }
+    );
+    assert!(state.agent("a1").is_none());
+    assert!(matches!(state.cell(&sweep_id(1), &keys[0]).map(|c| &c.state), Some(CellState::Pending)));
+    assert_eq!(grant(&mut state, "a2", &keys[0], 4_000).attempt, 2, "the cell runs again elsewhere");
+    let before = state.clone();
+    assert_eq!(apply(&mut state, remove("a1")), Outcome::Rejected(Rejection::UnknownAgent("a1".parse().unwrap())));
+    assert_eq!(state, before);
+}
