@@ -40,7 +40,10 @@ async fn main() -> anyhow::Result<()> {
     let n_agents = args.agents;
     let n_batches = args.cells / 10;
     let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("serve.toml"), "load_test = true\nmax_cells = 1000000\n")?;
+    std::fs::write(
+        dir.path().join("serve.toml"),
+        "load_test = true\nmax_cells = 1000000\nregistrations_per_minute_per_peer = 0\n",
+    )?;
     let exe = std::env::current_exe()?;
     let accelbench = exe.parent().and_then(|p| p.parent()).context("target dir")?.join("accelbench");
     let mut server = Command::new(&accelbench)

@@ -590,3 +590,34 @@ async fn a_cancelled_sweep_stops_its_running_cell() {
     let agent_log = std::fs::read_to_string(c.dir.path().join("agent0.log")).unwrap_or_default();
     assert!(agent_log.contains("withdrew the lease"), "the agent never said it stopped the cell: {agent_log}");
 }
+
+/// Registrations from one address beyond its burst are refused until its rate allows
+/// more (the attack: 10 000 fake agents registered in 3 s from one host).
+#[tokio::test(flavor = "multi_thread")]
+async fn registrations_from_one_address_are_rate_limited() {
+    let config_dir = tempfile::tempdir().expect("tempdir");
+    let config = config_dir.path().join("serve.toml");
+    std::fs::write(&config, "registrations_per_minute_per_peer = 1\nregistration_burst = 3\n").expect("config");
+    let c =
+        Cluster::start_with_env(&[("ACCELBENCH_SERVE_CONFIG", config.to_str().expect("utf-8"))]).expect("coordinator");
+    let mut agents = AgentServiceClient::connect(c.url()).await.expect("connect");
+    let fp = std::process::Command::new(e2e::binary("accelbench-agent"))
+        .args(["detect", "--json"])
+        .output()
+        .expect("detect");
+    let fp = String::from_utf8(fp.stdout).expect("utf-8");
+    for i in 0..3 {
+        agents
+            .register(RegisterRequest { fingerprint_json: fp.clone(), ..Default::default() })
+            .await
+            .unwrap_or_else(|e| panic!("registration {i} within the burst: {e}"));
+    }
+    let e = agents
+        .register(RegisterRequest { fingerprint_json: fp, ..Default::default() })
+        .await
+        .expect_err("over the burst");
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{}", e.message());
+    assert!(e.message().contains("too many registrations from 127.0.0.1"), "{}", e.message());
+    let o = c.cli(&["agents", "list", "--format", "csv", "--coordinator", &c.url()]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1 + 3, "three agents, not four: {o:?}");
+}

@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::committer::{self, Committer, Report};
 use super::errors::{raft_status, rejected, unexpected};
 use super::leasing::Leasing;
+use super::peer_rate::PeerRate;
 use super::{now_ms, tables, Ctx};
 use crate::state::command::Completion;
 use crate::state::{self, AgentId, CellState, Command, Outcome, SweepId};
@@ -70,12 +71,24 @@ pub struct Agents {
     pub ctx: Ctx,
     pub leasing: Leasing,
     pub committer: Committer,
+    /// Registrations per peer address (`None`: not limited).
+    pub registrations: Option<PeerRate>,
 }
 
 #[tonic::async_trait]
 impl AgentService for Agents {
     #[tracing::instrument(skip_all, fields(agent_id = request.get_ref().agent_id))]
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
+        let peer = request.remote_addr().map(|a| a.ip());
+        if let Some(rate) = &self.registrations {
+            if !rate.allow(peer, std::time::Instant::now()) {
+                let who = peer.map_or_else(|| "this peer".to_string(), |ip| ip.to_string());
+                return Err(Status::resource_exhausted(format!(
+                    "too many registrations from {who}: at most {} per minute; retry later",
+                    self.ctx.config.registrations_per_minute_per_peer
+                )));
+            }
+        }
         let r = request.into_inner();
         let fp: Fingerprint = proto::decode_json("fingerprint_json", &r.fingerprint_json)?;
         fp.check_bounds().map_err(|why| Status::invalid_argument(format!("fingerprint_json: {why}")))?;

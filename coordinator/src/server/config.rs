@@ -22,6 +22,10 @@ pub struct ServeConfig {
     pub heartbeat_interval_ms: u32,
     /// Largest spec accepted, bytes.
     pub max_spec_bytes: usize,
+    /// Registrations one peer address may make per minute, steady (0: no limit).
+    pub registrations_per_minute_per_peer: u32,
+    /// Registrations one peer address may make at once after a quiet spell.
+    pub registration_burst: u32,
     /// Marks every stored result `origin = load-test`: for the lease load bench's
     /// scratch coordinator only, so generated results can never pass for measured ones.
     pub load_test: bool,
@@ -36,6 +40,8 @@ impl Default for ServeConfig {
             max_cells: shared::spec::Limits::default().max_cells,
             heartbeat_interval_ms: 1000,
             max_spec_bytes: 1 << 20,
+            registrations_per_minute_per_peer: 600,
+            registration_burst: 100,
             load_test: false,
         }
     }

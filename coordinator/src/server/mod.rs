@@ -16,6 +16,7 @@ pub mod errors;
 pub mod fleet;
 pub mod leasing;
 pub mod liveness;
+pub mod peer_rate;
 pub mod sweeps;
 pub mod tables;
 
@@ -98,6 +99,10 @@ pub async fn serve(
                 ctx: ctx.clone(),
                 leasing: leasing::Leasing::start(ctx.clone()),
                 committer,
+                registrations: match ctx.config.registrations_per_minute_per_peer {
+                    0 => None,
+                    n => Some(peer_rate::PeerRate::new(n, ctx.config.registration_burst)),
+                },
             })
             // One result per message, and a result may be this big: agents check the
             // same bound before sending, so none is refused by the transport.
