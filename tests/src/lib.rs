@@ -18,6 +18,7 @@ use proto::v1::{GetSweepRequest, ListAgentsRequest, SweepState, SweepStatus};
 use tonic::transport::Channel;
 
 pub mod fault;
+pub mod fuzz;
 pub mod otlp;
 
 /// The checkout the tests run in: `cargo test` sets `CARGO_MANIFEST_DIR` when it runs a

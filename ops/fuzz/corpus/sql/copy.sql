@@ -1,0 +1,1 @@
+COPY results TO '/tmp/x.csv'
