@@ -18,13 +18,14 @@
 //! Prints the CPU and each ratio candle/llama.cpp in tokens/s (above 1.0: candle is
 //! faster); the goal is ≥ 0.8 for both.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 use agent::engine::{self, weights::Weights, WorkloadSpec};
 use anyhow::{bail, Context};
 use shared::catalog::{self, Mode, Precision};
-use shared::hardware::HardwareKind;
 use shared::stats;
 
 const PROMPT: usize = 128;
@@ -35,18 +36,10 @@ fn main() -> anyhow::Result<()> {
     if args.get(1).map(String::as_str) == Some("exec-cell") {
         return agent::cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock());
     }
-    let rounds: usize = flag(&args, "--rounds").map(|v| v.parse()).transpose()?.unwrap_or(3);
-    let threads: usize = match flag(&args, "--threads") {
-        Some(v) => v.parse().context("--threads wants a number")?,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    let cases = flag(&args, "--cases").unwrap_or("TinyLlama-1.1B:q4_0,TinyLlama-1.1B:q8_0".into());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
-    let llama_bench = setup(&root)?;
-    let fp = agent::detect::detect();
-    let class = fp.hardware_class_of(HardwareKind::Cpu).context("no cpu class")?;
-    println!("cpu: {} | threads: {threads} | rounds: {rounds} | llama-bench: {llama_bench}", cpu_name());
+    let (rounds, threads) = common::rounds_and_threads(&args)?;
+    let cases = common::flag(&args, "--cases").unwrap_or("TinyLlama-1.1B:q4_0,TinyLlama-1.1B:q8_0".into());
+    let llama_bench = common::setup(&common::repo_root()?, "setup_llamacpp.sh")?;
+    println!("cpu: {} | threads: {threads} | rounds: {rounds} | llama-bench: {llama_bench}", common::cpu_name());
     println!(
         "{:<18} {:>6} {:>12} {:>12} {:>7} {:>12} {:>12} {:>7}",
         "model", "prec", "candle pp/s", "llama pp/s", "ratio", "candle tg/s", "llama tg/s", "ratio"
@@ -68,7 +61,7 @@ fn main() -> anyhow::Result<()> {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             eprintln!("{case}: round {}/{rounds}", round + 1);
-            ours.push(candle_rates(model, precision, &file, &class, &fp.hash())?);
+            ours.push(candle_rates(model, precision, &file)?);
             theirs.push(llama_rates(&llama_bench, &file, threads)?);
         }
         let med = |v: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
@@ -85,45 +78,18 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-fn setup(root: &Path) -> anyhow::Result<String> {
-    let out = Command::new("bash")
-        .arg(root.join("ops/bench/setup_llamacpp.sh"))
-        .output()
-        .context("running setup_llamacpp.sh")?;
-    if !out.status.success() {
-        bail!("setup_llamacpp.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().to_string())
-}
-
 /// (prompt tokens/s, decode tokens/s) of one cell of the engine on `file`.
-fn candle_rates(
-    model: &str,
-    precision: Precision,
-    file: &Path,
-    class: &str,
-    fingerprint: &str,
-) -> anyhow::Result<(f64, f64)> {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct A {
-        #[command(flatten)]
-        bench: agent::cli::BenchArgs,
-    }
-    let a = A::try_parse_from([
-        "x",
+fn candle_rates(model: &str, precision: Precision, file: &Path) -> anyhow::Result<(f64, f64)> {
+    let (prec, seq) = (precision.to_string(), PROMPT.to_string());
+    let record = common::run_cell(&[
         "--model",
         model,
         "--precision",
-        &precision.to_string(),
+        &prec,
         "--weights",
         file.to_str().context("utf-8 path")?,
         "--seq",
-        &PROMPT.to_string(),
+        &seq,
         "--warmup-iterations",
         "1",
         "--min-iterations",
@@ -133,10 +99,6 @@ fn candle_rates(
         "--max-seconds",
         "60",
     ])?;
-    let reqs =
-        agent::bench::plan(&a.bench.local_run().0, class, fingerprint, "vs-llamacpp", &agent::bench::new_run_id())?;
-    let req = reqs.first().context("empty plan")?;
-    let record = agent::bench::run_with_progress(req, 1, 1)?;
     let g = record
         .generation
         .with_context(|| format!("candle {model} {precision}: {:?} {:?}", record.status, record.error))?;
@@ -165,12 +127,4 @@ fn llama_bench_rate(llama_bench: &str, file: &Path, threads: usize, test: &[&str
     }
     let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).context("llama-bench's JSON")?;
     runs.first().and_then(|r| r["avg_ts"].as_f64()).with_context(|| format!("llama-bench {test:?} gave no rate"))
-}
-
-fn cpu_name() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    info.lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map_or_else(|| std::env::consts::ARCH.to_string(), |s| s.trim().to_string())
 }

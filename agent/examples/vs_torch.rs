@@ -20,15 +20,15 @@
 //! Then the median latency of each engine over the rounds, the ratio candle/torch per
 //! case (below 1.0: candle is faster) and the worst ratio.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 
 use agent::engine::{self, init, weights::Weights, WorkloadSpec};
 use anyhow::{bail, ensure, Context};
 use candle_core::{Device, Tensor};
 use shared::catalog::{self, Family, Mode, Precision};
-use shared::hardware::HardwareKind;
 use shared::stats;
 
 const SEQ: usize = 128;
@@ -48,24 +48,19 @@ fn main() -> anyhow::Result<()> {
     if args.get(1).map(String::as_str) == Some("exec-cell") {
         return agent::cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock());
     }
-    let rounds: usize = flag(&args, "--rounds").map(|v| v.parse()).transpose()?.unwrap_or(3);
-    let threads: usize = match flag(&args, "--threads") {
-        Some(v) => v.parse().context("--threads wants a number")?,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    // Before rayon's pool exists; the cell children inherit it.
-    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    let cases = flag(&args, "--cases").unwrap_or(
+    let (rounds, threads) = common::rounds_and_threads(&args)?;
+    let cases = common::flag(&args, "--cases").unwrap_or(
         "bert-base-uncased:1,bert-base-uncased:8,all-MiniLM-L6-v2:1,all-MiniLM-L6-v2:8,\
          vit-base-patch16-224:1,vit-base-patch16-224:8"
             .into(),
     );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
-    let python = setup_python(&root)?;
-    let torch = Torch { python, script: root.join("ops/bench/torch_runner.py"), threads };
-    let fp = agent::detect::detect();
-    let class = fp.hardware_class_of(HardwareKind::Cpu).context("no cpu class")?;
-    println!("cpu: {} | kernels: {} | threads: {threads} | rounds: {rounds}", cpu_name(), kernels::Isa::best_name());
+    let python = common::setup(&common::repo_root()?, "setup_torch.sh")?;
+    let torch = Torch { python, script: common::repo_root()?.join("ops/bench/torch_runner.py"), threads };
+    println!(
+        "cpu: {} | kernels: {} | threads: {threads} | rounds: {rounds}",
+        common::cpu_name(),
+        kernels::Isa::best_name()
+    );
 
     println!(
         "{:<24} {:>5} {:>5} {:>10} {:>12} {:>12} {:>8}",
@@ -86,7 +81,7 @@ fn main() -> anyhow::Result<()> {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             eprintln!("{case}: round {}/{rounds}", round + 1);
-            ours.push(candle_p50(model, batch, precision, &class, &fp.hash())?);
+            ours.push(candle_p50(model, batch, precision)?);
             theirs.push(torch.p50(model, batch, precision)?);
         }
         let (c, t) = (median(&ours), median(&theirs));
@@ -100,19 +95,6 @@ fn main() -> anyhow::Result<()> {
     }
     println!("worst ratio: {worst:.2}");
     Ok(())
-}
-
-fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-fn setup_python(root: &Path) -> anyhow::Result<String> {
-    let out =
-        Command::new("bash").arg(root.join("ops/bench/setup_torch.sh")).output().context("running setup_torch.sh")?;
-    if !out.status.success() {
-        bail!("setup_torch.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().to_string())
 }
 
 /// The PyTorch side: `torch_runner.py` under the bench's virtualenv.
@@ -195,23 +177,17 @@ fn output_difference(torch: &Torch, model: &str, batch: usize, precision: Precis
 }
 
 /// Median latency (ns) of one cell run through the product's own cell runner.
-fn candle_p50(model: &str, batch: usize, precision: Precision, class: &str, fingerprint: &str) -> anyhow::Result<f64> {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct A {
-        #[command(flatten)]
-        bench: agent::cli::BenchArgs,
-    }
-    let a = A::try_parse_from([
-        "x",
+fn candle_p50(model: &str, batch: usize, precision: Precision) -> anyhow::Result<f64> {
+    let (batch_s, seq, prec) = (batch.to_string(), SEQ.to_string(), precision.to_string());
+    let record = common::run_cell(&[
         "--model",
         model,
         "--batch",
-        &batch.to_string(),
+        &batch_s,
         "--seq",
-        &SEQ.to_string(),
+        &seq,
         "--precision",
-        &precision.to_string(),
+        &prec,
         "--warmup-iterations",
         "2",
         "--min-iterations",
@@ -221,9 +197,6 @@ fn candle_p50(model: &str, batch: usize, precision: Precision, class: &str, fing
         "--max-seconds",
         "60",
     ])?;
-    let reqs = agent::bench::plan(&a.bench.local_run().0, class, fingerprint, "vs-torch", &agent::bench::new_run_id())?;
-    let req = reqs.first().context("empty plan")?;
-    let record = agent::bench::run_with_progress(req, 1, 1)?;
     let s = record
         .latency_ns
         .with_context(|| format!("candle {model} b{batch}: {:?} {:?}", record.status, record.error))?;
@@ -232,12 +205,4 @@ fn candle_p50(model: &str, batch: usize, precision: Precision, class: &str, fing
 
 fn median(v: &[f64]) -> f64 {
     stats::percentile(v, 0.5).unwrap_or(f64::NAN)
-}
-
-fn cpu_name() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    info.lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map_or_else(|| std::env::consts::ARCH.to_string(), |s| s.trim().to_string())
 }

@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use crate::{math, run, Isa, Kernel, SharedMut};
+use crate::{math, matmul, run, Isa, Kernel, SharedMut};
 
 /// The attention's shape.
 #[derive(Clone, Copy, Debug)]
@@ -53,54 +53,15 @@ pub fn forward(qkv: &[f32], shape: Shape, out: &mut [f32], threads: usize, isa: 
             let q = qkv.as_ptr().add(base);
             let k = q.add(hidden);
             let v = q.add(2 * hidden);
-            let row = (3 * hidden) as isize;
+            let row = 3 * hidden;
             // scores[i][j] = Σ_d Q[i][d] · K[j][d]: the right-hand side is Kᵀ, K read
             // with its rows as columns.
-            gemm::gemm(
-                seq,
-                seq,
-                head_dim,
-                scores.as_mut_ptr(),
-                1,
-                seq as isize,
-                false,
-                q,
-                1,
-                row,
-                k,
-                row,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+            let none = gemm::Parallelism::None;
+            matmul((seq, seq, head_dim), scores.as_mut_ptr(), seq, (q, row, 1), (k, 1, row), none);
             let scale = 1.0 / (head_dim as f32).sqrt();
             run(isa, Softmax { scores: &mut scores, width: seq, scale });
             let o = dst.get().add(b * seq * hidden + h * head_dim);
-            gemm::gemm(
-                seq,
-                head_dim,
-                seq,
-                o,
-                1,
-                hidden as isize,
-                false,
-                scores.as_ptr(),
-                1,
-                seq as isize,
-                v,
-                1,
-                row,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+            matmul((seq, head_dim, seq), o, hidden, (scores.as_ptr(), seq, 1), (v, row, 1), none);
         }
     };
     if threads <= 1 {

@@ -79,6 +79,46 @@ pub(crate) fn run<K: Kernel>(isa: Isa, kernel: K) -> K::Output {
     }
 }
 
+/// `dst = lhs · rhs` for an `m×k` by `k×n` product, every matrix addressed by its row
+/// and column strides in elements; `dst`'s columns are contiguous.
+///
+/// # Safety
+/// Each pointer must address its whole matrix at those strides, and `dst` must not
+/// overlap `lhs` or `rhs` nor be written by anyone else meanwhile.
+pub(crate) unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: forwarded from the caller; read_dst is false, so dst is only written.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            false,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
 /// The gemm parallelism for `threads` worker threads.
 pub(crate) fn parallelism(threads: usize) -> gemm::Parallelism {
     if threads <= 1 {

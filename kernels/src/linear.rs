@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::{math, parallelism, run, Isa, Kernel};
+use crate::{math, matmul, parallelism, run, Isa, Kernel};
 
 /// Weights of one linear layer, laid out for gemm: `w` is `[inputs, outputs]` row-major
 /// (the transpose of PyTorch's `[out, in]`), so `x · w` reads both operands row by row.
@@ -77,27 +77,7 @@ pub fn forward(layer: &Linear, x: &[f32], rows: usize, out: &mut [f32], epilogue
     // were checked against rows, k and n above; `out` does not alias the inputs (it is
     // a `&mut`).
     unsafe {
-        gemm::gemm(
-            rows,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            x.as_ptr(),
-            1,
-            k as isize,
-            layer.w.as_ptr(),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(threads),
-        );
+        matmul((rows, n, k), out.as_mut_ptr(), n, (x.as_ptr(), k, 1), (layer.w.as_ptr(), n, 1), parallelism(threads));
     }
     apply_epilogue(out, &layer.bias, epilogue, threads, isa);
 }

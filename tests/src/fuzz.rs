@@ -16,6 +16,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::fault::Rng;
+
 /// A case slower than this is reported as a hang.
 const HANG: Duration = Duration::from_secs(5);
 
@@ -96,7 +98,7 @@ fn collect(path: &Path, into: &mut Vec<Vec<u8>>) {
 /// Fuzzes `target` from `corpus` for `budget`, seeded with `seed`.
 pub fn run(name: &str, corpus: &[Vec<u8>], budget: Budget, seed: u64, target: impl Fn(&[u8])) -> Report {
     let findings = findings_dir();
-    let mut rng = SplitMix64(seed);
+    let mut rng = Dice::new(seed);
     let start = Instant::now();
     let mut report = Report { target: name.into(), cases: 0, seconds: 0.0, panics: Vec::new(), hangs: Vec::new() };
     // Silence the default hook while inputs panic on purpose; restored after.
@@ -147,7 +149,7 @@ fn save(dir: &Path, target: &str, kind: &str, case: u64, input: &[u8]) -> PathBu
 const INTERESTING: &[u8] = b"\0\xff\"'[]{}\\\n=,:-.0123456789eE#*?%;\x7f";
 
 /// One corpus input with 1–8 random mutations.
-fn mutate(corpus: &[Vec<u8>], rng: &mut SplitMix64) -> Vec<u8> {
+fn mutate(corpus: &[Vec<u8>], rng: &mut Dice) -> Vec<u8> {
     let mut data = corpus[rng.below(corpus.len())].clone();
     for _ in 0..=rng.below(8) {
         let len = data.len();
@@ -189,25 +191,23 @@ fn mutate(corpus: &[Vec<u8>], rng: &mut SplitMix64) -> Vec<u8> {
 }
 
 /// A random range of at most 64 bytes inside `len`.
-fn span(rng: &mut SplitMix64, len: usize) -> (usize, usize) {
+fn span(rng: &mut Dice, len: usize) -> (usize, usize) {
     let a = rng.below(len);
     let b = (a + 1 + rng.below(64)).min(len);
     (a, b)
 }
 
-struct SplitMix64(u64);
+/// The fault runs' seeded generator, with indices.
+struct Dice(Rng);
 
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+impl Dice {
+    fn new(seed: u64) -> Self {
+        Dice(Rng(seed))
     }
 
+    /// Uniform in `0..n` (`0` when `n` is 0).
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        self.0.below(n.max(1) as u64) as usize
     }
 }
 

@@ -48,6 +48,15 @@ struct Layer {
     norm2: LayerNorm,
 }
 
+/// Where a family keeps each layer's weights, below `layer.N`; the projections
+/// (`attention.output.dense`, `intermediate.dense`, `output.dense`) are named alike.
+struct LayerNames {
+    qkv: &'static str,
+    norm1: &'static str,
+    norm2: &'static str,
+    order: NormOrder,
+}
+
 pub struct EncoderStack {
     layers: Vec<Layer>,
     dims: Dims,
@@ -63,40 +72,43 @@ impl EncoderStack {
     /// BERT's `encoder` (`vb` at `encoder`): `layer.N.attention.self.{query,key,value}`,
     /// `attention.output.{dense,LayerNorm}`, `intermediate.dense`, `output.{dense,LayerNorm}`.
     pub fn load_bert(vb: VarBuilder, dims: Dims) -> candle_core::Result<Self> {
-        let layers = (0..dims.layers)
-            .map(|i| {
-                let l = vb.pp("layer").pp(i);
-                Ok(Layer {
-                    qkv: qkv(&l.pp("attention").pp("self"), dims)?,
-                    out: dense(&l.pp("attention").pp("output").pp("dense"), dims.hidden, dims.hidden)?,
-                    up: dense(&l.pp("intermediate").pp("dense"), dims.hidden, dims.intermediate)?,
-                    down: dense(&l.pp("output").pp("dense"), dims.intermediate, dims.hidden)?,
-                    norm1: norm(&l.pp("attention").pp("output").pp("LayerNorm"), dims)?,
-                    norm2: norm(&l.pp("output").pp("LayerNorm"), dims)?,
-                })
-            })
-            .collect::<candle_core::Result<_>>()?;
-        Ok(EncoderStack { layers, dims, order: NormOrder::Post })
+        let names = LayerNames {
+            qkv: "attention.self",
+            norm1: "attention.output.LayerNorm",
+            norm2: "output.LayerNorm",
+            order: NormOrder::Post,
+        };
+        Self::load(vb, dims, &names)
     }
 
     /// ViT's `encoder` (`vb` at `vit.encoder`): `layer.N.attention.attention.{query,key,value}`,
     /// `attention.output.dense`, `intermediate.dense`, `output.dense`,
     /// `layernorm_before`, `layernorm_after`.
     pub fn load_vit(vb: VarBuilder, dims: Dims) -> candle_core::Result<Self> {
+        let names = LayerNames {
+            qkv: "attention.attention",
+            norm1: "layernorm_before",
+            norm2: "layernorm_after",
+            order: NormOrder::Pre,
+        };
+        Self::load(vb, dims, &names)
+    }
+
+    fn load(vb: VarBuilder, dims: Dims, names: &LayerNames) -> candle_core::Result<Self> {
         let layers = (0..dims.layers)
             .map(|i| {
                 let l = vb.pp("layer").pp(i);
                 Ok(Layer {
-                    qkv: qkv(&l.pp("attention").pp("attention"), dims)?,
-                    out: dense(&l.pp("attention").pp("output").pp("dense"), dims.hidden, dims.hidden)?,
-                    up: dense(&l.pp("intermediate").pp("dense"), dims.hidden, dims.intermediate)?,
-                    down: dense(&l.pp("output").pp("dense"), dims.intermediate, dims.hidden)?,
-                    norm1: norm(&l.pp("layernorm_before"), dims)?,
-                    norm2: norm(&l.pp("layernorm_after"), dims)?,
+                    qkv: qkv(&l.pp(names.qkv), dims)?,
+                    out: dense(&l.pp("attention.output.dense"), dims.hidden, dims.hidden)?,
+                    up: dense(&l.pp("intermediate.dense"), dims.hidden, dims.intermediate)?,
+                    down: dense(&l.pp("output.dense"), dims.intermediate, dims.hidden)?,
+                    norm1: norm(&l.pp(names.norm1), dims)?,
+                    norm2: norm(&l.pp(names.norm2), dims)?,
                 })
             })
             .collect::<candle_core::Result<_>>()?;
-        Ok(EncoderStack { layers, dims, order: NormOrder::Pre })
+        Ok(EncoderStack { layers, dims, order: names.order })
     }
 
     /// The stack over `x` (batch, seq, hidden), f32 on the CPU.
