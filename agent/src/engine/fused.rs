@@ -57,6 +57,24 @@ struct LayerNames {
     order: NormOrder,
 }
 
+/// BERT: `layer.N.attention.self.{query,key,value}`, `attention.output.{dense,LayerNorm}`,
+/// `intermediate.dense`, `output.{dense,LayerNorm}`.
+const BERT: LayerNames = LayerNames {
+    qkv: "attention.self",
+    norm1: "attention.output.LayerNorm",
+    norm2: "output.LayerNorm",
+    order: NormOrder::Post,
+};
+
+/// ViT: `layer.N.attention.attention.{query,key,value}`, `attention.output.dense`,
+/// `intermediate.dense`, `output.dense`, `layernorm_before`, `layernorm_after`.
+const VIT: LayerNames = LayerNames {
+    qkv: "attention.attention",
+    norm1: "layernorm_before",
+    norm2: "layernorm_after",
+    order: NormOrder::Pre,
+};
+
 pub struct EncoderStack {
     layers: Vec<Layer>,
     dims: Dims,
@@ -69,29 +87,14 @@ pub fn applies(device: &Device, dtype: DType) -> bool {
 }
 
 impl EncoderStack {
-    /// BERT's `encoder` (`vb` at `encoder`): `layer.N.attention.self.{query,key,value}`,
-    /// `attention.output.{dense,LayerNorm}`, `intermediate.dense`, `output.{dense,LayerNorm}`.
+    /// BERT's `encoder` (`vb` at `encoder`), names as [`BERT`].
     pub fn load_bert(vb: VarBuilder, dims: Dims) -> candle_core::Result<Self> {
-        let names = LayerNames {
-            qkv: "attention.self",
-            norm1: "attention.output.LayerNorm",
-            norm2: "output.LayerNorm",
-            order: NormOrder::Post,
-        };
-        Self::load(vb, dims, &names)
+        Self::load(vb, dims, &BERT)
     }
 
-    /// ViT's `encoder` (`vb` at `vit.encoder`): `layer.N.attention.attention.{query,key,value}`,
-    /// `attention.output.dense`, `intermediate.dense`, `output.dense`,
-    /// `layernorm_before`, `layernorm_after`.
+    /// ViT's `encoder` (`vb` at `vit.encoder`), names as [`VIT`].
     pub fn load_vit(vb: VarBuilder, dims: Dims) -> candle_core::Result<Self> {
-        let names = LayerNames {
-            qkv: "attention.attention",
-            norm1: "layernorm_before",
-            norm2: "layernorm_after",
-            order: NormOrder::Pre,
-        };
-        Self::load(vb, dims, &names)
+        Self::load(vb, dims, &VIT)
     }
 
     fn load(vb: VarBuilder, dims: Dims, names: &LayerNames) -> candle_core::Result<Self> {
