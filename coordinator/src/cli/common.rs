@@ -32,7 +32,7 @@ impl WarehouseArgs {
     /// A confined DuckDB over the committed files (downloaded to a local cache first
     /// when the warehouse is remote).
     pub async fn query_engine(&self) -> anyhow::Result<QueryEngine> {
-        self.query_engine_with(QueryLimits::default()).await
+        self.query_engine_with(QueryLimits::fixed_queries()).await
     }
 
     /// [`WarehouseArgs::query_engine`] with `limits` on each query.

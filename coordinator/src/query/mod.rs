@@ -53,17 +53,30 @@ pub enum QueryError {
 pub struct QueryLimits {
     /// Wall time of one query, result streaming included.
     pub timeout: Duration,
-    /// DuckDB's memory limit (its buffer manager spills beyond it, up to `temp_mb`).
+    /// DuckDB's memory limit (its buffer manager spills beyond it, up to `temp_mb`);
+    /// 0 leaves DuckDB's default.
     pub memory_mb: u64,
-    /// Spill space on disk.
+    /// Spill space on disk; 0 leaves DuckDB's default.
     pub temp_mb: u64,
     /// Rows one query may return.
     pub max_rows: usize,
 }
 
 impl Default for QueryLimits {
+    /// For SQL a person typed (`accelbench query`): 5 minutes, 2 GiB, 8 GiB of spill,
+    /// a million rows.
     fn default() -> QueryLimits {
         QueryLimits { timeout: Duration::from_secs(300), memory_mb: 2048, temp_mb: 8192, max_rows: 1_000_000 }
+    }
+}
+
+impl QueryLimits {
+    /// For the commands' own fixed queries (reports, compare, regressions, …), which
+    /// return a row per result and must scale with the warehouse: no row, time or
+    /// memory bound beyond DuckDB's own (80 % of memory); spill still goes to the
+    /// private directory.
+    pub fn fixed_queries() -> QueryLimits {
+        QueryLimits { timeout: Duration::from_secs(7 * 24 * 3600), memory_mb: 0, temp_mb: 0, max_rows: usize::MAX }
     }
 }
 
@@ -94,10 +107,10 @@ impl QueryOutput {
 }
 
 impl QueryEngine {
-    /// Views over `files` (the committed files, as local paths), then confinement, with
-    /// the default [`QueryLimits`].
+    /// Views over `files` (the committed files, as local paths), then confinement, for
+    /// the commands' fixed queries ([`QueryLimits::fixed_queries`]).
     pub fn open(files: &LocalFiles) -> Result<QueryEngine, QueryError> {
-        QueryEngine::open_with(files, QueryLimits::default())
+        QueryEngine::open_with(files, QueryLimits::fixed_queries())
     }
 
     /// [`QueryEngine::open`] with `limits`.
@@ -122,8 +135,12 @@ impl QueryEngine {
         let allowed = all_paths.iter().map(|p| sql_string(&p.to_string_lossy())).collect::<Vec<_>>().join(", ");
         setup(&format!("SET allowed_paths = [{allowed}];"))?;
         setup(&format!("SET temp_directory = {};", sql_string(&temp.path().to_string_lossy())))?;
-        setup(&format!("SET memory_limit = '{}MB';", limits.memory_mb))?;
-        setup(&format!("SET max_temp_directory_size = '{}MB';", limits.temp_mb))?;
+        if limits.memory_mb > 0 {
+            setup(&format!("SET memory_limit = '{}MB';", limits.memory_mb))?;
+        }
+        if limits.temp_mb > 0 {
+            setup(&format!("SET max_temp_directory_size = '{}MB';", limits.temp_mb))?;
+        }
         setup("SET enable_external_access = false;")?;
         setup("SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;")?;
         setup("SET lock_configuration = true;")?;
