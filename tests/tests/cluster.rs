@@ -621,3 +621,26 @@ async fn registrations_from_one_address_are_rate_limited() {
     let o = c.cli(&["agents", "list", "--format", "csv", "--coordinator", &c.url()]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1 + 3, "three agents, not four: {o:?}");
 }
+
+/// Result streams open at once are bounded: beyond `max_report_streams`, a new stream is
+/// refused (the agent keeps its results in its spool and retries), and a finished
+/// stream frees its place.
+#[tokio::test(flavor = "multi_thread")]
+async fn open_result_streams_are_bounded() {
+    let config_dir = tempfile::tempdir().expect("tempdir");
+    let config = config_dir.path().join("serve.toml");
+    std::fs::write(&config, "max_report_streams = 1\n").expect("config");
+    let c =
+        Cluster::start_with_env(&[("ACCELBENCH_SERVE_CONFIG", config.to_str().expect("utf-8"))]).expect("coordinator");
+    let agents = AgentServiceClient::connect(c.url()).await.expect("connect");
+    // A stream that stays open: nothing is sent until `hold` is dropped.
+    let (hold, rx) = tokio::sync::mpsc::channel::<ReportResultsRequest>(1);
+    let mut first = agents.clone();
+    let open = tokio::spawn(async move { first.report_results(tokio_stream::wrappers::ReceiverStream::new(rx)).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let e = agents.clone().report_results(tokio_stream::iter(Vec::new())).await.expect_err("over the bound");
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{}", e.message());
+    drop(hold);
+    open.await.expect("joined").expect("the open stream ends normally");
+    agents.clone().report_results(tokio_stream::iter(Vec::new())).await.expect("its place is free again");
+}

@@ -16,7 +16,7 @@ the warehouse. Its state (sweeps, cells, leases, the manifest of committed files
 Raft-replicated log on disk in --data-dir: a restart replays it, nothing is lost.\n\n\
 Settings come from --config FILE (TOML: listen, data_dir, warehouse, max_cells, \
 heartbeat_interval_ms, max_spec_bytes, registrations_per_minute_per_peer (default 600, 0 for \
-no limit), registration_burst (default 100)), and flags override them. The first line on stdout \
+no limit), registration_burst (default 100), max_report_streams (default 1024)), and flags override them. The first line on stdout \
 is `listening on ADDR`.\n\nExample:\n  accelbench serve --listen 0.0.0.0:7070 --warehouse s3://lab-bench/warehouse")]
 pub struct ServeArgs {
     /// TOML configuration file

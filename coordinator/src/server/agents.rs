@@ -6,6 +6,8 @@
 //! Malformed requests get `InvalidArgument` naming the field; a result for a cell the
 //! agent does not hold is acknowledged `REJECTED` with the reason, and nothing is stored.
 
+use std::sync::Arc;
+
 use proto::v1::agent_service_server::AgentService;
 use proto::v1::{
     AckStatus, HeartbeatRequest, HeartbeatResponse, LeaseCellsRequest, LeaseCellsResponse, LeaseRef, RegisterRequest,
@@ -73,6 +75,8 @@ pub struct Agents {
     pub committer: Committer,
     /// Registrations per peer address (`None`: not limited).
     pub registrations: Option<PeerRate>,
+    /// One permit per open result stream (`max_report_streams`).
+    pub report_streams: Arc<tokio::sync::Semaphore>,
 }
 
 #[tonic::async_trait]
@@ -182,6 +186,13 @@ impl AgentService for Agents {
         &self,
         request: Request<Streaming<ReportResultsRequest>>,
     ) -> Result<Response<ReportResultsResponse>, Status> {
+        // Held until the stream ends: each open stream holds a task and its results.
+        let _permit = self.report_streams.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{} result streams are open, the most served at once; retry later",
+                self.ctx.config.max_report_streams
+            ))
+        })?;
         let mut stream = request.into_inner();
         let mut acks = Vec::new();
         let mut waiting = Vec::new();

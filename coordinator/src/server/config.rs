@@ -26,6 +26,8 @@ pub struct ServeConfig {
     pub registrations_per_minute_per_peer: u32,
     /// Registrations one peer address may make at once after a quiet spell.
     pub registration_burst: u32,
+    /// Result streams (`ReportResults` calls) served at once, all agents together.
+    pub max_report_streams: usize,
     /// Marks every stored result `origin = load-test`: for the lease load bench's
     /// scratch coordinator only, so generated results can never pass for measured ones.
     pub load_test: bool,
@@ -42,6 +44,7 @@ impl Default for ServeConfig {
             max_spec_bytes: 1 << 20,
             registrations_per_minute_per_peer: 600,
             registration_burst: 100,
+            max_report_streams: 1024,
             load_test: false,
         }
     }

@@ -103,6 +103,7 @@ pub async fn serve(
                     0 => None,
                     n => Some(peer_rate::PeerRate::new(n, ctx.config.registration_burst)),
                 },
+                report_streams: Arc::new(tokio::sync::Semaphore::new(ctx.config.max_report_streams.max(1))),
             })
             // One result per message, and a result may be this big: agents check the
             // same bound before sending, so none is refused by the transport.
