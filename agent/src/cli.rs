@@ -23,6 +23,11 @@ benchmark cells with the built-in candle engine (each cell in its own child proc
 and reports honest measurements.\n\nExit status: 0 success, 2 error."
 )]
 pub struct Cli {
+    /// How logs are written to stderr: text, or JSON lines carrying the fields of their
+    /// spans (sweep, agent and cell ids); child processes log alike. `RUST_LOG` picks
+    /// what is logged (warn by default)
+    #[arg(long, global = true, value_enum, default_value_t, env = "ACCELBENCH_LOG_FORMAT")]
+    pub log_format: telemetry::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -119,6 +124,7 @@ pub fn main() -> ExitCode {
         _ => "accelbench-agent",
     };
     // Dropped when main returns, after the command: flushes the spans it made.
+    cli.log_format.apply();
     let _telemetry = telemetry::init(service);
     match run(cli) {
         Ok(code) => code,

@@ -3,7 +3,10 @@
 //! until they exit.
 //!
 //! Logs go to stderr (stdout carries results and the cell protocol), filtered by
-//! `RUST_LOG`, `warn` by default. Spans are exported with OpenTelemetry over OTLP
+//! `RUST_LOG`, `warn` by default; as text, or as one JSON object per line with
+//! `ACCELBENCH_LOG_FORMAT=json` (the CLIs' `--log-format json` sets it, so child
+//! processes log alike): each line carries the event's fields and those of the spans it
+//! is in (`sweep_id`, `agent_id`, `cell_key`, … — the ids the exported spans carry). Spans are exported with OpenTelemetry over OTLP
 //! (HTTP/protobuf) only when `OTEL_EXPORTER_OTLP_ENDPOINT` or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set; otherwise no exporter, thread or layer
 //! exists, and a span is built only if `RUST_LOG` asks for its level (at the default
@@ -57,7 +60,12 @@ impl Drop for Telemetry {
 /// spans (`OTEL_SERVICE_NAME` wins). Calling it twice keeps the first subscriber.
 pub fn init(service: &'static str) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter);
+    let text = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = if json_logs() {
+        text.json().with_current_span(true).with_span_list(true).with_filter(filter).boxed()
+    } else {
+        text.with_filter(filter).boxed()
+    };
     let (provider, error) = match otlp_configured().then(|| tracer_provider(service)) {
         None => (None, None),
         Some(Ok(p)) => (Some(p), None),
@@ -79,6 +87,33 @@ pub fn init(service: &'static str) -> Telemetry {
     // A second init (tests, quickstart) must not leave a provider whose layer is not
     // installed: its guard would flush nothing and its thread would idle.
     Telemetry { provider: provider.filter(|_| installed) }
+}
+
+/// The variable that selects JSON logs (`json`; anything else is text).
+pub const LOG_FORMAT_ENV: &str = "ACCELBENCH_LOG_FORMAT";
+
+fn json_logs() -> bool {
+    std::env::var(LOG_FORMAT_ENV).is_ok_and(|v| v.trim().eq_ignore_ascii_case("json"))
+}
+
+/// How logs are written, for the CLIs' `--log-format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people
+    #[default]
+    Text,
+    /// One JSON object per line, with the fields of the enclosing spans
+    Json,
+}
+
+impl LogFormat {
+    /// Makes this process and every process it starts log in this format; call before
+    /// [`init`].
+    pub fn apply(self) {
+        if self == LogFormat::Json {
+            std::env::set_var(LOG_FORMAT_ENV, "json");
+        }
+    }
 }
 
 /// Whether the standard variables ask for OTLP trace export.

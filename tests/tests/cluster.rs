@@ -644,3 +644,25 @@ async fn open_result_streams_are_bounded() {
     open.await.expect("joined").expect("the open stream ends normally");
     agents.clone().report_results(tokio_stream::iter(Vec::new())).await.expect("its place is free again");
 }
+
+/// `--log-format json` (here through its variable, as a service manager would set it):
+/// every log line is a JSON object, and the submit's line names the sweep it made.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_carry_the_ids() {
+    let c = Cluster::start_with_env(&[("ACCELBENCH_LOG_FORMAT", "json"), ("RUST_LOG", "info")]).expect("coordinator");
+    let spec = c.write_spec("s.toml", &tiny_spec("json-logs", &["bert-tiny"], &[1], 30)).expect("spec");
+    let sweep_id = c.submit(&spec).expect("submit");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = std::fs::read_to_string(c.dir.path().join("coordinator.log")).expect("coordinator log");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let submitted = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "sweep submitted")
+        .unwrap_or_else(|| panic!("no `sweep submitted` line in {log}"));
+    assert_eq!(submitted["fields"]["sweep_id"], sweep_id.as_str(), "{submitted}");
+    assert!(submitted["level"] == "INFO" && submitted["timestamp"].is_string(), "{submitted}");
+}

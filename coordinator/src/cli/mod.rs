@@ -36,6 +36,11 @@ queried with DuckDB.\n\nStart with `accelbench quickstart`.\n\nExit status: 0 su
 command ran and answered no (invalid spec, file not imported), 2 error."
 )]
 pub struct Cli {
+    /// How logs are written to stderr: text, or JSON lines carrying the fields of their
+    /// spans (sweep, agent and cell ids); child processes log alike. `RUST_LOG` picks
+    /// what is logged (warn by default)
+    #[arg(long, global = true, value_enum, default_value_t, env = "ACCELBENCH_LOG_FORMAT")]
+    pub log_format: telemetry::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -82,6 +87,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Dropped when main returns, after the runtime: flushes the command's spans.
+    cli.log_format.apply();
     let _telemetry = telemetry::init(cli.command.service_name());
     // The child processes quickstart starts run without an async runtime.
     let child = match &cli.command {
