@@ -49,6 +49,8 @@ pub struct Cluster {
     agents: Vec<Option<Child>>,
     /// The warehouse folder when it is a small tmpfs of its own (unmounted on drop).
     small_disk: Option<PathBuf>,
+    /// Where the coordinator's config file lives, kept as long as the cluster.
+    config_dir: Option<tempfile::TempDir>,
 }
 
 impl Cluster {
@@ -61,8 +63,28 @@ impl Cluster {
     pub fn start_with_env(env: &[(&str, &str)]) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut c = Cluster { dir, addr: String::new(), env, coordinator: None, agents: Vec::new(), small_disk: None };
+        let mut c = Cluster {
+            dir,
+            addr: String::new(),
+            env,
+            coordinator: None,
+            agents: Vec::new(),
+            small_disk: None,
+            config_dir: None,
+        };
         c.start_coordinator("127.0.0.1:0")?;
+        Ok(c)
+    }
+
+    /// A coordinator started with `serve.toml` = `config` (through
+    /// `ACCELBENCH_SERVE_CONFIG`, as a service manager would pass it).
+    pub fn start_with_config(config: &str) -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("serve.toml");
+        std::fs::write(&path, config)?;
+        let path = path.to_str().context("utf-8 temp path")?.to_string();
+        let mut c = Cluster::start_with_env(&[("ACCELBENCH_SERVE_CONFIG", &path)])?;
+        c.config_dir = Some(dir);
         Ok(c)
     }
 
@@ -88,6 +110,7 @@ impl Cluster {
             coordinator: None,
             agents: Vec::new(),
             small_disk: Some(warehouse),
+            config_dir: None,
         };
         c.start_coordinator("127.0.0.1:0")?;
         Ok(Ok(c))

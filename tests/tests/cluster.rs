@@ -595,11 +595,8 @@ async fn a_cancelled_sweep_stops_its_running_cell() {
 /// more (the attack: 10 000 fake agents registered in 3 s from one host).
 #[tokio::test(flavor = "multi_thread")]
 async fn registrations_from_one_address_are_rate_limited() {
-    let config_dir = tempfile::tempdir().expect("tempdir");
-    let config = config_dir.path().join("serve.toml");
-    std::fs::write(&config, "registrations_per_minute_per_peer = 1\nregistration_burst = 3\n").expect("config");
-    let c =
-        Cluster::start_with_env(&[("ACCELBENCH_SERVE_CONFIG", config.to_str().expect("utf-8"))]).expect("coordinator");
+    let c = Cluster::start_with_config("registrations_per_minute_per_peer = 1\nregistration_burst = 3\n")
+        .expect("coordinator");
     let mut agents = AgentServiceClient::connect(c.url()).await.expect("connect");
     let fp = std::process::Command::new(e2e::binary("accelbench-agent"))
         .args(["detect", "--json"])
@@ -627,11 +624,7 @@ async fn registrations_from_one_address_are_rate_limited() {
 /// stream frees its place.
 #[tokio::test(flavor = "multi_thread")]
 async fn open_result_streams_are_bounded() {
-    let config_dir = tempfile::tempdir().expect("tempdir");
-    let config = config_dir.path().join("serve.toml");
-    std::fs::write(&config, "max_report_streams = 1\n").expect("config");
-    let c =
-        Cluster::start_with_env(&[("ACCELBENCH_SERVE_CONFIG", config.to_str().expect("utf-8"))]).expect("coordinator");
+    let c = Cluster::start_with_config("max_report_streams = 1\n").expect("coordinator");
     let agents = AgentServiceClient::connect(c.url()).await.expect("connect");
     // A stream that stays open: nothing is sent until `hold` is dropped.
     let (hold, rx) = tokio::sync::mpsc::channel::<ReportResultsRequest>(1);
