@@ -9,6 +9,7 @@
 //! - [`linear`]: `x · W + b` through gemm, with the bias, GELU or residual applied in the
 //!   same pass over the output (the "epilogue").
 //! - [`norm`]: layer norm, in place or into another buffer.
+//! - [`quant`]: 4-bit (GGML q4_0 / q4_1) weight × activation products with AVX-512 VNNI.
 //! - [`attention`]: multi-head self-attention straight from a fused QKV projection, one
 //!   task per (sequence, head), no transposes or copies of Q, K or V.
 //!
@@ -25,6 +26,7 @@ pub mod attention;
 pub mod linear;
 pub mod math;
 pub mod norm;
+pub mod quant;
 
 use pulp::{Arch, Simd, WithSimd};
 

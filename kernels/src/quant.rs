@@ -1,0 +1,517 @@
+//! 4-bit quantized matrix products (GGML's q4_0 and q4_1) with AVX-512 VNNI.
+//!
+//! The weights of a linear layer, `n` rows of `k` values, come in GGML blocks of 32
+//! values: an f16 scale `d`, for q4_1 an f16 offset `m`, and 16 bytes of nibbles (byte
+//! `i` holds value `i` in its low nibble and value `i + 16` in its high one). A value is
+//! `d·(q − 8)` in q4_0 and `d·q + m` in q4_1, with `q` the nibble.
+//!
+//! [`Q4Matrix`] keeps them repacked for one kernel: rows in tiles of 16, and per tile and
+//! block 256 bytes where 64-byte word `u` holds, for row `j` at bytes `4j..4j+4`, the
+//! block's nibble bytes `4u..4u+4`. One 512-bit load then gives, after masking the low
+//! nibbles, values `4u..4u+4` of all 16 rows, and after a shift the values `16+4u..`.
+//! `vpdpbusd` multiplies such a register (unsigned bytes) with four activation bytes
+//! broadcast to every lane (signed) and adds each lane's four products: eight of them
+//! make a whole block's dot product for 16 rows at once, one row per 32-bit lane, so the
+//! result of a tile is 16 consecutive outputs — stored with one write, no reductions.
+//!
+//! Activations are quantized per row and block of 32 as llama.cpp does for these types
+//! (q8_0: `d = max|x| / 127`, `q = round(x / d)`), keeping `d` in f32. A block's dot
+//! product is then `d_w·d_x·Σ q_w·q_x + m_w·d_x·Σ q_x`, where `m_w = −8·d_w` for q4_0:
+//! the unsigned nibbles go straight into `vpdpbusd` and the offset becomes one fused
+//! multiply-add per block with the activation block's precomputed `d_x·Σ q_x`.
+//!
+//! Work is split over rayon's pool by tiles of 16 weight rows; within a tile, up to
+//! [`ROWS_PER_PASS`] activation rows share each load of the weights (prompt processing),
+//! while a single row (decoding one token) streams the weights once.
+//!
+//! The portable [`Isa::Scalar`] path computes the same integers in the same order per
+//! block, so both agree up to f32 summation order; machines without AVX-512 VNNI should
+//! keep their existing kernels ([`Q4Matrix::fast_path_available`] says which).
+
+use half::f16;
+use rayon::prelude::*;
+
+use crate::Isa;
+
+/// Values per GGML block.
+pub const BLOCK: usize = 32;
+/// Weight rows per tile: one per 32-bit lane of a 512-bit register.
+pub const TILE: usize = 16;
+/// Activation rows that share one pass over a tile's weights.
+pub const ROWS_PER_PASS: usize = 8;
+/// Bytes of one tile's nibbles per block.
+const TILE_BLOCK_BYTES: usize = TILE * BLOCK / 2;
+
+/// Which 4-bit GGML type the weights were.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Q4Format {
+    /// `d·(q − 8)`: 18 bytes a block.
+    Q4_0,
+    /// `d·q + m`: 20 bytes a block.
+    Q4_1,
+}
+
+impl Q4Format {
+    /// Bytes of one block in a GGML file.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            Q4Format::Q4_0 => 2 + BLOCK / 2,
+            Q4Format::Q4_1 => 4 + BLOCK / 2,
+        }
+    }
+}
+
+/// A 4-bit weight matrix (`rows × cols`, used as `x · Wᵀ`) in the tiled layout above.
+#[derive(Clone, Debug)]
+pub struct Q4Matrix {
+    format: Q4Format,
+    rows: usize,
+    cols: usize,
+    /// Per tile, per block: 256 bytes of nibbles.
+    nibbles: Vec<u8>,
+    /// Per tile, per block: 16 f16 scales (rows past `rows` have scale 0).
+    scales: Vec<f16>,
+    /// q4_1 only, laid out as `scales`: the offsets.
+    offsets: Vec<f16>,
+}
+
+impl Q4Matrix {
+    /// Repacks `rows × cols` weights given as GGML blocks, row after row.
+    pub fn from_ggml(format: Q4Format, rows: usize, cols: usize, raw: &[u8]) -> Result<Self, String> {
+        if cols == 0 || !cols.is_multiple_of(BLOCK) {
+            return Err(format!("a row of {cols} values is not a whole number of {BLOCK}-value blocks"));
+        }
+        let blocks = cols / BLOCK;
+        let expected = rows
+            .checked_mul(blocks)
+            .and_then(|b| b.checked_mul(format.block_bytes()))
+            .ok_or_else(|| format!("{rows}×{cols} is too large"))?;
+        if raw.len() != expected {
+            return Err(format!("{rows}×{cols} {format:?} weights take {expected} bytes, got {}", raw.len()));
+        }
+        let tiles = rows.div_ceil(TILE);
+        let mut m = Q4Matrix {
+            format,
+            rows,
+            cols,
+            nibbles: vec![0; tiles * blocks * TILE_BLOCK_BYTES],
+            scales: vec![f16::ZERO; tiles * blocks * TILE],
+            offsets: match format {
+                Q4Format::Q4_0 => Vec::new(),
+                Q4Format::Q4_1 => vec![f16::ZERO; tiles * blocks * TILE],
+            },
+        };
+        for (r, row) in raw.chunks_exact(blocks * format.block_bytes()).enumerate() {
+            let (tile, lane) = (r / TILE, r % TILE);
+            for (b, block) in row.chunks_exact(format.block_bytes()).enumerate() {
+                let at = (tile * blocks + b) * TILE + lane;
+                m.scales[at] = f16::from_le_bytes([block[0], block[1]]);
+                let qs = match format {
+                    Q4Format::Q4_0 => &block[2..],
+                    Q4Format::Q4_1 => {
+                        m.offsets[at] = f16::from_le_bytes([block[2], block[3]]);
+                        &block[4..]
+                    }
+                };
+                let base = (tile * blocks + b) * TILE_BLOCK_BYTES;
+                for u in 0..4 {
+                    let dst = base + u * 4 * TILE + lane * 4;
+                    m.nibbles[dst..dst + 4].copy_from_slice(&qs[4 * u..4 * u + 4]);
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn format(&self) -> Q4Format {
+        self.format
+    }
+
+    /// `(rows, cols)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// Bytes held (the weights' share of a cell's memory).
+    pub fn size_in_bytes(&self) -> usize {
+        self.nibbles.len() + 2 * (self.scales.len() + self.offsets.len())
+    }
+
+    /// Whether this CPU has the AVX-512 VNNI kernel; without it the caller is better off
+    /// with the kernels it had (the scalar path here is the reference, not a fast path).
+    pub fn fast_path_available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Row `r` as f32 values (`out.len() == cols`), exactly GGML's dequantization.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        assert!(r < self.rows && out.len() == self.cols, "row {r} of {}×{}", self.rows, self.cols);
+        let blocks = self.cols / BLOCK;
+        let (tile, lane) = (r / TILE, r % TILE);
+        for (b, values) in out.chunks_exact_mut(BLOCK).enumerate() {
+            let at = (tile * blocks + b) * TILE + lane;
+            let d = self.scales[at].to_f32();
+            let m = self.offset(at);
+            let base = (tile * blocks + b) * TILE_BLOCK_BYTES;
+            for u in 0..4 {
+                for i in 0..4 {
+                    let byte = self.nibbles[base + u * 4 * TILE + lane * 4 + i];
+                    values[4 * u + i] = d * f32::from(byte & 0x0F) + m;
+                    values[16 + 4 * u + i] = d * f32::from(byte >> 4) + m;
+                }
+            }
+        }
+    }
+
+    /// The offset `m` of the block at `at` (q4_0's is `−8·d`).
+    fn offset(&self, at: usize) -> f32 {
+        match self.format {
+            Q4Format::Q4_0 => -8.0 * self.scales[at].to_f32(),
+            Q4Format::Q4_1 => self.offsets[at].to_f32(),
+        }
+    }
+
+    /// `out = x · selfᵀ` for `m` rows of `x` (`m × cols`, row-major) into `out`
+    /// (`m × rows`), activations quantized per block as the module docs say.
+    pub fn matmul_t(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32]) {
+        assert!(
+            x.len() == m * self.cols && out.len() == m * self.rows,
+            "x is {} values and out {} for {m} rows through {}×{}",
+            x.len(),
+            out.len(),
+            self.rows,
+            self.cols
+        );
+        if m == 0 || self.rows == 0 {
+            return;
+        }
+        let acts = Activations::quantize(x, m, self.cols);
+        let fast = isa == Isa::Best && Self::fast_path_available();
+        let tiles = self.rows.div_ceil(TILE);
+        // Each task owns its tile's outputs for all m rows: `m × 16` values, copied into
+        // `out` afterwards unless m is 1, where tile order already is `out`'s order.
+        let mut tiled = vec![0f32; tiles * m * TILE];
+        tiled.par_chunks_mut(m * TILE).enumerate().for_each(|(tile, dst)| {
+            for first in (0..m).step_by(ROWS_PER_PASS) {
+                let count = ROWS_PER_PASS.min(m - first);
+                let dst = &mut dst[first * TILE..(first + count) * TILE];
+                if fast {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: the CPU has AVX-512 F/BW/VNNI (checked above); the tile, rows
+                    // and destination are in bounds by construction of the loops.
+                    unsafe {
+                        avx512::tile(self, tile, &acts, first, count, dst)
+                    };
+                } else {
+                    self.tile_scalar(tile, &acts, first, count, dst);
+                }
+            }
+        });
+        for (tile, chunk) in tiled.chunks_exact(m * TILE).enumerate() {
+            let width = TILE.min(self.rows - tile * TILE);
+            for (row, values) in chunk.chunks_exact(TILE).enumerate() {
+                let at = row * self.rows + tile * TILE;
+                out[at..at + width].copy_from_slice(&values[..width]);
+            }
+        }
+    }
+
+    /// The portable kernel: same integers, same per-block scaling as the AVX-512 one.
+    fn tile_scalar(&self, tile: usize, acts: &Activations, first: usize, count: usize, dst: &mut [f32]) {
+        let blocks = self.cols / BLOCK;
+        for c in 0..count {
+            let row = first + c;
+            for lane in 0..TILE {
+                let mut acc = 0f32;
+                for b in 0..blocks {
+                    let at = (tile * blocks + b) * TILE + lane;
+                    let base = (tile * blocks + b) * TILE_BLOCK_BYTES;
+                    let xq = &acts.q[row * self.cols + b * BLOCK..][..BLOCK];
+                    let mut dot = 0i32;
+                    for u in 0..4 {
+                        for i in 0..4 {
+                            let byte = self.nibbles[base + u * 4 * TILE + lane * 4 + i];
+                            dot += i32::from(byte & 0x0F) * i32::from(xq[4 * u + i]);
+                            dot += i32::from(byte >> 4) * i32::from(xq[16 + 4 * u + i]);
+                        }
+                    }
+                    let xb = row * blocks + b;
+                    acc += dot as f32 * (self.scales[at].to_f32() * acts.d[xb]);
+                    acc += self.offset(at) * acts.sum[xb];
+                }
+                dst[c * TILE + lane] = acc;
+            }
+        }
+    }
+}
+
+/// Activations quantized to 8 bits per block of 32, with what the kernels need per block.
+struct Activations {
+    cols: usize,
+    /// `m × cols` quantized values.
+    q: Vec<i8>,
+    /// Per row and block: the scale `d`.
+    d: Vec<f32>,
+    /// Per row and block: `d · Σ q`, for the weights' offset term.
+    sum: Vec<f32>,
+}
+
+impl Activations {
+    fn quantize(x: &[f32], m: usize, cols: usize) -> Self {
+        let blocks = m * cols / BLOCK;
+        let mut a = Activations { cols, q: vec![0; m * cols], d: vec![0.0; blocks], sum: vec![0.0; blocks] };
+        let per_task = (4096 / cols).max(1) * cols;
+        a.q.par_chunks_mut(per_task)
+            .zip(x.par_chunks(per_task))
+            .zip(a.d.par_chunks_mut(per_task / BLOCK).zip(a.sum.par_chunks_mut(per_task / BLOCK)))
+            .for_each(|((q, x), (d, sum))| {
+                for (((q, x), d), sum) in q.chunks_exact_mut(BLOCK).zip(x.chunks_exact(BLOCK)).zip(d).zip(sum) {
+                    (*d, *sum) = quantize_block(x, q);
+                }
+            });
+        debug_assert_eq!(a.q.len(), m * a.cols);
+        a
+    }
+}
+
+/// One block of 32: returns `(d, d · Σ q)`. Written so that LLVM vectorises it.
+#[inline]
+fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, f32) {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+    let mut total = 0i32;
+    for (q, x) in q.iter_mut().zip(x) {
+        let v = (x * inv).round() as i32;
+        *q = v as i8;
+        total += v;
+    }
+    (d, d * total as f32)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Activations, Q4Format, Q4Matrix, BLOCK, TILE, TILE_BLOCK_BYTES};
+
+    /// One tile of 16 weight rows against `count` (≤ 8) activation rows from `first`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VNNI; `tile`, `first + count` and `dst` (at
+    /// least `count × 16` values) must be in bounds of the matrix and activations.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile(
+        w: &Q4Matrix,
+        tile: usize,
+        acts: &Activations,
+        first: usize,
+        count: usize,
+        dst: &mut [f32],
+    ) {
+        // SAFETY: the caller guarantees the CPU features; every pointer below is
+        // offset within the slices taken first, which are bounds-checked.
+        unsafe {
+            assert!(count <= super::ROWS_PER_PASS && dst.len() >= count * TILE);
+            let blocks = w.cols / BLOCK;
+            let nibbles = &w.nibbles[tile * blocks * TILE_BLOCK_BYTES..][..blocks * TILE_BLOCK_BYTES];
+            let scales = &w.scales[tile * blocks * TILE..][..blocks * TILE];
+            let offsets = match w.format {
+                Q4Format::Q4_0 => None,
+                Q4Format::Q4_1 => Some(&w.offsets[tile * blocks * TILE..][..blocks * TILE]),
+            };
+            let xq = &acts.q[first * w.cols..(first + count) * w.cols];
+            let xd = &acts.d[first * blocks..(first + count) * blocks];
+            let xs = &acts.sum[first * blocks..(first + count) * blocks];
+            let low = _mm512_set1_epi8(0x0F);
+            let minus8 = _mm512_set1_ps(-8.0);
+            let mut acc = [_mm512_setzero_ps(); super::ROWS_PER_PASS];
+            for b in 0..blocks {
+                let wq = nibbles.as_ptr().add(b * TILE_BLOCK_BYTES);
+                let mut q = [_mm512_setzero_si512(); 8];
+                for u in 0..4 {
+                    let raw = _mm512_loadu_si512(wq.add(u * 64).cast());
+                    q[u] = _mm512_and_si512(raw, low);
+                    q[u + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                }
+                let d = _mm512_cvtph_ps(_mm256_loadu_si256(scales.as_ptr().add(b * TILE).cast()));
+                let m = match offsets {
+                    None => _mm512_mul_ps(d, minus8),
+                    Some(o) => _mm512_cvtph_ps(_mm256_loadu_si256(o.as_ptr().add(b * TILE).cast())),
+                };
+                for (c, acc) in acc.iter_mut().enumerate().take(count) {
+                    let x = xq.as_ptr().add(c * w.cols + b * BLOCK).cast::<i32>();
+                    let mut dot = _mm512_setzero_si512();
+                    for (t, q) in q.iter().enumerate() {
+                        dot = _mm512_dpbusd_epi32(dot, *q, _mm512_set1_epi32(x.add(t).read_unaligned()));
+                    }
+                    let xb = c * blocks + b;
+                    let scale = _mm512_mul_ps(d, _mm512_set1_ps(*xd.get_unchecked(xb)));
+                    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, *acc);
+                    *acc = _mm512_fmadd_ps(m, _mm512_set1_ps(*xs.get_unchecked(xb)), *acc);
+                }
+            }
+            for (c, acc) in acc.iter().enumerate().take(count) {
+                _mm512_storeu_ps(dst.as_mut_ptr().add(c * TILE), *acc);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random stream in [-1, 1) (no rand in this crate).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// GGML's own quantizers (q4_0: the value of largest magnitude maps to -8; q4_1:
+    /// min and max span 0..15), written out here to make test files.
+    fn to_ggml(format: Q4Format, x: &[f32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for block in x.chunks_exact(BLOCK) {
+            let (d, m, q): (f32, f32, Vec<u8>) = match format {
+                Q4Format::Q4_0 => {
+                    let max = block.iter().fold(0f32, |a, &v| if v.abs() > a.abs() { v } else { a });
+                    let d = max / -8.0;
+                    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                    (d, 0.0, block.iter().map(|v| ((v * id + 8.5) as u8).min(15)).collect())
+                }
+                Q4Format::Q4_1 => {
+                    let (lo, hi) = block.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+                    let d = (hi - lo) / 15.0;
+                    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                    (d, lo, block.iter().map(|v| (((v - lo) * id + 0.5) as u8).min(15)).collect())
+                }
+            };
+            out.extend(f16::from_f32(d).to_le_bytes());
+            if format == Q4Format::Q4_1 {
+                out.extend(f16::from_f32(m).to_le_bytes());
+            }
+            out.extend((0..16).map(|i| q[i] | (q[i + 16] << 4)));
+        }
+        out
+    }
+
+    /// GGML's dequantization of the raw blocks, straight from the file layout.
+    fn dequantize_ggml(format: Q4Format, raw: &[u8]) -> Vec<f32> {
+        let mut out = Vec::new();
+        for block in raw.chunks_exact(format.block_bytes()) {
+            let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
+            let (m, qs) = match format {
+                Q4Format::Q4_0 => (-8.0 * d, &block[2..]),
+                Q4Format::Q4_1 => (f16::from_le_bytes([block[2], block[3]]).to_f32(), &block[4..]),
+            };
+            let mut values = [0f32; BLOCK];
+            for (i, byte) in qs.iter().enumerate() {
+                values[i] = d * f32::from(byte & 0x0F) + m;
+                values[i + 16] = d * f32::from(byte >> 4) + m;
+            }
+            out.extend(values);
+        }
+        out
+    }
+
+    fn matrix(format: Q4Format, rows: usize, cols: usize, seed: u64) -> (Q4Matrix, Vec<f32>) {
+        let raw = to_ggml(format, &values(rows * cols, seed));
+        let w = Q4Matrix::from_ggml(format, rows, cols, &raw).expect("repacks");
+        (w, dequantize_ggml(format, &raw))
+    }
+
+    #[test]
+    fn repacking_keeps_every_value() {
+        for format in [Q4Format::Q4_0, Q4Format::Q4_1] {
+            let (rows, cols) = (37, 96);
+            let (w, reference) = matrix(format, rows, cols, 3);
+            let mut row = vec![0f32; cols];
+            for r in 0..rows {
+                w.dequantize_row(r, &mut row);
+                assert_eq!(row, reference[r * cols..(r + 1) * cols], "{format:?} row {r}");
+            }
+            assert_eq!(w.shape(), (rows, cols));
+        }
+    }
+
+    /// The product is the dequantized weights times the activations, up to the
+    /// activations' 8-bit rounding (at most half a step of max|x|/127 per value).
+    #[test]
+    fn the_product_matches_the_dequantized_weights() {
+        for format in [Q4Format::Q4_0, Q4Format::Q4_1] {
+            for (rows, cols, m) in [(16, 32, 1), (40, 128, 3), (33, 64, 9), (64, 256, 17)] {
+                let (w, wf) = matrix(format, rows, cols, rows as u64);
+                let x = values(m * cols, 7 + m as u64);
+                for isa in [Isa::Best, Isa::Scalar] {
+                    let mut out = vec![f32::NAN; m * rows];
+                    w.matmul_t(isa, &x, m, &mut out);
+                    for i in 0..m {
+                        for r in 0..rows {
+                            let wr = &wf[r * cols..(r + 1) * cols];
+                            let xr = &x[i * cols..(i + 1) * cols];
+                            let exact: f64 = wr.iter().zip(xr).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+                            let bound: f64 = wr.iter().map(|a| f64::from(a.abs())).sum::<f64>() * 0.5 / 127.0 + 1e-4;
+                            let got = f64::from(out[i * rows + r]);
+                            assert!(
+                                (got - exact).abs() <= bound,
+                                "{format:?} {isa:?} {rows}x{cols} m={m} [{i},{r}]: {got} vs {exact} (bound {bound})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The AVX-512 kernel computes the scalar kernel's integers: equal up to f32
+    /// summation order. (Where the CPU lacks VNNI both runs are the scalar one.)
+    #[test]
+    fn the_vector_kernel_agrees_with_the_scalar_one() {
+        for format in [Q4Format::Q4_0, Q4Format::Q4_1] {
+            let (rows, cols, m) = (48, 2048, 11);
+            let (w, _) = matrix(format, rows, cols, 5);
+            let x: Vec<f32> = values(m * cols, 6).iter().map(|v| v * 30.0).collect();
+            let (mut fast, mut slow) = (vec![0f32; m * rows], vec![0f32; m * rows]);
+            w.matmul_t(Isa::Best, &x, m, &mut fast);
+            w.matmul_t(Isa::Scalar, &x, m, &mut slow);
+            for (i, (a, b)) in fast.iter().zip(&slow).enumerate() {
+                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{format:?} [{i}]: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn zero_activations_give_zero() {
+        let (w, _) = matrix(Q4Format::Q4_0, 16, 64, 1);
+        let mut out = vec![f32::NAN; 2 * 16];
+        w.matmul_t(Isa::Best, &[0.0; 128], 2, &mut out);
+        assert!(out.iter().all(|v| *v == 0.0), "{out:?}");
+    }
+
+    #[test]
+    fn malformed_weights_are_refused_naming_the_shape() {
+        let raw = to_ggml(Q4Format::Q4_0, &values(64, 1));
+        let why = Q4Matrix::from_ggml(Q4Format::Q4_0, 2, 64, &raw).expect_err("too short");
+        assert_eq!(why, "2×64 Q4_0 weights take 72 bytes, got 36");
+        let why = Q4Matrix::from_ggml(Q4Format::Q4_1, 1, 48, &raw).expect_err("not whole blocks");
+        assert!(why.contains("48 values"), "{why}");
+        assert!(Q4Matrix::from_ggml(Q4Format::Q4_0, usize::MAX, 64, &raw).is_err());
+    }
+}
