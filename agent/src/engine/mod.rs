@@ -24,6 +24,7 @@ mod fused;
 pub mod init;
 mod layout;
 mod llama_train;
+mod qdecoder;
 mod quantized;
 mod seq2seq;
 mod training;
