@@ -231,15 +231,18 @@ impl QDecoder {
             _ => (k, v),
         };
         block.cache = Some((k.clone(), v.clone()));
+        // Grouped KV heads without copying K and V per query head: the `group` query
+        // heads that share a KV head (adjacent in Q) become `group × s` rows against it.
         let group = self.heads / self.kv_heads;
-        let (k, v) = (repeat_kv(k, group)?, repeat_kv(v, group)?);
+        let q = q.reshape((b, self.kv_heads, group * s, self.head_dim))?;
         let scores = (q.matmul(&k.t()?)? / (self.head_dim as f64).sqrt())?;
         let scores = match s {
             1 => scores,
-            _ => scores.broadcast_add(&causal_mask(s, offset, x.device())?)?,
+            _ => scores.broadcast_add(&causal_mask(group, s, offset, x.device())?)?,
         };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, self.heads * self.head_dim))?;
+        let y = probs.matmul(&v)?.reshape((b, self.heads, s, self.head_dim))?;
+        let y = y.transpose(1, 2)?.reshape((b, s, self.heads * self.head_dim))?;
         block.o.forward(&y)
     }
 
@@ -290,21 +293,14 @@ fn rope_tables(head_dim: usize, base: f64, positions: usize, device: &Device) ->
     Ok((angles.cos()?, angles.sin()?))
 }
 
-/// `(s, offset + s)`: 0 where a query may see a key, −∞ after its own position.
-fn causal_mask(s: usize, offset: usize, device: &Device) -> candle_core::Result<Tensor> {
+/// `(group × s, offset + s)`: 0 where a query may see a key, −∞ after its own
+/// position; the `s` query positions repeated for each of the `group` heads.
+fn causal_mask(group: usize, s: usize, offset: usize, device: &Device) -> candle_core::Result<Tensor> {
     let width = offset + s;
-    let mask: Vec<f32> =
-        (0..s).flat_map(|i| (0..width).map(move |j| if j > offset + i { f32::NEG_INFINITY } else { 0.0 })).collect();
-    Tensor::from_vec(mask, (s, width), device)
-}
-
-/// Each KV head repeated for the `group` query heads that share it.
-fn repeat_kv(x: Tensor, group: usize) -> candle_core::Result<Tensor> {
-    if group == 1 {
-        return Ok(x);
-    }
-    let (b, kv, s, d) = x.dims4()?;
-    x.unsqueeze(2)?.expand((b, kv, group, s, d))?.reshape((b, kv * group, s, d))
+    let mask: Vec<f32> = (0..group * s)
+        .flat_map(|r| (0..width).map(move |j| if j > offset + r % s { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (group * s, width), device)
 }
 
 /// Whether the 4-bit weights run on our kernel (the tests' check of the dispatch).
