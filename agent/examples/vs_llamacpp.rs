@@ -3,7 +3,7 @@
 //!
 //! `cargo run -p agent --example vs_llamacpp [-- --rounds N --threads T --cases MODEL:PRECISION,...]`
 //!
-//! For each case (default: TinyLlama-1.1B at q4_0 and q8_0) the engine writes its seeded
+//! For each case (default: TinyLlama-1.1B at q4_0, q4_1 and q8_0) the engine writes its seeded
 //! random model as a GGUF file (`engine::random_gguf_of`: llama.cpp's tensor names and
 //! metadata, no vocabulary), and both engines load that file:
 //!
@@ -37,7 +37,8 @@ fn main() -> anyhow::Result<()> {
         return agent::cell::child::exec_cell(std::io::stdin().lock(), std::io::stdout().lock());
     }
     let (rounds, threads) = common::rounds_and_threads(&args)?;
-    let cases = common::flag(&args, "--cases").unwrap_or("TinyLlama-1.1B:q4_0,TinyLlama-1.1B:q8_0".into());
+    let cases =
+        common::flag(&args, "--cases").unwrap_or("TinyLlama-1.1B:q4_0,TinyLlama-1.1B:q4_1,TinyLlama-1.1B:q8_0".into());
     let llama_bench = common::setup(&common::repo_root()?, "setup_llamacpp.sh")?;
     println!("cpu: {} | threads: {threads} | rounds: {rounds} | llama-bench: {llama_bench}", common::cpu_name());
     println!(

@@ -248,7 +248,7 @@ pub struct BenchArgs {
     /// Sequence length (tokens) for text models; vision and audio use their fixed input
     #[arg(long, default_value_t = 128)]
     pub seq: u32,
-    /// Precisions: fp32, fp16, bf16, q8_0, q4_0
+    /// Precisions: fp32, fp16, bf16, q8_0, q4_0, q4_1
     #[arg(long, value_delimiter = ',', default_value = "fp32")]
     pub precision: Vec<Precision>,
     /// Modes: inference, training

@@ -42,9 +42,9 @@ use shared::result::OutputCheck;
 pub const ENGINE: &str = "candle";
 /// candle's version linked into this build (kept in step with Cargo.toml), then the
 /// revision of accelbench's own kernels (the `kernels` crate, which the CPU f32 encoders
-/// run on). Bump the revision whenever a kernel changes what it computes or how fast, so
+/// and the CPU 4-bit decoders run on; `.2` added the q4_0/q4_1 products). Bump the revision whenever a kernel changes what it computes or how fast, so
 /// that `compare` and `regressions` name it among what changed.
-pub const ENGINE_VERSION: &str = "0.11+kernels.1";
+pub const ENGINE_VERSION: &str = "0.11+kernels.2";
 /// Tokens generated after the first one in every iteration of a generative family.
 pub const DECODE_STEPS: u32 = 16;
 
@@ -126,7 +126,7 @@ pub fn check_supported(spec: &WorkloadSpec, device: &Device) -> Result<(), Build
         ));
     }
     if matches!(spec.weights, weights::Weights::Gguf { .. }) && !is_quantized(spec.precision) {
-        return Err(BuildError::Unsupported("a .gguf file runs at a quantized precision (q8_0, q4_0)".into()));
+        return Err(BuildError::Unsupported("a .gguf file runs at a quantized precision (q8_0, q4_0, q4_1)".into()));
     }
     if let Some(theirs) = spec.weights.config_json()? {
         config::check_same_shape(&theirs, &config::hf_config(model))
@@ -184,7 +184,7 @@ fn training_gap(f: Family) -> Option<&'static str> {
 }
 
 pub fn is_quantized(p: Precision) -> bool {
-    matches!(p, Precision::Q8_0 | Precision::Q4_0)
+    p.is_quantized()
 }
 
 /// The candle dtype of a float precision.

@@ -1,4 +1,4 @@
-//! Quantized decoders (LLaMA, Qwen2) at q8_0 / q4_0 through candle's GGML types.
+//! Quantized decoders (LLaMA, Qwen2) at q8_0 / q4_0 / q4_1 from GGUF files.
 //!
 //! Real weights come as a `.gguf` file. Random weights take the same road: the seeded
 //! float weights are quantized into an in-memory GGUF with llama.cpp's tensor names and
@@ -116,6 +116,7 @@ fn show(v: Option<&gguf_file::Value>) -> String {
 fn ggml_dtype(p: Precision) -> GgmlDType {
     match p {
         Precision::Q4_0 => GgmlDType::Q4_0,
+        Precision::Q4_1 => GgmlDType::Q4_1,
         _ => GgmlDType::Q8_0,
     }
 }
@@ -239,9 +240,13 @@ mod tests {
             ..llama.clone()
         };
         let max_abs = |t: Tensor| t.abs().and_then(|t| t.max_all()).and_then(|t| t.to_scalar::<f32>()).expect("max");
-        for (arch, precision) in
-            [(&llama, Precision::Q8_0), (&llama, Precision::Q4_0), (&qwen2, Precision::Q8_0), (&qwen2, Precision::Q4_0)]
-        {
+        for (arch, precision) in [
+            (&llama, Precision::Q8_0),
+            (&llama, Precision::Q4_0),
+            (&llama, Precision::Q4_1),
+            (&qwen2, Precision::Q8_0),
+            (&qwen2, Precision::Q4_0),
+        ] {
             let bytes = random_gguf(arch, precision, 11).expect("gguf");
             let ours = |kernel| {
                 let mut reader = Cursor::new(bytes.clone());
@@ -249,7 +254,7 @@ mod tests {
                 QDecoder::load(&content, &mut reader, arch, &Device::Cpu, kernel).expect("loads")
             };
             let (mut fast, mut exact) = (ours(Kernel::Quantized), ours(Kernel::Exact));
-            if precision == Precision::Q4_0 && kernels::quant::Q4Matrix::fast_path_available() {
+            if precision != Precision::Q8_0 && kernels::quant::Q4Matrix::fast_path_available() {
                 assert!(super::super::qdecoder::runs_on_our_kernel(&fast));
             }
             let mut reader = Cursor::new(bytes.clone());

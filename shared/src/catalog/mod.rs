@@ -51,6 +51,8 @@ named_enum! {
         Q8_0 = "q8_0",
         /// GGML block quantisation, 4-bit weights.
         Q4_0 = "q4_0",
+        /// GGML block quantisation, 4-bit weights with a per-block offset.
+        Q4_1 = "q4_1",
     }
 }
 
@@ -65,17 +67,18 @@ named_enum! {
 impl Precision {
     /// GGML quantised weights: inference only, since they cannot take a gradient step.
     pub fn is_quantized(self) -> bool {
-        matches!(self, Precision::Q8_0 | Precision::Q4_0)
+        matches!(self, Precision::Q8_0 | Precision::Q4_0 | Precision::Q4_1)
     }
 
     /// Bytes one weight takes in this format. GGML blocks hold 32 weights and one f16
-    /// scale: q8_0 is 34 bytes a block, q4_0 18.
+    /// scale: q8_0 is 34 bytes a block, q4_0 18, q4_1 20 (it adds an f16 offset).
     pub fn bytes_per_parameter(self) -> f64 {
         match self {
             Precision::Fp32 => 4.0,
             Precision::Fp16 | Precision::Bf16 => 2.0,
             Precision::Q8_0 => 34.0 / 32.0,
             Precision::Q4_0 => 18.0 / 32.0,
+            Precision::Q4_1 => 20.0 / 32.0,
         }
     }
 }

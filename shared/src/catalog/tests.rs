@@ -210,7 +210,7 @@ fn names_parse_and_reject_with_the_allowed_list() {
     assert_eq!("training".parse::<Mode>(), Ok(Mode::Training));
     assert_eq!(
         "int8".parse::<Precision>().expect_err("int8 is no precision").to_string(),
-        "unknown precision `int8`, expected one of fp32, fp16, bf16, q8_0, q4_0"
+        "unknown precision `int8`, expected one of fp32, fp16, bf16, q8_0, q4_0, q4_1"
     );
     assert_eq!(serde_json::to_string(&Family::Whisper).expect("serialises"), "\"whisper\"");
 }

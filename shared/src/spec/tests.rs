@@ -153,7 +153,7 @@ lease_seconds = 0
           matrix.batch_sizes[4]: got `4` again, expected each value once
           matrix.batch_sizes[5]: got 2000000, expected an integer <= 1048576
           matrix.sequence_lengths: got [], expected a list with at least one value
-          matrix.precisions[1]: got `int8`, expected one of fp32, fp16, bf16, q8_0, q4_0
+          matrix.precisions[1]: got `int8`, expected one of fp32, fp16, bf16, q8_0, q4_0, q4_1
           matrix.modes[1]: got `serving`, expected one of inference, training
           matrix.engines[1]: got `tensorrt`, expected one of candle, torch, onnxruntime, llamacpp
           matrix.exclude[0]: got axis `colours`, expected only the axes models, hardware, batch_sizes, sequence_lengths, precisions, modes, engines
