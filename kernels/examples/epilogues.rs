@@ -2,11 +2,15 @@
 //! one run (the best instruction set against the portable scalar build of the same
 //! code, and against libm's scalar erf as stock candle calls it).
 //!
+//! Also gemm's f32 against the bf16 kernel on BERT-base's shapes.
+//!
 //! `cargo run -p kernels --release --example epilogues` (or without `--release`: the
 //! dev profile builds this crate at opt-level 3 too).
 
-use std::time::Instant;
+mod common;
 
+use common::{best_of, cpu_name};
+use kernels::bf16;
 use kernels::linear::{self, Epilogue, Linear};
 use kernels::norm::LayerNorm;
 use kernels::Isa;
@@ -43,6 +47,31 @@ fn main() {
         let t = best_of(20, || ln.forward(&x, &mut y, 1, isa));
         println!("layer norm {rows}x768, 1 thread, {name:>6}: {:8.2} ms", t * 1e3);
     }
+    gemm_f32_vs_bf16();
+}
+
+/// BERT-base's four GEMM shapes at batch 1, seq 128, on every thread: gemm's f32
+/// kernel against the bf16 one (`vdpbf16ps`), same operands.
+fn gemm_f32_vs_bf16() {
+    let rows = 128;
+    for (k, n) in [(768, 2304), (768, 768), (768, 3072), (3072, 768)] {
+        let x: Vec<f32> = (0..rows * k).map(|i| (i % 89) as f32 / 89.0 - 0.5).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| (i % 71) as f32 / 71.0 - 0.5).collect();
+        let f32_layer = Linear { w: w.clone(), bias: vec![0.0; n], inputs: k, outputs: n };
+        let panels = bf16::Panels::from_f32(&w, k, n);
+        let mut out = vec![0f32; rows * n];
+        let threads = rayon::current_num_threads();
+        let f = best_of(20, || linear::forward(&f32_layer, &x, rows, &mut out, Epilogue::Bias, threads, Isa::Best));
+        let b = best_of(20, || panels.matmul(Isa::Best, &x, rows, &mut out));
+        let gflops = |t: f64| 2.0 * (rows * k * n) as f64 / t / 1e9;
+        println!(
+            "gemm {rows}x{k}x{n}, {threads} threads: f32 {:.0} GFLOP/s, bf16 {:.0} GFLOP/s (bf16 fast path: {}), bf16/f32 time {:.2}",
+            gflops(f),
+            gflops(b),
+            bf16::Panels::fast_path_available(),
+            b / f
+        );
+    }
 }
 
 fn erf_libm(x: f32) -> f32 {
@@ -52,25 +81,4 @@ fn erf_libm(x: f32) -> f32 {
     }
     // SAFETY: erff is a pure libm function on a plain float.
     unsafe { erff(x) }
-}
-
-fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
-    (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
-fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }

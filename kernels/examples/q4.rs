@@ -4,6 +4,8 @@
 //!
 //! `cargo run --release -p kernels --example q4 [-- ROUNDS]`
 
+mod common;
+
 use std::time::Instant;
 
 use kernels::quant::{Q4Format, Q4Matrix, BLOCK};
@@ -13,7 +15,7 @@ fn main() {
     let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5);
     println!(
         "cpu: {} | fast path: {} | threads: {}",
-        cpu(),
+        common::cpu_name(),
         Q4Matrix::fast_path_available(),
         rayon::current_num_threads()
     );
@@ -90,15 +92,4 @@ fn fix_scales(format: Q4Format, mut raw: Vec<u8>) -> Vec<u8> {
         }
     }
     raw
-}
-
-fn cpu() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }

@@ -9,6 +9,7 @@
 //! - [`linear`]: `x · W + b` through gemm, with the bias, GELU or residual applied in the
 //!   same pass over the output (the "epilogue").
 //! - [`norm`]: layer norm, in place or into another buffer.
+//! - [`bf16`]: bf16 × bf16 → f32 products with AVX-512 BF16 (`vdpbf16ps`).
 //! - [`quant`]: 4-bit (GGML q4_0 / q4_1) weight × activation products with AVX-512 VNNI.
 //! - [`attention`]: multi-head self-attention straight from a fused QKV projection, one
 //!   task per (sequence, head), no transposes or copies of Q, K or V.
@@ -23,6 +24,7 @@
 //! the result with the thread count beyond f32 summation order.
 
 pub mod attention;
+pub mod bf16;
 pub mod linear;
 pub mod math;
 pub mod norm;
