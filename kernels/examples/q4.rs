@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::Instant;
-
 use kernels::quant::{Q4Format, Q4Matrix, BLOCK};
 use kernels::Isa;
 
@@ -29,12 +27,7 @@ fn main() {
             for m in [1usize, 128] {
                 let x: Vec<f32> = (0..m * cols).map(|i| ((i % 97) as f32 - 48.0) / 50.0).collect();
                 let mut out = vec![0f32; m * rows];
-                let mut best = f64::MAX;
-                for _ in 0..rounds {
-                    let t = Instant::now();
-                    w.matmul_t(Isa::Best, &x, m, &mut out);
-                    best = best.min(t.elapsed().as_secs_f64());
-                }
+                let best = common::best_of(rounds, || w.matmul_t(Isa::Best, &x, m, &mut out));
                 let figure = if m == 1 {
                     format!("{:.1} GB/s of weights", w.size_in_bytes() as f64 / best / 1e9)
                 } else {
@@ -60,17 +53,14 @@ fn decode_pass(rounds: usize) {
         })
         .collect();
     let bytes: usize = layers.iter().map(Q4Matrix::size_in_bytes).sum();
-    let mut best = f64::MAX;
-    for _ in 0..rounds {
-        let t = Instant::now();
+    let best = common::best_of(rounds, || {
         for w in &layers {
             let (rows, cols) = w.shape();
             let x = vec![0.25f32; cols];
             let mut out = vec![0f32; rows];
             w.matmul_t(Isa::Best, &x, 1, &mut out);
         }
-        best = best.min(t.elapsed().as_secs_f64());
-    }
+    });
     println!(
         "decode pass, 22 layers of TinyLlama at q4_0 ({:.0} MB): {:.2} ms best of {rounds}, {:.1} GB/s, {:.1} passes/s",
         bytes as f64 / 1e6,
