@@ -26,7 +26,7 @@ fn main() {
     for (name, isa) in [("best", Isa::Best), ("scalar", Isa::Scalar)] {
         let t = best_of(20, || {
             out.copy_from_slice(&start);
-            let layer = Linear { w: vec![0.0; n], bias: bias.clone(), inputs: 1, outputs: n };
+            let layer = Linear::new(vec![0.0; n], bias.clone(), 1, n);
             let x = vec![0f32; rows];
             linear::forward(&layer, &x, rows, &mut out, Epilogue::BiasGelu, 1, isa);
         });
@@ -57,7 +57,7 @@ fn gemm_f32_vs_bf16() {
     for (k, n) in [(768, 2304), (768, 768), (768, 3072), (3072, 768)] {
         let x: Vec<f32> = (0..rows * k).map(|i| (i % 89) as f32 / 89.0 - 0.5).collect();
         let w: Vec<f32> = (0..k * n).map(|i| (i % 71) as f32 / 71.0 - 0.5).collect();
-        let f32_layer = Linear { w: w.clone(), bias: vec![0.0; n], inputs: k, outputs: n };
+        let f32_layer = Linear::new(w.clone(), vec![0.0; n], k, n);
         let panels = bf16::Panels::from_f32(&w, k, n);
         let mut out = vec![0f32; rows * n];
         let threads = rayon::current_num_threads();

@@ -8,19 +8,32 @@
 
 use rayon::prelude::*;
 
-use crate::{math, matmul, parallelism, run, Isa, Kernel};
+use crate::{bf16, math, matmul, parallelism, run, Isa, Kernel};
 
-/// Weights of one linear layer, laid out for gemm: `w` is `[inputs, outputs]` row-major
-/// (the transpose of PyTorch's `[out, in]`), so `x · w` reads both operands row by row.
+/// Weights of one linear layer. In f32 laid out for gemm: `[inputs, outputs]` row-major
+/// (the transpose of PyTorch's `[out, in]`), so `x · w` reads both operands row by row;
+/// or rounded to bf16 and packed for the bf16 kernel ([`Linear::into_bf16`]).
+#[derive(Clone, Debug)]
+pub enum Weights {
+    F32(Vec<f32>),
+    Bf16(bf16::Panels),
+}
+
+/// One linear layer: weights and bias.
 #[derive(Clone, Debug)]
 pub struct Linear {
-    pub w: Vec<f32>,
+    pub w: Weights,
     pub bias: Vec<f32>,
     pub inputs: usize,
     pub outputs: usize,
 }
 
 impl Linear {
+    /// An f32 layer from `w`, `[inputs, outputs]` row-major.
+    pub fn new(w: Vec<f32>, bias: Vec<f32>, inputs: usize, outputs: usize) -> Linear {
+        Linear { w: Weights::F32(w), bias, inputs, outputs }
+    }
+
     /// From PyTorch's layout: `weight` is `[outputs, inputs]` row-major.
     pub fn from_torch_layout(weight: &[f32], bias: Vec<f32>, inputs: usize, outputs: usize) -> Linear {
         assert_eq!(weight.len(), inputs * outputs, "weight is not {outputs}×{inputs}");
@@ -31,11 +44,12 @@ impl Linear {
                 w[i * outputs + o] = weight[o * inputs + i];
             }
         }
-        Linear { w, bias, inputs, outputs }
+        Linear::new(w, bias, inputs, outputs)
     }
 
-    /// Several layers reading the same input as one (Q, K and V become one GEMM three
-    /// times as wide): outputs side by side, in the order given.
+    /// Several f32 layers reading the same input as one (Q, K and V become one GEMM
+    /// three times as wide): outputs side by side, in the order given. Concatenate
+    /// before [`Linear::into_bf16`]: a packed layer here is a bug in the caller.
     pub fn concat(parts: &[&Linear]) -> Linear {
         let inputs = parts.first().map_or(0, |p| p.inputs);
         assert!(parts.iter().all(|p| p.inputs == inputs), "concatenated layers must share their input width");
@@ -43,11 +57,22 @@ impl Linear {
         let mut w = Vec::with_capacity(inputs * outputs);
         for i in 0..inputs {
             for p in parts {
-                w.extend_from_slice(&p.w[i * p.outputs..(i + 1) * p.outputs]);
+                let Weights::F32(pw) = &p.w else { panic!("concatenate layers before packing them to bf16") };
+                w.extend_from_slice(&pw[i * p.outputs..(i + 1) * p.outputs]);
             }
         }
         let bias = parts.iter().flat_map(|p| p.bias.iter().copied()).collect();
-        Linear { w, bias, inputs, outputs }
+        Linear::new(w, bias, inputs, outputs)
+    }
+
+    /// The same layer with its weights rounded to bf16 for the bf16 kernel (the bias
+    /// and the epilogue stay f32).
+    pub fn into_bf16(self) -> Linear {
+        let w = match self.w {
+            Weights::F32(w) => Weights::Bf16(bf16::Panels::from_f32(&w, self.inputs, self.outputs)),
+            packed => packed,
+        };
+        Linear { w, ..self }
     }
 }
 
@@ -65,7 +90,10 @@ pub enum Epilogue<'a> {
 /// `out = epilogue(x · W)` for `rows` rows of `x` (`rows × inputs`), on `threads` threads.
 pub fn forward(layer: &Linear, x: &[f32], rows: usize, out: &mut [f32], epilogue: Epilogue, threads: usize, isa: Isa) {
     let (k, n) = (layer.inputs, layer.outputs);
-    assert_eq!(layer.w.len(), k * n, "weight is not {k}×{n}");
+    match &layer.w {
+        Weights::F32(w) => assert_eq!(w.len(), k * n, "weight is not {k}×{n}"),
+        Weights::Bf16(p) => assert_eq!(p.shape(), (k, n), "packed weight is not {k}×{n}"),
+    }
     assert_eq!(layer.bias.len(), n, "bias is not {n} long");
     assert_eq!(x.len(), rows * k, "input is not {rows}×{k}");
     assert_eq!(out.len(), rows * n, "output is not {rows}×{n}");
@@ -75,11 +103,15 @@ pub fn forward(layer: &Linear, x: &[f32], rows: usize, out: &mut [f32], epilogue
     if rows == 0 || n == 0 {
         return;
     }
-    // SAFETY: the three matrices are row-major with the strides given, and the lengths
-    // were checked against rows, k and n above; `out` does not alias the inputs (it is
-    // a `&mut`).
-    unsafe {
-        matmul((rows, n, k), out.as_mut_ptr(), n, (x.as_ptr(), k, 1), (layer.w.as_ptr(), n, 1), parallelism(threads));
+    match &layer.w {
+        // SAFETY: the three matrices are row-major with the strides given, and the
+        // lengths were checked against rows, k and n above; `out` does not alias the
+        // inputs (it is a `&mut`).
+        Weights::F32(w) => unsafe {
+            matmul((rows, n, k), out.as_mut_ptr(), n, (x.as_ptr(), k, 1), (w.as_ptr(), n, 1), parallelism(threads));
+        },
+        // On rayon's pool (which the agent sizes to its thread count).
+        Weights::Bf16(p) => p.matmul(isa, x, rows, out),
     }
     apply_epilogue(out, &layer.bias, epilogue, threads, isa);
 }
@@ -205,6 +237,25 @@ mod tests {
         }
     }
 
+    /// A layer packed to bf16 computes the product of the bf16-rounded operands, then
+    /// the same f32 epilogue: within bf16's rounding (2⁻⁸ relative per operand) of f32.
+    #[test]
+    fn a_bf16_layer_runs_every_epilogue_within_bf16_rounding() {
+        let (rows, k, n) = (19, 64, 45);
+        let (x, weight, bias, residual) = (seeded(rows * k, 5), seeded(n * k, 6), seeded(n, 7), seeded(rows * n, 8));
+        let layer = Linear::from_torch_layout(&weight, bias.clone(), k, n).into_bf16();
+        assert!(matches!(layer.w, Weights::Bf16(_)));
+        let plain = reference(&x, &weight, &bias, rows, k, n);
+        let with_residual: Vec<f64> = plain.iter().zip(&residual).map(|(v, r)| v + *r as f64).collect();
+        for isa in [Isa::Best, Isa::Scalar] {
+            let mut out = vec![f32::NAN; rows * n];
+            forward(&layer, &x, rows, &mut out, Epilogue::Bias, 2, isa);
+            close(&out, &plain, 0.02);
+            forward(&layer, &x, rows, &mut out, Epilogue::BiasResidual(&residual), 2, isa);
+            close(&out, &with_residual, 0.02);
+        }
+    }
+
     #[test]
     fn concatenated_layers_compute_each_part_side_by_side() {
         let (rows, k) = (5, 8);
@@ -234,7 +285,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "weight is not 4×2")]
     fn a_layer_whose_weight_is_short_is_refused_before_gemm_reads_it() {
-        let layer = Linear { w: vec![0.0; 7], bias: vec![0.0; 2], inputs: 4, outputs: 2 };
+        let layer = Linear::new(vec![0.0; 7], vec![0.0; 2], 4, 2);
         let mut out = vec![0f32; 6];
         forward(&layer, &[0.0; 12], 3, &mut out, Epilogue::Bias, 1, Isa::Best);
     }
