@@ -1,4 +1,4 @@
-//! Throughput of the 4-bit kernels on TinyLlama-1.1B's shapes: one activation row
+//! Throughput of the quantized kernels on TinyLlama-1.1B's shapes: one activation row
 //! (decoding a token: weight bytes streamed per second) and 128 rows (a prompt:
 //! multiply-adds per second), AVX-512 VNNI against the scalar reference.
 //!
@@ -6,7 +6,7 @@
 
 mod common;
 
-use kernels::quant::{Q4Format, Q4Matrix, BLOCK};
+use kernels::quant::{Format, Matrix, BLOCK};
 use kernels::Isa;
 
 fn main() {
@@ -14,16 +14,17 @@ fn main() {
     println!(
         "cpu: {} | fast path: {} | threads: {}",
         common::cpu_name(),
-        Q4Matrix::fast_path_available(),
+        Matrix::fast_path_available(),
         rayon::current_num_threads()
     );
-    decode_pass(rounds);
-    for format in [Q4Format::Q4_0, Q4Format::Q4_1] {
+    decode_pass(Format::Q4_0, rounds);
+    decode_pass(Format::Q8_0, rounds);
+    for format in [Format::Q4_0, Format::Q4_1, Format::Q8_0] {
         for (rows, cols) in [(2048, 2048), (5632, 2048), (2048, 5632), (32000, 2048)] {
             let raw: Vec<u8> =
                 (0..rows * cols / BLOCK * format.block_bytes()).map(|i| (i * 2654435761usize >> 7) as u8).collect();
             let raw = fix_scales(format, raw);
-            let w = Q4Matrix::from_ggml(format, rows, cols, &raw).expect("weights");
+            let w = Matrix::from_ggml(format, rows, cols, &raw).expect("weights");
             for m in [1usize, 128] {
                 let x: Vec<f32> = (0..m * cols).map(|i| ((i % 97) as f32 - 48.0) / 50.0).collect();
                 let mut out = vec![0f32; m * rows];
@@ -42,17 +43,16 @@ fn main() {
 /// One decoded token's worth of products: every weight matrix of TinyLlama-1.1B's 22
 /// layers (about 600 MB at q4_0, far beyond any cache) against one activation row,
 /// as a decode step streams them.
-fn decode_pass(rounds: usize) {
+fn decode_pass(format: Format, rounds: usize) {
     let shapes = [(2048, 2048), (256, 2048), (256, 2048), (2048, 2048), (5632, 2048), (5632, 2048), (2048, 5632)];
-    let format = Q4Format::Q4_0;
-    let layers: Vec<Q4Matrix> = (0..22)
+    let layers: Vec<Matrix> = (0..22)
         .flat_map(|_| shapes)
         .map(|(rows, cols)| {
             let raw = fix_scales(format, vec![0x5A; rows * cols / BLOCK * format.block_bytes()]);
-            Q4Matrix::from_ggml(format, rows, cols, &raw).expect("weights")
+            Matrix::from_ggml(format, rows, cols, &raw).expect("weights")
         })
         .collect();
-    let bytes: usize = layers.iter().map(Q4Matrix::size_in_bytes).sum();
+    let bytes: usize = layers.iter().map(Matrix::size_in_bytes).sum();
     let best = common::best_of(rounds, || {
         for w in &layers {
             let (rows, cols) = w.shape();
@@ -62,7 +62,7 @@ fn decode_pass(rounds: usize) {
         }
     });
     println!(
-        "decode pass, 22 layers of TinyLlama at q4_0 ({:.0} MB): {:.2} ms best of {rounds}, {:.1} GB/s, {:.1} passes/s",
+        "decode pass, 22 layers of TinyLlama at {format:?} ({:.0} MB): {:.2} ms best of {rounds}, {:.1} GB/s, {:.1} passes/s",
         bytes as f64 / 1e6,
         best * 1e3,
         bytes as f64 / best / 1e9,
@@ -72,12 +72,12 @@ fn decode_pass(rounds: usize) {
 
 /// Random bytes make random f16 scales, NaN and infinities among them: give every block
 /// a scale of 0.01 (and q4_1 an offset of -0.08) instead.
-fn fix_scales(format: Q4Format, mut raw: Vec<u8>) -> Vec<u8> {
+fn fix_scales(format: Format, mut raw: Vec<u8>) -> Vec<u8> {
     let scale = half::f16::from_f32(0.01).to_le_bytes();
     let offset = half::f16::from_f32(-0.08).to_le_bytes();
     for block in raw.chunks_exact_mut(format.block_bytes()) {
         block[..2].copy_from_slice(&scale);
-        if format == Q4Format::Q4_1 {
+        if format == Format::Q4_1 {
             block[2..4].copy_from_slice(&offset);
         }
     }

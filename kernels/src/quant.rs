@@ -1,14 +1,16 @@
-//! 4-bit quantized matrix products (GGML's q4_0 and q4_1) with AVX-512 VNNI.
+//! Quantized matrix products (GGML's q4_0, q4_1 and q8_0 weights) with AVX-512 VNNI.
 //!
 //! The weights of a linear layer, `n` rows of `k` values, come in GGML blocks of 32
-//! values: an f16 scale `d`, for q4_1 an f16 offset `m`, and 16 bytes of nibbles (byte
-//! `i` holds value `i` in its low nibble and value `i + 16` in its high one). A value is
-//! `d·(q − 8)` in q4_0 and `d·q + m` in q4_1, with `q` the nibble.
+//! values: an f16 scale `d`, for q4_1 an f16 offset `m`, and the quants — 16 bytes of
+//! nibbles for the 4-bit types (byte `i` holds value `i` in its low nibble and value
+//! `i + 16` in its high one), 32 signed bytes for q8_0. A value is `d·(q − 8)` in q4_0,
+//! `d·q + m` in q4_1 and `d·q` in q8_0.
 //!
-//! [`Q4Matrix`] keeps them repacked for one kernel: rows in tiles of 16, and per tile and
-//! block 256 bytes where 64-byte word `u` holds, for row `j` at bytes `4j..4j+4`, the
-//! block's nibble bytes `4u..4u+4`. One 512-bit load then gives, after masking the low
-//! nibbles, values `4u..4u+4` of all 16 rows, and after a shift the values `16+4u..`.
+//! [`Matrix`] keeps them repacked for one kernel: rows in tiles of 16, and per tile and
+//! block 64-byte words where word `u` holds, for row `j` at bytes `4j..4j+4`, the
+//! block's quant bytes `4u..4u+4`. For the 4-bit types one 512-bit load then gives,
+//! after masking the low nibbles, values `4u..4u+4` of all 16 rows, and after a shift
+//! the values `16+4u..`; q8_0's bytes (stored `+128`, unsigned) need no unpacking.
 //! `vpdpbusd` multiplies such a register (unsigned bytes) with four activation bytes
 //! broadcast to every lane (signed) and adds each lane's four products: eight of them
 //! make a whole block's dot product for 16 rows at once, one row per 32-bit lane, so the
@@ -16,17 +18,18 @@
 //!
 //! Activations are quantized per row and block of 32 as llama.cpp does for these types
 //! (q8_0: `d = max|x| / 127`, `q = round(x / d)`), keeping `d` in f32. A block's dot
-//! product is then `d_w·d_x·Σ q_w·q_x + m_w·d_x·Σ q_x`, where `m_w = −8·d_w` for q4_0:
-//! the unsigned nibbles go straight into `vpdpbusd` and the offset becomes one fused
-//! multiply-add per block with the activation block's precomputed `d_x·Σ q_x`.
+//! product is then `d_w·d_x·Σ q_w·q_x + m_w·d_x·Σ q_x`, where `m_w = −8·d_w` for q4_0
+//! and `−128·d_w` for q8_0: the unsigned quants go straight into `vpdpbusd` and the
+//! offset becomes one fused multiply-add per block with the activation block's
+//! precomputed `d_x·Σ q_x`.
 //!
 //! Work is split over rayon's pool by tiles of 16 weight rows; within a tile, up to
 //! [`ROWS_PER_PASS`] activation rows share each load of the weights (prompt processing),
 //! while a single row (decoding one token) streams the weights once.
 //!
-//! The portable [`Isa::Scalar`] path computes the same integers in the same order per
-//! block, so both agree up to f32 summation order; machines without AVX-512 VNNI should
-//! keep their existing kernels ([`Q4Matrix::fast_path_available`] says which).
+//! The portable [`Isa::Scalar`] path computes the same integers per block, so both
+//! agree up to f32 summation order; machines without AVX-512 VNNI should keep their
+//! existing kernels ([`Matrix::fast_path_available`] says which).
 
 use half::f16;
 use rayon::prelude::*;
@@ -39,45 +42,54 @@ pub const BLOCK: usize = 32;
 pub const TILE: usize = 16;
 /// Activation rows that share one pass over a tile's weights.
 pub const ROWS_PER_PASS: usize = 8;
-/// Bytes of one tile's nibbles per block.
-const TILE_BLOCK_BYTES: usize = TILE * BLOCK / 2;
-
-/// Which 4-bit GGML type the weights were.
+/// Which GGML type the weights were.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Q4Format {
-    /// `d·(q − 8)`: 18 bytes a block.
+pub enum Format {
+    /// `d·(q − 8)`, 4-bit `q`: 18 bytes a block.
     Q4_0,
-    /// `d·q + m`: 20 bytes a block.
+    /// `d·q + m`, 4-bit `q`: 20 bytes a block.
     Q4_1,
+    /// `d·q`, signed 8-bit `q`: 34 bytes a block. Kept as `q + 128` (unsigned, for
+    /// `vpdpbusd`), so its value is `d·(q' − 128)`, the offset `−128·d`.
+    Q8_0,
 }
 
-impl Q4Format {
+impl Format {
     /// Bytes of one block in a GGML file.
     pub fn block_bytes(self) -> usize {
         match self {
-            Q4Format::Q4_0 => 2 + BLOCK / 2,
-            Q4Format::Q4_1 => 4 + BLOCK / 2,
+            Format::Q4_0 => 2 + BLOCK / 2,
+            Format::Q4_1 => 4 + BLOCK / 2,
+            Format::Q8_0 => 2 + BLOCK,
+        }
+    }
+
+    /// Bytes of one tile's quants per block: 16 rows of 32 nibbles or bytes.
+    fn tile_block_bytes(self) -> usize {
+        match self {
+            Format::Q4_0 | Format::Q4_1 => TILE * BLOCK / 2,
+            Format::Q8_0 => TILE * BLOCK,
         }
     }
 }
 
-/// A 4-bit weight matrix (`rows × cols`, used as `x · Wᵀ`) in the tiled layout above.
+/// A quantized weight matrix (`rows × cols`, used as `x · Wᵀ`) in the tiled layout above.
 #[derive(Clone, Debug)]
-pub struct Q4Matrix {
-    format: Q4Format,
+pub struct Matrix {
+    format: Format,
     rows: usize,
     cols: usize,
-    /// Per tile, per block: 256 bytes of nibbles.
-    nibbles: Vec<u8>,
+    /// Per tile, per block: 256 bytes of nibbles (q4) or 512 of bytes (q8_0).
+    quants: Vec<u8>,
     /// Per tile, per block: 16 f16 scales (rows past `rows` have scale 0).
     scales: Vec<f16>,
     /// q4_1 only, laid out as `scales`: the offsets.
     offsets: Vec<f16>,
 }
 
-impl Q4Matrix {
+impl Matrix {
     /// Repacks `rows × cols` weights given as GGML blocks, row after row.
-    pub fn from_ggml(format: Q4Format, rows: usize, cols: usize, raw: &[u8]) -> Result<Self, String> {
+    pub fn from_ggml(format: Format, rows: usize, cols: usize, raw: &[u8]) -> Result<Self, String> {
         if cols == 0 || !cols.is_multiple_of(BLOCK) {
             return Err(format!("a row of {cols} values is not a whole number of {BLOCK}-value blocks"));
         }
@@ -90,15 +102,15 @@ impl Q4Matrix {
             return Err(format!("{rows}×{cols} {format:?} weights take {expected} bytes, got {}", raw.len()));
         }
         let tiles = rows.div_ceil(TILE);
-        let mut m = Q4Matrix {
+        let mut m = Matrix {
             format,
             rows,
             cols,
-            nibbles: vec![0; tiles * blocks * TILE_BLOCK_BYTES],
+            quants: vec![0; tiles * blocks * format.tile_block_bytes()],
             scales: vec![f16::ZERO; tiles * blocks * TILE],
             offsets: match format {
-                Q4Format::Q4_0 => Vec::new(),
-                Q4Format::Q4_1 => vec![f16::ZERO; tiles * blocks * TILE],
+                Format::Q4_0 | Format::Q8_0 => Vec::new(),
+                Format::Q4_1 => vec![f16::ZERO; tiles * blocks * TILE],
             },
         };
         for (r, row) in raw.chunks_exact(blocks * format.block_bytes()).enumerate() {
@@ -106,24 +118,30 @@ impl Q4Matrix {
             for (b, block) in row.chunks_exact(format.block_bytes()).enumerate() {
                 let at = (tile * blocks + b) * TILE + lane;
                 m.scales[at] = f16::from_le_bytes([block[0], block[1]]);
-                let qs = match format {
-                    Q4Format::Q4_0 => &block[2..],
-                    Q4Format::Q4_1 => {
+                let base = (tile * blocks + b) * format.tile_block_bytes();
+                // Word `u` of a tile's block holds, for each row, bytes 4u..4u+4 of its
+                // quants: nibble pairs as GGML stores them, or q8_0's bytes made unsigned.
+                let (qs, words) = match format {
+                    Format::Q4_0 => (&block[2..], 4),
+                    Format::Q4_1 => {
                         m.offsets[at] = f16::from_le_bytes([block[2], block[3]]);
-                        &block[4..]
+                        (&block[4..], 4)
                     }
+                    Format::Q8_0 => (&block[2..], 8),
                 };
-                let base = (tile * blocks + b) * TILE_BLOCK_BYTES;
-                for u in 0..4 {
+                for u in 0..words {
                     let dst = base + u * 4 * TILE + lane * 4;
-                    m.nibbles[dst..dst + 4].copy_from_slice(&qs[4 * u..4 * u + 4]);
+                    for i in 0..4 {
+                        let q = qs[4 * u + i];
+                        m.quants[dst + i] = if format == Format::Q8_0 { q ^ 0x80 } else { q };
+                    }
                 }
             }
         }
         Ok(m)
     }
 
-    pub fn format(&self) -> Q4Format {
+    pub fn format(&self) -> Format {
         self.format
     }
 
@@ -134,7 +152,7 @@ impl Q4Matrix {
 
     /// Bytes held (the weights' share of a cell's memory).
     pub fn size_in_bytes(&self) -> usize {
-        self.nibbles.len() + 2 * (self.scales.len() + self.offsets.len())
+        self.quants.len() + 2 * (self.scales.len() + self.offsets.len())
     }
 
     /// Whether this CPU has the AVX-512 VNNI kernel; without it the caller is better off
@@ -161,22 +179,34 @@ impl Q4Matrix {
             let at = (tile * blocks + b) * TILE + lane;
             let d = self.scales[at].to_f32();
             let m = self.offset(at);
-            let base = (tile * blocks + b) * TILE_BLOCK_BYTES;
-            for u in 0..4 {
-                for i in 0..4 {
-                    let byte = self.nibbles[base + u * 4 * TILE + lane * 4 + i];
-                    values[4 * u + i] = d * f32::from(byte & 0x0F) + m;
-                    values[16 + 4 * u + i] = d * f32::from(byte >> 4) + m;
+            for (e, v) in values.iter_mut().enumerate() {
+                *v = d * f32::from(self.quant(tile * blocks + b, lane, e)) + m;
+            }
+        }
+    }
+
+    /// The unsigned quant of value `e` of row `lane` in tile-block `tb` (tile × blocks + b).
+    fn quant(&self, tb: usize, lane: usize, e: usize) -> u8 {
+        let base = tb * self.format.tile_block_bytes() + lane * 4;
+        match self.format {
+            Format::Q8_0 => self.quants[base + (e / 4) * 4 * TILE + e % 4],
+            Format::Q4_0 | Format::Q4_1 => {
+                let byte = self.quants[base + ((e % 16) / 4) * 4 * TILE + e % 4];
+                if e < 16 {
+                    byte & 0x0F
+                } else {
+                    byte >> 4
                 }
             }
         }
     }
 
-    /// The offset `m` of the block at `at` (q4_0's is `−8·d`).
+    /// The offset `m` of the block at `at` (q4_0's is `−8·d`, q8_0's `−128·d`).
     fn offset(&self, at: usize) -> f32 {
         match self.format {
-            Q4Format::Q4_0 => -8.0 * self.scales[at].to_f32(),
-            Q4Format::Q4_1 => self.offsets[at].to_f32(),
+            Format::Q4_0 => -8.0 * self.scales[at].to_f32(),
+            Format::Q4_1 => self.offsets[at].to_f32(),
+            Format::Q8_0 => -128.0 * self.scales[at].to_f32(),
         }
     }
 
@@ -209,7 +239,10 @@ impl Q4Matrix {
                     // SAFETY: the CPU has AVX-512 F/BW/VNNI (checked above); the tile, rows
                     // and destination are in bounds by construction of the loops.
                     unsafe {
-                        avx512::tile(self, tile, &acts, first, count, dst)
+                        match self.format {
+                            Format::Q8_0 => avx512::tile::<true>(self, tile, &acts, first, count, dst),
+                            _ => avx512::tile::<false>(self, tile, &acts, first, count, dst),
+                        }
                     };
                 } else {
                     self.tile_scalar(tile, &acts, first, count, dst);
@@ -234,16 +267,9 @@ impl Q4Matrix {
                 let mut acc = 0f32;
                 for b in 0..blocks {
                     let at = (tile * blocks + b) * TILE + lane;
-                    let base = (tile * blocks + b) * TILE_BLOCK_BYTES;
                     let xq = &acts.q[row * self.cols + b * BLOCK..][..BLOCK];
-                    let mut dot = 0i32;
-                    for u in 0..4 {
-                        for i in 0..4 {
-                            let byte = self.nibbles[base + u * 4 * TILE + lane * 4 + i];
-                            dot += i32::from(byte & 0x0F) * i32::from(xq[4 * u + i]);
-                            dot += i32::from(byte >> 4) * i32::from(xq[16 + 4 * u + i]);
-                        }
-                    }
+                    let dot: i32 =
+                        (0..BLOCK).map(|e| i32::from(self.quant(tile * blocks + b, lane, e)) * i32::from(xq[e])).sum();
                     let xb = row * blocks + b;
                     acc += dot as f32 * (self.scales[at].to_f32() * acts.d[xb]);
                     acc += self.offset(at) * acts.sum[xb];
@@ -305,16 +331,20 @@ fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, f32) {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{Activations, Q4Format, Q4Matrix, BLOCK, TILE, TILE_BLOCK_BYTES};
+    use super::{Activations, Format, Matrix, BLOCK, TILE};
 
     /// One tile of 16 weight rows against `count` (≤ 8) activation rows from `first`.
     ///
     /// # Safety
     /// The CPU must have AVX-512 F, BW and VNNI; `tile`, `first + count` and `dst` (at
     /// least `count × 16` values) must be in bounds of the matrix and activations.
+    /// Blocks ahead to prefetch (a hint: past the end it is harmless).
+    const PREFETCH: usize = 8;
+
+    /// `BYTES`: the weights are q8_0's bytes (eight words a block) rather than nibbles.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn tile(
-        w: &Q4Matrix,
+    pub(super) unsafe fn tile<const BYTES: bool>(
+        w: &Matrix,
         tile: usize,
         acts: &Activations,
         first: usize,
@@ -326,29 +356,40 @@ mod avx512 {
         unsafe {
             assert!(count <= super::ROWS_PER_PASS && dst.len() >= count * TILE);
             let blocks = w.cols / BLOCK;
-            let nibbles = &w.nibbles[tile * blocks * TILE_BLOCK_BYTES..][..blocks * TILE_BLOCK_BYTES];
+            let per_block = w.format.tile_block_bytes();
+            let quants = &w.quants[tile * blocks * per_block..][..blocks * per_block];
             let scales = &w.scales[tile * blocks * TILE..][..blocks * TILE];
             let offsets = match w.format {
-                Q4Format::Q4_0 => None,
-                Q4Format::Q4_1 => Some(&w.offsets[tile * blocks * TILE..][..blocks * TILE]),
+                Format::Q4_1 => Some(&w.offsets[tile * blocks * TILE..][..blocks * TILE]),
+                Format::Q4_0 | Format::Q8_0 => None,
             };
             let xq = &acts.q[first * w.cols..(first + count) * w.cols];
             let xd = &acts.d[first * blocks..(first + count) * blocks];
             let xs = &acts.sum[first * blocks..(first + count) * blocks];
             let low = _mm512_set1_epi8(0x0F);
-            let minus8 = _mm512_set1_ps(-8.0);
+            // The offset per unit of scale where it is implied: −8 (q4_0), −128 (q8_0).
+            let implied = _mm512_set1_ps(if BYTES { -128.0 } else { -8.0 });
             let mut acc = [_mm512_setzero_ps(); super::ROWS_PER_PASS];
             for b in 0..blocks {
-                let wq = nibbles.as_ptr().add(b * TILE_BLOCK_BYTES);
+                let wq = quants.as_ptr().add(b * per_block);
+                // q[t]: values 4t..4t+4 of all 16 rows, as unsigned bytes.
                 let mut q = [_mm512_setzero_si512(); 8];
-                for u in 0..4 {
-                    let raw = _mm512_loadu_si512(wq.add(u * 64).cast());
-                    q[u] = _mm512_and_si512(raw, low);
-                    q[u + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                if BYTES {
+                    for (t, q) in q.iter_mut().enumerate() {
+                        _mm_prefetch::<_MM_HINT_T0>(wq.wrapping_add(PREFETCH * per_block + t * 64).cast());
+                        *q = _mm512_loadu_si512(wq.add(t * 64).cast());
+                    }
+                } else {
+                    for u in 0..4 {
+                        _mm_prefetch::<_MM_HINT_T0>(wq.wrapping_add(PREFETCH * per_block + u * 64).cast());
+                        let raw = _mm512_loadu_si512(wq.add(u * 64).cast());
+                        q[u] = _mm512_and_si512(raw, low);
+                        q[u + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+                    }
                 }
                 let d = _mm512_cvtph_ps(_mm256_loadu_si256(scales.as_ptr().add(b * TILE).cast()));
                 let m = match offsets {
-                    None => _mm512_mul_ps(d, minus8),
+                    None => _mm512_mul_ps(d, implied),
                     Some(o) => _mm512_cvtph_ps(_mm256_loadu_si256(o.as_ptr().add(b * TILE).cast())),
                 };
                 for (c, acc) in acc.iter_mut().enumerate().take(count) {
@@ -393,40 +434,53 @@ mod tests {
 
     /// GGML's own quantizers (q4_0: the value of largest magnitude maps to -8; q4_1:
     /// min and max span 0..15), written out here to make test files.
-    fn to_ggml(format: Q4Format, x: &[f32]) -> Vec<u8> {
+    fn to_ggml(format: Format, x: &[f32]) -> Vec<u8> {
         let mut out = Vec::new();
         for block in x.chunks_exact(BLOCK) {
             let (d, m, q): (f32, f32, Vec<u8>) = match format {
-                Q4Format::Q4_0 => {
+                Format::Q4_0 => {
                     let max = block.iter().fold(0f32, |a, &v| if v.abs() > a.abs() { v } else { a });
                     let d = max / -8.0;
                     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
                     (d, 0.0, block.iter().map(|v| ((v * id + 8.5) as u8).min(15)).collect())
                 }
-                Q4Format::Q4_1 => {
+                Format::Q4_1 => {
                     let (lo, hi) = block.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
                     let d = (hi - lo) / 15.0;
                     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
                     (d, lo, block.iter().map(|v| (((v - lo) * id + 0.5) as u8).min(15)).collect())
                 }
+                Format::Q8_0 => {
+                    let d = block.iter().fold(0f32, |a, v| a.max(v.abs())) / 127.0;
+                    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                    (d, 0.0, block.iter().map(|v| (v * id).round() as i8 as u8).collect())
+                }
             };
             out.extend(f16::from_f32(d).to_le_bytes());
-            if format == Q4Format::Q4_1 {
-                out.extend(f16::from_f32(m).to_le_bytes());
+            match format {
+                Format::Q8_0 => out.extend(&q),
+                Format::Q4_1 => {
+                    out.extend(f16::from_f32(m).to_le_bytes());
+                    out.extend((0..16).map(|i| q[i] | (q[i + 16] << 4)));
+                }
+                Format::Q4_0 => out.extend((0..16).map(|i| q[i] | (q[i + 16] << 4))),
             }
-            out.extend((0..16).map(|i| q[i] | (q[i + 16] << 4)));
         }
         out
     }
 
     /// GGML's dequantization of the raw blocks, straight from the file layout.
-    fn dequantize_ggml(format: Q4Format, raw: &[u8]) -> Vec<f32> {
+    fn dequantize_ggml(format: Format, raw: &[u8]) -> Vec<f32> {
         let mut out = Vec::new();
         for block in raw.chunks_exact(format.block_bytes()) {
             let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
             let (m, qs) = match format {
-                Q4Format::Q4_0 => (-8.0 * d, &block[2..]),
-                Q4Format::Q4_1 => (f16::from_le_bytes([block[2], block[3]]).to_f32(), &block[4..]),
+                Format::Q4_0 => (-8.0 * d, &block[2..]),
+                Format::Q4_1 => (f16::from_le_bytes([block[2], block[3]]).to_f32(), &block[4..]),
+                Format::Q8_0 => {
+                    out.extend(block[2..].iter().map(|&q| d * f32::from(q as i8)));
+                    continue;
+                }
             };
             let mut values = [0f32; BLOCK];
             for (i, byte) in qs.iter().enumerate() {
@@ -438,15 +492,15 @@ mod tests {
         out
     }
 
-    fn matrix(format: Q4Format, rows: usize, cols: usize, seed: u64) -> (Q4Matrix, Vec<f32>) {
+    fn matrix(format: Format, rows: usize, cols: usize, seed: u64) -> (Matrix, Vec<f32>) {
         let raw = to_ggml(format, &values(rows * cols, seed));
-        let w = Q4Matrix::from_ggml(format, rows, cols, &raw).expect("repacks");
+        let w = Matrix::from_ggml(format, rows, cols, &raw).expect("repacks");
         (w, dequantize_ggml(format, &raw))
     }
 
     #[test]
     fn repacking_keeps_every_value() {
-        for format in [Q4Format::Q4_0, Q4Format::Q4_1] {
+        for format in [Format::Q4_0, Format::Q4_1, Format::Q8_0] {
             let (rows, cols) = (37, 96);
             let (w, reference) = matrix(format, rows, cols, 3);
             let mut row = vec![0f32; cols];
@@ -462,7 +516,7 @@ mod tests {
     /// activations' 8-bit rounding (at most half a step of max|x|/127 per value).
     #[test]
     fn the_product_matches_the_dequantized_weights() {
-        for format in [Q4Format::Q4_0, Q4Format::Q4_1] {
+        for format in [Format::Q4_0, Format::Q4_1, Format::Q8_0] {
             for (rows, cols, m) in [(16, 32, 1), (40, 128, 3), (33, 64, 9), (64, 256, 17)] {
                 let (w, wf) = matrix(format, rows, cols, rows as u64);
                 let x = values(m * cols, 7 + m as u64);
@@ -491,7 +545,7 @@ mod tests {
     /// summation order. (Where the CPU lacks VNNI both runs are the scalar one.)
     #[test]
     fn the_vector_kernel_agrees_with_the_scalar_one() {
-        for format in [Q4Format::Q4_0, Q4Format::Q4_1] {
+        for format in [Format::Q4_0, Format::Q4_1, Format::Q8_0] {
             let (rows, cols, m) = (48, 2048, 11);
             let (w, _) = matrix(format, rows, cols, 5);
             let x: Vec<f32> = values(m * cols, 6).iter().map(|v| v * 30.0).collect();
@@ -506,7 +560,7 @@ mod tests {
 
     #[test]
     fn zero_activations_give_zero() {
-        let (w, _) = matrix(Q4Format::Q4_0, 16, 64, 1);
+        let (w, _) = matrix(Format::Q4_0, 16, 64, 1);
         let mut out = vec![f32::NAN; 2 * 16];
         w.matmul_t(Isa::Best, &[0.0; 128], 2, &mut out);
         assert!(out.iter().all(|v| *v == 0.0), "{out:?}");
@@ -514,11 +568,11 @@ mod tests {
 
     #[test]
     fn malformed_weights_are_refused_naming_the_shape() {
-        let raw = to_ggml(Q4Format::Q4_0, &values(64, 1));
-        let why = Q4Matrix::from_ggml(Q4Format::Q4_0, 2, 64, &raw).expect_err("too short");
+        let raw = to_ggml(Format::Q4_0, &values(64, 1));
+        let why = Matrix::from_ggml(Format::Q4_0, 2, 64, &raw).expect_err("too short");
         assert_eq!(why, "2×64 Q4_0 weights take 72 bytes, got 36");
-        let why = Q4Matrix::from_ggml(Q4Format::Q4_1, 1, 48, &raw).expect_err("not whole blocks");
+        let why = Matrix::from_ggml(Format::Q4_1, 1, 48, &raw).expect_err("not whole blocks");
         assert!(why.contains("48 values"), "{why}");
-        assert!(Q4Matrix::from_ggml(Q4Format::Q4_0, usize::MAX, 64, &raw).is_err());
+        assert!(Matrix::from_ggml(Format::Q4_0, usize::MAX, 64, &raw).is_err());
     }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shows the kernels' run-time dispatch falling back on CPUs without AVX-512: runs the
 # `kernels` crate's tests (each kernel under the best instruction set and under scalar
-# code, against an f64 reference), the engine's fused-encoder tests (against
+# code, against an f64 reference), the engine's fused-encoder and quantized-decoder tests (against
 # candle-transformers, whose gemm dispatches too) and the `epilogues` bench on emulated CPUs with
 # qemu-user: Haswell (AVX2 + FMA, no AVX-512) and Nehalem (SSE4.2: the scalar path),
 # then natively. Installs qemu-user from Debian if it is missing.
@@ -30,6 +30,6 @@ for cpu in Haswell Nehalem native; do
     echo "== $cpu"
     if [ "$cpu" = native ]; then run=(); else run=(qemu-x86_64 -cpu "$cpu"); fi
     "${run[@]}" "$tests" -q 2>&1 | grep -E "test result|FAILED|panicked"
-    "${run[@]}" "$engine_tests" -q engine::fused engine::encoder 2>&1 | grep -E "test result|FAILED|panicked"
+    "${run[@]}" "$engine_tests" -q engine::fused engine::encoder engine::quantized 2>&1 | grep -E "test result|FAILED|panicked"
     "${run[@]}" "$bench" 2>&1 | grep -v "TCG doesn't support"
 done

@@ -1,13 +1,14 @@
-//! The quantized decoder forward (LLaMA and Qwen2 from a GGUF file) that runs 4-bit
-//! weights on the `kernels` crate's AVX-512 VNNI products.
+//! The quantized decoder forward (LLaMA and Qwen2 from a GGUF file) that runs q4_0,
+//! q4_1 and q8_0 weights on the `kernels` crate's AVX-512 VNNI products.
 //!
 //! candle-transformers' `quantized_llama` / `quantized_qwen2` keep every weight in
 //! candle's own `QMatMul`, whose q4_0 CPU path is one AVX2 dot product per (row,
 //! column) that re-reads the weights for every prompt row (0.08× llama.cpp's prompt
 //! speed, docs/PERFORMANCE.md). Their weights are private, so this module is the same
-//! computation written over a [`Linear`] of our own: q4_0 and q4_1 weights are repacked
-//! into [`Q4Matrix`] on a CPU with AVX-512 VNNI, every other weight (q8_0, the f32
-//! norms, a q6_K output layer in a real file) stays in candle's `QMatMul`.
+//! computation written over a [`Linear`] of our own: q4_0, q4_1 and q8_0 weights are
+//! repacked into [`Matrix`] on a CPU with AVX-512 VNNI; every other weight (a real
+//! file's q6_K output layer, say) and every weight on other CPUs stays in candle's
+//! `QMatMul`.
 //!
 //! The model: token embedding (dequantized), then per layer RMS norm → Q/K/V (with
 //! Qwen2's biases) → rotary position embedding (LLaMA GGUFs interleave pairs, Qwen2
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{CpuStorage, CustomOp1, DType, Device, IndexOp, Layout, Module, Shape, Tensor};
-use kernels::quant::{Q4Format, Q4Matrix};
+use kernels::quant::{Format, Matrix};
 use kernels::Isa;
 use shared::catalog::Family;
 
@@ -31,8 +32,8 @@ use super::decoder::CausalLm;
 
 /// A weight matrix used as `x · Wᵀ`.
 enum Linear {
-    /// 4-bit weights on our kernel (CPU with AVX-512 VNNI only).
-    Q4(Arc<Q4Matrix>),
+    /// GGML q4_0/q4_1/q8_0 weights on our kernel (CPU with AVX-512 VNNI only).
+    Ours(Arc<Matrix>),
     /// Anything else, through candle.
     Candle(QMatMul),
 }
@@ -41,19 +42,22 @@ impl Linear {
     /// Takes `q` over when our kernel can run it here, else wraps it for candle;
     /// `Exact` keeps the dequantized f32 weights (the tests' reference).
     fn new(q: QTensor, device: &Device, kernel: Kernel) -> candle_core::Result<Self> {
-        if kernel == Kernel::Exact {
-            return Ok(Linear::Candle(QMatMul::Tensor(q.dequantize(device)?)));
+        match kernel {
+            Kernel::Exact => return Ok(Linear::Candle(QMatMul::Tensor(q.dequantize(device)?))),
+            Kernel::Candle => return Ok(Linear::Candle(QMatMul::from_qtensor(q)?)),
+            Kernel::Quantized => {}
         }
         let format = match q.dtype() {
-            GgmlDType::Q4_0 => Some(Q4Format::Q4_0),
-            GgmlDType::Q4_1 => Some(Q4Format::Q4_1),
+            GgmlDType::Q4_0 => Some(Format::Q4_0),
+            GgmlDType::Q4_1 => Some(Format::Q4_1),
+            GgmlDType::Q8_0 => Some(Format::Q8_0),
             _ => None,
         };
         match format {
-            Some(format) if device.is_cpu() && Q4Matrix::fast_path_available() => {
+            Some(format) if device.is_cpu() && Matrix::fast_path_available() => {
                 let (rows, cols) = q.shape().dims2()?;
-                let m = Q4Matrix::from_ggml(format, rows, cols, &q.data()?).map_err(candle_core::Error::msg)?;
-                Ok(Linear::Q4(Arc::new(m)))
+                let m = Matrix::from_ggml(format, rows, cols, &q.data()?).map_err(candle_core::Error::msg)?;
+                Ok(Linear::Ours(Arc::new(m)))
             }
             _ => Ok(Linear::Candle(QMatMul::from_qtensor(q)?)),
         }
@@ -61,7 +65,7 @@ impl Linear {
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Linear::Q4(m) => x.contiguous()?.apply_op1_no_bwd(&Q4Op(m.clone())),
+            Linear::Ours(m) => x.contiguous()?.apply_op1_no_bwd(&QuantOp(m.clone())),
             Linear::Candle(q) => q.forward(x),
         }
     }
@@ -69,39 +73,43 @@ impl Linear {
     /// Which kernel runs it, for the tests.
     #[cfg(test)]
     fn is_ours(&self) -> bool {
-        matches!(self, Linear::Q4(_))
+        matches!(self, Linear::Ours(_))
     }
 }
 
 /// Which products a [`QDecoder`] runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kernel {
-    /// 4-bit weights on ours where the CPU allows, the rest on candle's.
+    /// GGML weights on ours where the CPU and the type allow, the rest on candle's.
     Quantized,
+    /// Every weight on candle's `QMatMul` (the tests' check that this forward is
+    /// candle-transformers' computation).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Candle,
     /// Every weight dequantized to f32: the reference the quantized products approximate.
     #[cfg_attr(not(test), allow(dead_code))]
     Exact,
 }
 
 /// `x · Wᵀ` as a candle op over the last dimension of a contiguous f32 `x`.
-struct Q4Op(Arc<Q4Matrix>);
+struct QuantOp(Arc<Matrix>);
 
-impl CustomOp1 for Q4Op {
+impl CustomOp1 for QuantOp {
     fn name(&self) -> &'static str {
-        "q4-matmul"
+        "quant-matmul"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (rows, cols) = self.0.shape();
         let dims = layout.shape().dims();
         let (Some(&k), true) = (dims.last(), layout.is_contiguous()) else {
-            candle_core::bail!("q4 matmul needs a contiguous input, got {layout:?}");
+            candle_core::bail!("quantized matmul needs a contiguous input, got {layout:?}");
         };
         if k != cols {
-            candle_core::bail!("q4 matmul of {rows}×{cols} weights with an input of shape {dims:?}");
+            candle_core::bail!("quantized matmul of {rows}×{cols} weights with an input of shape {dims:?}");
         }
         let CpuStorage::F32(x) = storage else {
-            candle_core::bail!("q4 matmul takes f32 activations");
+            candle_core::bail!("quantized matmul takes f32 activations");
         };
         let x = &x[layout.start_offset()..layout.start_offset() + layout.shape().elem_count()];
         let m = x.len() / cols;
@@ -303,7 +311,7 @@ fn causal_mask(group: usize, s: usize, offset: usize, device: &Device) -> candle
     Tensor::from_vec(mask, (group * s, width), device)
 }
 
-/// Whether the 4-bit weights run on our kernel (the tests' check of the dispatch).
+/// Whether the quantized weights run on our kernel (the tests' check of the dispatch).
 #[cfg(test)]
 pub(super) fn runs_on_our_kernel(m: &QDecoder) -> bool {
     m.blocks.iter().all(|b| b.q.is_ours() && b.down.is_ours())
