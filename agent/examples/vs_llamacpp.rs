@@ -14,6 +14,12 @@
 //!   128 tokens of context, as our decode runs after the prompt), built from the PyPI
 //!   sdist of llama-cpp-python by `ops/bench/setup_llamacpp.sh`.
 //!
+//! Before timing, an output check: both engines read the file and a 32-token prompt of
+//! token ids, and the bench prints how far apart their logits are, each one's distance
+//! from the same model with f32 (dequantized) weights, and how many of the 16 greedy
+//! tokens that follow agree (llama.cpp through llama-cpp-python's bindings
+//! over the same build, `ops/bench/llamacpp_greedy.py`).
+//!
 //! Interleaved for `--rounds` rounds, both on `--threads` threads (default: every core).
 //! Prints the CPU and each ratio candle/llama.cpp in tokens/s (above 1.0: candle is
 //! faster); the issue's goal is ≥ 0.8 for both.
@@ -59,6 +65,8 @@ fn main() -> anyhow::Result<()> {
             weights: Weights::Random { seed: agent::engine::weights::DEFAULT_SEED },
         };
         std::fs::write(&file, engine::random_gguf_of(&spec).map_err(|e| anyhow::anyhow!("{case}: {e}"))?)?;
+        let check =
+            output_check(&spec, &file, &llama_bench, threads).with_context(|| format!("{case}: output check"))?;
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             eprintln!("{case}: round {}/{rounds}", round + 1);
@@ -75,8 +83,72 @@ fn main() -> anyhow::Result<()> {
             cp / lp,
             ct / lt
         );
+        println!("{:<25} {check}", "");
     }
     Ok(())
+}
+
+/// Prompt length and decode steps of the output check.
+const CHECK_PROMPT: usize = 32;
+const CHECK_STEPS: usize = 16;
+
+/// Both engines on `file` from the same prompt of token ids: the logits after the
+/// prompt (max |difference| over max |logit|, cosine) and how many of the greedy tokens
+/// that follow agree, in order, before the first that differs.
+fn output_check(spec: &WorkloadSpec, file: &Path, llama_bench: &str, threads: usize) -> anyhow::Result<String> {
+    let vocab = match &spec.model.config {
+        catalog::ModelConfig::Decoder(c) => c.vocab_size,
+        _ => bail!("{} is not a decoder", spec.model.name),
+    };
+    let prompt: Vec<u32> = (0..CHECK_PROMPT as u32).map(|i| (i * 7919 + 13) % vocab).collect();
+    let from_file = WorkloadSpec {
+        weights: Weights::resolve(file.to_str().context("utf-8 path")?, None)?,
+        model: spec.model,
+        ..*spec
+    };
+    let decode = |dequantized| {
+        engine::greedy_decode(&from_file, &prompt, CHECK_STEPS, dequantized).map_err(|e| anyhow::anyhow!("engine: {e}"))
+    };
+    let ((ours, our_tokens), (exact, exact_tokens)) = (decode(false)?, decode(true)?);
+    let python = common::setup(&common::repo_root()?, "setup_torch.sh")?;
+    let script = common::repo_root()?.join("ops/bench/llamacpp_greedy.py");
+    let ids: Vec<String> = prompt.iter().map(u32::to_string).collect();
+    let lib = Path::new(llama_bench).parent().context("llama-bench's directory")?;
+    let out = Command::new(python)
+        .arg(script)
+        .args([file.to_str().context("utf-8 path")?, &ids.join(","), &CHECK_STEPS.to_string(), &threads.to_string()])
+        .env("LLAMA_CPP_LIB_PATH", lib)
+        .output()
+        .context("running llamacpp_greedy.py")?;
+    if !out.status.success() {
+        bail!("llamacpp_greedy.py: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    #[derive(serde::Deserialize)]
+    struct Theirs {
+        logits: Vec<f32>,
+        tokens: Vec<u32>,
+    }
+    let theirs: Theirs = serde_json::from_slice(&out.stdout).context("llamacpp_greedy.py's output")?;
+    if theirs.logits.len() != ours.len() {
+        bail!("llama.cpp gave {} logits, the engine {}", theirs.logits.len(), ours.len());
+    }
+    let max_abs = theirs.logits.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+    let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / max_abs;
+    let dot: f64 = ours.iter().zip(&theirs.logits).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    let cosine = dot / (norm(&ours) * norm(&theirs.logits));
+    let agree = |a: &[u32], b: &[u32]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    Ok(format!(
+        "output check ({CHECK_PROMPT}-token prompt, max |logit| {max_abs:.3}): logits against llama.cpp's max diff \
+         {:.1e}, cosine {cosine:.6}; against the f32 model (weights dequantized) ours {:.1e}, llama.cpp's {:.1e}; \
+         greedy tokens in agreement, of {CHECK_STEPS}: with llama.cpp {}, ours with f32 {}, llama.cpp's with f32 {}",
+        diff(&ours, &theirs.logits),
+        diff(&ours, &exact),
+        diff(&theirs.logits, &exact),
+        agree(&our_tokens, &theirs.tokens),
+        agree(&our_tokens, &exact_tokens),
+        agree(&theirs.tokens, &exact_tokens),
+    ))
 }
 
 /// (prompt tokens/s, decode tokens/s) of one cell of the engine on `file`.

@@ -170,7 +170,7 @@ pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, 
     }
 }
 
-pub use quantized::random_gguf_of;
+pub use quantized::{greedy_decode, random_gguf_of};
 
 /// Families with a training mode in this engine.
 pub fn trains(f: Family) -> bool {

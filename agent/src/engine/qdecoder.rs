@@ -87,7 +87,6 @@ pub(super) enum Kernel {
     #[cfg_attr(not(test), allow(dead_code))]
     Candle,
     /// Every weight dequantized to f32: the reference the quantized products approximate.
-    #[cfg_attr(not(test), allow(dead_code))]
     Exact,
 }
 

@@ -43,6 +43,51 @@ impl CausalLm for QQwen2 {
 }
 
 pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, BuildError> {
+    let (arch, content, mut reader) = open(spec)?;
+    let lm: Box<dyn CausalLm> = match spec.model.family {
+        // Our forward on the CPU (quantized weights on the kernels crate), candle's elsewhere.
+        Family::Llama | Family::Qwen2 if device.is_cpu() => {
+            Box::new(QDecoder::load(&content, &mut reader, &arch, device, Kernel::Quantized)?)
+        }
+        Family::Llama => Box::new(QLlama(quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)?)),
+        Family::Qwen2 => Box::new(QQwen2(quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, device)?)),
+        other => return Err(BuildError::Unsupported(format!("no quantized {other} in candle-transformers"))),
+    };
+    Generate::new(spec, lm, arch.vocab, arch.max_positions, device)
+}
+
+/// The logits after `prompt` and the `steps` tokens greedy decoding then picks, on the
+/// CPU through the engine's own forward: for checking the engine's outputs against
+/// another engine on the same file (the `vs_llamacpp` bench). `dequantized`: the same
+/// model with every weight dequantized to f32, the reference that quantized engines
+/// approximate.
+pub fn greedy_decode(
+    spec: &WorkloadSpec,
+    prompt: &[u32],
+    steps: usize,
+    dequantized: bool,
+) -> Result<(Vec<f32>, Vec<u32>), BuildError> {
+    let (arch, content, mut reader) = open(spec)?;
+    let device = Device::Cpu;
+    let kernel = if dequantized { Kernel::Exact } else { Kernel::Quantized };
+    let mut lm = QDecoder::load(&content, &mut reader, &arch, &device, kernel)?;
+    let ids = Tensor::new(prompt, &device)?.unsqueeze(0)?;
+    let first = lm.forward(&ids, 0)?.squeeze(0)?.to_vec1::<f32>()?;
+    let (mut logits, mut tokens) = (first.clone(), Vec::with_capacity(steps));
+    for step in 0..steps {
+        let next = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
+        tokens.push(next);
+        if step + 1 < steps {
+            let ids = Tensor::new(&[[next]], &device)?;
+            logits = lm.forward(&ids, prompt.len() + step)?.squeeze(0)?.to_vec1::<f32>()?;
+        }
+    }
+    Ok((first, tokens))
+}
+
+/// The spec's GGUF (its file, or the seeded random model), read and checked against
+/// the catalog model and precision: the shape, the parsed header and a reader at it.
+fn open(spec: &WorkloadSpec) -> Result<(config::DecoderShape, gguf_file::Content, Cursor<Vec<u8>>), BuildError> {
     let arch = config::DecoderShape::of(spec)?;
     let bytes = match &spec.weights {
         Weights::Gguf { path, .. } => {
@@ -60,16 +105,7 @@ pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, 
     check_gguf(&content, &arch, spec.precision).map_err(|why| {
         BuildError::Unsupported(format!("the .gguf file is not {} at {}: {why}", spec.model.name, spec.precision))
     })?;
-    let lm: Box<dyn CausalLm> = match spec.model.family {
-        // Our forward on the CPU (4-bit weights on the kernels crate), candle's elsewhere.
-        Family::Llama | Family::Qwen2 if device.is_cpu() => {
-            Box::new(QDecoder::load(&content, &mut reader, &arch, device, Kernel::Quantized)?)
-        }
-        Family::Llama => Box::new(QLlama(quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)?)),
-        Family::Qwen2 => Box::new(QQwen2(quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, device)?)),
-        other => return Err(BuildError::Unsupported(format!("no quantized {other} in candle-transformers"))),
-    };
-    Generate::new(spec, lm, arch.vocab, arch.max_positions, device)
+    Ok((arch, content, reader))
 }
 
 /// A GGUF file brings its own architecture and quantization: it must be the catalog
