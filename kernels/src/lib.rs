@@ -151,3 +151,15 @@ impl SharedMut {
 // SAFETY: only used for writes to disjoint regions, see `attention::attention`.
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
+
+/// Deterministic test values in [-1, 1) from `seed` (a small LCG: no dependency).
+#[cfg(test)]
+pub(crate) fn seeded(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
+}

@@ -179,6 +179,7 @@ impl Kernel for Rows<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seeded;
 
     /// Plain f64 `x · Wᵀ + b` from PyTorch's layout, the reference.
     fn reference(x: &[f32], weight: &[f32], bias: &[f32], rows: usize, k: usize, n: usize) -> Vec<f64> {
@@ -193,17 +194,6 @@ mod tests {
             }
         }
         y
-    }
-
-    fn seeded(n: usize, seed: u32) -> Vec<f32> {
-        // A small LCG: deterministic values in [-1, 1), no dependency.
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
     }
 
     fn close(got: &[f32], want: &[f64], tol: f64) {

@@ -419,17 +419,8 @@ mod avx512 {
 mod tests {
     use super::*;
 
-    /// A deterministic pseudo-random stream in [-1, 1) (no rand in this crate).
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
+        crate::seeded(n, seed as u32)
     }
 
     /// GGML's own quantizers (q4_0: the value of largest magnitude maps to -8; q4_1:

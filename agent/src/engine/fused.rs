@@ -230,11 +230,8 @@ mod tests {
         a.sub(b).expect("same shape").abs().expect("abs").max_all().expect("max").to_scalar().expect("scalar")
     }
 
-    /// candle-transformers' `BertEncoder` and ours on the same seeded weights: the same
-    /// hidden states within f32 rounding (values of order 1; a wrong weight, head split
-    /// or norm placement changes them by O(1)).
-    #[test]
-    fn bert_stack_matches_candle_transformers() {
+    /// A 3-layer BERT of width 96 (4 heads): candle-transformers' config and our dims.
+    fn small_bert() -> (bert::Config, Dims) {
         let cfg = bert::Config {
             hidden_size: 96,
             num_hidden_layers: 3,
@@ -243,6 +240,15 @@ mod tests {
             ..Default::default()
         };
         let dims = Dims { layers: 3, hidden: 96, heads: 4, intermediate: 200, eps: cfg.layer_norm_eps };
+        (cfg, dims)
+    }
+
+    /// candle-transformers' `BertEncoder` and ours on the same seeded weights: the same
+    /// hidden states within f32 rounding (values of order 1; a wrong weight, head split
+    /// or norm placement changes them by O(1)).
+    #[test]
+    fn bert_stack_matches_candle_transformers() {
+        let (cfg, dims) = small_bert();
         let stock = bert::BertEncoder::load(random_vb(5).pp("encoder"), &cfg).expect("stock");
         let ours = EncoderStack::load_bert(random_vb(5).pp("encoder"), dims).expect("fused");
         for (batch, seq) in [(1, 1), (2, 17), (3, 40)] {
@@ -287,14 +293,7 @@ mod tests {
     /// candle-transformers' own bf16 encoder (all bf16) is.
     #[test]
     fn bert_stack_in_bf16_is_within_bf16_rounding_of_f32() {
-        let cfg = bert::Config {
-            hidden_size: 96,
-            num_hidden_layers: 3,
-            num_attention_heads: 4,
-            intermediate_size: 200,
-            ..Default::default()
-        };
-        let dims = Dims { layers: 3, hidden: 96, heads: 4, intermediate: 200, eps: cfg.layer_norm_eps };
+        let (cfg, dims) = small_bert();
         let at = |dtype| VarBuilder::from_backend(Box::new(GemmLayout::new(SeededInit::new(5))), dtype, Device::Cpu);
         let f32_stack = EncoderStack::load_bert(at(DType::F32).pp("encoder"), dims).expect("f32");
         let bf16_stack = EncoderStack::load_bert(at(DType::BF16).pp("encoder"), dims).expect("bf16");
