@@ -43,6 +43,8 @@ pub fn binary(name: &str) -> PathBuf {
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub addr: String,
+    /// The coordinator's `/metrics` URL (its HTTP listener, on a free port).
+    pub metrics_url: String,
     /// Extra environment of every process the cluster starts, CLI runs included.
     env: Vec<(String, String)>,
     coordinator: Option<Child>,
@@ -66,6 +68,7 @@ impl Cluster {
         let mut c = Cluster {
             dir,
             addr: String::new(),
+            metrics_url: String::new(),
             env,
             coordinator: None,
             agents: Vec::new(),
@@ -106,6 +109,7 @@ impl Cluster {
         let mut c = Cluster {
             dir,
             addr: String::new(),
+            metrics_url: String::new(),
             env: Vec::new(),
             coordinator: None,
             agents: Vec::new(),
@@ -144,7 +148,7 @@ impl Cluster {
     /// Starts (or restarts, on the same address) the coordinator.
     pub fn start_coordinator(&mut self, listen: &str) -> anyhow::Result<()> {
         let mut child = Command::new(binary("accelbench"))
-            .args(["serve", "--listen", listen, "--data-dir"])
+            .args(["serve", "--listen", listen, "--http-listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.dir.path().join("coordinator"))
             .arg("--warehouse")
             .arg(self.warehouse())
@@ -153,13 +157,40 @@ impl Cluster {
             .stderr(Stdio::from(log_file(self.dir.path(), "coordinator")?))
             .spawn()
             .context("starting accelbench serve")?;
-        let stdout = child.stdout.take().context("stdout")?;
+        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+        stdout.read_line(&mut line)?;
         let addr = line.trim().strip_prefix("listening on ").with_context(|| format!("first line {line:?}"))?;
         self.addr = addr.to_string();
+        line.clear();
+        stdout.read_line(&mut line)?;
+        let url = line.trim().strip_prefix("metrics on ").with_context(|| format!("second line {line:?}"))?;
+        self.metrics_url = url.to_string();
         self.coordinator = Some(child);
         Ok(())
+    }
+
+    /// The coordinator's metrics as Prometheus would scrape them: `(name{labels}, value)`
+    /// for every sample line (a plain HTTP/1.0 GET, no client library in the way).
+    pub fn scrape(&self) -> anyhow::Result<Vec<(String, f64)>> {
+        use std::io::{Read, Write};
+        let rest = self.metrics_url.strip_prefix("http://").context("metrics url")?;
+        let (host, path) = rest.split_once('/').context("metrics url path")?;
+        let mut stream = std::net::TcpStream::connect(host)?;
+        write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let (head, body) = response.split_once("\r\n\r\n").context("http response")?;
+        anyhow::ensure!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+        anyhow::ensure!(head.to_ascii_lowercase().contains("content-type: application/openmetrics-text"), "{head}");
+        Ok(body
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                Some((name.to_string(), value.parse().ok()?))
+            })
+            .collect())
     }
 
     /// Stops the coordinator as a service manager does (SIGTERM) and waits for it to

@@ -659,3 +659,51 @@ async fn json_logs_carry_the_ids() {
     assert_eq!(submitted["fields"]["sweep_id"], sweep_id.as_str(), "{submitted}");
     assert!(submitted["level"] == "INFO" && submitted["timestamp"].is_string(), "{submitted}");
 }
+
+/// The value of the sample `series` (name and labels as exposed), if present.
+fn sample(samples: &[(String, f64)], series: &str) -> Option<f64> {
+    samples.iter().find(|(name, _)| name == series).map(|(_, v)| *v)
+}
+
+/// `/metrics` tells what happened as it happened: after a sweep, the cells by state,
+/// the results committed, the leases granted, the agent alive under its hardware
+/// class, the group commits and the warehouse's files equal what the sweep did; after
+/// a restart at once, the state gauges are the same (read from the replayed state) and
+/// the counters start again from zero (they count this process's work).
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_what_the_sweep_did_and_survive_a_restart() {
+    let mut c = Cluster::start().expect("coordinator");
+    let before = c.scrape().expect("scrape an idle coordinator");
+    assert_eq!(sample(&before, "accelbench_cells{state=\"done\"}"), Some(0.0), "{before:?}");
+    assert_eq!(sample(&before, "accelbench_warehouse_files"), Some(0.0));
+    c.start_agent(0).expect("agent");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let spec = c.write_spec("s.toml", &tiny_spec("metrics", &["bert-tiny"], &[1, 2], 30)).expect("spec");
+    let id = c.submit(&spec).expect("submit");
+    let s = c.wait_done(&id, LIMIT).await.expect("done");
+    let cells = total(&s) as f64;
+    assert_eq!(cells, 4.0, "{s:?}");
+    let m = c.scrape().expect("scrape");
+    assert_eq!(sample(&m, "accelbench_cells{state=\"done\"}"), Some(cells), "{m:?}");
+    assert_eq!(sample(&m, "accelbench_cells{state=\"pending\"}"), Some(0.0));
+    assert_eq!(sample(&m, "accelbench_sweeps{state=\"finished\"}"), Some(1.0));
+    assert_eq!(sample(&m, "accelbench_results_total{outcome=\"committed\"}"), Some(cells), "{m:?}");
+    assert!(sample(&m, "accelbench_leases_granted_total") >= Some(cells), "{m:?}");
+    assert!(sample(&m, "accelbench_lease_request_seconds_count") >= Some(1.0));
+    assert!(sample(&m, "accelbench_commit_group_size_sum") >= Some(cells), "{m:?}");
+    let alive: Vec<&(String, f64)> =
+        m.iter().filter(|(n, _)| n.starts_with("accelbench_agents{") && n.contains("liveness=\"alive\"")).collect();
+    assert!(
+        alive.len() == 1 && alive[0].0.contains("hardware_class=\"cpu/") && alive[0].1 == 1.0,
+        "one live agent under its cpu class: {alive:?}"
+    );
+    let files = sample(&m, "accelbench_warehouse_files").unwrap_or(0.0);
+    assert!(files >= 1.0 && sample(&m, "accelbench_warehouse_bytes") > Some(0.0), "{m:?}");
+
+    c.kill_coordinator();
+    c.start_coordinator(&c.addr.clone()).expect("restart at once");
+    let again = c.scrape().expect("scrape after restart");
+    assert_eq!(sample(&again, "accelbench_cells{state=\"done\"}"), Some(cells), "{again:?}");
+    assert_eq!(sample(&again, "accelbench_warehouse_files"), Some(files));
+    assert_eq!(sample(&again, "accelbench_leases_granted_total"), Some(0.0), "{again:?}");
+}

@@ -14,10 +14,13 @@ use crate::server::{self, ServeConfig};
 their cells to agents (`accelbench-agent run --coordinator URL`), and commits their results to \
 the warehouse. Its state (sweeps, cells, leases, the manifest of committed files) is a \
 Raft-replicated log on disk in --data-dir: a restart replays it, nothing is lost.\n\n\
-Settings come from --config FILE (TOML: listen, data_dir, warehouse, max_cells, \
+Settings come from --config FILE (TOML: listen, http_listen, data_dir, warehouse, max_cells, \
 heartbeat_interval_ms, max_spec_bytes, registrations_per_minute_per_peer (default 600, 0 for \
 no limit), registration_burst (default 100), max_report_streams (default 1024)), and flags override them. The first line on stdout \
-is `listening on ADDR`.\n\nExample:\n  accelbench serve --listen 0.0.0.0:7070 --warehouse s3://lab-bench/warehouse")]
+is `listening on ADDR`; with --http-listen the second is `metrics on http://ADDR/metrics` \
+(Prometheus text format: cells by state, sweeps, agents by hardware class and liveness, leases \
+granted and expired, lease latency, results by answer, group commits, warehouse files and \
+bytes).\n\nExample:\n  accelbench serve --listen 0.0.0.0:7070 --warehouse s3://lab-bench/warehouse")]
 pub struct ServeArgs {
     /// TOML configuration file
     #[arg(long, value_name = "FILE", env = "ACCELBENCH_SERVE_CONFIG")]
@@ -25,6 +28,10 @@ pub struct ServeArgs {
     /// gRPC listen address (port 0 picks a free port)
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// HTTP listen address for Prometheus metrics at /metrics (off unless given; port 0
+    /// picks a free port)
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
     /// Folder of the Raft log and snapshots
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -41,6 +48,9 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(l) = args.listen {
         config.listen = l;
     }
+    if let Some(h) = args.http_listen {
+        config.http_listen = Some(h);
+    }
     if let Some(d) = args.data_dir {
         config.data_dir = d;
     }
@@ -51,7 +61,15 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     println!("listening on {}", listener.local_addr()?);
-    server::serve(config, listener, stop_signal()?).await?;
+    let http = match config.http_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} (http)"))?;
+            println!("metrics on http://{}/metrics", l.local_addr()?);
+            Some(l)
+        }
+        None => None,
+    };
+    server::serve(config, listener, http, stop_signal()?).await?;
     Ok(ExitCode::SUCCESS)
 }
 

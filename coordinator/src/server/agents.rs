@@ -175,7 +175,9 @@ impl AgentService for Agents {
         let max = r.max_cells.clamp(1, MAX_CELLS_PER_LEASE) as usize;
         let agent_id: AgentId = parse_field("agent_id", &r.agent_id)?;
         let held = held_leases("held", &r.held)?;
+        let t0 = std::time::Instant::now();
         let leases = self.leasing.lease(agent_id.clone(), max, held).await?;
+        self.ctx.metrics.leased(leases.len(), t0.elapsed());
         // After the lease: an unknown agent must not enter the liveness table.
         self.ctx.liveness.saw(agent_id.as_str());
         Ok(Response::new(LeaseCellsResponse { leases }))
@@ -218,6 +220,10 @@ impl AgentService for Agents {
             }
         }
         answer(&mut waiting, &mut acks).await?;
+        for ack in &acks {
+            let status = AckStatus::try_from(ack.status).map_or("unknown", |s| s.as_str_name());
+            self.ctx.metrics.result(status.trim_start_matches("ACK_STATUS_"));
+        }
         Ok(Response::new(ReportResultsResponse { acks }))
     }
 }

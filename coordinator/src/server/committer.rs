@@ -171,6 +171,7 @@ async fn commit_group(ctx: &Ctx, group: Vec<Queued>) {
         entries = commit_round(ctx, entries).await;
     }
     tracing::debug!(n, verdicts_ms = t1.as_secs_f64() * 1e3, total_ms = t0.elapsed().as_secs_f64() * 1e3, "group done");
+    ctx.metrics.group_committed(n, t0.elapsed());
 }
 
 /// One attempt at committing `entries` together; returns those to try again.

@@ -12,6 +12,8 @@ use serde::Deserialize;
 pub struct ServeConfig {
     /// gRPC listen address.
     pub listen: SocketAddr,
+    /// HTTP listen address for `/metrics`; none by default.
+    pub http_listen: Option<SocketAddr>,
     /// Where the Raft log, hard state and snapshots live.
     pub data_dir: PathBuf,
     /// The warehouse results are committed to (folder or URL).
@@ -37,6 +39,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            http_listen: None,
             data_dir: PathBuf::from("./accelbench-coordinator"),
             warehouse: "./accelbench-data".into(),
             max_cells: shared::spec::Limits::default().max_cells,

@@ -16,6 +16,7 @@ pub mod errors;
 pub mod fleet;
 pub mod leasing;
 pub mod liveness;
+pub mod metrics;
 pub mod peer_rate;
 pub mod sweeps;
 pub mod tables;
@@ -49,6 +50,7 @@ pub struct Ctx {
     pub warehouse: Arc<Warehouse>,
     pub liveness: Arc<Liveness>,
     pub config: Arc<ServeConfig>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// How often the leader looks for expired leases.
@@ -57,10 +59,12 @@ const EXPIRY_EVERY: Duration = Duration::from_millis(500);
 /// How long a shutdown waits for result groups still committing.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(30);
 
-/// Serves on `listener` until `shutdown` resolves.
+/// Serves gRPC on `listener`, and `/metrics` on `http` if given, until `shutdown`
+/// resolves.
 pub async fn serve(
     config: ServeConfig,
     listener: TcpListener,
+    http: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
@@ -80,9 +84,16 @@ pub async fn serve(
     let warehouse = Arc::new(
         Warehouse::open(&config.warehouse).await.with_context(|| format!("opening warehouse {}", config.warehouse))?,
     );
-    let ctx = Ctx { raft, warehouse, liveness: Arc::new(Liveness::default()), config: Arc::new(config) };
+    let ctx = Ctx {
+        raft,
+        warehouse,
+        liveness: Arc::new(Liveness::default()),
+        config: Arc::new(config),
+        metrics: Arc::default(),
+    };
     mirror_manifest(&ctx).await.context("mirroring raft's manifest into the warehouse")?;
     let expiry = tokio::spawn(expire_leases(ctx.clone()));
+    let http = http.map(|l| tokio::spawn(serve_http(ctx.clone(), l)));
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "coordinator serving");
@@ -114,6 +125,9 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     expiry.abort();
+    if let Some(h) = http {
+        h.abort();
+    }
     // The service (and its committer handles) is gone: wait for the groups in flight,
     // bounded, since a warehouse commit retries while its store is down.
     if tokio::time::timeout(SHUTDOWN_DRAIN, committer_done).await.is_err() {
@@ -150,9 +164,29 @@ async fn expire_leases(ctx: Ctx) {
             continue;
         }
         tracing::warn!(n = expired.len(), "expiring leases of silent agents");
-        if let Err(e) = ctx.raft.propose(Command::ExpireLeases { expired, at_ms: now_ms() }).await {
-            tracing::error!(error = %e, "expiring leases");
+        let n = expired.len();
+        match ctx.raft.propose(Command::ExpireLeases { expired, at_ms: now_ms() }).await {
+            Ok(_) => ctx.metrics.expired(n),
+            Err(e) => tracing::error!(error = %e, "expiring leases"),
         }
+    }
+}
+
+/// The HTTP listener: `/metrics` (Prometheus text format); anything else is 404.
+async fn serve_http(ctx: Ctx, listener: TcpListener) {
+    use axum::http::header::CONTENT_TYPE;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let ctx = ctx.clone();
+            async move {
+                let body = ctx.metrics.render(&ctx);
+                ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "http listener stopped");
     }
 }
 
