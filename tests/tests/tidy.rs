@@ -25,7 +25,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn all_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for krate in ["shared", "analysis", "proto", "telemetry", "agent", "coordinator", "tests"] {
+    for krate in ["shared", "analysis", "proto", "telemetry", "kernels", "agent", "coordinator", "tests"] {
         rust_files(&workspace_root().join(krate), &mut files);
     }
     assert!(files.len() > 10, "found only {} files: wrong root?", files.len());
@@ -57,4 +57,47 @@ fn no_ignored_or_should_panic_tests() {
         .map(|p| p.display().to_string())
         .collect();
     assert!(bad.is_empty(), "files with skipped or inverted tests: {bad:#?}");
+}
+
+/// The systemd units in ops/systemd pass `systemd-analyze verify` with no warning (it
+/// exits 0 on a misspelt setting, so its output must be empty too), pointed at the
+/// binaries this build made. Skipped, saying so, where systemd-analyze is missing.
+#[test]
+fn systemd_units_verify() {
+    let dir = workspace_root().join("ops/systemd");
+    let units: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("ops/systemd")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "service"))
+        .collect();
+    assert_eq!(units.len(), 2, "the coordinator's and the agent's units: {units:?}");
+    if std::process::Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: systemd-analyze is not installed here");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut copies = Vec::new();
+    for unit in &units {
+        let text = std::fs::read_to_string(unit).expect("unit");
+        assert!(text.contains("ExecStart=/usr/local/bin/accelbench"), "{}", unit.display());
+        for hardening in ["NoNewPrivileges=yes", "DynamicUser=yes", "ProtectSystem=strict", "CapabilityBoundingSet="] {
+            assert!(text.contains(hardening), "{} lacks {hardening}", unit.display());
+        }
+        // verify checks that ExecStart's binary exists: use the ones just built.
+        let text = text
+            .replace("/usr/local/bin/accelbench-agent", &e2e::binary("accelbench-agent").display().to_string())
+            .replace("/usr/local/bin/accelbench ", &format!("{} ", e2e::binary("accelbench").display()));
+        let copy = tmp.path().join(unit.file_name().expect("name"));
+        std::fs::write(&copy, text).expect("write");
+        copies.push(copy);
+    }
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg("--man=no")
+        .args(&copies)
+        .output()
+        .expect("systemd-analyze");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
 }
