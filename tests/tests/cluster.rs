@@ -697,6 +697,10 @@ async fn metrics_show_what_the_sweep_did_and_survive_a_restart() {
         alive.len() == 1 && alive[0].0.contains("hardware_class=\"cpu/") && alive[0].1 == 1.0,
         "one live agent under its cpu class: {alive:?}"
     );
+    assert_eq!(sample(&m, "accelbench_raft_is_leader"), Some(1.0), "the lone node leads");
+    let (commit, applied) = (sample(&m, "accelbench_raft_commit_index"), sample(&m, "accelbench_raft_applied_index"));
+    assert!(commit >= Some(cells) && applied == commit, "committed and applied: {commit:?} {applied:?}");
+    assert!(sample(&m, "accelbench_raft_term") >= Some(1.0));
     let files = sample(&m, "accelbench_warehouse_files").unwrap_or(0.0);
     assert!(files >= 1.0 && sample(&m, "accelbench_warehouse_bytes") > Some(0.0), "{m:?}");
 
@@ -706,4 +710,5 @@ async fn metrics_show_what_the_sweep_did_and_survive_a_restart() {
     assert_eq!(sample(&again, "accelbench_cells{state=\"done\"}"), Some(cells), "{again:?}");
     assert_eq!(sample(&again, "accelbench_warehouse_files"), Some(files));
     assert_eq!(sample(&again, "accelbench_leases_granted_total"), Some(0.0), "{again:?}");
+    assert!(sample(&again, "accelbench_raft_applied_index") >= applied, "the log replayed: {again:?}");
 }

@@ -27,7 +27,7 @@ pub mod transport;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 
@@ -55,6 +55,43 @@ pub enum RaftError {
     BadMessage { n_bytes: usize },
 }
 
+/// Where this node stands in its Raft group, as the node thread last published it after
+/// a Ready (for metrics and displays; never to decide anything).
+#[derive(Debug, Default)]
+pub struct Status {
+    term: AtomicU64,
+    commit: AtomicU64,
+    applied: AtomicU64,
+    leader: AtomicBool,
+}
+
+/// A copy of [`Status`] at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusNow {
+    pub term: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub is_leader: bool,
+}
+
+impl Status {
+    pub(crate) fn publish(&self, now: StatusNow) {
+        self.term.store(now.term, Ordering::Relaxed);
+        self.commit.store(now.commit_index, Ordering::Relaxed);
+        self.applied.store(now.applied_index, Ordering::Relaxed);
+        self.leader.store(now.is_leader, Ordering::Relaxed);
+    }
+
+    fn now(&self) -> StatusNow {
+        StatusNow {
+            term: self.term.load(Ordering::Relaxed),
+            commit_index: self.commit.load(Ordering::Relaxed),
+            applied_index: self.applied.load(Ordering::Relaxed),
+            is_leader: self.leader.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// The async face of the Raft node; cheap to clone.
 #[derive(Clone)]
 pub struct RaftHandle {
@@ -63,22 +100,35 @@ pub struct RaftHandle {
     in_flight: Arc<Semaphore>,
     /// Set by the node while reading `state` directly is linearizable.
     local_reads: Arc<AtomicBool>,
+    status: Arc<Status>,
 }
 
 /// Opens (or creates) the store at `config.path`, replays it, and starts the node thread.
 pub fn start(config: NodeConfig, transport: impl Transport) -> Result<RaftHandle, NodeError> {
     let local_reads = Arc::new(AtomicBool::new(false));
-    let (node, state) = Node::open(&config, transport, Arc::clone(&local_reads))?;
+    let status = Arc::new(Status::default());
+    let (node, state) = Node::open(&config, transport, Arc::clone(&local_reads), Arc::clone(&status))?;
     let (mailbox, inbox) = mpsc::channel();
     let tick = config.tick_interval;
     std::thread::Builder::new()
         .name(format!("raft-node-{}", config.id))
         .spawn(move || node.run_to_end(inbox, tick))
         .map_err(NodeError::Spawn)?;
-    Ok(RaftHandle { mailbox, state, in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))), local_reads })
+    Ok(RaftHandle {
+        mailbox,
+        state,
+        in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+        local_reads,
+        status,
+    })
 }
 
 impl RaftHandle {
+    /// This node's term, commit and applied index and role, as of its last Ready.
+    pub fn status(&self) -> StatusNow {
+        self.status.now()
+    }
+
     /// Proposes a command; answers with what applying it did, once it is committed,
     /// fsynced and applied.
     pub async fn propose(&self, command: Command) -> Result<Outcome, RaftError> {

@@ -111,6 +111,8 @@ pub(super) struct Node<T: Transport> {
     snapshot_every: u64,
     /// Shared with the handles: whether a read may skip ReadIndex (see [`Node::local_reads_safe`]).
     local_reads: Arc<AtomicBool>,
+    /// Shared with the handles: term, indexes and role after each Ready.
+    status: Arc<super::Status>,
 }
 
 /// How the loop ended.
@@ -128,6 +130,7 @@ impl<T: Transport> Node<T> {
         config: &NodeConfig,
         transport: T,
         local_reads: Arc<AtomicBool>,
+        status: Arc<super::Status>,
     ) -> Result<(Node<T>, Arc<RwLock<State>>), NodeError> {
         let storage = RedbStorage::open(&config.path, &[config.id])?;
         let snapshot = storage.latest_snapshot();
@@ -161,6 +164,7 @@ impl<T: Transport> Node<T> {
             last_snapshot: applied,
             snapshot_every: config.snapshot_every.max(1),
             local_reads,
+            status,
         };
         Ok((node, state))
     }
@@ -309,6 +313,13 @@ impl<T: Transport> Node<T> {
         self.raw.advance_apply();
         self.release_reads();
         self.local_reads.store(self.local_reads_safe(), Ordering::Release);
+        let raft = &self.raw.raft;
+        self.status.publish(super::StatusNow {
+            term: raft.term,
+            commit_index: raft.raft_log.committed,
+            applied_index: self.applied,
+            is_leader: raft.state == StateRole::Leader,
+        });
         self.maybe_snapshot()
     }
 

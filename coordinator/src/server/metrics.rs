@@ -44,6 +44,10 @@ pub struct Metrics {
     agents: Family<Labels, Gauge>,
     warehouse_files: Gauge,
     warehouse_bytes: Gauge,
+    raft_term: Gauge,
+    raft_commit_index: Gauge,
+    raft_applied_index: Gauge,
+    raft_is_leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -63,6 +67,10 @@ impl Default for Metrics {
             agents: Family::default(),
             warehouse_files: Gauge::default(),
             warehouse_bytes: Gauge::default(),
+            raft_term: Gauge::default(),
+            raft_commit_index: Gauge::default(),
+            raft_applied_index: Gauge::default(),
+            raft_is_leader: Gauge::default(),
         };
         let registry = &mut m.registry;
         registry.register("leases_granted", "Cell leases granted to agents", m.leases_granted.clone());
@@ -96,6 +104,18 @@ impl Default for Metrics {
             "Bytes of the files committed to the warehouse",
             m.warehouse_bytes.clone(),
         );
+        registry.register("raft_term", "This node's Raft term", m.raft_term.clone());
+        registry.register(
+            "raft_commit_index",
+            "Highest log index this node knows committed",
+            m.raft_commit_index.clone(),
+        );
+        registry.register(
+            "raft_applied_index",
+            "Highest log index this node has applied (commit index minus this is its apply lag)",
+            m.raft_applied_index.clone(),
+        );
+        registry.register("raft_is_leader", "1 while this node leads its Raft group", m.raft_is_leader.clone());
         m
     }
 }
@@ -137,6 +157,12 @@ impl Metrics {
         );
         self.warehouse_files.set(snapshot.files);
         self.warehouse_bytes.set(snapshot.bytes);
+        let raft = ctx.raft.status();
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.raft_term.set(clamp(raft.term));
+        self.raft_commit_index.set(clamp(raft.commit_index));
+        self.raft_applied_index.set(clamp(raft.applied_index));
+        self.raft_is_leader.set(i64::from(raft.is_leader));
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
