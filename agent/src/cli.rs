@@ -85,6 +85,10 @@ http://coordinator.lab:7070 --labels rack=b3")]
         /// unlimited CPU's
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
         cpu_threads: Option<u32>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (cells finished by status, cells
+        /// running, results spooled); port 0 picks a free port, printed on stdout
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Measure each device's GEMM rate per precision and its memory-copy bandwidth
     #[command(long_about = "Measure what each device this agent runs cells on does at dense \
@@ -157,7 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::anyhow!("{}", flag_names(&text))
             });
         }
-        Command::Run { coordinator, spool, labels, recalibrate, no_calibrate, cpu_threads } => {
+        Command::Run { coordinator, spool, labels, recalibrate, no_calibrate, cpu_threads, metrics_listen } => {
             drop(out);
             if let Some(n) = cpu_threads {
                 // Before any thread exists: the cell and calibration children inherit it,
@@ -176,6 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 idle_poll: std::time::Duration::from_secs(1),
                 calibration,
                 cpu_threads,
+                metrics_listen,
             };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(crate::worker::run(cfg, async {

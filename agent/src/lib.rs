@@ -26,6 +26,7 @@ pub mod cli;
 pub mod detect;
 pub mod engine;
 pub mod measure;
+pub mod metrics;
 pub mod placement;
 pub mod slots;
 pub mod spool;

@@ -67,6 +67,13 @@ impl Spool {
 
     /// Every spooled record, oldest first. A file that does not parse (a disk error, a
     /// hand edit) is moved aside as `*.corrupt` and reported, never re-sent.
+    /// How many results wait in the spool (files counted, none read): for metrics.
+    pub fn depth(&self) -> usize {
+        fs::read_dir(&self.dir)
+            .map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")).count())
+            .unwrap_or(0)
+    }
+
     pub fn pending(&self) -> anyhow::Result<Vec<Spooled>> {
         let mut entries: Vec<_> = fs::read_dir(&self.dir)?
             .flatten()

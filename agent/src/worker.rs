@@ -27,6 +27,7 @@ use tracing::Instrument;
 use crate::cell::runner::{run_cell_cancellable, Ran, RunnerConfig};
 use crate::cell::CellRequest;
 use crate::engine::weights::{Weights, DEFAULT_SEED};
+use crate::metrics::AgentMetrics;
 use crate::placement::{place, NotPlaced};
 use crate::slots::Slots;
 use crate::spool::{Spool, Spooled};
@@ -45,6 +46,8 @@ pub struct WorkerConfig {
     /// The thread limit of CPU cells (`RAYON_NUM_THREADS`, set by the caller), named in
     /// the CPU's hardware class.
     pub cpu_threads: Option<u32>,
+    /// Where to serve Prometheus metrics ([`crate::metrics`]); none by default.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// What the agent does about calibrations ([`crate::calibrate`]) when it starts.
@@ -62,8 +65,8 @@ pub enum Calibrate {
 type Client = AgentServiceClient<TracedChannel>;
 
 /// The leases running now, each with the flag that stops its cell; shared with the
-/// heartbeat task.
-type Running = Arc<Mutex<Vec<(LeaseRef, Arc<AtomicBool>)>>>;
+/// heartbeat task and the metrics.
+pub type Running = Arc<Mutex<Vec<(LeaseRef, Arc<AtomicBool>)>>>;
 
 /// What every running cell's task needs; cheap to clone.
 #[derive(Clone)]
@@ -72,6 +75,7 @@ struct CellCtx {
     spool: Arc<Spool>,
     agent_id: String,
     running: Running,
+    metrics: Arc<AgentMetrics>,
     /// Spool flushes one at a time: two at once would send the same results twice.
     flushing: Arc<tokio::sync::Mutex<()>>,
 }
@@ -84,12 +88,42 @@ pub async fn run(cfg: WorkerConfig, shutdown: impl std::future::Future<Output = 
     let spool = Arc::new(Spool::open(&cfg.spool_dir)?);
     let mut fp = crate::detect::detect();
     fp.cpu.threads_limit = cfg.cpu_threads;
+    // One table of running leases for the whole process: a session ends only once its
+    // cells have, so the next starts with it empty; the metrics read it.
+    let running: Running = Arc::new(Mutex::new(Vec::new()));
+    let metrics = Arc::new(AgentMetrics::new(running.clone(), spool.clone()));
+    let _metrics_task = match cfg.metrics_listen {
+        Some(addr) => {
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("metrics listen address {addr}"))?;
+            println!("metrics on http://{}/metrics", listener.local_addr()?);
+            Some(AbortOnDrop(tokio::spawn(crate::metrics::serve(metrics.clone(), listener))))
+        }
+        None => None,
+    };
+    let shared = Shared { spool, running, metrics };
     tokio::select! {
         r = async {
             let calibrations = calibrations(&cfg, &fp).await?;
-            work_forever(&cfg, &spool, &fp, &calibrations).await
+            work_forever(&cfg, &shared, &fp, &calibrations).await
         } => r,
         () = shutdown => Ok(()),
+    }
+}
+
+/// What every session of this process shares.
+struct Shared {
+    spool: Arc<Spool>,
+    running: Running,
+    metrics: Arc<AgentMetrics>,
+}
+
+/// Ends a background task when the worker returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -105,15 +139,10 @@ async fn calibrations(cfg: &WorkerConfig, fp: &Fingerprint) -> anyhow::Result<St
     Ok(if found.is_empty() { String::new() } else { serde_json::to_string(&found)? })
 }
 
-async fn work_forever(
-    cfg: &WorkerConfig,
-    spool: &Arc<Spool>,
-    fp: &Fingerprint,
-    calibrations: &str,
-) -> anyhow::Result<()> {
+async fn work_forever(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, calibrations: &str) -> anyhow::Result<()> {
     let mut backoff = Backoff::default();
     loop {
-        match session(cfg, spool, fp, calibrations).await {
+        match session(cfg, shared, fp, calibrations).await {
             Ok(()) => backoff.reset(),
             Err(e) => {
                 let wait = backoff.next();
@@ -125,7 +154,8 @@ async fn work_forever(
 }
 
 /// One connection's worth of work: register, flush the spool, lease and run.
-async fn session(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint, calibrations: &str) -> anyhow::Result<()> {
+async fn session(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, calibrations: &str) -> anyhow::Result<()> {
+    let spool = &shared.spool;
     let channel = Channel::from_shared(cfg.coordinator.clone())
         .with_context(|| format!("coordinator url {}", cfg.coordinator))?
         .connect()
@@ -154,7 +184,7 @@ async fn session(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint, calib
     tracing::info!(agent_id, "registered");
     flush_spool(&mut client, spool, &agent_id).await?;
 
-    let running: Running = Arc::new(Mutex::new(Vec::new()));
+    let running = shared.running.clone();
     let heartbeat = tokio::spawn(heartbeat_loop(
         client.clone(),
         agent_id.clone(),
@@ -166,6 +196,7 @@ async fn session(cfg: &WorkerConfig, spool: &Arc<Spool>, fp: &Fingerprint, calib
         spool: spool.clone(),
         agent_id: agent_id.clone(),
         running,
+        metrics: shared.metrics.clone(),
         flushing: Arc::new(tokio::sync::Mutex::new(())),
     };
     let mut tasks = CellTasks::new();
@@ -272,7 +303,7 @@ async fn start_cell(
     }
 }
 
-fn running_leases(running: &Running) -> Vec<LeaseRef> {
+pub(crate) fn running_leases(running: &Running) -> Vec<LeaseRef> {
     running.lock().map(|r| r.iter().map(|(l, _)| l.clone()).collect()).unwrap_or_default()
 }
 
@@ -325,7 +356,14 @@ async fn run_leased(
     // Spooled before it leaves `running`: a lease request in between must list it as
     // held, or the coordinator would end the lease under the finished result.
     let spooled = match record {
-        Ok(Ok(Ran::Finished(record))) => ctx.spool.put(&Spooled { epoch: lease_ref.epoch, record }).map(|_path| true),
+        Ok(Ok(Ran::Finished(record))) => {
+            let status = record.status.to_string();
+            let put = ctx.spool.put(&Spooled { epoch: lease_ref.epoch, record }).map(|_path| true);
+            if put.is_ok() {
+                ctx.metrics.cell_finished(&status);
+            }
+            put
+        }
         Ok(Ok(Ran::Withdrawn)) => Ok(false),
         Ok(Err(e)) => Err(e),
         Err(e) => Err(e.into()),

@@ -171,26 +171,9 @@ impl Cluster {
     }
 
     /// The coordinator's metrics as Prometheus would scrape them: `(name{labels}, value)`
-    /// for every sample line (a plain HTTP/1.0 GET, no client library in the way).
+    /// for every sample line.
     pub fn scrape(&self) -> anyhow::Result<Vec<(String, f64)>> {
-        use std::io::{Read, Write};
-        let rest = self.metrics_url.strip_prefix("http://").context("metrics url")?;
-        let (host, path) = rest.split_once('/').context("metrics url path")?;
-        let mut stream = std::net::TcpStream::connect(host)?;
-        write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        let (head, body) = response.split_once("\r\n\r\n").context("http response")?;
-        anyhow::ensure!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
-        anyhow::ensure!(head.to_ascii_lowercase().contains("content-type: application/openmetrics-text"), "{head}");
-        Ok(body
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .filter_map(|l| {
-                let (name, value) = l.rsplit_once(' ')?;
-                Some((name.to_string(), value.parse().ok()?))
-            })
-            .collect())
+        scrape(&self.metrics_url)
     }
 
     /// Stops the coordinator as a service manager does (SIGTERM) and waits for it to
@@ -226,20 +209,42 @@ impl Cluster {
 
     /// Starts agent `idx` with its own spool folder (the same folder on a restart).
     pub fn start_agent(&mut self, idx: usize) -> anyhow::Result<()> {
-        let spool = self.spool(idx);
-        let child = Command::new(binary("accelbench-agent"))
-            .args(["run", "--coordinator", &self.url(), "--labels", &format!("test=agent{idx}"), "--spool"])
-            .arg(&spool)
-            .envs(self.env.iter().cloned())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log_file(self.dir.path(), &format!("agent{idx}"))?))
+        let child = self.agent_command(idx)?.stdout(Stdio::null()).spawn().context("starting accelbench-agent run")?;
+        self.keep_agent(idx, child);
+        Ok(())
+    }
+
+    /// Starts agent `idx` serving its metrics on a free port; their URL.
+    pub fn start_agent_with_metrics(&mut self, idx: usize) -> anyhow::Result<String> {
+        let mut child = self
+            .agent_command(idx)?
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
             .spawn()
             .context("starting accelbench-agent run")?;
+        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
+        self.keep_agent(idx, child);
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        // Keep reading: a closed pipe would fail the agent's later writes to stdout.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Ok(line.trim().strip_prefix("metrics on ").with_context(|| format!("first line {line:?}"))?.to_string())
+    }
+
+    fn agent_command(&self, idx: usize) -> anyhow::Result<Command> {
+        let mut cmd = Command::new(binary("accelbench-agent"));
+        cmd.args(["run", "--coordinator", &self.url(), "--labels", &format!("test=agent{idx}"), "--spool"])
+            .arg(self.spool(idx))
+            .envs(self.env.iter().cloned())
+            .stderr(Stdio::from(log_file(self.dir.path(), &format!("agent{idx}"))?));
+        Ok(cmd)
+    }
+
+    fn keep_agent(&mut self, idx: usize, child: Child) {
         if self.agents.len() <= idx {
             self.agents.resize_with(idx + 1, || None);
         }
         self.agents[idx] = Some(child);
-        Ok(())
     }
 
     /// The pids of agent `idx`'s child processes (its running cells), from `/proc`.
@@ -412,4 +417,27 @@ impl Cluster {
     pub fn n_agents(&self) -> usize {
         self.agents.len()
     }
+}
+
+/// The metrics at `url` as Prometheus would scrape them: `(name{labels}, value)` for
+/// every sample line (a plain HTTP/1.0 GET, no client library in the way).
+pub fn scrape(url: &str) -> anyhow::Result<Vec<(String, f64)>> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").context("metrics url")?;
+    let (host, path) = rest.split_once('/').context("metrics url path")?;
+    let mut stream = std::net::TcpStream::connect(host)?;
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").context("http response")?;
+    anyhow::ensure!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+    anyhow::ensure!(head.to_ascii_lowercase().contains("content-type: application/openmetrics-text"), "{head}");
+    Ok(body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect())
 }

@@ -665,18 +665,19 @@ fn sample(samples: &[(String, f64)], series: &str) -> Option<f64> {
     samples.iter().find(|(name, _)| name == series).map(|(_, v)| *v)
 }
 
-/// `/metrics` tells what happened as it happened: after a sweep, the cells by state,
+/// `/metrics` tells what happened as it happened: after a sweep, the coordinator's cells by state,
 /// the results committed, the leases granted, the agent alive under its hardware
 /// class, the group commits and the warehouse's files equal what the sweep did; after
 /// a restart at once, the state gauges are the same (read from the replayed state) and
-/// the counters start again from zero (they count this process's work).
+/// the counters start again from zero (they count this process's work). The agent's
+/// own metrics count the cells it finished and an empty spool.
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_show_what_the_sweep_did_and_survive_a_restart() {
     let mut c = Cluster::start().expect("coordinator");
     let before = c.scrape().expect("scrape an idle coordinator");
     assert_eq!(sample(&before, "accelbench_cells{state=\"done\"}"), Some(0.0), "{before:?}");
     assert_eq!(sample(&before, "accelbench_warehouse_files"), Some(0.0));
-    c.start_agent(0).expect("agent");
+    let agent_metrics = c.start_agent_with_metrics(0).expect("agent");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let spec = c.write_spec("s.toml", &tiny_spec("metrics", &["bert-tiny"], &[1, 2], 30)).expect("spec");
     let id = c.submit(&spec).expect("submit");
@@ -701,6 +702,11 @@ async fn metrics_show_what_the_sweep_did_and_survive_a_restart() {
     let (commit, applied) = (sample(&m, "accelbench_raft_commit_index"), sample(&m, "accelbench_raft_applied_index"));
     assert!(commit >= Some(cells) && applied == commit, "committed and applied: {commit:?} {applied:?}");
     assert!(sample(&m, "accelbench_raft_term") >= Some(1.0));
+    // The agent's own: every cell finished ok and acknowledged, none running.
+    let a = e2e::scrape(&agent_metrics).expect("scrape the agent");
+    assert_eq!(sample(&a, "accelbench_agent_cells_total{status=\"ok\"}"), Some(cells), "{a:?}");
+    assert_eq!(sample(&a, "accelbench_agent_spooled_results"), Some(0.0), "{a:?}");
+    assert!(!a.iter().any(|(n, _)| n.starts_with("accelbench_agent_cell_running{")), "{a:?}");
     let files = sample(&m, "accelbench_warehouse_files").unwrap_or(0.0);
     assert!(files >= 1.0 && sample(&m, "accelbench_warehouse_bytes") > Some(0.0), "{m:?}");
 

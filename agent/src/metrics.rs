@@ -1,0 +1,85 @@
+//! The agent's own Prometheus metrics, served at `/metrics` on an optional HTTP listener
+//! (`accelbench-agent run --metrics-listen ADDR`): cells finished by status (counted as
+//! they end), and, read at each scrape, the cells running now (one series per lease)
+//! and the results waiting in the spool for the coordinator's acknowledgement.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::spool::Spool;
+use crate::worker::Running;
+
+type Labels = Vec<(&'static str, String)>;
+
+pub struct AgentMetrics {
+    registry: Registry,
+    cells: Family<Labels, Counter>,
+    running_cells: Family<Labels, Gauge>,
+    spooled: Gauge,
+    /// What the scrape reads: the worker's running leases and its spool.
+    running: Running,
+    spool: Arc<Spool>,
+    scrape: std::sync::Mutex<()>,
+}
+
+impl AgentMetrics {
+    pub fn new(running: Running, spool: Arc<Spool>) -> AgentMetrics {
+        let mut registry = Registry::with_prefix("accelbench_agent");
+        let (cells, running_cells, spooled) = (Family::default(), Family::default(), Gauge::default());
+        registry.register("cells", "Cells this process finished, by the status it recorded", Family::clone(&cells));
+        registry.register(
+            "cell_running",
+            "1 for each cell running now, by sweep, cell key and attempt",
+            Family::clone(&running_cells),
+        );
+        registry.register("spooled_results", "Results in the spool awaiting the coordinator's ack", spooled.clone());
+        AgentMetrics { registry, cells, running_cells, spooled, running, spool, scrape: std::sync::Mutex::new(()) }
+    }
+
+    /// A cell ended with `status` (ok, failed, unsupported, …) and was spooled.
+    pub fn cell_finished(&self, status: &str) {
+        self.cells.get_or_create(&vec![("status", status.to_string())]).inc();
+    }
+
+    pub fn render(&self) -> String {
+        let _one_scrape = self.scrape.lock().unwrap_or_else(|p| p.into_inner());
+        self.running_cells.clear();
+        for lease in crate::worker::running_leases(&self.running) {
+            let labels = vec![
+                ("sweep_id", lease.sweep_id),
+                ("cell_key", lease.cell_key),
+                ("attempt", lease.attempt.to_string()),
+            ];
+            self.running_cells.get_or_create(&labels).set(1);
+        }
+        self.spooled.set(i64::try_from(self.spool.depth()).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves `/metrics` on `listener` until the task is dropped.
+pub async fn serve(metrics: Arc<AgentMetrics>, listener: TcpListener) {
+    use axum::http::header::CONTENT_TYPE;
+    let app =
+        axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.render())
+                }
+            }),
+        );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "metrics listener stopped");
+    }
+}
