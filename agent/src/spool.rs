@@ -65,21 +65,16 @@ impl Spool {
         }
     }
 
-    /// Every spooled record, oldest first. A file that does not parse (a disk error, a
-    /// hand edit) is moved aside as `*.corrupt` and reported, never re-sent.
     /// How many results wait in the spool (files counted, none read): for metrics.
     pub fn depth(&self) -> usize {
-        fs::read_dir(&self.dir)
-            .map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")).count())
-            .unwrap_or(0)
+        fs::read_dir(&self.dir).map(|d| d.flatten().filter(|e| is_result_file(&e.path())).count()).unwrap_or(0)
     }
 
+    /// Every spooled record, oldest first. A file that does not parse (a disk error, a
+    /// hand edit) is moved aside as `*.corrupt` and reported, never re-sent.
     pub fn pending(&self) -> anyhow::Result<Vec<Spooled>> {
-        let mut entries: Vec<_> = fs::read_dir(&self.dir)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
+        let mut entries: Vec<_> =
+            fs::read_dir(&self.dir)?.flatten().map(|e| e.path()).filter(|p| is_result_file(p)).collect();
         entries.sort_by_key(|p| fs::metadata(p).and_then(|m| m.modified()).ok());
         let mut out = Vec::with_capacity(entries.len());
         for p in entries {
@@ -94,11 +89,20 @@ impl Spool {
         Ok(out)
     }
 
+    /// A result's file: its name is a hash ([`is_result_file`] knows it by that).
     fn path_of(&self, r: &ResultRecord) -> PathBuf {
         // Hashed: sweep ids and keys are external input and must not shape a path.
         let key = format!("{}\n{}\n{}", r.sweep_id.as_deref().unwrap_or("-"), r.cell_key, r.attempt);
         self.dir.join(format!("{}.json", &hex::encode(Sha256::digest(key.as_bytes()))[..32]))
     }
+}
+
+/// Whether `path` is a spooled result: 32 hex digits and `.json`, as [`Spool::path_of`]
+/// names them. The folder holds other files too (the agent id, the calibrations cache),
+/// which are not results and must be neither sent nor moved aside.
+fn is_result_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.strip_suffix(".json").is_some_and(|stem| stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -164,8 +168,26 @@ mod tests {
     fn corrupt_files_are_moved_aside() {
         let dir = tempfile::tempdir().expect("tempdir");
         let spool = Spool::open(dir.path()).expect("open");
-        std::fs::write(dir.path().join("junk.json"), b"not json").expect("junk");
+        let torn = "0123456789abcdef0123456789abcdef";
+        std::fs::write(dir.path().join(format!("{torn}.json")), b"not json").expect("junk");
         assert!(spool.pending().expect("pending").is_empty());
-        assert!(dir.path().join("junk.corrupt").exists());
+        assert!(dir.path().join(format!("{torn}.corrupt")).exists());
+    }
+
+    /// The spool folder also holds the agent id and the calibrations cache: they are not
+    /// results, so they are neither counted, sent nor moved aside (the cache was, once:
+    /// every restart then measured the calibrations again).
+    #[test]
+    fn other_files_in_the_folder_are_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spool = Spool::open(dir.path()).expect("open");
+        std::fs::write(dir.path().join("calibrations.json"), b"{\"version\": 1}").expect("cache");
+        std::fs::write(dir.path().join("agent-id"), b"01a24c23").expect("id");
+        spool.put(&item(3)).expect("put");
+        assert_eq!(spool.depth(), 1);
+        let pending = spool.pending().expect("pending");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(std::fs::read(dir.path().join("calibrations.json")).expect("still there"), b"{\"version\": 1}");
+        assert!(dir.path().join("agent-id").exists() && !dir.path().join("calibrations.corrupt").exists());
     }
 }
