@@ -268,6 +268,13 @@ pub fn load_or_measure(dir: &Path, exe: &Path, fp: &Fingerprint, fresh: bool) ->
     calibrations
 }
 
+/// Whether `dir` holds calibrations this agent version measured on this machine (what
+/// [`load_or_measure`] reuses).
+pub fn cached_for(dir: &Path, fp: &Fingerprint) -> bool {
+    read_cache(&dir.join(CACHE_FILE))
+        .is_some_and(|c| c.fingerprint_hash == fp.hash() && c.agent_version == crate::LONG_VERSION)
+}
+
 /// A cache that cannot be read or parsed is measured again, never trusted.
 fn read_cache(path: &Path) -> Option<Cached> {
     let text = std::fs::read_to_string(path).ok()?;

@@ -90,6 +90,20 @@ http://coordinator.lab:7070 --labels rack=b3")]
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
     },
+    /// Check what this agent needs: spool folder, calibrations, device probes, coordinator
+    #[command(long_about = "Check, one by one, what `run` needs: the spool folder (writable, \
+free space, results waiting), cached calibrations, each device probe (an NVML or driver \
+error shows here), and the coordinator (reachable, answering). Each finding is ok, warn or \
+FAIL, with what to do. Exits 1 if anything FAILs.\n\nExample:\n  accelbench-agent doctor \
+--coordinator http://coordinator.lab:7070 --spool /var/lib/accelbench-agent/spool")]
+    Doctor {
+        /// The coordinator's gRPC address
+        #[arg(long, env = "ACCELBENCH_COORDINATOR", value_name = "URL")]
+        coordinator: Option<String>,
+        /// The spool folder `run` uses
+        #[arg(long, value_name = "DIR", default_value = "./accelbench-spool")]
+        spool: PathBuf,
+    },
     /// Measure each device's GEMM rate per precision and its memory-copy bandwidth
     #[command(long_about = "Measure what each device this agent runs cells on does at dense \
 matrix multiplication (an n×n GEMM at fp32, bf16 and fp16; n = 512 on a CPU, 4096 on a GPU) \
@@ -192,6 +206,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let found = calibrate::calibrate_all(&exe, &detect::detect());
             anyhow::ensure!(!found.is_empty(), "no device could be calibrated (see the warnings above)");
             calibrate::print(&mut out, &found, json)?;
+        }
+        Command::Doctor { coordinator, spool } => {
+            let fp = detect::detect();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let checks = rt.block_on(crate::doctor::run(coordinator.as_deref(), &spool, &fp));
+            write!(out, "{}", crate::doctor::render(&checks))?;
+            if checks.iter().any(|c| c.verdict == crate::doctor::Verdict::Fail) {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::ExecCell => {
             drop(out);

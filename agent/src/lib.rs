@@ -24,6 +24,7 @@ pub mod calibrate;
 pub mod cell;
 pub mod cli;
 pub mod detect;
+pub mod doctor;
 pub mod engine;
 pub mod measure;
 pub mod metrics;

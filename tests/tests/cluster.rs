@@ -718,3 +718,27 @@ async fn metrics_show_what_the_sweep_did_and_survive_a_restart() {
     assert_eq!(sample(&again, "accelbench_leases_granted_total"), Some(0.0), "{again:?}");
     assert!(sample(&again, "accelbench_raft_applied_index") >= applied, "the log replayed: {again:?}");
 }
+
+/// `accelbench-agent doctor` against a live coordinator says ok for it and the spool
+/// (exit 0); against an address nobody serves it fails naming the coordinator and what
+/// to check (exit 1).
+#[test]
+fn doctor_checks_the_coordinator_and_the_spool() {
+    let c = Cluster::start().expect("coordinator");
+    let doctor = |url: &str| {
+        std::process::Command::new(e2e::binary("accelbench-agent"))
+            .args(["doctor", "--coordinator", url, "--spool"])
+            .arg(c.spool(0))
+            .output()
+            .expect("doctor runs")
+    };
+    let ok = doctor(&c.url());
+    let text = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert_eq!(ok.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("ok    coordinator {}: answered in", c.url())), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("ok    spool ") && l.contains("writable")), "{text}");
+    let dead = doctor("http://127.0.0.1:1");
+    let text = String::from_utf8_lossy(&dead.stdout).into_owned();
+    assert_eq!(dead.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL  coordinator http://127.0.0.1:1: cannot reach it") && text.contains("--listen"), "{text}");
+}
