@@ -740,5 +740,8 @@ fn doctor_checks_the_coordinator_and_the_spool() {
     let dead = doctor("http://127.0.0.1:1");
     let text = String::from_utf8_lossy(&dead.stdout).into_owned();
     assert_eq!(dead.status.code(), Some(1), "{text}");
-    assert!(text.contains("FAIL  coordinator http://127.0.0.1:1: cannot reach it") && text.contains("--listen"), "{text}");
+    assert!(
+        text.contains("FAIL  coordinator http://127.0.0.1:1: cannot reach it") && text.contains("--listen"),
+        "{text}"
+    );
 }
