@@ -212,15 +212,7 @@ async fn wait_registered(c: &Cluster, n: usize) -> anyhow::Result<()> {
 /// Waits (at most a minute) until no agent has a result waiting in its spool; returns
 /// how many are still there.
 async fn wait_spools_empty(c: &Cluster, n_agents: usize) -> u64 {
-    let pending = || -> u64 {
-        (0..n_agents)
-            .map(|idx| {
-                std::fs::read_dir(c.spool(idx)).map_or(0, |d| {
-                    d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "json")).count() as u64
-                })
-            })
-            .sum()
-    };
+    let pending = || -> u64 { (0..n_agents).map(|idx| crate::spooled_results(&c.spool(idx)).len() as u64).sum() };
     let start = Instant::now();
     while pending() > 0 && start.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(200)).await;

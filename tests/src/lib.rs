@@ -441,3 +441,14 @@ pub fn scrape(url: &str) -> anyhow::Result<Vec<(String, f64)>> {
         })
         .collect())
 }
+
+/// The results waiting in the spool folder `dir`: hash-named `*.json`, as the agent
+/// names them (the folder also keeps the agent id and `calibrations.json`).
+pub fn spooled_results(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let is_result = |p: &Path| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        name.strip_suffix(".json").is_some_and(|stem| stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    entries.flatten().map(|e| e.path()).filter(|p| is_result(p)).collect()
+}

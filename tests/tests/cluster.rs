@@ -204,12 +204,6 @@ fn is_running(pid: u32) -> bool {
     stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
 }
 
-/// The spooled results (`*.json`) in `dir`.
-fn spooled(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_result_resent_from_the_spool_after_its_commit_is_a_duplicate() {
     let mut c = Cluster::start_with_env(&[("RUST_LOG", "info")]).expect("coordinator");
@@ -228,7 +222,7 @@ async fn a_result_resent_from_the_spool_after_its_commit_is_a_duplicate() {
     // Frozen, the coordinator cannot acknowledge: the finished result waits in the spool.
     c.pause_coordinator(true).expect("SIGSTOP");
     let file = loop {
-        if let Some(file) = spooled(&c.spool(0)).pop() {
+        if let Some(file) = e2e::spooled_results(&c.spool(0)).pop() {
             break file;
         }
         assert!(start.elapsed() < LIMIT, "nothing was spooled; logs: {}", c.logs());
@@ -238,14 +232,14 @@ async fn a_result_resent_from_the_spool_after_its_commit_is_a_duplicate() {
     c.pause_coordinator(false).expect("SIGCONT");
     let s = c.wait_done(&id, LIMIT).await.expect("done");
     assert_eq!(count(&s, "ok"), 1, "{s:?}; logs: {}", c.logs());
-    assert!(spooled(&c.spool(0)).is_empty(), "the acknowledged result left the spool");
+    assert!(e2e::spooled_results(&c.spool(0)).is_empty(), "the acknowledged result left the spool");
 
     // As if the agent had died before the ack arrived: the result is back in its spool.
     c.kill_agent(0);
     std::fs::write(&file, &copy).expect("restore the spooled result");
     c.start_agent(0).expect("agent 0 again");
     let start = std::time::Instant::now();
-    while !spooled(&c.spool(0)).is_empty() {
+    while !e2e::spooled_results(&c.spool(0)).is_empty() {
         assert!(start.elapsed() < Duration::from_secs(60), "the re-sent result stayed spooled; logs: {}", c.logs());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -507,6 +501,12 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
         .into_inner()
         .acks;
     assert_eq!(acks[0].status, AckStatus::Rejected as i32, "{acks:?}");
+    // Under a stale lease the result is not even decoded: its lease is refused first.
+    let mut unread = record("[1.0]", &lease.cell_key, lease.epoch + 1000);
+    unread.result_json = "{ not json".into();
+    let acks = agents.report_results(tokio_stream_once(unread)).await.expect("answered").into_inner().acks;
+    assert_eq!(acks[0].status, AckStatus::Rejected as i32, "{acks:?}");
+    assert!(acks[0].message.starts_with("lease: ") && acks[0].message.contains("stale epoch"), "{acks:?}");
 
     // Still serving, and nothing was stored.
     let s = sweeps.get(GetSweepRequest { sweep_id: sweep_id.clone() }).await.expect("still serving").into_inner();

@@ -202,8 +202,13 @@ impl AgentService for Agents {
             let msg = msg?;
             let lease = msg.lease.clone();
             // A bad result is refused alone: the stream, and the agent's other spooled
-            // results behind it, go on.
-            let report = match checked(msg, now_ms()) {
+            // results behind it, go on. Its lease first: a result that could never be
+            // recorded is refused before its JSON (up to a few MB) is decoded.
+            let verdict = match self.ctx.raft.read_local(|s| refused_by_lease(s, &msg)) {
+                Some(why) => Err(why),
+                None => checked(msg, now_ms()),
+            };
+            let report = match verdict {
                 Ok(report) => report,
                 Err(why) => {
                     tracing::warn!(reason = why, "result refused");
@@ -296,6 +301,35 @@ fn checked(msg: ReportResultsRequest, now_ms: i64) -> Result<Report, String> {
         at_ms: now_ms,
     };
     Ok(Report { completion, record })
+}
+
+/// Why a result could not be recorded, told from its agent id and lease alone: what
+/// [`state::apply::check_completion`] (the rule apply and the committer use) refuses for
+/// them. `None` when it may be recorded or is a re-send (the committer then answers it
+/// in full), or when the lease or agent id is malformed (the full check names the field).
+/// A read of this node's state as it is: every lease an agent holds was applied here
+/// before the agent heard of it, and a refused lease never becomes valid later (epochs
+/// are never reused), so this refuses nothing the full check would take.
+fn refused_by_lease(s: &state::State, msg: &ReportResultsRequest) -> Option<String> {
+    let lease = msg.lease.as_ref()?;
+    let agent_id: AgentId = msg.agent_id.parse().ok()?;
+    let LeaseId { sweep_id, cell_key, .. } = lease.to_domain("lease").ok()?;
+    let probe = Completion {
+        sweep_id,
+        cell_key,
+        agent_id,
+        attempt: lease.attempt,
+        epoch: lease.epoch,
+        // Not read by the check: it decides on the lease, not on the result.
+        status: shared::result::Status::Ok,
+        error: None,
+        files: Vec::new(),
+        at_ms: 0,
+    };
+    match state::apply::check_completion(s, &probe) {
+        Err(Outcome::Rejected(why)) => Some(format!("lease: {why}")),
+        _ => None,
+    }
 }
 
 /// Whether `agent_id` still holds the lease `l` (same cell, attempt and epoch).
