@@ -93,7 +93,8 @@ http://coordinator.lab:7070 --labels rack=b3")]
     /// Check what this agent needs: spool folder, calibrations, device probes, coordinator
     #[command(long_about = "Check, one by one, what `run` needs: the spool folder (writable, \
 free space, results waiting), cached calibrations, each device probe (an NVML or driver \
-error shows here), and the coordinator (reachable, answering). Each finding is ok, warn or \
+error shows here), the coordinator (reachable, answering) and this machine's clock against \
+the coordinator's. Each finding is ok, warn or \
 FAIL, with what to do. Exits 1 if anything FAILs.\n\nExample:\n  accelbench-agent doctor \
 --coordinator http://coordinator.lab:7070 --spool /var/lib/accelbench-agent/spool")]
     Doctor {

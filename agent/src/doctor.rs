@@ -1,4 +1,5 @@
-//! `accelbench-agent doctor`: what an agent needs before it can work, checked one by one,
+//! `accelbench-agent doctor`: what an agent needs before it can work (spool folder,
+//! calibrations, device probes, the coordinator and the clock against its clock), checked one by one,
 //! each with what to do when it is not right. Nothing here changes anything but a probe
 //! file it writes and removes in the spool folder.
 
@@ -14,6 +15,9 @@ use tonic::transport::Channel;
 const SPOOL_WARN_BYTES: u64 = 1 << 30;
 const SPOOL_FAIL_BYTES: u64 = 64 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Clock skew beyond this warns: result times are checked against the coordinator's
+/// clock (an hour ahead is refused), and the warehouse orders runs by them.
+const SKEW_WARN_MS: i64 = 2_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -58,7 +62,7 @@ pub async fn run(coordinator: Option<&str>, spool: &Path, fp: &Fingerprint) -> V
         };
         checks.push(Check::new(format!("probe {}", p.probe), verdict, p.reason.clone(), fix));
     }
-    checks.push(coordinator_check(coordinator).await);
+    checks.extend(coordinator_checks(coordinator).await);
     checks
 }
 
@@ -111,41 +115,70 @@ fn free_bytes(dir: &Path) -> Option<u64> {
         .map(|d| d.available_space())
 }
 
-async fn coordinator_check(url: Option<&str>) -> Check {
+/// Whether the coordinator answers, and how far its clock is from this machine's.
+async fn coordinator_checks(url: Option<&str>) -> Vec<Check> {
     let Some(url) = url else {
-        return Check::new(
+        return vec![Check::new(
             "coordinator",
             Verdict::Warn,
             "not checked: no --coordinator",
             Some("pass --coordinator URL or set ACCELBENCH_COORDINATOR"),
-        );
+        )];
     };
     let what = format!("coordinator {url}");
-    let started = Instant::now();
+    let (started, sent_ms) = (Instant::now(), now_ms());
     let reached = async {
         let channel = Channel::from_shared(url.to_string())?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CONNECT_TIMEOUT)
             .connect()
             .await?;
-        let agents = FleetServiceClient::new(channel).list_agents(ListAgentsRequest {}).await?.into_inner().agents;
-        anyhow::Ok(agents.len())
+        anyhow::Ok(FleetServiceClient::new(channel).list_agents(ListAgentsRequest {}).await?.into_inner())
     }
     .await;
-    match reached {
-        Ok(n) => Check::new(
-            what,
-            Verdict::Ok,
-            format!("answered in {} ms; {n} agents registered", started.elapsed().as_millis()),
-            None,
-        ),
-        Err(e) => Check::new(
-            what,
-            Verdict::Fail,
-            format!("cannot reach it: {e:#}"),
-            Some("check the URL (http://host:7070), the coordinator's --listen address and the firewall"),
-        ),
+    let answer = match reached {
+        Ok(answer) => answer,
+        Err(e) => {
+            return vec![Check::new(
+                what,
+                Verdict::Fail,
+                format!("cannot reach it: {e:#}"),
+                Some("check the URL (http://host:7070), the coordinator's --listen address and the firewall"),
+            )]
+        }
+    };
+    let round_trip = started.elapsed();
+    let reach = Check::new(
+        what,
+        Verdict::Ok,
+        format!("answered in {} ms; {} agents registered", round_trip.as_millis(), answer.agents.len()),
+        None,
+    );
+    vec![reach, clock_check(answer.server_time_ms, sent_ms, round_trip)]
+}
+
+/// The coordinator's clock against ours, taking its answer as sent half-way through
+/// the round trip.
+fn clock_check(server_ms: i64, sent_ms: i64, round_trip: Duration) -> Check {
+    if server_ms == 0 {
+        return Check::new("clock", Verdict::Warn, "not checked: the coordinator does not report its clock", None);
     }
+    let half = i64::try_from(round_trip.as_millis() / 2).unwrap_or(i64::MAX);
+    let skew = server_ms - sent_ms.saturating_add(half);
+    let detail = format!("{skew:+} ms against the coordinator (± {half} ms)");
+    match skew.abs() > SKEW_WARN_MS.saturating_add(half) {
+        true => Check::new(
+            "clock",
+            Verdict::Warn,
+            detail,
+            Some("synchronise the clocks (NTP: chrony or systemd-timesyncd)"),
+        ),
+        false => Check::new("clock", Verdict::Ok, detail, None),
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// The checks as lines for people: verdict, what, detail, and the fix on the next line.
@@ -163,4 +196,22 @@ pub fn render(checks: &[Check]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_skew_is_measured_from_the_middle_of_the_round_trip() {
+        let rtt = Duration::from_millis(100);
+        let near = clock_check(5_060, 5_000, rtt);
+        assert_eq!((near.verdict, near.detail.as_str()), (Verdict::Ok, "+10 ms against the coordinator (± 50 ms)"));
+        let behind = clock_check(10_000, 5_000, rtt);
+        assert_eq!(behind.verdict, Verdict::Warn);
+        assert!(behind.detail.starts_with("+4950 ms") && behind.fix.is_some(), "{behind:?}");
+        let ahead = clock_check(1_000, 5_000, rtt);
+        assert!(ahead.verdict == Verdict::Warn && ahead.detail.starts_with("-4050 ms"), "{ahead:?}");
+        assert_eq!(clock_check(0, 5_000, rtt).verdict, Verdict::Warn, "a coordinator that reports no clock");
+    }
 }

@@ -737,6 +737,7 @@ fn doctor_checks_the_coordinator_and_the_spool() {
     assert_eq!(ok.status.code(), Some(0), "{text}");
     assert!(text.contains(&format!("ok    coordinator {}: answered in", c.url())), "{text}");
     assert!(text.lines().any(|l| l.starts_with("ok    spool ") && l.contains("writable")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("ok    clock: ") && l.contains("ms against the coordinator")), "{text}");
     let dead = doctor("http://127.0.0.1:1");
     let text = String::from_utf8_lossy(&dead.stdout).into_owned();
     assert_eq!(dead.status.code(), Some(1), "{text}");

@@ -55,7 +55,7 @@ impl FleetService for Fleet {
                 }
             })
             .collect();
-        Ok(Response::new(ListAgentsResponse { agents }))
+        Ok(Response::new(ListAgentsResponse { agents, server_time_ms: super::now_ms() }))
     }
 
     #[tracing::instrument(skip_all, fields(agent_id = %request.get_ref().agent_id.chars().take(64).collect::<String>()))]
