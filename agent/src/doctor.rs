@@ -11,9 +11,9 @@ use proto::v1::ListAgentsRequest;
 use shared::fingerprint::{Fingerprint, ProbeStatus};
 use tonic::transport::Channel;
 
-/// Below this much free space the spool warns; below [`SPOOL_FAIL_BYTES`] it fails.
-const SPOOL_WARN_BYTES: u64 = 1 << 30;
-const SPOOL_FAIL_BYTES: u64 = 64 << 20;
+/// Below this much free space a folder warns; below [`FOLDER_FAIL_BYTES`] it fails.
+const FOLDER_WARN_BYTES: u64 = 1 << 30;
+const FOLDER_FAIL_BYTES: u64 = 64 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Clock skew beyond this warns: result times are checked against the coordinator's
 /// clock (an hour ahead is refused), and the warehouse orders runs by them.
@@ -36,7 +36,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(what: impl Into<String>, verdict: Verdict, detail: impl Into<String>, fix: Option<&str>) -> Check {
+    pub fn new(what: impl Into<String>, verdict: Verdict, detail: impl Into<String>, fix: Option<&str>) -> Check {
         Check { what: what.into(), verdict, detail: detail.into(), fix: fix.map(str::to_string) }
     }
 }
@@ -67,36 +67,37 @@ pub async fn run(coordinator: Option<&str>, spool: &Path, fp: &Fingerprint) -> V
 }
 
 fn spool_check(dir: &Path) -> Check {
-    let what = format!("spool {}", dir.display());
+    let mut check = folder_check(&format!("spool {}", dir.display()), dir, "--spool");
+    if check.detail.starts_with("writable") {
+        let waiting = crate::spool::Spool::open(dir).map(|s| s.depth()).unwrap_or(0);
+        check.detail.push_str(&format!(", {waiting} results waiting"));
+    }
+    check
+}
+
+/// A folder a process keeps data in: created if missing, writable (a probe file written,
+/// fsynced and removed), and how much space is free on its file system. `flag` is the
+/// option that picks another folder.
+pub fn folder_check(what: &str, dir: &Path, flag: &str) -> Check {
     let probe = dir.join(".doctor-probe");
     let writable = std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&probe, b"probe"))
         .and_then(|()| std::fs::File::open(&probe)?.sync_all())
         .and_then(|()| std::fs::remove_file(&probe));
     if let Err(e) = writable {
-        return Check::new(
-            what,
-            Verdict::Fail,
-            format!("not writable: {e}"),
-            Some("give the agent's user this folder, or pass --spool"),
-        );
+        let fix = format!("give the process's user this folder, or pass {flag}");
+        return Check::new(what, Verdict::Fail, format!("not writable: {e}"), Some(&fix));
     }
-    let waiting = crate::spool::Spool::open(dir).map(|s| s.depth()).unwrap_or(0);
     let Some(free) = free_bytes(dir) else {
-        return Check::new(
-            what,
-            Verdict::Warn,
-            format!("writable, {waiting} results waiting; free space unknown"),
-            None,
-        );
+        return Check::new(what, Verdict::Warn, "writable; free space unknown", None);
     };
-    let detail = format!("writable, {:.1} GiB free, {waiting} results waiting", free as f64 / (1u64 << 30) as f64);
+    let detail = format!("writable, {:.1} GiB free", free as f64 / (1u64 << 30) as f64);
     match free {
-        f if f < SPOOL_FAIL_BYTES => {
-            Check::new(what, Verdict::Fail, detail, Some("free disk space: results cannot be kept"))
+        f if f < FOLDER_FAIL_BYTES => {
+            Check::new(what, Verdict::Fail, detail, Some("free disk space: writes will fail"))
         }
-        f if f < SPOOL_WARN_BYTES => {
-            Check::new(what, Verdict::Warn, detail, Some("free disk space before a long outage fills it"))
+        f if f < FOLDER_WARN_BYTES => {
+            Check::new(what, Verdict::Warn, detail, Some("free disk space before it runs out"))
         }
         _ => Check::new(what, Verdict::Ok, detail, None),
     }
@@ -116,7 +117,7 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 }
 
 /// Whether the coordinator answers, and how far its clock is from this machine's.
-async fn coordinator_checks(url: Option<&str>) -> Vec<Check> {
+pub async fn coordinator_checks(url: Option<&str>) -> Vec<Check> {
     let Some(url) = url else {
         return vec![Check::new(
             "coordinator",

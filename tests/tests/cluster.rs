@@ -746,3 +746,35 @@ fn doctor_checks_the_coordinator_and_the_spool() {
         "{text}"
     );
 }
+
+/// `accelbench doctor` on the coordinator's host: its state folder, the warehouse and the
+/// running coordinator are ok (exit 0); a state folder it cannot create fails, naming
+/// the flag to change (exit 1).
+#[test]
+fn coordinator_doctor_checks_state_warehouse_and_server() {
+    let c = Cluster::start().expect("coordinator");
+    let state = c.dir.path().join("coordinator");
+    let warehouse = c.warehouse();
+    let run = |data_dir: &std::path::Path| {
+        std::process::Command::new(e2e::binary("accelbench"))
+            .args(["doctor", "--coordinator", &c.url(), "--data-dir"])
+            .arg(data_dir)
+            .arg("--warehouse")
+            .arg(&warehouse)
+            .output()
+            .expect("doctor runs")
+    };
+    let ok = run(&state);
+    let text = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert_eq!(ok.status.code(), Some(0), "{text}");
+    for line in ["ok    state ", "ok    warehouse ", "ok    warehouse folder ", "ok    coordinator ", "ok    clock: "] {
+        assert!(text.lines().any(|l| l.starts_with(line)), "no {line:?} in {text}");
+    }
+    let bad = run(std::path::Path::new("/proc/accelbench-cannot-be-here"));
+    let text = String::from_utf8_lossy(&bad.stdout).into_owned();
+    assert_eq!(bad.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  state /proc/accelbench-cannot-be-here: not writable") && text.contains("--data-dir"),
+        "{text}"
+    );
+}

@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod common;
 pub mod compare;
+pub mod doctor;
 pub mod import;
 pub mod listing;
 pub mod predict;
@@ -73,6 +74,8 @@ pub enum Command {
     Scorecard(scorecard::ScorecardArgs),
     /// Import result JSON lines and legacy benchmark JSON into the warehouse
     Import(import::ImportArgs),
+    /// Check this machine for `serve`: state folder, warehouse, a running coordinator
+    Doctor(doctor::DoctorArgs),
     /// Warehouse maintenance: gc, compact, files
     #[command(subcommand)]
     Warehouse(warehouse::WarehouseCommand),
@@ -138,6 +141,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Predict(a) => predict::execute(a).await,
         Command::Recommend(a) => recommend::execute(a).await,
         Command::Scorecard(a) => scorecard::execute(a).await,
+        Command::Doctor(a) => doctor::execute(a).await,
         Command::Import(a) => import::execute(a).await,
         Command::Warehouse(cmd) => cmd.execute().await,
         Command::ExecCell | Command::ExecCalibration(_) => Ok(ExitCode::SUCCESS),
