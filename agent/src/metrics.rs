@@ -66,19 +66,17 @@ impl AgentMetrics {
     }
 }
 
-/// Serves `/metrics` on `listener` until the task is dropped.
-pub async fn serve(metrics: Arc<AgentMetrics>, listener: TcpListener) {
+/// Serves `render()` as Prometheus text at `/metrics` on `listener` until the task is
+/// dropped; anything else is 404. The agent's and the coordinator's listener.
+pub async fn serve(listener: TcpListener, render: impl Fn() -> String + Clone + Send + Sync + 'static) {
     use axum::http::header::CONTENT_TYPE;
-    let app =
-        axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.render())
-                }
-            }),
-        );
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let render = render.clone();
+            async move { ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], render()) }
+        }),
+    );
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "metrics listener stopped");
     }

@@ -97,7 +97,8 @@ pub async fn run(cfg: WorkerConfig, shutdown: impl std::future::Future<Output = 
             let listener =
                 tokio::net::TcpListener::bind(addr).await.with_context(|| format!("metrics listen address {addr}"))?;
             println!("metrics on http://{}/metrics", listener.local_addr()?);
-            Some(AbortOnDrop(tokio::spawn(crate::metrics::serve(metrics.clone(), listener))))
+            let m = metrics.clone();
+            Some(AbortOnDrop(tokio::spawn(crate::metrics::serve(listener, move || m.render()))))
         }
         None => None,
     };

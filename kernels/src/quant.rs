@@ -228,7 +228,7 @@ impl Matrix {
         let fast = isa == Isa::Best && Self::fast_path_available();
         let tiles = self.rows.div_ceil(TILE);
         // Each task owns its tile's outputs for all m rows: `m × 16` values, copied into
-        // `out` afterwards unless m is 1, where tile order already is `out`'s order.
+        // `out` afterwards (the last tile may be wider than the rows left).
         let mut tiled = vec![0f32; tiles * m * TILE];
         tiled.par_chunks_mut(m * TILE).enumerate().for_each(|(tile, dst)| {
             for first in (0..m).step_by(ROWS_PER_PASS) {

@@ -217,7 +217,11 @@ mod tests {
     use candle_transformers::models::{bert, vit};
 
     fn random_vb(seed: u64) -> VarBuilder<'static> {
-        VarBuilder::from_backend(Box::new(GemmLayout::new(SeededInit::new(seed))), DType::F32, Device::Cpu)
+        random_vb_at(seed, DType::F32)
+    }
+
+    fn random_vb_at(seed: u64, dtype: DType) -> VarBuilder<'static> {
+        VarBuilder::from_backend(Box::new(GemmLayout::new(SeededInit::new(seed))), dtype, Device::Cpu)
     }
 
     fn input(batch: usize, seq: usize, hidden: usize) -> Tensor {
@@ -294,7 +298,7 @@ mod tests {
     #[test]
     fn bert_stack_in_bf16_is_within_bf16_rounding_of_f32() {
         let (cfg, dims) = small_bert();
-        let at = |dtype| VarBuilder::from_backend(Box::new(GemmLayout::new(SeededInit::new(5))), dtype, Device::Cpu);
+        let at = |dtype| random_vb_at(5, dtype);
         let f32_stack = EncoderStack::load_bert(at(DType::F32).pp("encoder"), dims).expect("f32");
         let bf16_stack = EncoderStack::load_bert(at(DType::BF16).pp("encoder"), dims).expect("bf16");
         let stock_bf16 = bert::BertEncoder::load(at(DType::BF16).pp("encoder"), &cfg).expect("stock");

@@ -93,7 +93,11 @@ pub async fn serve(
     };
     mirror_manifest(&ctx).await.context("mirroring raft's manifest into the warehouse")?;
     let expiry = tokio::spawn(expire_leases(ctx.clone()));
-    let http = http.map(|l| tokio::spawn(serve_http(ctx.clone(), l)));
+    // The HTTP listener: `/metrics` only.
+    let http = http.map(|l| {
+        let ctx = ctx.clone();
+        tokio::spawn(agent::metrics::serve(l, move || ctx.metrics.render(&ctx)))
+    });
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "coordinator serving");
@@ -169,24 +173,6 @@ async fn expire_leases(ctx: Ctx) {
             Ok(_) => ctx.metrics.expired(n),
             Err(e) => tracing::error!(error = %e, "expiring leases"),
         }
-    }
-}
-
-/// The HTTP listener: `/metrics` (Prometheus text format); anything else is 404.
-async fn serve_http(ctx: Ctx, listener: TcpListener) {
-    use axum::http::header::CONTENT_TYPE;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let ctx = ctx.clone();
-            async move {
-                let body = ctx.metrics.render(&ctx);
-                ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
-            }
-        }),
-    );
-    if let Err(e) = axum::serve(listener, app).await {
-        tracing::error!(error = %e, "http listener stopped");
     }
 }
 
