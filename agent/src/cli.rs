@@ -61,12 +61,17 @@ lease cells its hardware can run, run each in a child process, and report the re
 result is written to the spool folder before it is sent and deleted only after the \
 coordinator acknowledges it, so a crash or an outage loses nothing; after a restart the \
 spool is re-sent first. The agent never exits because the coordinator is down: it retries \
-with backoff. Stop it with Ctrl-C.\n\nExample:\n  accelbench-agent run --coordinator \
-http://coordinator.lab:7070 --labels rack=b3")]
+with backoff. Stop it with Ctrl-C.\n\nThe agent proves who it is with a certificate from the lab CA \
+(`accelbench ca issue --agent NAME` on the CA's machine): NAME becomes its agent id, and the \
+same certificate secures --metrics-listen (scrapers then present a reader certificate).\n\n\
+Example:\n  accelbench-agent run --coordinator https://coordinator.lab:7070 --ca ca.pem \
+--cert agent-gpu07.pem --key agent-gpu07.key --labels rack=b3")]
     Run {
-        /// The coordinator's gRPC address
+        /// The coordinator's gRPC address (https://HOST:PORT)
         #[arg(long, env = "ACCELBENCH_COORDINATOR", value_name = "URL")]
         coordinator: String,
+        #[command(flatten)]
+        tls: AgentTlsArgs,
         /// Folder for results not yet acknowledged
         #[arg(long, value_name = "DIR", default_value = "./accelbench-spool")]
         spool: PathBuf,
@@ -85,7 +90,7 @@ http://coordinator.lab:7070 --labels rack=b3")]
         /// unlimited CPU's
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
         cpu_threads: Option<u32>,
-        /// Serve Prometheus metrics at http://ADDR/metrics (cells finished by status, cells
+        /// Serve Prometheus metrics at https://ADDR/metrics (http:// without --cert) (cells finished by status, cells
         /// running, results spooled); port 0 picks a free port, printed on stdout
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
@@ -96,11 +101,14 @@ free space, results waiting), cached calibrations, each device probe (an NVML or
 error shows here), the coordinator (reachable, answering) and this machine's clock against \
 the coordinator's. Each finding is ok, warn or \
 FAIL, with what to do. Exits 1 if anything FAILs.\n\nExample:\n  accelbench-agent doctor \
---coordinator http://coordinator.lab:7070 --spool /var/lib/accelbench-agent/spool")]
+--coordinator https://coordinator.lab:7070 --ca ca.pem --cert agent-gpu07.pem --key agent-gpu07.key \
+--spool /var/lib/accelbench-agent/spool")]
     Doctor {
-        /// The coordinator's gRPC address
+        /// The coordinator's gRPC address (https://HOST:PORT)
         #[arg(long, env = "ACCELBENCH_COORDINATOR", value_name = "URL")]
         coordinator: Option<String>,
+        #[command(flatten)]
+        tls: AgentTlsArgs,
         /// The spool folder `run` uses
         #[arg(long, value_name = "DIR", default_value = "./accelbench-spool")]
         spool: PathBuf,
@@ -176,7 +184,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::anyhow!("{}", flag_names(&text))
             });
         }
-        Command::Run { coordinator, spool, labels, recalibrate, no_calibrate, cpu_threads, metrics_listen } => {
+        Command::Run { coordinator, tls, spool, labels, recalibrate, no_calibrate, cpu_threads, metrics_listen } => {
             drop(out);
             if let Some(n) = cpu_threads {
                 // Before any thread exists: the cell and calibration children inherit it,
@@ -190,6 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let cfg = crate::worker::WorkerConfig {
                 coordinator,
+                auth: tls.auth(),
                 spool_dir: spool,
                 labels: labels.into_iter().collect(),
                 idle_poll: std::time::Duration::from_secs(1),
@@ -208,10 +217,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             anyhow::ensure!(!found.is_empty(), "no device could be calibrated (see the warnings above)");
             calibrate::print(&mut out, &found, json)?;
         }
-        Command::Doctor { coordinator, spool } => {
+        Command::Doctor { coordinator, tls, spool } => {
             let fp = detect::detect();
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let checks = rt.block_on(crate::doctor::run(coordinator.as_deref(), &spool, &fp));
+            let checks = rt.block_on(crate::doctor::run(coordinator.as_deref(), &tls.auth(), &spool, &fp));
             write!(out, "{}", crate::doctor::render(&checks))?;
             if checks.iter().any(|c| c.verdict == crate::doctor::Verdict::Fail) {
                 return Ok(ExitCode::from(1));
@@ -224,6 +233,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ExecCalibration(args) => calibrate::exec_calibration(&args.device, &args.class, out)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How the agent proves who it is to the coordinator: mutual TLS with a certificate
+/// from the lab CA, whose name is the agent's id.
+#[derive(Debug, Args, Clone)]
+pub struct AgentTlsArgs {
+    /// The lab CA's certificate (ca.pem from `accelbench ca init`); needed for https://
+    #[arg(long, env = "ACCELBENCH_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// This agent's certificate (`accelbench ca issue --agent NAME`): NAME is its agent id
+    #[arg(long, env = "ACCELBENCH_CERT", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// This agent's private key
+    #[arg(long, env = "ACCELBENCH_KEY", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
+impl AgentTlsArgs {
+    pub fn auth(&self) -> proto::connect::ClientAuth {
+        proto::connect::ClientAuth { ca: self.ca.clone(), cert: self.cert.clone(), key: self.key.clone(), token: None }
+    }
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {

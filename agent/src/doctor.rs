@@ -6,10 +6,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use proto::connect::ClientAuth;
 use proto::v1::fleet_service_client::FleetServiceClient;
 use proto::v1::ListAgentsRequest;
 use shared::fingerprint::{Fingerprint, ProbeStatus};
-use tonic::transport::Channel;
 
 /// Below this much free space a folder warns; below [`FOLDER_FAIL_BYTES`] it fails.
 const FOLDER_WARN_BYTES: u64 = 1 << 30;
@@ -42,7 +42,7 @@ impl Check {
 }
 
 /// Every check, in the order an operator would fix them.
-pub async fn run(coordinator: Option<&str>, spool: &Path, fp: &Fingerprint) -> Vec<Check> {
+pub async fn run(coordinator: Option<&str>, auth: &ClientAuth, spool: &Path, fp: &Fingerprint) -> Vec<Check> {
     let mut checks = vec![spool_check(spool)];
     checks.push(match crate::calibrate::cached_for(spool, fp) {
         true => Check::new("calibrations", Verdict::Ok, "cached for this machine and version", None),
@@ -62,7 +62,12 @@ pub async fn run(coordinator: Option<&str>, spool: &Path, fp: &Fingerprint) -> V
         };
         checks.push(Check::new(format!("probe {}", p.probe), verdict, p.reason.clone(), fix));
     }
-    checks.extend(coordinator_checks(coordinator).await);
+    for (what, path) in [("CA certificate", &auth.ca), ("agent certificate", &auth.cert)] {
+        if let Some(p) = path {
+            checks.push(certificate_check(what, p));
+        }
+    }
+    checks.extend(coordinator_checks(coordinator, auth).await);
     checks
 }
 
@@ -116,8 +121,11 @@ fn free_bytes(dir: &Path) -> Option<u64> {
         .map(|d| d.available_space())
 }
 
-/// Whether the coordinator answers, and how far its clock is from this machine's.
-pub async fn coordinator_checks(url: Option<&str>) -> Vec<Check> {
+/// Whether the coordinator answers this identity, and how far its clock is from this
+/// machine's. The probe is a `ListAgents` call: an identity whose role may not list
+/// agents (an agent's) is refused with PERMISSION_DENIED, which still proves that TLS
+/// and the certificate were accepted; every answer carries the coordinator's clock.
+pub async fn coordinator_checks(url: Option<&str>, auth: &ClientAuth) -> Vec<Check> {
     let Some(url) = url else {
         return vec![Check::new(
             "coordinator",
@@ -128,34 +136,87 @@ pub async fn coordinator_checks(url: Option<&str>) -> Vec<Check> {
     };
     let what = format!("coordinator {url}");
     let (started, sent_ms) = (Instant::now(), now_ms());
-    let reached = async {
-        let channel = Channel::from_shared(url.to_string())?
+    let channel = async {
+        let channel = proto::connect::endpoint(url, auth)?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CONNECT_TIMEOUT)
             .connect()
-            .await?;
-        anyhow::Ok(FleetServiceClient::new(channel).list_agents(ListAgentsRequest {}).await?.into_inner())
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", proto::connect::error_chain(&e)))?;
+        proto::connect::with_token(channel, auth, proto::connect::untraced as fn(_) -> _)
     }
     .await;
-    let answer = match reached {
-        Ok(answer) => answer,
+    let channel = match channel {
+        Ok(c) => c,
         Err(e) => {
             return vec![Check::new(
                 what,
                 Verdict::Fail,
                 format!("cannot reach it: {e:#}"),
-                Some("check the URL (http://host:7070), the coordinator's --listen address and the firewall"),
+                Some("check the URL (https://host:7070), --ca, --cert/--key, the coordinator's --listen address and the firewall"),
             )]
         }
     };
+    let answer = FleetServiceClient::new(channel).list_agents(ListAgentsRequest {}).await;
     let round_trip = started.elapsed();
-    let reach = Check::new(
-        what,
-        Verdict::Ok,
-        format!("answered in {} ms; {} agents registered", round_trip.as_millis(), answer.agents.len()),
-        None,
-    );
-    vec![reach, clock_check(answer.server_time_ms, sent_ms, round_trip)]
+    let (reach, metadata) = match answer {
+        Ok(r) => {
+            let detail =
+                format!("answered in {} ms; {} agents registered", round_trip.as_millis(), r.get_ref().agents.len());
+            (Check::new(what, Verdict::Ok, detail, None), r.metadata().clone())
+        }
+        Err(s) if s.code() == tonic::Code::PermissionDenied => {
+            let detail =
+                format!("answered in {} ms; it accepts this identity ({})", round_trip.as_millis(), s.message());
+            (Check::new(what, Verdict::Ok, detail, None), s.metadata().clone())
+        }
+        Err(s) if s.code() == tonic::Code::Unauthenticated => {
+            let fix = "issue a certificate from the coordinator's CA (`accelbench ca issue`) or a token";
+            (
+                Check::new(what, Verdict::Fail, format!("refuses this identity: {}", s.message()), Some(fix)),
+                s.metadata().clone(),
+            )
+        }
+        Err(s) => {
+            let detail = format!("answered {:?}: {}", s.code(), s.message());
+            (Check::new(what, Verdict::Fail, detail, Some("see the coordinator's log")), s.metadata().clone())
+        }
+    };
+    let server_ms = metadata
+        .get(proto::connect::SERVER_TIME_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    vec![reach, clock_check(server_ms, sent_ms, round_trip)]
+}
+
+/// How long a certificate has left: FAIL once expired or unreadable, warn within 30 days.
+pub fn certificate_check(what: &str, path: &Path) -> Check {
+    const WARN_SECONDS: i64 = 30 * 86_400;
+    let what = format!("{what} {}", path.display());
+    let s = match proto::identity::CertSubject::read_pem(path) {
+        Ok(s) => s,
+        Err(e) => {
+            return Check::new(
+                what,
+                Verdict::Fail,
+                format!("{e:#}"),
+                Some("point the flag at the PEM file `accelbench ca` wrote"),
+            )
+        }
+    };
+    let holder = match &s.role {
+        Some(role) => format!("{} (role {role})", s.name),
+        None => s.name.clone(),
+    };
+    let left = s.not_after.saturating_sub(now_ms() / 1000);
+    let detail = format!("{holder}, {} days left", left / 86_400);
+    let renew = "issue a new one (`accelbench ca issue`, or `ca init` for the CA) and restart with it";
+    match left {
+        l if l <= 0 => Check::new(what, Verdict::Fail, format!("{holder} expired"), Some(renew)),
+        l if l < WARN_SECONDS => Check::new(what, Verdict::Warn, detail, Some(renew)),
+        _ => Check::new(what, Verdict::Ok, detail, None),
+    }
 }
 
 /// The coordinator's clock against ours, taking its answer as sent half-way through

@@ -12,6 +12,7 @@
 //! - [`calibrate`]: GEMM and memory-copy micro-benchmarks per device, sent at registration.
 //! - [`bench`]: local runs of a matrix on this machine (`accelbench-agent bench`).
 //! - [`cli`]: the `accelbench-agent` command line.
+//! - [`tls`]: rustls for the HTTP (metrics) listeners, shared with the coordinator.
 //!
 //! Logs, traces and trace context across processes are the `telemetry` crate's, shared
 //! with the coordinator.
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod placement;
 pub mod slots;
 pub mod spool;
+pub mod tls;
 pub mod worker;
 
 /// The agent's version, as recorded in result provenance.

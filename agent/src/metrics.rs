@@ -67,8 +67,13 @@ impl AgentMetrics {
 }
 
 /// Serves `render()` as Prometheus text at `/metrics` on `listener` until the task is
-/// dropped; anything else is 404. The agent's and the coordinator's listener.
-pub async fn serve(listener: TcpListener, render: impl Fn() -> String + Clone + Send + Sync + 'static) {
+/// dropped; anything else is 404. The agent's and the coordinator's listener: over TLS
+/// with a required client certificate when `tls` is given ([`crate::tls`]).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    render: impl Fn() -> String + Clone + Send + Sync + 'static,
+) {
     use axum::http::header::CONTENT_TYPE;
     let app = axum::Router::new().route(
         "/metrics",
@@ -77,7 +82,14 @@ pub async fn serve(listener: TcpListener, render: impl Fn() -> String + Clone + 
             async move { ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], render()) }
         }),
     );
-    if let Err(e) = axum::serve(listener, app).await {
+    let served = match tls {
+        None => axum::serve(listener, app).await,
+        Some(config) => match crate::tls::TlsListener::new(listener, config) {
+            Ok(l) => axum::serve(l, app).await,
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "metrics listener stopped");
     }
 }

@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use proto::connect::{AuthedChannel, ClientAuth};
 use proto::v1::agent_service_client::AgentServiceClient;
 use proto::v1::{AckStatus, HeartbeatRequest, LeaseCellsRequest, LeaseRef, RegisterRequest, ReportResultsRequest};
 use shared::cell::Cell;
 use shared::fingerprint::Fingerprint;
 use shared::result::{Coordinates, ResultRecord, Status, MAX_RESULT_JSON_BYTES};
 use shared::spec::MeasurePolicy;
-use tonic::transport::Channel;
 use tracing::Instrument;
 
 use crate::cell::runner::{run_cell_cancellable, Ran, RunnerConfig};
@@ -31,12 +31,14 @@ use crate::metrics::AgentMetrics;
 use crate::placement::{place, NotPlaced};
 use crate::slots::Slots;
 use crate::spool::{Spool, Spooled};
-use telemetry::propagate::{SendTraceContext, TraceParent, TracedChannel};
+use telemetry::propagate::{SendTraceContext, TraceParent};
 
 /// How the worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub coordinator: String,
+    /// The lab CA and this agent's certificate (empty for an `--insecure` coordinator).
+    pub auth: ClientAuth,
     pub spool_dir: PathBuf,
     pub labels: BTreeMap<String, String>,
     /// How long to wait before asking again when no cell was leased.
@@ -62,7 +64,7 @@ pub enum Calibrate {
 }
 
 /// The coordinator's agent service; every call carries the caller's trace context.
-type Client = AgentServiceClient<TracedChannel>;
+type Client = AgentServiceClient<AuthedChannel<SendTraceContext>>;
 
 /// The leases running now, each with the flag that stops its cell; shared with the
 /// heartbeat task and the metrics.
@@ -96,9 +98,11 @@ pub async fn run(cfg: WorkerConfig, shutdown: impl std::future::Future<Output = 
         Some(addr) => {
             let listener =
                 tokio::net::TcpListener::bind(addr).await.with_context(|| format!("metrics listen address {addr}"))?;
-            println!("metrics on http://{}/metrics", listener.local_addr()?);
+            let tls = metrics_tls(&cfg.auth)?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            println!("metrics on {scheme}://{}/metrics", listener.local_addr()?);
             let m = metrics.clone();
-            Some(AbortOnDrop(tokio::spawn(crate::metrics::serve(listener, move || m.render()))))
+            Some(AbortOnDrop(tokio::spawn(crate::metrics::serve(listener, tls, move || m.render()))))
         }
         None => None,
     };
@@ -110,6 +114,33 @@ pub async fn run(cfg: WorkerConfig, shutdown: impl std::future::Future<Output = 
         } => r,
         () = shutdown => Ok(()),
     }
+}
+
+/// The metrics listener's TLS: this agent's own certificate when it has one.
+fn metrics_tls(auth: &ClientAuth) -> anyhow::Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>> {
+    match (&auth.ca, &auth.cert, &auth.key) {
+        (Some(ca), Some(cert), Some(key)) => Ok(Some(crate::tls::server_config(&crate::tls::TlsFiles {
+            ca: ca.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        })?)),
+        _ => Ok(None),
+    }
+}
+
+/// The agent id a certificate gives this agent (`None` without one: the coordinator
+/// assigns an id, kept in the spool folder).
+fn certificate_id(auth: &ClientAuth) -> anyhow::Result<Option<String>> {
+    let Some(cert) = &auth.cert else { return Ok(None) };
+    let id = proto::identity::CertIdentity::read_pem(cert)?;
+    anyhow::ensure!(
+        id.role == proto::identity::Role::Agent,
+        "{}: a certificate for {} with role {}; an agent needs one from `accelbench ca issue --agent NAME`",
+        cert.display(),
+        id.name,
+        id.role
+    );
+    Ok(Some(id.name))
 }
 
 /// What every session of this process shares.
@@ -157,16 +188,26 @@ async fn work_forever(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, cal
 /// One connection's worth of work: register, flush the spool, lease and run.
 async fn session(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, calibrations: &str) -> anyhow::Result<()> {
     let spool = &shared.spool;
-    let channel = Channel::from_shared(cfg.coordinator.clone())
-        .with_context(|| format!("coordinator url {}", cfg.coordinator))?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {}", cfg.coordinator))?;
-    let mut client = AgentServiceClient::with_interceptor(channel, SendTraceContext);
+    let mut client =
+        AgentServiceClient::new(proto::connect::connect(&cfg.coordinator, &cfg.auth, SendTraceContext).await?);
     // The id lives beside the spool: a restarted agent is the same agent, so the leases
-    // its spooled results ran under are still its own.
+    // its spooled results ran under are still its own. With a certificate, the id is
+    // the certificate's name (the coordinator accepts no other).
     let id_file = cfg.spool_dir.join("agent-id");
-    let previous = std::fs::read_to_string(&id_file).map(|s| s.trim().to_string()).unwrap_or_default();
+    let stored = std::fs::read_to_string(&id_file).map(|s| s.trim().to_string()).unwrap_or_default();
+    let previous = match certificate_id(&cfg.auth)? {
+        Some(name) => {
+            if !stored.is_empty() && stored != name {
+                tracing::warn!(
+                    stored,
+                    certificate = name,
+                    "the spool's agent id differs from the certificate's: using the certificate's"
+                );
+            }
+            name
+        }
+        None => stored,
+    };
     let reg = client
         .register(RegisterRequest {
             fingerprint_json: serde_json::to_string(fp)?,

@@ -36,7 +36,8 @@ trap cleanup EXIT
 phase() {
     local threads="$1" spec="$2" n="$3" dir="$work/phase-$RANDOM"
     mkdir -p "$dir"
-    "$bin/accelbench" serve --listen 127.0.0.1:0 --data-dir "$dir/coordinator" --warehouse "$wh" \
+    # --insecure: a private coordinator on loopback for the length of one phase.
+    "$bin/accelbench" serve --insecure --listen 127.0.0.1:0 --data-dir "$dir/coordinator" --warehouse "$wh" \
         > "$dir/serve.out" 2> "$dir/serve.log" &
     coordinator=$!
     for _ in $(seq 100); do grep -q "listening on" "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done

@@ -5,7 +5,9 @@
 //! strings and are decoded with [`decode_json`], which turns any malformed payload into
 //! a `tonic::Status` naming the field, never a panic.
 
+pub mod connect;
 pub mod convert;
+pub mod identity;
 
 /// Generated from `proto/accelbench.proto` (package `accelbench.v1`).
 pub mod v1 {

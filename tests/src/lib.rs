@@ -3,6 +3,11 @@
 //! temporary directory. Processes are killed when the cluster is dropped. [`otlp`] is a
 //! trace receiver the processes can export to.
 //!
+//! A cluster is secured as a lab's would be: a throwaway CA (`accelbench ca init`), a
+//! node certificate for the coordinator, one agent certificate per agent, and an admin
+//! certificate for the CLI and the test's own clients, so the secure path is the tested
+//! one. [`Cluster::start_insecure`] is the `--insecure` exception.
+//!
 //! The binaries come from the same target directory as the test (`cargo test
 //! --workspace` builds them).
 
@@ -12,10 +17,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use proto::connect::{AuthedChannel, ClientAuth};
+use proto::v1::agent_service_client::AgentServiceClient;
 use proto::v1::fleet_service_client::FleetServiceClient;
 use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::{GetSweepRequest, ListAgentsRequest, SweepState, SweepStatus};
-use tonic::transport::Channel;
 
 pub mod fault;
 pub mod fuzz;
@@ -53,7 +59,14 @@ pub struct Cluster {
     small_disk: Option<PathBuf>,
     /// Where the coordinator's config file lives, kept as long as the cluster.
     config_dir: Option<tempfile::TempDir>,
+    /// TLS and authentication on (the default), or `--insecure`.
+    secure: bool,
 }
+
+/// A plain gRPC function pointer interceptor: test clients carry no trace context.
+pub type Untraced = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+/// A test's gRPC channel: TLS with its credentials.
+pub type TestChannel = AuthedChannel<Untraced>;
 
 impl Cluster {
     /// A coordinator on a free loopback port.
@@ -63,6 +76,15 @@ impl Cluster {
 
     /// A coordinator on a free loopback port; every process gets `env` added.
     pub fn start_with_env(env: &[(&str, &str)]) -> anyhow::Result<Cluster> {
+        Cluster::start_as(env, true)
+    }
+
+    /// A coordinator run with `--insecure`: plain text, no authentication.
+    pub fn start_insecure() -> anyhow::Result<Cluster> {
+        Cluster::start_as(&[], false)
+    }
+
+    fn start_as(env: &[(&str, &str)], secure: bool) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut c = Cluster {
@@ -74,9 +96,82 @@ impl Cluster {
             agents: Vec::new(),
             small_disk: None,
             config_dir: None,
+            secure,
         };
+        c.make_ca()?;
         c.start_coordinator("127.0.0.1:0")?;
         Ok(c)
+    }
+
+    /// The throwaway lab CA, the coordinator's node certificate and the admin's.
+    fn make_ca(&self) -> anyhow::Result<()> {
+        let dir = self.ca_dir();
+        let o = Command::new(binary("accelbench")).args(["ca", "init", "--dir"]).arg(&dir).output()?;
+        anyhow::ensure!(o.status.success(), "ca init: {}", String::from_utf8_lossy(&o.stderr));
+        self.issue(&["--node", "coordinator"])?;
+        self.issue(&["--user", "admin", "--role", "admin"])?;
+        Ok(())
+    }
+
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.path().join("ca")
+    }
+
+    /// Issues a certificate with `accelbench ca issue ARGS` (once: an existing one is
+    /// kept); its certificate and key files.
+    pub fn issue(&self, args: &[&str]) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let role = match args {
+            ["--agent", ..] => "agent",
+            ["--node", ..] => "node",
+            ["--user", _, "--role", role, ..] => role,
+            _ => bail!("issue: {args:?}"),
+        };
+        let stem = self.ca_dir().join(format!("{role}-{}", args[1]));
+        let (cert, key) = (stem.with_extension("pem"), stem.with_extension("key"));
+        if !cert.exists() {
+            let o = Command::new(binary("accelbench"))
+                .args(["ca", "issue", "--dir"])
+                .arg(self.ca_dir())
+                .args(args)
+                .output()?;
+            anyhow::ensure!(o.status.success(), "ca issue {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        Ok((cert, key))
+    }
+
+    /// Credentials of a certificate (from [`Cluster::issue`]) against this cluster's CA.
+    pub fn auth(&self, args: &[&str]) -> anyhow::Result<ClientAuth> {
+        if !self.secure {
+            return Ok(ClientAuth::default());
+        }
+        let (cert, key) = self.issue(args)?;
+        Ok(ClientAuth { ca: Some(self.ca_dir().join("ca.pem")), cert: Some(cert), key: Some(key), token: None })
+    }
+
+    /// The admin's credentials (the CLI's and the test clients').
+    pub fn admin(&self) -> ClientAuth {
+        self.auth(&["--user", "admin", "--role", "admin"]).expect("the admin certificate was issued at start")
+    }
+
+    /// The same credentials as `accelbench` flags.
+    pub fn flags(auth: &ClientAuth) -> Vec<String> {
+        let mut out = Vec::new();
+        for (flag, path) in [("--ca", &auth.ca), ("--cert", &auth.cert), ("--key", &auth.key)] {
+            if let Some(p) = path {
+                out.extend([flag.to_string(), p.display().to_string()]);
+            }
+        }
+        out
+    }
+
+    /// A gRPC channel to the coordinator with `auth`.
+    pub async fn channel(&self, auth: &ClientAuth) -> anyhow::Result<TestChannel> {
+        proto::connect::connect(&self.url(), auth, proto::connect::untraced as Untraced).await
+    }
+
+    /// The agent service as agent `name` (its certificate issued on first use).
+    pub async fn agent_client(&self, name: &str) -> anyhow::Result<AgentServiceClient<TestChannel>> {
+        Ok(AgentServiceClient::new(self.channel(&self.auth(&["--agent", name])?).await?))
     }
 
     /// A coordinator started with `serve.toml` = `config` (through
@@ -115,7 +210,9 @@ impl Cluster {
             agents: Vec::new(),
             small_disk: Some(warehouse),
             config_dir: None,
+            secure: true,
         };
+        c.make_ca()?;
         c.start_coordinator("127.0.0.1:0")?;
         Ok(Ok(c))
     }
@@ -142,16 +239,27 @@ impl Cluster {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Starts (or restarts, on the same address) the coordinator.
     pub fn start_coordinator(&mut self, listen: &str) -> anyhow::Result<()> {
-        let mut child = Command::new(binary("accelbench"))
+        let mut serve = Command::new(binary("accelbench"));
+        serve
             .args(["serve", "--listen", listen, "--http-listen", "127.0.0.1:0", "--data-dir"])
             .arg(self.dir.path().join("coordinator"))
             .arg("--warehouse")
-            .arg(self.warehouse())
+            .arg(self.warehouse());
+        if self.secure {
+            let ca = self.ca_dir();
+            serve.arg("--tls-ca").arg(ca.join("ca.pem"));
+            serve.arg("--tls-cert").arg(ca.join("node-coordinator.pem"));
+            serve.arg("--tls-key").arg(ca.join("node-coordinator.key"));
+        } else {
+            serve.arg("--insecure");
+        }
+        let mut child = serve
             .envs(self.env.iter().cloned())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file(self.dir.path(), "coordinator")?))
@@ -173,7 +281,12 @@ impl Cluster {
     /// The coordinator's metrics as Prometheus would scrape them: `(name{labels}, value)`
     /// for every sample line.
     pub fn scrape(&self) -> anyhow::Result<Vec<(String, f64)>> {
-        scrape(&self.metrics_url)
+        self.scrape_url(&self.metrics_url)
+    }
+
+    /// Scrapes any of the cluster's metrics listeners as a reader.
+    pub fn scrape_url(&self, url: &str) -> anyhow::Result<Vec<(String, f64)>> {
+        scrape(url, &self.auth(&["--user", "prometheus", "--role", "reader"])?)
     }
 
     /// Stops the coordinator as a service manager does (SIGTERM) and waits for it to
@@ -235,6 +348,7 @@ impl Cluster {
         let mut cmd = Command::new(binary("accelbench-agent"));
         cmd.args(["run", "--coordinator", &self.url(), "--labels", &format!("test=agent{idx}"), "--spool"])
             .arg(self.spool(idx))
+            .args(Cluster::flags(&self.auth(&["--agent", &format!("agent-{idx}")])?))
             .envs(self.env.iter().cloned())
             .stderr(Stdio::from(log_file(self.dir.path(), &format!("agent{idx}"))?));
         Ok(cmd)
@@ -265,9 +379,26 @@ impl Cluster {
         std::fs::read_to_string(self.dir.path().join(format!("spool-{idx}/agent-id"))).ok()
     }
 
-    /// Runs the `accelbench` CLI.
+    /// Runs the `accelbench` CLI as the admin.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(binary("accelbench")).args(args).envs(self.env.iter().cloned()).output().expect("accelbench runs")
+        self.cli_as(&self.admin(), args)
+    }
+
+    /// Runs the `accelbench` CLI with `auth` (through the environment, as a user's shell
+    /// would set it).
+    pub fn cli_as(&self, auth: &ClientAuth, args: &[&str]) -> Output {
+        let mut cmd = Command::new(binary("accelbench"));
+        cmd.args(args).envs(self.env.iter().cloned());
+        for (var, path) in [("ACCELBENCH_CA", &auth.ca), ("ACCELBENCH_CERT", &auth.cert), ("ACCELBENCH_KEY", &auth.key)]
+        {
+            if let Some(p) = path {
+                cmd.env(var, p);
+            }
+        }
+        if let Some(t) = &auth.token {
+            cmd.env("ACCELBENCH_TOKEN", t);
+        }
+        cmd.output().expect("accelbench runs")
     }
 
     pub fn write_spec(&self, name: &str, text: &str) -> anyhow::Result<PathBuf> {
@@ -284,8 +415,8 @@ impl Cluster {
         Ok(String::from_utf8(o.stdout)?.trim().to_string())
     }
 
-    pub async fn client(&self) -> anyhow::Result<SweepServiceClient<Channel>> {
-        Ok(SweepServiceClient::new(Channel::from_shared(self.url())?.connect().await?))
+    pub async fn client(&self) -> anyhow::Result<SweepServiceClient<TestChannel>> {
+        Ok(SweepServiceClient::new(self.channel(&self.admin()).await?))
     }
 
     /// Polls until the sweep is no longer running.
@@ -309,7 +440,7 @@ impl Cluster {
 
     /// Leases held by each agent id.
     pub async fn leases(&self) -> anyhow::Result<Vec<(String, u32)>> {
-        let mut c = FleetServiceClient::new(Channel::from_shared(self.url())?.connect().await?);
+        let mut c = FleetServiceClient::new(self.channel(&self.admin()).await?);
         let agents = c.list_agents(ListAgentsRequest {}).await?.into_inner().agents;
         Ok(agents.into_iter().map(|a| (a.agent_id, a.n_leases)).collect())
     }
@@ -421,16 +552,23 @@ impl Cluster {
 
 /// The metrics at `url` as Prometheus would scrape them: `(name{labels}, value)` for
 /// every sample line (a plain HTTP/1.0 GET, no client library in the way).
-pub fn scrape(url: &str) -> anyhow::Result<Vec<(String, f64)>> {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").context("metrics url")?;
-    let (host, path) = rest.split_once('/').context("metrics url path")?;
-    let mut stream = std::net::TcpStream::connect(host)?;
-    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
+pub fn scrape(url: &str, auth: &ClientAuth) -> anyhow::Result<Vec<(String, f64)>> {
+    // curl speaks TLS with a client certificate, as Prometheus does.
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "--max-time", "10", "-i", url]);
+    for (flag, path) in [("--cacert", &auth.ca), ("--cert", &auth.cert), ("--key", &auth.key)] {
+        if let Some(p) = path {
+            curl.arg(flag).arg(p);
+        }
+    }
+    let o = curl.output().context("running curl")?;
+    anyhow::ensure!(o.status.success(), "curl {url}: {}", String::from_utf8_lossy(&o.stderr).trim());
+    let response = String::from_utf8(o.stdout)?;
     let (head, body) = response.split_once("\r\n\r\n").context("http response")?;
-    anyhow::ensure!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/2 200"),
+        "{head}"
+    );
     anyhow::ensure!(head.to_ascii_lowercase().contains("content-type: application/openmetrics-text"), "{head}");
     Ok(body
         .lines()

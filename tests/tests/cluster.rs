@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use e2e::{tiny_spec, Cluster};
-use proto::v1::agent_service_client::AgentServiceClient;
 use proto::v1::{
     AckStatus, CancelSweepRequest, GetSweepRequest, HeartbeatRequest, LeaseCellsRequest, LeaseRef, RegisterRequest,
     ReportResultsRequest, SpecFormat, SubmitSweepRequest, SweepState,
@@ -176,11 +175,11 @@ async fn an_agent_restarted_at_once_or_impersonated_never_leaves_a_cell_leased()
     }
     assert!(alive().is_empty(), "cell processes {:?} outlived their agent", alive());
 
-    // A lease taken in the agent's name while it runs a cell: the agent never hears of
-    // it, and its next request for work must end it.
+    // A lease taken in the agent's name while it runs a cell (only its own certificate
+    // may: a reply it never received): the agent never hears of it, and its next
+    // request for work must end it.
     let agent_id = c.agent_id(0).expect("the agent's id");
-    let channel = tonic::transport::Channel::from_shared(c.url()).expect("url").connect().await.expect("connect");
-    let mut thief = AgentServiceClient::new(channel);
+    let mut thief = c.agent_client("agent-0").await.expect("connect");
     let stolen = thief
         .lease_cells(LeaseCellsRequest { agent_id, max_cells: 1, held: Vec::new() })
         .await
@@ -296,8 +295,7 @@ async fn a_killed_coordinator_restarts_and_the_sweep_finishes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
     let c = Cluster::start().expect("coordinator");
-    let channel = tonic::transport::Channel::from_shared(c.url()).expect("url").connect().await.expect("connect");
-    let mut agents = AgentServiceClient::new(channel);
+    let mut agents = c.agent_client("hostile").await.expect("connect");
     let mut sweeps = c.client().await.expect("client");
 
     // A malformed fingerprint.
@@ -308,7 +306,7 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().starts_with("fingerprint_json"), "{}", e.message());
 
-    // A hostile agent id.
+    // A hostile agent id: not the certificate's name.
     let fp = std::process::Command::new(e2e::binary("accelbench-agent"))
         .args(["detect", "--json"])
         .output()
@@ -318,7 +316,8 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
         .register(RegisterRequest { fingerprint_json: fp.clone(), agent_id: "../../etc".into(), ..Default::default() })
         .await
         .expect_err("refused");
-    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{}", e.message());
+    assert!(e.message().contains("certificate names \"hostile\""), "{}", e.message());
 
     // A fingerprint over its bounds (a 3 MB CPU name; 1 000 fake GPUs, which once made
     // every `cuda` sweep fan out to them) is refused naming the field.
@@ -366,24 +365,31 @@ async fn hostile_requests_are_refused_and_the_server_keeps_serving() {
     let after = c.query("SELECT count(*) AS n FROM calibrations").map(|r| r[0]["n"].clone()).ok();
     assert_eq!(before, after, "a refused registration stores no calibration");
 
-    // Leasing as an agent that never registered.
+    // Leasing and heartbeating before registering (every registration above failed).
     let e = agents
-        .lease_cells(LeaseCellsRequest { agent_id: "ghost".into(), max_cells: 1, held: Vec::new() })
+        .lease_cells(LeaseCellsRequest { agent_id: "hostile".into(), max_cells: 1, held: Vec::new() })
         .await
         .expect_err("refused");
     assert_eq!(e.code(), tonic::Code::NotFound);
-    // The same refusal has the same code on every RPC: an unknown agent, a malformed
-    // agent id, an unknown sweep, a malformed sweep id.
+    // The same refusal has the same code on every RPC: an unknown agent, another
+    // agent's id or a malformed one, an unknown sweep, a malformed sweep id.
     let e = agents
-        .heartbeat(HeartbeatRequest { agent_id: "ghost".into(), ..Default::default() })
+        .heartbeat(HeartbeatRequest { agent_id: "hostile".into(), ..Default::default() })
         .await
         .expect_err("refused");
     assert_eq!(e.code(), tonic::Code::NotFound);
-    let e = agents
-        .lease_cells(LeaseCellsRequest { agent_id: "a b".into(), max_cells: 1, held: Vec::new() })
-        .await
-        .expect_err("refused");
-    assert_eq!((e.code(), e.message().starts_with("agent_id \"a b\"")), (tonic::Code::InvalidArgument, true));
+    for other in ["ghost", "a b"] {
+        let e = agents
+            .lease_cells(LeaseCellsRequest { agent_id: other.into(), max_cells: 1, held: Vec::new() })
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{}", e.message());
+        let e = agents
+            .heartbeat(HeartbeatRequest { agent_id: other.into(), ..Default::default() })
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{}", e.message());
+    }
     let unknown = "0190c6a2-7a3e-7d1c-9a55-3c2b1e0f4d8a".to_string();
     for e in [
         sweeps.get(GetSweepRequest { sweep_id: unknown.clone() }).await.expect_err("refused"),
@@ -597,18 +603,20 @@ async fn a_cancelled_sweep_stops_its_running_cell() {
 async fn registrations_from_one_address_are_rate_limited() {
     let c = Cluster::start_with_config("registrations_per_minute_per_peer = 1\nregistration_burst = 3\n")
         .expect("coordinator");
-    let mut agents = AgentServiceClient::connect(c.url()).await.expect("connect");
     let fp = std::process::Command::new(e2e::binary("accelbench-agent"))
         .args(["detect", "--json"])
         .output()
         .expect("detect");
     let fp = String::from_utf8(fp.stdout).expect("utf-8");
+    // Four agents with certificates of their own, all on one host.
     for i in 0..3 {
+        let mut agents = c.agent_client(&format!("flood-{i}")).await.expect("connect");
         agents
             .register(RegisterRequest { fingerprint_json: fp.clone(), ..Default::default() })
             .await
             .unwrap_or_else(|e| panic!("registration {i} within the burst: {e}"));
     }
+    let mut agents = c.agent_client("flood-3").await.expect("connect");
     let e = agents
         .register(RegisterRequest { fingerprint_json: fp, ..Default::default() })
         .await
@@ -625,7 +633,7 @@ async fn registrations_from_one_address_are_rate_limited() {
 #[tokio::test(flavor = "multi_thread")]
 async fn open_result_streams_are_bounded() {
     let c = Cluster::start_with_config("max_report_streams = 1\n").expect("coordinator");
-    let agents = AgentServiceClient::connect(c.url()).await.expect("connect");
+    let agents = c.agent_client("streamer").await.expect("connect");
     // A stream that stays open: nothing is sent until `hold` is dropped.
     let (hold, rx) = tokio::sync::mpsc::channel::<ReportResultsRequest>(1);
     let mut first = agents.clone();
@@ -703,7 +711,7 @@ async fn metrics_show_what_the_sweep_did_and_survive_a_restart() {
     assert!(commit >= Some(cells) && applied == commit, "committed and applied: {commit:?} {applied:?}");
     assert!(sample(&m, "accelbench_raft_term") >= Some(1.0));
     // The agent's own: every cell finished ok and acknowledged, none running.
-    let a = e2e::scrape(&agent_metrics).expect("scrape the agent");
+    let a = c.scrape_url(&agent_metrics).expect("scrape the agent");
     assert_eq!(sample(&a, "accelbench_agent_cells_total{status=\"ok\"}"), Some(cells), "{a:?}");
     assert_eq!(sample(&a, "accelbench_agent_spooled_results"), Some(0.0), "{a:?}");
     assert!(!a.iter().any(|(n, _)| n.starts_with("accelbench_agent_cell_running{")), "{a:?}");
@@ -725,26 +733,47 @@ async fn metrics_show_what_the_sweep_did_and_survive_a_restart() {
 #[test]
 fn doctor_checks_the_coordinator_and_the_spool() {
     let c = Cluster::start().expect("coordinator");
-    let doctor = |url: &str| {
+    let agent = c.auth(&["--agent", "agent-0"]).expect("agent certificate");
+    let doctor = |url: &str, auth: &proto::connect::ClientAuth| {
         std::process::Command::new(e2e::binary("accelbench-agent"))
             .args(["doctor", "--coordinator", url, "--spool"])
             .arg(c.spool(0))
+            .args(Cluster::flags(auth))
             .output()
             .expect("doctor runs")
     };
-    let ok = doctor(&c.url());
+    let ok = doctor(&c.url(), &agent);
     let text = String::from_utf8_lossy(&ok.stdout).into_owned();
     assert_eq!(ok.status.code(), Some(0), "{text}");
+    // An agent's certificate may not list the fleet: the refusal still proves that
+    // the coordinator accepts it, and carries its clock.
     assert!(text.contains(&format!("ok    coordinator {}: answered in", c.url())), "{text}");
+    assert!(text.contains("it accepts this identity"), "{text}");
     assert!(text.lines().any(|l| l.starts_with("ok    spool ") && l.contains("writable")), "{text}");
     assert!(text.lines().any(|l| l.starts_with("ok    clock: ") && l.contains("ms against the coordinator")), "{text}");
-    let dead = doctor("http://127.0.0.1:1");
+    let certificate = |l: &str| {
+        l.starts_with("ok    agent certificate ")
+            && (l.ends_with("agent-0 (role agent), 364 days left")
+                || l.ends_with("agent-0 (role agent), 365 days left"))
+    };
+    assert!(text.lines().any(certificate), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("ok    CA certificate ") && l.contains("accelbench lab CA, 36")),
+        "{text}"
+    );
+    let dead = doctor("https://127.0.0.1:1", &agent);
     let text = String::from_utf8_lossy(&dead.stdout).into_owned();
     assert_eq!(dead.status.code(), Some(1), "{text}");
     assert!(
-        text.contains("FAIL  coordinator http://127.0.0.1:1: cannot reach it") && text.contains("--listen"),
+        text.contains("FAIL  coordinator https://127.0.0.1:1: cannot reach it") && text.contains("--listen"),
         "{text}"
     );
+    // The CA alone (no certificate, no token): reached, but refused.
+    let anonymous = proto::connect::ClientAuth { ca: agent.ca.clone(), ..Default::default() };
+    let refused = doctor(&c.url(), &anonymous);
+    let text = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{text}");
+    assert!(text.contains("refuses this identity: no client certificate and no bearer token"), "{text}");
 }
 
 /// `accelbench doctor` on the coordinator's host: its state folder, the warehouse and the
@@ -759,6 +788,9 @@ fn coordinator_doctor_checks_state_warehouse_and_server() {
         std::process::Command::new(e2e::binary("accelbench"))
             .args(["doctor", "--coordinator", &c.url(), "--data-dir"])
             .arg(data_dir)
+            .args(Cluster::flags(&c.admin()))
+            .arg("--tls-cert")
+            .arg(c.ca_dir().join("node-coordinator.pem"))
             .arg("--warehouse")
             .arg(&warehouse)
             .output()
@@ -767,7 +799,16 @@ fn coordinator_doctor_checks_state_warehouse_and_server() {
     let ok = run(&state);
     let text = String::from_utf8_lossy(&ok.stdout).into_owned();
     assert_eq!(ok.status.code(), Some(0), "{text}");
-    for line in ["ok    state ", "ok    warehouse ", "ok    warehouse folder ", "ok    coordinator ", "ok    clock: "] {
+    for line in [
+        "ok    state ",
+        "ok    warehouse ",
+        "ok    warehouse folder ",
+        "ok    node certificate ",
+        "ok    CA certificate ",
+        "ok    client certificate ",
+        "ok    coordinator ",
+        "ok    clock: ",
+    ] {
         assert!(text.lines().any(|l| l.starts_with(line)), "no {line:?} in {text}");
     }
     let bad = run(std::path::Path::new("/proc/accelbench-cannot-be-here"));

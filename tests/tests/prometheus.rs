@@ -25,13 +25,20 @@ impl Drop for Prometheus {
 }
 
 impl Prometheus {
-    fn start(binary: &str, target: &str) -> anyhow::Result<Prometheus> {
+    /// Scrapes `target` over TLS with a reader certificate, as a lab's Prometheus would.
+    fn start(binary: &str, target: &str, tls: &proto::connect::ClientAuth) -> anyhow::Result<Prometheus> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("prometheus.yml");
+        let file = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: accelbench\n    static_configs:\n      - targets: ['{target}']\n"
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: accelbench\n    scheme: https\n    \
+                 tls_config:\n      ca_file: {}\n      cert_file: {}\n      key_file: {}\n    static_configs:\n      \
+                 - targets: ['{target}']\n",
+                file(&tls.ca),
+                file(&tls.cert),
+                file(&tls.key)
             ),
         )?;
         let addr = {
@@ -86,8 +93,9 @@ async fn a_real_prometheus_scrapes_the_coordinator() {
     let spec = c.write_spec("s.toml", &tiny_spec("scraped", &["bert-tiny"], &[1], 30)).expect("spec");
     let id = c.submit(&spec).expect("submit");
     c.wait_done(&id, Duration::from_secs(600)).await.expect("done");
-    let target = c.metrics_url.trim_start_matches("http://").trim_end_matches("/metrics").to_string();
-    let prometheus = Prometheus::start(&binary, &target).expect("prometheus starts");
+    let target = c.metrics_url.trim_start_matches("https://").trim_end_matches("/metrics").to_string();
+    let reader = c.auth(&["--user", "prometheus", "--role", "reader"]).expect("a reader certificate");
+    let prometheus = Prometheus::start(&binary, &target, &reader).expect("prometheus starts");
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut done, mut committed, mut up) = (None, None, None);
     while Instant::now() < deadline {

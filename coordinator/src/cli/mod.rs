@@ -6,6 +6,7 @@
 //! file that could not be imported), 2 error.
 
 pub mod agents;
+pub mod ca;
 pub mod common;
 pub mod compare;
 pub mod doctor;
@@ -76,6 +77,12 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Check this machine for `serve`: state folder, warehouse, a running coordinator
     Doctor(doctor::DoctorArgs),
+    /// The lab's certificate authority: init, issue certificates for agents, nodes, people
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
+    /// Bearer tokens for people and scripts: issue, revoke, list
+    #[command(subcommand)]
+    Token(ca::TokenCommand),
     /// Warehouse maintenance: gc, compact, files
     #[command(subcommand)]
     Warehouse(warehouse::WarehouseCommand),
@@ -144,6 +151,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Doctor(a) => doctor::execute(a).await,
         Command::Import(a) => import::execute(a).await,
         Command::Warehouse(cmd) => cmd.execute().await,
+        Command::Ca(cmd) => cmd.execute().await,
+        Command::Token(cmd) => cmd.execute().await,
         Command::ExecCell | Command::ExecCalibration(_) => Ok(ExitCode::SUCCESS),
     }
 }

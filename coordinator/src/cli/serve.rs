@@ -16,11 +16,18 @@ the warehouse. Its state (sweeps, cells, leases, the manifest of committed files
 Raft-replicated log on disk in --data-dir: a restart replays it, nothing is lost.\n\n\
 Settings come from --config FILE (TOML: listen, http_listen, data_dir, warehouse, max_cells, \
 heartbeat_interval_ms, max_spec_bytes, registrations_per_minute_per_peer (default 600, 0 for \
-no limit), registration_burst (default 100), max_report_streams (default 1024)), and flags override them. The first line on stdout \
+no limit), registration_burst (default 100), max_report_streams (default 1024), tls_ca, tls_cert, tls_key, tokens_file, \
+insecure), and flags override them.\n\n\
+Security: every listener is TLS (rustls). Agents and coordinator nodes present certificates from \
+the lab CA (`accelbench ca init`, `accelbench ca issue`); people and scripts present a certificate \
+or a bearer token (`accelbench token issue`) carrying a role: admin, submitter or reader. Without \
+TLS settings the coordinator refuses to start; --insecure serves plain text to everyone and says \
+so on every start. The first line on stdout \
 is `listening on ADDR`; with --http-listen the second is `metrics on http://ADDR/metrics` \
 (Prometheus text format: cells by state, sweeps, agents by hardware class and liveness, leases \
 granted and expired, lease latency, results by answer, group commits, warehouse files and \
-bytes).\n\nExample:\n  accelbench serve --listen 0.0.0.0:7070 --warehouse s3://lab-bench/warehouse")]
+bytes).\n\nExample:\n  accelbench serve --listen 0.0.0.0:7070 --warehouse s3://lab-bench/warehouse \\\n    \
+--tls-ca lab-ca/ca.pem --tls-cert lab-ca/node-coord1.pem --tls-key lab-ca/node-coord1.key")]
 pub struct ServeArgs {
     /// TOML configuration file
     #[arg(long, value_name = "FILE", env = "ACCELBENCH_SERVE_CONFIG")]
@@ -38,6 +45,22 @@ pub struct ServeArgs {
     /// Warehouse folder or URL results are committed to
     #[arg(long, value_name = "URL")]
     pub warehouse: Option<String>,
+    /// The lab CA's certificate: clients must present one it signed, or a token
+    #[arg(long, value_name = "FILE", env = "ACCELBENCH_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// This node's certificate (`accelbench ca issue --node NAME`)
+    #[arg(long, value_name = "FILE", env = "ACCELBENCH_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// This node's private key
+    #[arg(long, value_name = "FILE", env = "ACCELBENCH_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Bearer tokens for people and scripts (`accelbench token issue`); re-read on change
+    #[arg(long, value_name = "FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// Plain text, no authentication: anyone who reaches the port may submit, cancel and
+    /// report results. Only for a network you trust entirely; warns on every start
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 pub async fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -57,6 +80,23 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(w) = args.warehouse {
         config.warehouse = w;
     }
+    config.tls_ca = args.tls_ca.or(config.tls_ca);
+    config.tls_cert = args.tls_cert.or(config.tls_cert);
+    config.tls_key = args.tls_key.or(config.tls_key);
+    config.tokens_file = args.tokens_file.or(config.tokens_file);
+    config.insecure |= args.insecure;
+    // Checked before binding: a misconfigured node never listens.
+    let security = config.security()?;
+    let scheme = match security {
+        server::config::Security::Insecure => {
+            eprintln!(
+                "accelbench serve: WARNING: --insecure: plain-text gRPC and no authentication; anyone who \
+                 reaches this port may submit and cancel sweeps, register agents and report results"
+            );
+            "http"
+        }
+        server::config::Security::Tls { .. } => "https",
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -64,12 +104,12 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let http = match config.http_listen {
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} (http)"))?;
-            println!("metrics on http://{}/metrics", l.local_addr()?);
+            println!("metrics on {scheme}://{}/metrics", l.local_addr()?);
             Some(l)
         }
         None => None,
     };
-    server::serve(config, listener, http, stop_signal()?).await?;
+    server::serve(config, security, listener, http, stop_signal()?).await?;
     Ok(ExitCode::SUCCESS)
 }
 

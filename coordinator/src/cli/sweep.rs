@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use proto::connect::AuthedChannel;
 use proto::v1::fleet_service_client::FleetServiceClient;
 use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::{
@@ -17,7 +18,7 @@ use proto::v1::{
 use serde_json::json;
 use shared::cell::{self, Cell};
 use shared::spec::{self, Format, Limits, SweepSpec};
-use telemetry::propagate::{self, SendTraceContext, TraceParent, TracedChannel};
+use telemetry::propagate::{self, SendTraceContext, TraceParent};
 use tracing::Instrument;
 
 use super::listing::{ListFormat, Listing};
@@ -153,31 +154,58 @@ impl SweepCommand {
     }
 }
 
-/// `--coordinator URL` of every command that talks to a coordinator.
+/// `--coordinator URL` and the credentials of every command that talks to a coordinator.
 #[derive(Debug, Args, Clone)]
 pub struct CoordinatorArgs {
-    /// The coordinator's gRPC address
-    #[arg(long, env = "ACCELBENCH_COORDINATOR", default_value = "http://127.0.0.1:7070", value_name = "URL")]
+    /// The coordinator's gRPC address (https://HOST:PORT; http:// only for --insecure ones)
+    #[arg(long, env = "ACCELBENCH_COORDINATOR", default_value = "https://127.0.0.1:7070", value_name = "URL")]
     pub coordinator: String,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+}
+
+/// Who the caller is: a certificate from the lab CA, or a bearer token.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CredentialArgs {
+    /// The lab CA's certificate (ca.pem from `accelbench ca init`); needed for https://
+    #[arg(long, env = "ACCELBENCH_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Your certificate (`accelbench ca issue --user NAME --role ROLE`)
+    #[arg(long, env = "ACCELBENCH_CERT", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Your certificate's private key
+    #[arg(long, env = "ACCELBENCH_KEY", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// A file holding your bearer token (`accelbench token issue`), instead of a
+    /// certificate; the ACCELBENCH_TOKEN variable may hold the token itself
+    #[arg(long, value_name = "FILE", conflicts_with = "cert")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl CredentialArgs {
+    pub fn auth(&self) -> anyhow::Result<proto::connect::ClientAuth> {
+        let token = match &self.token_file {
+            Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("--token-file {}", f.display()))?),
+            // Not a flag: a token on the command line is visible to every user's `ps`.
+            None => std::env::var("ACCELBENCH_TOKEN").ok().filter(|t| !t.trim().is_empty()),
+        };
+        Ok(proto::connect::ClientAuth { ca: self.ca.clone(), cert: self.cert.clone(), key: self.key.clone(), token })
+    }
 }
 
 impl CoordinatorArgs {
-    pub async fn channel(&self) -> anyhow::Result<tonic::transport::Channel> {
-        tonic::transport::Channel::from_shared(self.coordinator.clone())
-            .with_context(|| format!("--coordinator {}", self.coordinator))?
-            .connect()
-            .await
-            .with_context(|| format!("connecting to the coordinator at {}", self.coordinator))
+    /// A channel to the coordinator; every call carries the credentials and the
+    /// current span's trace context.
+    pub async fn channel(&self) -> anyhow::Result<AuthedChannel<SendTraceContext>> {
+        proto::connect::connect(&self.coordinator, &self.credentials.auth()?, SendTraceContext).await
     }
 
-    /// The sweep service; every call carries the current span's trace context.
-    pub async fn sweeps(&self) -> anyhow::Result<SweepServiceClient<TracedChannel>> {
-        Ok(SweepServiceClient::with_interceptor(self.channel().await?, SendTraceContext))
+    pub async fn sweeps(&self) -> anyhow::Result<SweepServiceClient<AuthedChannel<SendTraceContext>>> {
+        Ok(SweepServiceClient::new(self.channel().await?))
     }
 
-    /// The fleet service (the agents); every call carries the current span's trace context.
-    pub async fn fleet(&self) -> anyhow::Result<FleetServiceClient<TracedChannel>> {
-        Ok(FleetServiceClient::with_interceptor(self.channel().await?, SendTraceContext))
+    pub async fn fleet(&self) -> anyhow::Result<FleetServiceClient<AuthedChannel<SendTraceContext>>> {
+        Ok(FleetServiceClient::new(self.channel().await?))
     }
 }
 

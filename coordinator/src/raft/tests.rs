@@ -31,7 +31,14 @@ fn submit(n: u128) -> Command {
     );
     let spec = spec::parse_toml(&text, &Limits::default()).expect("a valid spec");
     let cells = cell::expand(&spec, &[]).into_iter().map(|c| (c.key(&spec.name), c)).collect();
-    Command::SubmitSweep { sweep_id: SweepId::from_u128(n), submitted_at_ms: 1_000, spec, cells, trace: None }
+    Command::SubmitSweep {
+        sweep_id: SweepId::from_u128(n),
+        submitted_at_ms: 1_000,
+        spec,
+        cells,
+        trace: None,
+        submitted_by: None,
+    }
 }
 
 fn register() -> Command {

@@ -158,8 +158,14 @@ mod tests {
         );
         let spec = spec::parse_toml(&text, &Limits::default()).expect("a valid spec");
         let cells = cell::expand(&spec, &[]).into_iter().map(|c| (c.key(&spec.name), c)).collect();
-        let command =
-            Command::SubmitSweep { sweep_id: SweepId::from_u128(n), submitted_at_ms: at_ms, spec, cells, trace: None };
+        let command = Command::SubmitSweep {
+            sweep_id: SweepId::from_u128(n),
+            submitted_at_ms: at_ms,
+            spec,
+            cells,
+            trace: None,
+            submitted_by: None,
+        };
         assert!(matches!(apply(state, command), Outcome::Submitted { .. }));
     }
 
@@ -243,8 +249,14 @@ mod tests {
             .map(|c| (c.key(&spec.name), c))
             .collect();
         assert_eq!(cells.len(), 2, "one cell per agent");
-        let command =
-            Command::SubmitSweep { sweep_id: SweepId::from_u128(1), submitted_at_ms: 0, spec, cells, trace: None };
+        let command = Command::SubmitSweep {
+            sweep_id: SweepId::from_u128(1),
+            submitted_at_ms: 0,
+            spec,
+            cells,
+            trace: None,
+            submitted_by: None,
+        };
         assert!(matches!(apply(&mut state, command), Outcome::Submitted { .. }));
         let plans = plan_batch(&state, &[("a", 4), ("b", 4)], 0);
         for (agent, plan) in ["a", "b"].iter().zip(&plans) {

@@ -20,6 +20,7 @@ use shared::result::ResultRecord;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth::{Principal, Via};
 use super::committer::{self, Committer, Report};
 use super::errors::{raft_status, rejected, unexpected};
 use super::leasing::Leasing;
@@ -84,6 +85,7 @@ impl AgentService for Agents {
     #[tracing::instrument(skip_all, fields(agent_id = request.get_ref().agent_id))]
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
         let peer = request.remote_addr().map(|a| a.ip());
+        let principal = Principal::of(&request)?;
         if let Some(rate) = &self.registrations {
             if !rate.allow(peer, std::time::Instant::now()) {
                 let who = peer.map_or_else(|| "this peer".to_string(), |ip| ip.to_string());
@@ -103,10 +105,11 @@ impl AgentService for Agents {
         }
         check_labels(&r.labels)?;
         let calibrations = check_calibrations(&r.calibrations_json, &devices, now_ms())?;
-        let agent_id: AgentId = if r.agent_id.is_empty() {
-            AgentId::from_uuid(uuid::Uuid::now_v7())
-        } else {
-            parse_field("agent_id", &r.agent_id)?
+        let agent_id: AgentId = match principal.via {
+            // Only an unauthenticated agent is given an id; one with a certificate is
+            // its certificate's name.
+            Via::Insecure if r.agent_id.is_empty() => AgentId::from_uuid(uuid::Uuid::now_v7()),
+            _ => principal.agent_id(&r.agent_id)?,
         };
         let keep = held_leases("held", &r.held)?;
         let at_ms = now_ms();
@@ -156,8 +159,9 @@ impl AgentService for Agents {
 
     #[tracing::instrument(skip_all, fields(agent_id = request.get_ref().agent_id))]
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+        let principal = Principal::of(&request)?;
         let r = request.into_inner();
-        let agent_id = self.known_agent(&r.agent_id).await?;
+        let agent_id = self.known_agent(principal.agent_id(&r.agent_id)?).await?;
         self.ctx.liveness.saw(agent_id.as_str());
         let running = r.running;
         let cancelled = self
@@ -171,9 +175,10 @@ impl AgentService for Agents {
 
     #[tracing::instrument(skip_all, fields(agent_id = request.get_ref().agent_id))]
     async fn lease_cells(&self, request: Request<LeaseCellsRequest>) -> Result<Response<LeaseCellsResponse>, Status> {
+        let principal = Principal::of(&request)?;
         let r = request.into_inner();
         let max = r.max_cells.clamp(1, MAX_CELLS_PER_LEASE) as usize;
-        let agent_id: AgentId = parse_field("agent_id", &r.agent_id)?;
+        let agent_id: AgentId = principal.agent_id(&r.agent_id)?;
         let held = held_leases("held", &r.held)?;
         let t0 = std::time::Instant::now();
         let leases = self.leasing.lease(agent_id.clone(), max, held).await?;
@@ -195,6 +200,7 @@ impl AgentService for Agents {
                 self.ctx.config.max_report_streams
             ))
         })?;
+        let principal = Principal::of(&request)?;
         let mut stream = request.into_inner();
         let mut acks = Vec::new();
         let mut waiting = Vec::new();
@@ -204,9 +210,12 @@ impl AgentService for Agents {
             // A bad result is refused alone: the stream, and the agent's other spooled
             // results behind it, go on. Its lease first: a result that could never be
             // recorded is refused before its JSON (up to a few MB) is decoded.
-            let verdict = match self.ctx.raft.read_local(|s| refused_by_lease(s, &msg)) {
-                Some(why) => Err(why),
-                None => checked(msg, now_ms()),
+            let verdict = match principal.agent_id(&msg.agent_id) {
+                Err(denied) => Err(denied.message().to_string()),
+                Ok(_) => match self.ctx.raft.read_local(|s| refused_by_lease(s, &msg)) {
+                    Some(why) => Err(why),
+                    None => checked(msg, now_ms()),
+                },
             };
             let report = match verdict {
                 Ok(report) => report,
@@ -248,15 +257,14 @@ async fn answer(waiting: &mut Vec<Waiting>, acks: &mut Vec<ResultAck>) -> Result
 }
 
 impl Agents {
-    /// The request's agent id, parsed and registered.
-    async fn known_agent(&self, raw: &str) -> Result<AgentId, Status> {
-        let id: AgentId = parse_field("agent_id", raw)?;
+    /// The request's agent id, if registered.
+    async fn known_agent(&self, id: AgentId) -> Result<AgentId, Status> {
         let lookup = id.clone();
         let known = self.ctx.raft.read(move |s| s.agent(lookup.as_str()).is_some()).await.map_err(raft_status)?;
         if known {
             Ok(id)
         } else {
-            Err(Status::not_found(format!("agent_id {raw:?}: unknown agent, register first")))
+            Err(Status::not_found(format!("agent_id {:?}: unknown agent, register first", id.as_str())))
         }
     }
 }

@@ -10,6 +10,7 @@
 //! ([`telemetry::propagate`]).
 
 pub mod agents;
+pub mod auth;
 pub mod committer;
 pub mod config;
 pub mod errors;
@@ -60,13 +61,16 @@ const EXPIRY_EVERY: Duration = Duration::from_millis(500);
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(30);
 
 /// Serves gRPC on `listener`, and `/metrics` on `http` if given, until `shutdown`
-/// resolves.
+/// resolves; both over TLS unless `security` is `Insecure`.
 pub async fn serve(
     config: ServeConfig,
+    security: config::Security,
     listener: TcpListener,
     http: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Certificates and tokens are read before anything starts: a bad file stops here.
+    let (gate, grpc_tls, http_tls) = secure(&security)?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
     let raft = crate::raft::start(
         NodeConfig {
@@ -96,7 +100,7 @@ pub async fn serve(
     // The HTTP listener: `/metrics` only.
     let http = http.map(|l| {
         let ctx = ctx.clone();
-        tokio::spawn(agent::metrics::serve(l, move || ctx.metrics.render(&ctx)))
+        tokio::spawn(agent::metrics::serve(l, http_tls, move || ctx.metrics.render(&ctx)))
     });
 
     let addr = listener.local_addr()?;
@@ -107,8 +111,13 @@ pub async fn serve(
         s.and_then(|s| s.set_nodelay(true).map(|()| s))
     });
     let (committer, committer_done) = committer::Committer::start(ctx.clone());
-    let result = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = grpc_tls {
+        builder = builder.tls_config(tls).context("TLS settings")?;
+    }
+    let result = builder
         .trace_fn(rpc_span)
+        .layer(auth::GateLayer(gate))
         .add_service(
             AgentServiceServer::new(agents::Agents {
                 ctx: ctx.clone(),
@@ -142,6 +151,29 @@ pub async fn serve(
     }
     ctx.raft.shutdown().await;
     result.context("grpc server")
+}
+
+type Secured = (auth::Gate, Option<tonic::transport::ServerTlsConfig>, Option<Arc<tokio_rustls::rustls::ServerConfig>>);
+
+/// The gate, the gRPC listener's TLS and the HTTP listener's TLS for `security`.
+fn secure(security: &config::Security) -> anyhow::Result<Secured> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let config::Security::Tls { ca, cert, key, tokens } = security else {
+        tracing::warn!("insecure: plain text, no authentication");
+        return Ok((auth::Gate::insecure(), None, None));
+    };
+    proto::connect::install_crypto();
+    let read = |p: &std::path::PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    // Checked here, so a wrong file is named (tonic's own error says only "invalid").
+    let files = agent::tls::TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() };
+    let http = agent::tls::server_config(&files)?;
+    let grpc = ServerTlsConfig::new()
+        .identity(Identity::from_pem(read(cert)?, read(key)?))
+        .client_ca_root(Certificate::from_pem(read(ca)?))
+        // A token instead of a certificate is allowed; the gate refuses a call with neither.
+        .client_auth_optional(true);
+    let tokens = tokens.as_deref().map(auth::TokenFile::open).transpose()?;
+    Ok((auth::Gate::secure(tokens), Some(grpc), Some(http)))
 }
 
 /// Every RPC's span, named by its method and parented on the caller's span when the

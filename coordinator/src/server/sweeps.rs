@@ -18,11 +18,13 @@ use telemetry::propagate::TraceParent;
 use tonic::{Request, Response, Status};
 use tracing::field;
 
+use super::auth::Principal;
 use super::errors::{raft_status, rejected, unexpected};
 use super::{now_ms, tables, Ctx};
 use crate::state::command::TraceContext;
 use crate::state::views::{Counts, SweepStatus};
 use crate::state::{Command, Outcome, SweepId};
+use proto::identity::Role;
 
 pub struct Sweeps {
     pub ctx: Ctx,
@@ -35,6 +37,7 @@ impl SweepService for Sweeps {
     #[tracing::instrument(skip_all, fields(sweep_id = field::Empty, n_cells = field::Empty))]
     async fn submit(&self, request: Request<SubmitSweepRequest>) -> Result<Response<SubmitSweepResponse>, Status> {
         let received = TraceParent::from_headers(request.metadata().as_ref());
+        let submitted_by = Principal::of(&request)?.submitted_by();
         let r = request.into_inner();
         if r.spec.len() > self.ctx.config.max_spec_bytes {
             return Err(Status::invalid_argument(format!(
@@ -66,8 +69,11 @@ impl SweepService for Sweeps {
         tracing::Span::current().record("sweep_id", field::display(sweep_id)).record("n_cells", n_cells);
         let trace = sweep_trace(received.as_ref());
         let at_ms = now_ms();
-        let rows = (tables::sweep_row(sweep_id, &spec, n_cells, at_ms), tables::cell_rows(sweep_id, &cells, at_ms));
-        let cmd = Command::SubmitSweep { sweep_id, submitted_at_ms: at_ms, spec, cells, trace };
+        let rows = (
+            tables::sweep_row(sweep_id, &spec, n_cells, at_ms, submitted_by.clone()),
+            tables::cell_rows(sweep_id, &cells, at_ms),
+        );
+        let cmd = Command::SubmitSweep { sweep_id, submitted_at_ms: at_ms, spec, cells, trace, submitted_by };
         match self.ctx.raft.propose(cmd).await.map_err(raft_status)? {
             Outcome::Submitted { .. } => {}
             Outcome::Rejected(why) => return Err(rejected(&why)),
@@ -97,7 +103,19 @@ impl SweepService for Sweeps {
 
     #[tracing::instrument(skip_all, fields(sweep_id = request.get_ref().sweep_id))]
     async fn cancel(&self, request: Request<CancelSweepRequest>) -> Result<Response<WireStatus>, Status> {
+        let principal = Principal::of(&request)?;
         let id = parse_field("sweep_id", &request.into_inner().sweep_id)?;
+        if principal.role == Role::Submitter {
+            // A submitter cancels only their own sweeps; an admin cancels any.
+            let owner =
+                self.ctx.raft.read(move |s| s.sweep(&id).map(|w| w.submitted_by.clone())).await.map_err(raft_status)?;
+            if let Some(owner) = owner.filter(|o| o.as_deref() != Some(principal.name.as_str())) {
+                return Err(Status::permission_denied(format!(
+                    "sweep {id} was submitted by {}; a submitter cancels only their own (an admin may cancel any)",
+                    owner.as_deref().unwrap_or("an unauthenticated client")
+                )));
+            }
+        }
         match self
             .ctx
             .raft

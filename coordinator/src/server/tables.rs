@@ -53,11 +53,17 @@ pub fn calibration_rows(agent_id: &str, fp: &Fingerprint, calibrations: Vec<Cali
         .collect()
 }
 
-pub fn sweep_row(sweep_id: SweepId, spec: &SweepSpec, n_cells: u64, at_ms: i64) -> SweepRow {
+pub fn sweep_row(
+    sweep_id: SweepId,
+    spec: &SweepSpec,
+    n_cells: u64,
+    at_ms: i64,
+    submitted_by: Option<String>,
+) -> SweepRow {
     SweepRow {
         sweep_id: sweep_id.to_string(),
         name: spec.name.clone(),
-        submitted_by: None,
+        submitted_by,
         submitted_at_ms: at_ms,
         priority: spec.policy.priority,
         max_attempts: spec.policy.max_attempts,

@@ -139,8 +139,8 @@ pub enum Rejection {
 /// Applies one command. Deterministic: the same state and command give the same result.
 pub fn apply(state: &mut State, command: Command) -> Outcome {
     match command {
-        Command::SubmitSweep { sweep_id, submitted_at_ms, spec, cells, trace } => {
-            submit(state, sweep_id, submitted_at_ms, spec, cells, trace)
+        Command::SubmitSweep { sweep_id, submitted_at_ms, spec, cells, trace, submitted_by } => {
+            submit(state, sweep_id, submitted_at_ms, spec, cells, (trace, submitted_by))
         }
         Command::CancelSweep { sweep_id, at_ms } => cancel(state, sweep_id, at_ms),
         Command::RegisterAgent { agent_id, devices, labels, at_ms } => {
@@ -175,7 +175,7 @@ fn submit(
     at_ms: i64,
     spec: SweepSpec,
     cells: Vec<(CellKey, Cell)>,
-    trace: Option<TraceContext>,
+    (trace, submitted_by): (Option<TraceContext>, Option<String>),
 ) -> Outcome {
     if state.sweeps.contains_key(&sweep_id) {
         return Outcome::Rejected(Rejection::SweepExists(sweep_id));
@@ -217,6 +217,7 @@ fn submit(
         cells: records,
         pending,
         trace,
+        submitted_by,
     };
     state.sweeps.insert(sweep_id, sweep);
     Outcome::Submitted { sweep_id, n_cells }

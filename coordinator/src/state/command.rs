@@ -30,6 +30,9 @@ pub enum Command {
         /// The submit's trace, handed to the agent with every lease of the sweep.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         trace: Option<TraceContext>,
+        /// Who submitted (the authenticated principal's name; none under `--insecure`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        submitted_by: Option<String>,
     },
     /// Stop a sweep: every cell not yet final becomes cancelled.
     CancelSweep { sweep_id: SweepId, at_ms: i64 },

@@ -63,6 +63,9 @@ pub struct Sweep {
     /// The submit's trace, which every cell's run joins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<command::TraceContext>,
+    /// Who submitted it, when the submitter was authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
 }
 
 /// The stored form of a [`Sweep`]: everything but what is derived.
@@ -76,6 +79,8 @@ struct StoredSweep {
     cells: BTreeMap<CellKey, CellRecord>,
     #[serde(default)]
     trace: Option<command::TraceContext>,
+    #[serde(default)]
+    submitted_by: Option<String>,
 }
 
 impl From<StoredSweep> for Sweep {
@@ -93,6 +98,7 @@ impl From<StoredSweep> for Sweep {
             cells: s.cells,
             pending,
             trace: s.trace,
+            submitted_by: s.submitted_by,
         }
     }
 }

@@ -34,7 +34,7 @@ fn sweep_id(n: u128) -> SweepId {
 
 fn submit_command(id: SweepId, spec: SweepSpec) -> Command {
     let cells = cell::expand(&spec, &[]).into_iter().map(|c| (c.key(&spec.name), c)).collect();
-    Command::SubmitSweep { sweep_id: id, submitted_at_ms: 1_000, spec, cells, trace: None }
+    Command::SubmitSweep { sweep_id: id, submitted_at_ms: 1_000, spec, cells, trace: None, submitted_by: None }
 }
 
 fn cpu(slots: u32) -> Vec<DeviceGroup> {
@@ -304,8 +304,17 @@ fn bad_submissions_store_nothing() {
     assert_eq!(again, Outcome::Rejected(Rejection::SweepExists(sweep_id(1))));
     let Command::SubmitSweep { spec, mut cells, .. } = submit_command(sweep_id(2), spec()) else { unreachable!() };
     cells[1].0 = cells[0].0.clone();
-    let outcome =
-        apply(&mut state, Command::SubmitSweep { sweep_id: sweep_id(2), submitted_at_ms: 0, spec, cells, trace: None });
+    let outcome = apply(
+        &mut state,
+        Command::SubmitSweep {
+            sweep_id: sweep_id(2),
+            submitted_at_ms: 0,
+            spec,
+            cells,
+            trace: None,
+            submitted_by: None,
+        },
+    );
     assert!(matches!(outcome, Outcome::Rejected(Rejection::CellKeyMismatch(_))));
     let empty = Command::SubmitSweep {
         sweep_id: sweep_id(3),
@@ -313,6 +322,7 @@ fn bad_submissions_store_nothing() {
         spec: super::tests::spec(),
         cells: vec![],
         trace: None,
+        submitted_by: None,
     };
     assert_eq!(apply(&mut state, empty), Outcome::Rejected(Rejection::NoCells(sweep_id(3))));
     let no_devices =
