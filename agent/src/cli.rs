@@ -67,14 +67,19 @@ same certificate secures --metrics-listen (scrapers then present a reader certif
 Example:\n  accelbench-agent run --coordinator https://coordinator.lab:7070 --ca ca.pem \
 --cert agent-gpu07.pem --key agent-gpu07.key --labels rack=b3")]
     Run {
+        /// TOML file with any of these settings (coordinator, ca, cert, key, spool,
+        /// labels, cpu_threads, metrics_listen, no_calibrate); flags and environment
+        /// variables override it
+        #[arg(long, value_name = "FILE", env = "ACCELBENCH_AGENT_CONFIG")]
+        config: Option<PathBuf>,
         /// The coordinator's gRPC address (https://HOST:PORT)
         #[arg(long, env = "ACCELBENCH_COORDINATOR", value_name = "URL")]
-        coordinator: String,
+        coordinator: Option<String>,
         #[command(flatten)]
         tls: AgentTlsArgs,
-        /// Folder for results not yet acknowledged
-        #[arg(long, value_name = "DIR", default_value = "./accelbench-spool")]
-        spool: PathBuf,
+        /// Folder for results not yet acknowledged [default: ./accelbench-spool]
+        #[arg(long, value_name = "DIR")]
+        spool: Option<PathBuf>,
         /// Labels to register with, k=v (repeatable or comma-separated)
         #[arg(long, value_delimiter = ',', value_parser = parse_label)]
         labels: Vec<(String, String)>,
@@ -104,14 +109,17 @@ FAIL, with what to do. Exits 1 if anything FAILs.\n\nExample:\n  accelbench-agen
 --coordinator https://coordinator.lab:7070 --ca ca.pem --cert agent-gpu07.pem --key agent-gpu07.key \
 --spool /var/lib/accelbench-agent/spool")]
     Doctor {
+        /// The `run --config` file to check with (flags override it)
+        #[arg(long, value_name = "FILE", env = "ACCELBENCH_AGENT_CONFIG")]
+        config: Option<PathBuf>,
         /// The coordinator's gRPC address (https://HOST:PORT)
         #[arg(long, env = "ACCELBENCH_COORDINATOR", value_name = "URL")]
         coordinator: Option<String>,
         #[command(flatten)]
         tls: AgentTlsArgs,
-        /// The spool folder `run` uses
-        #[arg(long, value_name = "DIR", default_value = "./accelbench-spool")]
-        spool: PathBuf,
+        /// The spool folder `run` uses [default: ./accelbench-spool]
+        #[arg(long, value_name = "DIR")]
+        spool: Option<PathBuf>,
     },
     /// Measure each device's GEMM rate per precision and its memory-copy bandwidth
     #[command(long_about = "Measure what each device this agent runs cells on does at dense \
@@ -184,8 +192,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::anyhow!("{}", flag_names(&text))
             });
         }
-        Command::Run { coordinator, tls, spool, labels, recalibrate, no_calibrate, cpu_threads, metrics_listen } => {
+        Command::Run {
+            config,
+            coordinator,
+            tls,
+            spool,
+            labels,
+            recalibrate,
+            no_calibrate,
+            cpu_threads,
+            metrics_listen,
+        } => {
             drop(out);
+            let file = crate::config::AgentConfig::load(config.as_deref())?;
+            let coordinator = coordinator.or(file.coordinator.clone()).ok_or_else(|| {
+                anyhow::anyhow!("no coordinator: give --coordinator URL, set ACCELBENCH_COORDINATOR, or put `coordinator` in --config")
+            })?;
+            let auth = tls.auth_over(&file);
+            anyhow::ensure!(
+                auth.cert.is_some() == auth.key.is_some(),
+                "--cert and --key go together (the certificate and its key from `accelbench ca issue --agent NAME`)"
+            );
+            let spool = spool.or(file.spool).unwrap_or_else(|| crate::config::DEFAULT_SPOOL.into());
+            // The file's labels, then the flags' (a flag wins for the same key).
+            let mut all_labels = file.labels;
+            all_labels.extend(labels);
+            let cpu_threads = cpu_threads.or(file.cpu_threads);
+            let metrics_listen = metrics_listen.or(file.metrics_listen);
+            let no_calibrate = no_calibrate || file.no_calibrate;
             if let Some(n) = cpu_threads {
                 // Before any thread exists: the cell and calibration children inherit it,
                 // and candle sizes its thread pool and GEMM split by it.
@@ -198,9 +232,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let cfg = crate::worker::WorkerConfig {
                 coordinator,
-                auth: tls.auth(),
+                auth,
                 spool_dir: spool,
-                labels: labels.into_iter().collect(),
+                labels: all_labels,
                 idle_poll: std::time::Duration::from_secs(1),
                 calibration,
                 cpu_threads,
@@ -217,10 +251,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             anyhow::ensure!(!found.is_empty(), "no device could be calibrated (see the warnings above)");
             calibrate::print(&mut out, &found, json)?;
         }
-        Command::Doctor { coordinator, tls, spool } => {
+        Command::Doctor { config, coordinator, tls, spool } => {
+            let file = crate::config::AgentConfig::load(config.as_deref())?;
+            let coordinator = coordinator.or(file.coordinator.clone());
+            let auth = tls.auth_over(&file);
+            let spool = spool.or(file.spool).unwrap_or_else(|| crate::config::DEFAULT_SPOOL.into());
             let fp = detect::detect();
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let checks = rt.block_on(crate::doctor::run(coordinator.as_deref(), &tls.auth(), &spool, &fp));
+            let checks = rt.block_on(crate::doctor::run(coordinator.as_deref(), &auth, &spool, &fp));
             write!(out, "{}", crate::doctor::render(&checks))?;
             if checks.iter().any(|c| c.verdict == crate::doctor::Verdict::Fail) {
                 return Ok(ExitCode::from(1));
@@ -243,16 +281,22 @@ pub struct AgentTlsArgs {
     #[arg(long, env = "ACCELBENCH_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// This agent's certificate (`accelbench ca issue --agent NAME`): NAME is its agent id
-    #[arg(long, env = "ACCELBENCH_CERT", value_name = "FILE", requires = "key")]
+    #[arg(long, env = "ACCELBENCH_CERT", value_name = "FILE")]
     pub cert: Option<PathBuf>,
-    /// This agent's private key
-    #[arg(long, env = "ACCELBENCH_KEY", value_name = "FILE", requires = "cert")]
+    /// This agent's private key (goes with --cert)
+    #[arg(long, env = "ACCELBENCH_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
 }
 
 impl AgentTlsArgs {
-    pub fn auth(&self) -> proto::connect::ClientAuth {
-        proto::connect::ClientAuth { ca: self.ca.clone(), cert: self.cert.clone(), key: self.key.clone(), token: None }
+    /// The flags' files, else the config file's.
+    pub fn auth_over(&self, file: &crate::config::AgentConfig) -> proto::connect::ClientAuth {
+        proto::connect::ClientAuth {
+            ca: self.ca.clone().or(file.ca.clone()),
+            cert: self.cert.clone().or(file.cert.clone()),
+            key: self.key.clone().or(file.key.clone()),
+            token: None,
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! - [`spool`]: results kept on disk until the coordinator acknowledges them.
 //! - [`calibrate`]: GEMM and memory-copy micro-benchmarks per device, sent at registration.
 //! - [`bench`]: local runs of a matrix on this machine (`accelbench-agent bench`).
-//! - [`cli`]: the `accelbench-agent` command line.
+//! - [`cli`]: the `accelbench-agent` command line; [`config`]: its `--config` file.
 //! - [`tls`]: rustls for the HTTP (metrics) listeners, shared with the coordinator.
 //!
 //! Logs, traces and trace context across processes are the `telemetry` crate's, shared
@@ -24,6 +24,7 @@ pub mod bench;
 pub mod calibrate;
 pub mod cell;
 pub mod cli;
+pub mod config;
 pub mod detect;
 pub mod doctor;
 pub mod engine;

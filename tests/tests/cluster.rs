@@ -768,6 +768,28 @@ fn doctor_checks_the_coordinator_and_the_spool() {
         text.contains("FAIL  coordinator https://127.0.0.1:1: cannot reach it") && text.contains("--listen"),
         "{text}"
     );
+    // The same settings from a `--config` file, as a service would pass them.
+    let config = c.dir.path().join("agent.toml");
+    let setting = |k: &str, p: &Option<std::path::PathBuf>| {
+        format!("{k} = {:?}\n", p.as_ref().map(|p| p.display().to_string()).unwrap_or_default())
+    };
+    let toml = format!(
+        "coordinator = {:?}\nspool = {:?}\n{}{}{}",
+        c.url(),
+        c.spool(0).display().to_string(),
+        setting("ca", &agent.ca),
+        setting("cert", &agent.cert),
+        setting("key", &agent.key)
+    );
+    std::fs::write(&config, toml).expect("write");
+    let from_file = std::process::Command::new(e2e::binary("accelbench-agent"))
+        .args(["doctor", "--config"])
+        .arg(&config)
+        .output()
+        .expect("doctor runs");
+    let text = String::from_utf8_lossy(&from_file.stdout).into_owned();
+    assert_eq!(from_file.status.code(), Some(0), "{text}");
+    assert!(text.contains("it accepts this identity"), "{text}");
     // The CA alone (no certificate, no token): reached, but refused.
     let anonymous = proto::connect::ClientAuth { ca: agent.ca.clone(), ..Default::default() };
     let refused = doctor(&c.url(), &anonymous);

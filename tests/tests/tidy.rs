@@ -101,3 +101,47 @@ fn systemd_units_verify() {
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
 }
+
+/// Every flag a service definition passes exists: the systemd units' `ExecStart=` and
+/// the launchd agent's `ProgramArguments`, checked against the binaries' own `--help`
+/// (a renamed flag would otherwise only fail on a lab machine at boot). The launchd file
+/// must also parse as a property list (Python's plistlib, where Python is installed).
+#[test]
+fn service_definitions_use_flags_that_exist() {
+    let ops = workspace_root().join("ops");
+    let plist = ops.join("launchd/lab.accelbench.agent.plist");
+    let mut lines: Vec<(PathBuf, String)> = Vec::new();
+    for unit in ["systemd/accelbench-coordinator.service", "systemd/accelbench-agent.service"] {
+        let text = std::fs::read_to_string(ops.join(unit)).expect("unit");
+        for l in text.lines().filter_map(|l| l.strip_prefix("ExecStart=")) {
+            lines.push((ops.join(unit), l.to_string()));
+        }
+    }
+    let text = std::fs::read_to_string(&plist).expect("plist");
+    let args: Vec<&str> = text
+        .split("<string>")
+        .skip(1)
+        .filter_map(|s| s.split("</string>").next())
+        .skip_while(|s| !s.ends_with("accelbench-agent"))
+        .take_while(|s| !s.starts_with("lab.") && !s.starts_with("Standard"))
+        .collect();
+    lines.push((plist.clone(), args.join(" ")));
+    for (file, line) in &lines {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let binary = words[0].rsplit('/').next().expect("a binary");
+        let help =
+            std::process::Command::new(e2e::binary(binary)).args([words[1], "--help"]).output().expect("--help runs");
+        let help = String::from_utf8_lossy(&help.stdout);
+        for flag in words.iter().filter(|w| w.starts_with("--")) {
+            assert!(help.contains(&format!("{flag} ")), "{}: {binary} {} has no {flag}", file.display(), words[1]);
+        }
+    }
+    match std::process::Command::new("python3")
+        .args(["-c", "import plistlib,sys; plistlib.load(open(sys.argv[1],'rb'))"])
+        .arg(&plist)
+        .output()
+    {
+        Ok(o) => assert!(o.status.success(), "{}: {}", plist.display(), String::from_utf8_lossy(&o.stderr)),
+        Err(_) => eprintln!("SKIPPED: python3 is not installed here to parse {}", plist.display()),
+    }
+}
