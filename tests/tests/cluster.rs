@@ -712,6 +712,12 @@ async fn metrics_show_what_the_sweep_did_and_survive_a_restart() {
     assert!(sample(&m, "accelbench_raft_term") >= Some(1.0));
     // The agent's own: every cell finished ok and acknowledged, none running.
     let a = c.scrape_url(&agent_metrics).expect("scrape the agent");
+    // Its listener is TLS too, for readers only.
+    let nosy = c.auth(&["--agent", "nosy"]).expect("issue");
+    let anonymous = proto::connect::ClientAuth { ca: nosy.ca.clone(), ..Default::default() };
+    for (who, auth) in [("an agent certificate", nosy), ("no certificate", anonymous)] {
+        assert!(e2e::scrape(&agent_metrics, &auth).is_err(), "{who} read the agent's metrics");
+    }
     assert_eq!(sample(&a, "accelbench_agent_cells_total{status=\"ok\"}"), Some(cells), "{a:?}");
     assert_eq!(sample(&a, "accelbench_agent_spooled_results"), Some(0.0), "{a:?}");
     assert!(!a.iter().any(|(n, _)| n.starts_with("accelbench_agent_cell_running{")), "{a:?}");
