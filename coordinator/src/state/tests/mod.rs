@@ -451,8 +451,21 @@ fn a_submit_keeps_its_trace_and_entries_without_one_still_decode() {
     // A log written before traces were stored has no `trace` field, and must replay.
     let untraced = submit_command(sweep_id(2), spec());
     let old = String::from_utf8(untraced.encode().expect("encodes")).expect("utf-8");
-    assert!(!old.contains("trace"), "{old}");
+    assert!(!old.contains("trace") && !old.contains("submitted_by"), "{old}");
     assert_eq!(Command::decode(old.as_bytes()).expect("decodes"), untraced);
+}
+
+#[test]
+fn a_submit_records_its_submitter_through_the_log_and_a_snapshot() {
+    let mut named = submit_command(sweep_id(1), spec());
+    if let Command::SubmitSweep { submitted_by, .. } = &mut named {
+        *submitted_by = Some("alice".into());
+    }
+    let bytes = named.encode().expect("encodes");
+    let mut state = State::default();
+    apply(&mut state, Command::decode(&bytes).expect("decodes"));
+    let snapshot: State = serde_json::from_str(&serde_json::to_string(&state).expect("encodes")).expect("decodes");
+    assert_eq!(snapshot.sweep(&sweep_id(1)).expect("stored").submitted_by.as_deref(), Some("alice"));
 }
 
 #[test]
