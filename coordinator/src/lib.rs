@@ -18,6 +18,7 @@
 
 pub mod answers;
 pub mod cli;
+pub mod dashboard;
 pub mod import;
 pub mod query;
 pub mod raft;

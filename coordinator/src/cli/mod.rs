@@ -9,6 +9,7 @@ pub mod agents;
 pub mod ca;
 pub mod common;
 pub mod compare;
+pub mod dashboard;
 pub mod doctor;
 pub mod import;
 pub mod listing;
@@ -75,6 +76,8 @@ pub enum Command {
     Scorecard(scorecard::ScorecardArgs),
     /// Import result JSON lines and legacy benchmark JSON into the warehouse
     Import(import::ImportArgs),
+    /// Serve a read-only web dashboard over a warehouse (sweeps, results, charts)
+    Dashboard(dashboard::DashboardArgs),
     /// Check this machine for `serve`: state folder, warehouse, a running coordinator
     Doctor(doctor::DoctorArgs),
     /// The lab's certificate authority: init, issue certificates for agents, nodes, people
@@ -149,6 +152,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Recommend(a) => recommend::execute(a).await,
         Command::Scorecard(a) => scorecard::execute(a).await,
         Command::Doctor(a) => doctor::execute(a).await,
+        Command::Dashboard(a) => dashboard::execute(a).await,
         Command::Import(a) => import::execute(a).await,
         Command::Warehouse(cmd) => cmd.execute().await,
         Command::Ca(cmd) => cmd.execute().await,

@@ -57,6 +57,7 @@ pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     println!("{}", String::from_utf8_lossy(&md));
     println!(
         "{} results written to {} in {:.0} s.\n\nNext:\n  \
+         accelbench dashboard --warehouse {location}   # then open http://127.0.0.1:8080/\n  \
          accelbench query --warehouse {location} \"SELECT model, batch, precision, latency_p50_ns/1e6 AS p50_ms FROM latest_results ORDER BY p50_ms\"\n  \
          accelbench report performance --warehouse {location} --format html --output performance.html\n  \
          accelbench report compatibility --warehouse {location}\n  \

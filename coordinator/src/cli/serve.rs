@@ -115,7 +115,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (`systemctl stop`, `kill`, a container stop):
 /// either stops the server gracefully, draining the result groups in flight.
-fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     Ok(async move {

@@ -177,7 +177,7 @@ fn short_class(series: &str) -> &str {
 }
 
 /// Family rows × hardware class columns, coloured by status.
-fn compatibility_grid(rows: &QueryOutput) -> anyhow::Result<String> {
+pub(crate) fn compatibility_grid(rows: &QueryOutput) -> anyhow::Result<String> {
     let (header, body) = cells(rows)?;
     let col = |n: &str| header.iter().position(|h| h == n);
     let (Some(f), Some(h), Some(s), Some(b)) =

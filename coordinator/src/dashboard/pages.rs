@@ -1,0 +1,451 @@
+//! The dashboard's pages as HTML strings, each from a few queries over the warehouse's
+//! tables and views (docs/SCHEMA.md). Text from the warehouse is always escaped; filter
+//! values reach SQL only as quoted literals ([`sql_string`]).
+
+use std::collections::BTreeMap;
+
+use shared::ids::SweepId;
+
+use super::chart::{self, Point};
+use crate::query::render::cells;
+use crate::query::{sql_string, QueryEngine};
+
+const STYLE: &str = "body{font-family:sans-serif;margin:0;color:#222}nav{background:#243b6b;padding:.6em 1em}\
+nav a{color:#fff;margin-right:1.2em;text-decoration:none;font-weight:bold}main{padding:1em}\
+table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 6px;\
+text-align:right}th{background:#f0f0f0}td.t{text-align:left}td.ok{background:#c8efc8}\
+td.unsupported{background:#eee}td.failed,td.crashed,td.oom,td.timeout{background:#f7c6c6}\
+td.untested{color:#999}.bar{display:flex;width:240px;height:12px;background:#eee}.bar span{display:block}\
+.charts{display:flex;flex-wrap:wrap;gap:1em}.charts svg{max-width:100%;height:auto}form{margin:.5em 0}\
+select{margin-right:.6em}.scroll{overflow-x:auto}pre{white-space:pre-wrap;font-size:12px;background:#f6f6f6}";
+
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// The page around `body`: navigation, style, and a self-refresh every `refresh` s.
+pub fn layout(title: &str, body: &str, refresh: Option<u32>) -> String {
+    let refresh = refresh.map(|s| format!("<meta http-equiv=refresh content={s}>")).unwrap_or_default();
+    format!(
+        "<!doctype html>\n<html lang=en><head><meta charset=utf-8>\
+         <meta name=viewport content=\"width=device-width, initial-scale=1\">{refresh}\
+         <title>accelbench · {}</title><style>{STYLE}</style></head><body>\
+         <nav><a href=\"/\">Overview</a><a href=\"/results\">Results</a><a href=\"/compatibility\">Compatibility</a></nav>\
+         <main>\n{body}</main></body></html>\n",
+        esc(title)
+    )
+}
+
+/// Rows of `sql` as display text, keyed by column name.
+fn rows(e: &QueryEngine, sql: &str) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
+    let (header, body) = cells(&e.query(sql)?)?;
+    Ok(body.into_iter().map(|r| header.iter().cloned().zip(r).collect()).collect())
+}
+
+fn get<'a>(r: &'a BTreeMap<String, String>, k: &str) -> &'a str {
+    r.get(k).map_or("", String::as_str)
+}
+
+/// A table of `columns` (name, heading) from `rows`; text columns left-aligned, a
+/// `status` cell coloured, and `link` turning one column into a link.
+fn table(rows: &[BTreeMap<String, String>], columns: &[(&str, &str)], link: Option<(&str, &str)>) -> String {
+    if rows.is_empty() {
+        return "<p>None yet.</p>\n".into();
+    }
+    let mut html = String::from("<div class=scroll><table><tr>");
+    for (_, heading) in columns {
+        html.push_str(&format!("<th>{}</th>", esc(heading)));
+    }
+    html.push_str("</tr>\n");
+    for r in rows {
+        html.push_str("<tr>");
+        for (name, _) in columns {
+            let v = get(r, name);
+            let class = match *name {
+                "status" | "state" => esc(v),
+                _ if v.parse::<f64>().is_ok() => String::new(),
+                _ => "t".into(),
+            };
+            let text = match link {
+                Some((col, prefix)) if col == *name && !v.is_empty() => {
+                    format!("<a href=\"{prefix}{}\">{}</a>", esc(v), esc(v))
+                }
+                _ => esc(v),
+            };
+            html.push_str(&format!("<td class=\"{class}\">{text}</td>"));
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</table></div>\n");
+    html
+}
+
+/// Sweeps with their results by status, the agents that registered, the newest results.
+pub fn overview(e: &QueryEngine) -> anyhow::Result<String> {
+    let sweeps = rows(
+        e,
+        "WITH latest AS (
+             SELECT sweep_id, cell_key, status FROM results WHERE sweep_id IS NOT NULL
+             QUALIFY row_number() OVER (PARTITION BY sweep_id, cell_key ORDER BY attempt DESC) = 1)
+         SELECT s.sweep_id, any_value(s.name) AS name, coalesce(any_value(s.submitted_by), '') AS submitted_by,
+                strftime(max(s.submitted_at), '%Y-%m-%d %H:%M:%S') AS submitted_at, max(s.n_cells) AS n_cells,
+                count(l.cell_key) FILTER (WHERE l.status = 'ok') AS ok,
+                count(l.cell_key) FILTER (WHERE l.status = 'unsupported') AS unsupported,
+                count(l.cell_key) FILTER (WHERE l.status NOT IN ('ok', 'unsupported')) AS failed
+         FROM sweeps s LEFT JOIN latest l USING (sweep_id)
+         GROUP BY s.sweep_id ORDER BY max(s.submitted_at) DESC LIMIT 50",
+    )?;
+    let mut body = String::from("<h1>Sweeps</h1>\n");
+    if sweeps.is_empty() {
+        body.push_str("<p>No sweeps in this warehouse yet.</p>\n");
+    } else {
+        body.push_str("<div class=scroll><table><tr><th>sweep</th><th>name</th><th>submitted by</th><th>submitted</th><th>cells</th><th>ok</th><th>unsupported</th><th>failed</th><th>progress</th></tr>\n");
+        for s in &sweeps {
+            let n: f64 = get(s, "n_cells").parse().unwrap_or(0.0);
+            let pct = |k: &str| if n > 0.0 { 100.0 * get(s, k).parse::<f64>().unwrap_or(0.0) / n } else { 0.0 };
+            let bar = format!(
+                "<div class=bar title=\"results per cell\"><span style=\"width:{:.1}%;background:#5cb85c\"></span>\
+                 <span style=\"width:{:.1}%;background:#aaa\"></span><span style=\"width:{:.1}%;background:#d9534f\"></span></div>",
+                pct("ok"),
+                pct("unsupported"),
+                pct("failed")
+            );
+            body.push_str(&format!(
+                "<tr><td class=t><a href=\"/sweeps/{id}\">{id}</a></td><td class=t>{}</td><td class=t>{}</td><td class=t>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{bar}</td></tr>\n",
+                esc(get(s, "name")),
+                esc(get(s, "submitted_by")),
+                esc(get(s, "submitted_at")),
+                esc(get(s, "n_cells")),
+                esc(get(s, "ok")),
+                esc(get(s, "unsupported")),
+                esc(get(s, "failed")),
+                id = esc(get(s, "sweep_id")),
+            ));
+        }
+        body.push_str("</table></div>\n");
+    }
+    let agents = rows(
+        e,
+        "SELECT agent_id, coalesce(hostname, '') AS hostname, hardware_class,
+                strftime(last_seen_at, '%Y-%m-%d %H:%M:%S') AS last_registered
+         FROM agents QUALIFY row_number() OVER (PARTITION BY agent_id, hardware_class ORDER BY last_seen_at DESC) = 1
+         ORDER BY last_seen_at DESC LIMIT 100",
+    )?;
+    body.push_str("<h2>Agents (as last registered)</h2>\n");
+    body.push_str(&table(
+        &agents,
+        &[
+            ("agent_id", "agent"),
+            ("hostname", "host"),
+            ("hardware_class", "hardware class"),
+            ("last_registered", "registered"),
+        ],
+        None,
+    ));
+    let latest = rows(
+        e,
+        "SELECT result_id, model, hardware_class, batch, precision, mode, engine, status,
+                round(latency_p50_ns / 1e6, 3) AS p50_ms, strftime(finished_at, '%Y-%m-%d %H:%M:%S') AS finished
+         FROM results ORDER BY finished_at DESC LIMIT 20",
+    )?;
+    body.push_str("<h2>Newest results</h2>\n");
+    body.push_str(&table(&latest, RESULT_COLUMNS_SHORT, Some(("result_id", "/results/"))));
+    Ok(layout("overview", &body, Some(5)))
+}
+
+const RESULT_COLUMNS_SHORT: &[(&str, &str)] = &[
+    ("result_id", "result"),
+    ("model", "model"),
+    ("hardware_class", "hardware class"),
+    ("batch", "batch"),
+    ("precision", "precision"),
+    ("mode", "mode"),
+    ("engine", "engine"),
+    ("status", "status"),
+    ("p50_ms", "p50 ms"),
+    ("finished", "finished"),
+];
+
+/// The explorer's filters: column = value, ANDed. Only these columns filter.
+#[derive(Debug, Clone, Default)]
+pub struct Filters(Vec<(&'static str, String)>);
+
+const FILTER_COLUMNS: [&str; 7] = ["model", "family", "hardware_class", "precision", "mode", "engine", "batch"];
+
+impl Filters {
+    /// From the query string; an unknown key or an oversized value is refused by name.
+    pub fn parse(raw: &[(String, String)]) -> Result<Filters, String> {
+        let mut out = Vec::new();
+        for (k, v) in raw {
+            let Some(col) = FILTER_COLUMNS.iter().find(|c| **c == k) else {
+                return Err(format!(
+                    "unknown filter {:?} (filters: {})",
+                    k.chars().take(40).collect::<String>(),
+                    FILTER_COLUMNS.join(", ")
+                ));
+            };
+            if v.len() > 256 {
+                return Err(format!("filter {col}: value longer than 256 bytes"));
+            }
+            if *col == "batch" && !v.is_empty() && v.parse::<u32>().is_err() {
+                return Err(format!("filter batch: {:?} is not a batch size", v.chars().take(40).collect::<String>()));
+            }
+            if !v.is_empty() {
+                out.push((*col, v.clone()));
+            }
+        }
+        Ok(Filters(out))
+    }
+
+    fn sql(&self) -> String {
+        self.0
+            .iter()
+            .map(|(col, v)| match *col {
+                "batch" => format!(" AND batch = {}", v.parse::<u32>().unwrap_or(0)),
+                _ => format!(" AND {col} = {}", sql_string(v)),
+            })
+            .collect()
+    }
+
+    fn value(&self, col: &str) -> &str {
+        self.0.iter().find(|(c, _)| *c == col).map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// Filters, charts of latency and throughput against batch, and the rows they show.
+pub fn results(e: &QueryEngine, filters: &Filters) -> anyhow::Result<String> {
+    let mut body = String::from("<h1>Results</h1>\n<form method=get action=\"/results\">");
+    for col in FILTER_COLUMNS {
+        let options = rows(e, &format!("SELECT DISTINCT CAST({col} AS VARCHAR) AS v FROM latest_results ORDER BY 1"))?;
+        body.push_str(&format!("<label>{col} <select name=\"{col}\"><option value=\"\">any</option>"));
+        for o in options {
+            let v = get(&o, "v");
+            let selected = if filters.value(col) == v { " selected" } else { "" };
+            body.push_str(&format!("<option{selected}>{}</option>", esc(v)));
+        }
+        body.push_str("</select></label>");
+    }
+    body.push_str("<button type=submit>show</button></form>\n");
+    let found = rows(
+        e,
+        &format!(
+            "SELECT result_id, model, hardware_class, batch, seq_len, precision, mode, engine, status,
+                    round(latency_p50_ns / 1e6, 3) AS p50_ms,
+                    round(latency_median_ci_low_ns / 1e6, 3) AS ci_low_ms,
+                    round(latency_median_ci_high_ns / 1e6, 3) AS ci_high_ms,
+                    round(throughput_items_per_s, 3) AS items_per_s,
+                    round(peak_host_bytes / batch / 1048576, 3) AS host_mib_per_item,
+                    round(peak_device_bytes / batch / 1048576, 3) AS device_mib_per_item,
+                    round(energy_joules_per_iteration / batch, 6) AS joules_per_item,
+                    coalesce(error, '') AS error
+             FROM latest_results WHERE true {}
+             ORDER BY model, precision, mode, engine, hardware_class, batch LIMIT 2000",
+            filters.sql()
+        ),
+    )?;
+    let num = |r: &BTreeMap<String, String>, k: &str| get(r, k).parse::<f64>().ok();
+    let points: Vec<Point> = found
+        .iter()
+        .filter(|r| get(r, "status") == "ok")
+        .filter_map(|r| {
+            Some(Point {
+                series: format!(
+                    "{} · {} {} {} {}",
+                    get(r, "hardware_class"),
+                    get(r, "model"),
+                    get(r, "precision"),
+                    get(r, "mode"),
+                    get(r, "engine")
+                ),
+                batch: num(r, "batch")?,
+                p50_ms: num(r, "p50_ms")?,
+                ci_ms: num(r, "ci_low_ms").zip(num(r, "ci_high_ms")),
+                throughput: num(r, "items_per_s"),
+            })
+        })
+        .collect();
+    body.push_str(&format!("<p>{} results, {} measured ok.</p>\n", found.len(), points.len()));
+    if !points.is_empty() {
+        body.push_str(&format!(
+            "<div class=charts><figure id=latency>{}</figure><figure id=throughput>{}</figure></div>\n",
+            chart::latency(&points)?,
+            chart::throughput(&points)?
+        ));
+    }
+    body.push_str(&table(
+        &found,
+        &[
+            ("result_id", "result"),
+            ("model", "model"),
+            ("hardware_class", "hardware class"),
+            ("batch", "batch"),
+            ("seq_len", "seq"),
+            ("precision", "precision"),
+            ("mode", "mode"),
+            ("engine", "engine"),
+            ("status", "status"),
+            ("p50_ms", "p50 ms"),
+            ("ci_low_ms", "CI low"),
+            ("ci_high_ms", "CI high"),
+            ("items_per_s", "items/s"),
+            ("host_mib_per_item", "host MiB/item"),
+            ("device_mib_per_item", "device MiB/item"),
+            ("joules_per_item", "J/item"),
+            ("error", "reason"),
+        ],
+        Some(("result_id", "/results/")),
+    ));
+    Ok(layout("results", &body, None))
+}
+
+/// One result: its coordinates, statistics and the histogram of its raw samples.
+pub fn result(e: &QueryEngine, result_id: &str) -> anyhow::Result<Option<String>> {
+    let id = sql_string(result_id);
+    let found = rows(
+        e,
+        &format!(
+            "SELECT result_id, coalesce(sweep_id, '') AS sweep_id, model, hardware_class, batch, seq_len, precision,
+                    mode, engine, status, coalesce(error, '') AS error, coalesce(stderr_tail, '') AS stderr_tail,
+                    latency_n, round(latency_p50_ns / 1e6, 3) AS p50_ms, round(latency_p99_ns / 1e6, 3) AS p99_ms,
+                    round(latency_median_ci_low_ns / 1e6, 3) AS ci_low_ms,
+                    round(latency_median_ci_high_ns / 1e6, 3) AS ci_high_ms, engine_version, weights_source,
+                    coalesce(agent_id, '') AS agent_id
+             FROM results WHERE result_id = {id} LIMIT 1"
+        ),
+    )?;
+    let Some(r) = found.first() else { return Ok(None) };
+    let samples = rows(e, &format!("SELECT latency_ns / 1e6 AS ms FROM samples WHERE result_id = {id} LIMIT 100000"))?;
+    let ms: Vec<f64> = samples.iter().filter_map(|s| get(s, "ms").parse().ok()).collect();
+    let mut body = format!("<h1>Result {}</h1>\n", esc(result_id));
+    body.push_str(&table(
+        &found,
+        &[
+            ("sweep_id", "sweep"),
+            ("model", "model"),
+            ("hardware_class", "hardware class"),
+            ("batch", "batch"),
+            ("precision", "precision"),
+            ("mode", "mode"),
+            ("engine", "engine"),
+            ("engine_version", "engine version"),
+            ("weights_source", "weights"),
+            ("agent_id", "agent"),
+            ("status", "status"),
+            ("latency_n", "n"),
+            ("p50_ms", "p50 ms"),
+            ("ci_low_ms", "CI low"),
+            ("ci_high_ms", "CI high"),
+            ("p99_ms", "p99 ms"),
+        ],
+        Some(("sweep_id", "/sweeps/")),
+    ));
+    if !get(r, "error").is_empty() {
+        body.push_str(&format!("<h2>Reason</h2><pre>{}</pre>\n", esc(get(r, "error"))));
+    }
+    if !get(r, "stderr_tail").is_empty() {
+        body.push_str(&format!("<h2>stderr (tail)</h2><pre>{}</pre>\n", esc(get(r, "stderr_tail"))));
+    }
+    if !ms.is_empty() {
+        body.push_str(&format!("<figure id=samples>{}</figure>\n", chart::histogram(&ms)?));
+    }
+    Ok(Some(layout("result", &body, None)))
+}
+
+/// Family × hardware class: ok, unsupported (with the engine's reason in the sweep
+/// pages), failed or untested.
+pub fn compatibility(e: &QueryEngine) -> anyhow::Result<String> {
+    let grid = crate::report::html::compatibility_grid(&e.query("SELECT * FROM compatibility_matrix")?)?;
+    Ok(layout("compatibility", &grid, None))
+}
+
+/// A sweep's cells (their last state and attempt's result) and what failed and why;
+/// `None` when the warehouse has no such sweep.
+pub fn sweep(e: &QueryEngine, id: SweepId) -> anyhow::Result<Option<String>> {
+    let sid = sql_string(&id.to_string());
+    let found = rows(
+        e,
+        &format!(
+            "SELECT name, coalesce(submitted_by, '') AS submitted_by, n_cells,
+                    strftime(submitted_at, '%Y-%m-%d %H:%M:%S') AS submitted_at
+             FROM sweeps WHERE sweep_id = {sid}"
+        ),
+    )?;
+    let Some(s) = found.first() else { return Ok(None) };
+    let cells = rows(
+        e,
+        &format!(
+            "WITH c AS (
+                 SELECT * FROM cells WHERE sweep_id = {sid}
+                 QUALIFY row_number() OVER (PARTITION BY cell_key ORDER BY updated_at DESC) = 1),
+             r AS (
+                 SELECT * FROM results WHERE sweep_id = {sid}
+                 QUALIFY row_number() OVER (PARTITION BY cell_key ORDER BY attempt DESC) = 1)
+             SELECT c.model, coalesce(r.hardware_class, c.hardware_selector) AS hardware, c.batch, c.seq_len,
+                    c.precision, c.mode, c.engine, coalesce(r.status, 'no result yet') AS status,
+                    coalesce(CAST(r.attempt AS VARCHAR), '') AS attempts, r.result_id,
+                    round(r.latency_p50_ns / 1e6, 3) AS p50_ms,
+                    round(r.latency_median_ci_low_ns / 1e6, 3) AS ci_low_ms,
+                    round(r.latency_median_ci_high_ns / 1e6, 3) AS ci_high_ms,
+                    coalesce(r.error, '') AS error
+             FROM c LEFT JOIN r USING (cell_key)
+             ORDER BY c.model, c.precision, c.mode, hardware, c.batch"
+        ),
+    )?;
+    let mut body = format!(
+        "<h1>Sweep {}</h1>\n<p>{} · {} cells · submitted {}{}</p>\n",
+        esc(get(s, "name")),
+        esc(&id.to_string()),
+        esc(get(s, "n_cells")),
+        esc(get(s, "submitted_at")),
+        match get(s, "submitted_by") {
+            "" => String::new(),
+            by => format!(" by {}", esc(by)),
+        }
+    );
+    body.push_str(&table(
+        &cells,
+        &[
+            ("model", "model"),
+            ("hardware", "hardware"),
+            ("batch", "batch"),
+            ("seq_len", "seq"),
+            ("precision", "precision"),
+            ("mode", "mode"),
+            ("engine", "engine"),
+            ("status", "status"),
+            ("attempts", "attempt"),
+            ("p50_ms", "p50 ms"),
+            ("ci_low_ms", "CI low"),
+            ("ci_high_ms", "CI high"),
+            ("result_id", "result"),
+            ("error", "reason"),
+        ],
+        Some(("result_id", "/results/")),
+    ));
+    // A sweep still running refreshes itself.
+    let running = cells.iter().any(|c| get(c, "status") == "no result yet");
+    Ok(Some(layout("sweep", &body, running.then_some(5))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_take_known_columns_and_quote_values() {
+        let raw =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let f = Filters::parse(&raw(&[("model", "x' OR 1=1 --"), ("batch", "8"), ("engine", "")])).expect("parses");
+        assert_eq!(f.sql(), " AND model = 'x'' OR 1=1 --' AND batch = 8");
+        assert!(Filters::parse(&raw(&[("status; DROP", "x")])).unwrap_err().contains("unknown filter"));
+        assert!(Filters::parse(&raw(&[("batch", "1 OR 1")])).unwrap_err().contains("not a batch size"));
+        assert!(Filters::parse(&raw(&[("model", &"m".repeat(300))])).unwrap_err().contains("256"));
+    }
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(esc("<script>\"'&"), "&lt;script&gt;&quot;&#39;&amp;");
+    }
+}
