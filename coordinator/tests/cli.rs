@@ -174,7 +174,7 @@ fn reports_render_in_every_format() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let page = std::fs::read_to_string(&html).expect("html written");
-    assert!(page.contains("<svg") && page.contains("throughput vs batch size"), "no chart");
+    assert!(page.contains("<svg") && page.contains("throughput per batch, items/s"), "no chart");
     let o = accelbench(&["report", "performance", "--warehouse", &wh, "--sweep", "x' OR 1=1"]);
     assert_eq!(o.status.code(), Some(2));
 }

@@ -16,7 +16,7 @@
 //! a client needs a certificate of a reading role, as for `/metrics`; plain HTTP is
 //! allowed on a loopback address, elsewhere only with `--insecure`.
 
-mod chart;
+pub mod chart;
 pub mod pages;
 
 use std::sync::Arc;

@@ -81,45 +81,20 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("drawing a chart: {e:?}")
 }
 
-/// Lines of items/s against batch size, one per model × precision × hardware class.
+/// Lines of items/s against batch size, one per model × precision × hardware class:
+/// the dashboard's chart, so the report and the dashboard draw it the same way.
 fn throughput_chart(points: &[Point]) -> anyhow::Result<String> {
-    let mut series: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for p in points {
-        series.entry(&p.series).or_default().push((p.batch, p.throughput));
-    }
-    let max_x = points.iter().map(|p| p.batch).fold(1.0, f64::max);
-    let max_y = points.iter().map(|p| p.throughput).fold(0.0, f64::max).max(1e-9);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (860, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("throughput vs batch size", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..max_x * 1.05, 0f64..max_y * 1.1)
-            .map_err(plot_err)?;
-        chart.configure_mesh().x_desc("batch").y_desc("items/s").draw().map_err(plot_err)?;
-        for (i, (label, pts)) in series.into_iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                .map_err(plot_err)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
-            chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(plot_err)?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
-        root.present().map_err(plot_err)?;
-    }
-    Ok(svg)
+    let points: Vec<crate::dashboard::chart::Point> = points
+        .iter()
+        .map(|p| crate::dashboard::chart::Point {
+            series: p.series.clone(),
+            batch: p.batch,
+            p50_ms: p.p50_ms,
+            ci_ms: None,
+            throughput: Some(p.throughput),
+        })
+        .collect();
+    crate::dashboard::chart::throughput(&points)
 }
 
 /// Horizontal bars of p50 (dark) and p99 (light) latency per cell.
