@@ -67,19 +67,8 @@ same certificate secures --metrics-listen (scrapers then present a reader certif
 Example:\n  accelbench-agent run --coordinator https://coordinator.lab:7070 --ca ca.pem \
 --cert agent-gpu07.pem --key agent-gpu07.key --labels rack=b3")]
     Run {
-        /// TOML file with any of these settings (coordinator, ca, cert, key, spool,
-        /// labels, cpu_threads, metrics_listen, no_calibrate); flags and environment
-        /// variables override it
-        #[arg(long, value_name = "FILE", env = "ACCELBENCH_AGENT_CONFIG")]
-        config: Option<PathBuf>,
-        /// The coordinator's gRPC address (https://HOST:PORT)
-        #[arg(long, env = "ACCELBENCH_COORDINATOR", value_name = "URL")]
-        coordinator: Option<String>,
         #[command(flatten)]
-        tls: AgentTlsArgs,
-        /// Folder for results not yet acknowledged [default: ./accelbench-spool]
-        #[arg(long, value_name = "DIR")]
-        spool: Option<PathBuf>,
+        connect: ConnectArgs,
         /// Labels to register with, k=v (repeatable or comma-separated)
         #[arg(long, value_delimiter = ',', value_parser = parse_label)]
         labels: Vec<(String, String)>,
@@ -95,8 +84,9 @@ Example:\n  accelbench-agent run --coordinator https://coordinator.lab:7070 --ca
         /// unlimited CPU's
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
         cpu_threads: Option<u32>,
-        /// Serve Prometheus metrics at https://ADDR/metrics (http:// without --cert) (cells finished by status, cells
-        /// running, results spooled); port 0 picks a free port, printed on stdout
+        /// Serve Prometheus metrics at https://ADDR/metrics (http:// without --cert): cells
+        /// finished by status, cells running, results spooled; port 0 picks a free port,
+        /// printed on stdout
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
     },
@@ -109,17 +99,8 @@ FAIL, with what to do. Exits 1 if anything FAILs.\n\nExample:\n  accelbench-agen
 --coordinator https://coordinator.lab:7070 --ca ca.pem --cert agent-gpu07.pem --key agent-gpu07.key \
 --spool /var/lib/accelbench-agent/spool")]
     Doctor {
-        /// The `run --config` file to check with (flags override it)
-        #[arg(long, value_name = "FILE", env = "ACCELBENCH_AGENT_CONFIG")]
-        config: Option<PathBuf>,
-        /// The coordinator's gRPC address (https://HOST:PORT)
-        #[arg(long, env = "ACCELBENCH_COORDINATOR", value_name = "URL")]
-        coordinator: Option<String>,
         #[command(flatten)]
-        tls: AgentTlsArgs,
-        /// The spool folder `run` uses [default: ./accelbench-spool]
-        #[arg(long, value_name = "DIR")]
-        spool: Option<PathBuf>,
+        connect: ConnectArgs,
     },
     /// Measure each device's GEMM rate per precision and its memory-copy bandwidth
     #[command(long_about = "Measure what each device this agent runs cells on does at dense \
@@ -192,28 +173,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::anyhow!("{}", flag_names(&text))
             });
         }
-        Command::Run {
-            config,
-            coordinator,
-            tls,
-            spool,
-            labels,
-            recalibrate,
-            no_calibrate,
-            cpu_threads,
-            metrics_listen,
-        } => {
+        Command::Run { connect, labels, recalibrate, no_calibrate, cpu_threads, metrics_listen } => {
             drop(out);
-            let file = crate::config::AgentConfig::load(config.as_deref())?;
-            let coordinator = coordinator.or(file.coordinator.clone()).ok_or_else(|| {
+            let (Connection { coordinator, auth, spool }, file) = connect.resolve()?;
+            let coordinator = coordinator.ok_or_else(|| {
                 anyhow::anyhow!("no coordinator: give --coordinator URL, set ACCELBENCH_COORDINATOR, or put `coordinator` in --config")
             })?;
-            let auth = tls.auth_over(&file);
-            anyhow::ensure!(
-                auth.cert.is_some() == auth.key.is_some(),
-                "--cert and --key go together (the certificate and its key from `accelbench ca issue --agent NAME`)"
-            );
-            let spool = spool.or(file.spool).unwrap_or_else(|| crate::config::DEFAULT_SPOOL.into());
             // The file's labels, then the flags' (a flag wins for the same key).
             let mut all_labels = file.labels;
             all_labels.extend(labels);
@@ -251,11 +216,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             anyhow::ensure!(!found.is_empty(), "no device could be calibrated (see the warnings above)");
             calibrate::print(&mut out, &found, json)?;
         }
-        Command::Doctor { config, coordinator, tls, spool } => {
-            let file = crate::config::AgentConfig::load(config.as_deref())?;
-            let coordinator = coordinator.or(file.coordinator.clone());
-            let auth = tls.auth_over(&file);
-            let spool = spool.or(file.spool).unwrap_or_else(|| crate::config::DEFAULT_SPOOL.into());
+        Command::Doctor { connect } => {
+            let (Connection { coordinator, auth, spool }, _) = connect.resolve()?;
             let fp = detect::detect();
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let checks = rt.block_on(crate::doctor::run(coordinator.as_deref(), &auth, &spool, &fp));
@@ -273,10 +235,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// How the agent proves who it is to the coordinator: mutual TLS with a certificate
-/// from the lab CA, whose name is the agent's id.
+/// Where the coordinator is and how the agent proves who it is (mutual TLS with a
+/// certificate from the lab CA, whose name is the agent's id), and its spool: the
+/// settings `run` and `doctor` share, from flags, the environment or `--config`.
 #[derive(Debug, Args, Clone)]
-pub struct AgentTlsArgs {
+pub struct ConnectArgs {
+    /// TOML file with any of `run`'s settings (coordinator, ca, cert, key, spool, labels,
+    /// cpu_threads, metrics_listen, no_calibrate); flags and environment variables
+    /// override it
+    #[arg(long, value_name = "FILE", env = "ACCELBENCH_AGENT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The coordinator's gRPC address (https://HOST:PORT)
+    #[arg(long, env = "ACCELBENCH_COORDINATOR", value_name = "URL")]
+    pub coordinator: Option<String>,
     /// The lab CA's certificate (ca.pem from `accelbench ca init`); needed for https://
     #[arg(long, env = "ACCELBENCH_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
@@ -286,17 +257,38 @@ pub struct AgentTlsArgs {
     /// This agent's private key (goes with --cert)
     #[arg(long, env = "ACCELBENCH_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// Folder for results not yet acknowledged [default: ./accelbench-spool]
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
 }
 
-impl AgentTlsArgs {
-    /// The flags' files, else the config file's.
-    pub fn auth_over(&self, file: &crate::config::AgentConfig) -> proto::connect::ClientAuth {
-        proto::connect::ClientAuth {
-            ca: self.ca.clone().or(file.ca.clone()),
-            cert: self.cert.clone().or(file.cert.clone()),
-            key: self.key.clone().or(file.key.clone()),
+/// [`ConnectArgs`] with the config file applied under them.
+pub struct Connection {
+    pub coordinator: Option<String>,
+    pub auth: proto::connect::ClientAuth,
+    pub spool: PathBuf,
+}
+
+impl ConnectArgs {
+    /// The flags over the config file's settings; the file itself for the rest of them.
+    pub fn resolve(self) -> anyhow::Result<(Connection, crate::config::AgentConfig)> {
+        let mut file = crate::config::AgentConfig::load(self.config.as_deref())?;
+        let auth = proto::connect::ClientAuth {
+            ca: self.ca.or(file.ca.take()),
+            cert: self.cert.or(file.cert.take()),
+            key: self.key.or(file.key.take()),
             token: None,
-        }
+        };
+        anyhow::ensure!(
+            auth.cert.is_some() == auth.key.is_some(),
+            "--cert and --key go together (the certificate and its key from `accelbench ca issue --agent NAME`)"
+        );
+        let connection = Connection {
+            coordinator: self.coordinator.or(file.coordinator.take()),
+            auth,
+            spool: self.spool.or(file.spool.take()).unwrap_or_else(|| crate::config::DEFAULT_SPOOL.into()),
+        };
+        Ok((connection, file))
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// One row of the explorer's table, as the charts need it.
@@ -23,6 +24,39 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 
 const SIZE: (u32, u32) = (760, 380);
 
+type Axes<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A white chart with its caption, batch on x (0 to `max_x`) and `y_desc` on y.
+fn axes<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    max_x: f64,
+    max_y: f64,
+    y_desc: &str,
+) -> anyhow::Result<Axes<'a, 'b>> {
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(34)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..max_x * 1.08, 0f64..max_y * 1.12)
+        .map_err(plot_err)?;
+    chart.configure_mesh().x_desc("batch").y_desc(y_desc).draw().map_err(plot_err)?;
+    Ok(chart)
+}
+
+/// Draws `pts` as series `i`'s line, labelled for the legend; its colour.
+fn line(chart: &mut Axes<'_, '_>, i: usize, label: &str, pts: Vec<(f64, f64)>) -> anyhow::Result<RGBAColor> {
+    let color = Palette99::pick(i).to_rgba();
+    chart
+        .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+        .map_err(plot_err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+    Ok(color)
+}
+
 /// Median latency against batch, with the median's interval as error bars.
 pub fn latency(points: &[Point]) -> anyhow::Result<String> {
     let max_x = points.iter().map(|p| p.batch).fold(1.0, f64::max);
@@ -31,23 +65,9 @@ pub fn latency(points: &[Point]) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("median latency per batch (95% interval), ms", ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(34)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..max_x * 1.08, 0f64..max_y * 1.12)
-            .map_err(plot_err)?;
-        chart.configure_mesh().x_desc("batch").y_desc("ms").draw().map_err(plot_err)?;
+        let mut chart = axes(&root, "median latency per batch (95% interval), ms", max_x, max_y, "ms")?;
         for (i, (label, pts)) in by_series(points).into_iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.batch, p.p50_ms)).collect();
-            chart
-                .draw_series(LineSeries::new(line, color.stroke_width(2)))
-                .map_err(plot_err)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            let color = line(&mut chart, i, label, pts.iter().map(|p| (p.batch, p.p50_ms)).collect())?;
             let bars = pts.iter().filter_map(|p| p.ci_ms.map(|(lo, hi)| (p.batch, lo, p.p50_ms, hi)));
             chart
                 .draw_series(
@@ -73,26 +93,13 @@ pub fn throughput(points: &[Point]) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("throughput per batch, items/s", ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(34)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..max_x * 1.08, 0f64..max_y * 1.12)
-            .map_err(plot_err)?;
-        chart.configure_mesh().x_desc("batch").y_desc("items/s").draw().map_err(plot_err)?;
+        let mut chart = axes(&root, "throughput per batch, items/s", max_x, max_y, "items/s")?;
         let mut series: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
         for p in &with {
             series.entry(&p.series).or_default().push((p.batch, p.throughput.unwrap_or_default()));
         }
         for (i, (label, pts)) in series.into_iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                .map_err(plot_err)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            let color = line(&mut chart, i, label, pts.clone())?;
             chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(plot_err)?;
         }
         legend(&mut chart)?;
@@ -147,13 +154,7 @@ fn by_series(points: &[Point]) -> BTreeMap<&str, Vec<&Point>> {
     series
 }
 
-fn legend<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<
-        'a,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
-) -> anyhow::Result<()> {
+fn legend<'a, 'b: 'a>(chart: &mut Axes<'a, 'b>) -> anyhow::Result<()> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)

@@ -79,8 +79,10 @@ impl Rpc {
         format!("/accelbench.v1.{service}/{method}")
     }
 
+    /// The RPC a request path names (every request passes here: no allocation).
     pub fn from_path(path: &str) -> Option<Rpc> {
-        Rpc::ALL.into_iter().find(|r| r.path() == path)
+        let (service, method) = path.strip_prefix("/accelbench.v1.")?.split_once('/')?;
+        Rpc::ALL.into_iter().find(|r| r.name() == (service, method))
     }
 
     /// The roles allowed to call it: the one table of who may do what.
@@ -395,6 +397,18 @@ mod tests {
         in_proto.sort();
         table.sort();
         assert_eq!(in_proto, table);
+        for rpc in Rpc::ALL {
+            assert_eq!(Rpc::from_path(&rpc.path()), Some(rpc));
+        }
+        for other in [
+            "",
+            "/",
+            "/accelbench.v1.AgentService",
+            "/accelbench.v1.AgentService/Register/x",
+            "/v2.AgentService/Register",
+        ] {
+            assert_eq!(Rpc::from_path(other), None, "{other}");
+        }
     }
 
     #[test]
