@@ -67,21 +67,36 @@ impl AgentMetrics {
 }
 
 /// Serves `render()` as Prometheus text at `/metrics` on `listener` until the task is
-/// dropped; anything else is 404. The agent's and the coordinator's listener: over TLS
-/// with a required client certificate when `tls` is given ([`crate::tls`]).
+/// dropped; anything else is 404. The agent's listener: over TLS with a required client
+/// certificate when `tls` is given ([`crate::tls`]).
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     render: impl Fn() -> String + Clone + Send + Sync + 'static,
 ) {
+    serve_http(listener, tls, router(render)).await
+}
+
+/// `/metrics` answering `render()` as Prometheus text; the coordinator merges its
+/// dashboard into the same router.
+pub fn router(render: impl Fn() -> String + Clone + Send + Sync + 'static) -> axum::Router {
     use axum::http::header::CONTENT_TYPE;
-    let app = axum::Router::new().route(
+    axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let render = render.clone();
             async move { ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], render()) }
         }),
-    );
+    )
+}
+
+/// Serves `app` on `listener` until the task is dropped: over TLS with a required client
+/// certificate of a reading role when `tls` is given, else plain HTTP.
+pub async fn serve_http(
+    listener: TcpListener,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    app: axum::Router,
+) {
     let served = match tls {
         None => axum::serve(listener, app).await,
         Some(config) => match crate::tls::TlsListener::new(listener, config) {
@@ -90,6 +105,6 @@ pub async fn serve(
         },
     };
     if let Err(e) = served {
-        tracing::error!(error = %e, "metrics listener stopped");
+        tracing::error!(error = %e, "http listener stopped");
     }
 }

@@ -23,6 +23,7 @@ use proto::v1::fleet_service_client::FleetServiceClient;
 use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::{GetSweepRequest, ListAgentsRequest, SweepState, SweepStatus};
 
+pub mod cdp;
 pub mod fault;
 pub mod fuzz;
 pub mod otlp;
@@ -51,6 +52,8 @@ pub struct Cluster {
     pub addr: String,
     /// The coordinator's `/metrics` URL (its HTTP listener, on a free port).
     pub metrics_url: String,
+    /// The coordinator's dashboard, without the trailing `/`.
+    pub dashboard_url: String,
     /// Extra environment of every process the cluster starts, CLI runs included.
     env: Vec<(String, String)>,
     coordinator: Option<Child>,
@@ -91,6 +94,7 @@ impl Cluster {
             dir,
             addr: String::new(),
             metrics_url: String::new(),
+            dashboard_url: String::new(),
             env,
             coordinator: None,
             agents: Vec::new(),
@@ -205,6 +209,7 @@ impl Cluster {
             dir,
             addr: String::new(),
             metrics_url: String::new(),
+            dashboard_url: String::new(),
             env: Vec::new(),
             coordinator: None,
             agents: Vec::new(),
@@ -274,6 +279,10 @@ impl Cluster {
         stdout.read_line(&mut line)?;
         let url = line.trim().strip_prefix("metrics on ").with_context(|| format!("second line {line:?}"))?;
         self.metrics_url = url.to_string();
+        line.clear();
+        stdout.read_line(&mut line)?;
+        let url = line.trim().strip_prefix("dashboard on ").with_context(|| format!("third line {line:?}"))?;
+        self.dashboard_url = url.trim_end_matches('/').to_string();
         self.coordinator = Some(child);
         Ok(())
     }
@@ -553,18 +562,7 @@ impl Cluster {
 /// The metrics at `url` as Prometheus would scrape them: `(name{labels}, value)` for
 /// every sample line (a plain HTTP/1.0 GET, no client library in the way).
 pub fn scrape(url: &str, auth: &ClientAuth) -> anyhow::Result<Vec<(String, f64)>> {
-    // curl speaks TLS with a client certificate, as Prometheus does.
-    let mut curl = Command::new("curl");
-    curl.args(["-sS", "--max-time", "10", "-i", url]);
-    for (flag, path) in [("--cacert", &auth.ca), ("--cert", &auth.cert), ("--key", &auth.key)] {
-        if let Some(p) = path {
-            curl.arg(flag).arg(p);
-        }
-    }
-    let o = curl.output().context("running curl")?;
-    anyhow::ensure!(o.status.success(), "curl {url}: {}", String::from_utf8_lossy(&o.stderr).trim());
-    let response = String::from_utf8(o.stdout)?;
-    let (head, body) = response.split_once("\r\n\r\n").context("http response")?;
+    let (head, body) = http_get(url, auth)?;
     anyhow::ensure!(
         head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/2 200"),
         "{head}"
@@ -578,6 +576,23 @@ pub fn scrape(url: &str, auth: &ClientAuth) -> anyhow::Result<Vec<(String, f64)>
             Some((name.to_string(), value.parse().ok()?))
         })
         .collect())
+}
+
+/// GETs `url` with curl (TLS with `auth`'s client certificate when it has one, as
+/// Prometheus and a browser with an imported certificate do): the head and the body.
+pub fn http_get(url: &str, auth: &ClientAuth) -> anyhow::Result<(String, String)> {
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "--max-time", "10", "-i", url]);
+    for (flag, path) in [("--cacert", &auth.ca), ("--cert", &auth.cert), ("--key", &auth.key)] {
+        if let Some(p) = path {
+            curl.arg(flag).arg(p);
+        }
+    }
+    let o = curl.output().context("running curl")?;
+    anyhow::ensure!(o.status.success(), "curl {url}: {}", String::from_utf8_lossy(&o.stderr).trim());
+    let response = String::from_utf8(o.stdout)?;
+    let (head, body) = response.split_once("\r\n\r\n").context("http response")?;
+    Ok((head.to_string(), body.to_string()))
 }
 
 /// The results waiting in the spool folder `dir`: hash-named `*.json`, as the agent

@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use e2e::cdp::Browser;
 use e2e::{repo_root, tiny_spec, Cluster};
 
 struct Dashboard {
@@ -87,17 +88,23 @@ fn figure<'a>(html: &'a str, id: &str) -> &'a str {
     &rest[..rest.find("</figure>").unwrap_or(rest.len())]
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_dashboard_shows_what_the_warehouse_holds_in_a_real_browser() {
+/// Chromium's path, installed by the repo's script where missing; `None` (the test
+/// says SKIPPED) when it cannot be.
+fn chromium() -> Option<String> {
     let setup = Command::new("bash").arg(repo_root().join("ops/dashboard/chromium.sh")).output().expect("bash");
     if !setup.status.success() {
         eprintln!(
             "SKIPPED: no Chromium here and ops/dashboard/chromium.sh could not install one: {}",
             String::from_utf8_lossy(&setup.stderr).trim()
         );
-        return;
+        return None;
     }
-    let chromium = String::from_utf8_lossy(&setup.stdout).trim().to_string();
+    Some(String::from_utf8_lossy(&setup.stdout).trim().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_shows_what_the_warehouse_holds_in_a_real_browser() {
+    let Some(chromium) = chromium() else { return };
     let mut c = Cluster::start().expect("coordinator");
     c.start_agent(0).expect("agent");
     let spec = c.write_spec("s.toml", &tiny_spec("dashboard", &["bert-tiny"], &[1, 2], 30)).expect("spec");
@@ -191,4 +198,95 @@ fn plain_http_off_loopback_is_refused() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("not a loopback address") && err.contains("--insecure"), "{err}");
+}
+
+/// Served by a running coordinator, the overview shows a sweep's cells pending, the agent
+/// that comes alive, and the sweep done, all in one page load, moved by the page's own
+/// script (checked through the DevTools protocol); then the sweep, agent, regressions
+/// and compare pages answer from the same coordinator, with nothing in the console.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_sweep_moves_on_the_coordinators_dashboard_without_a_reload() {
+    let Some(chromium) = chromium() else { return };
+    // Plain HTTP on loopback: a headless browser has no client certificate to present
+    // (the TLS listener is checked with curl in `the_dashboard_needs_a_reading_certificate`).
+    let mut c = Cluster::start_insecure().expect("coordinator");
+    let spec = c.write_spec("s.toml", &tiny_spec("live", &["bert-tiny"], &[1, 2], 30)).expect("spec");
+    let id = c.submit(&spec).expect("submit");
+    let mut b = Browser::start(std::path::Path::new(&chromium)).expect("chromium");
+    b.goto(&format!("{}/", c.dashboard_url)).expect("overview");
+
+    // No agent yet: the 4 cells are pending. Columns: sweep, name, by, submitted, cells,
+    // pending, leased, ok, …
+    let cell = |b: &mut Browser, i: usize| {
+        b.eval(&format!("document.querySelector('tr[data-sweep=\"{id}\"]').cells[{i}].textContent"))
+            .expect("the sweep's row")
+    };
+    assert_eq!((cell(&mut b, 4), cell(&mut b, 5), cell(&mut b, 7)), ("4".into(), "4".into(), "0".into()));
+    b.eval("window.sameLoad = 42").expect("mark the page");
+
+    c.start_agent(0).expect("agent");
+    b.wait_for("document.querySelector('tr[data-agent] td.alive') !== null", Duration::from_secs(120))
+        .expect("the agent shows up alive");
+    let agent = c.agent_id(0).expect("agent id");
+    b.wait_for(
+        &format!("document.querySelector('tr[data-sweep=\"{id}\"]').cells[7].textContent === '4'"),
+        Duration::from_secs(600),
+    )
+    .expect("all 4 cells ok, shown without a reload");
+    assert_eq!(b.eval("window.sameLoad").expect("eval"), serde_json::json!(42), "the page was reloaded");
+    assert_eq!(cell(&mut b, 5), "0", "none pending");
+    let refreshed: u32 =
+        b.eval("document.body.dataset.refreshed").expect("eval").as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+    assert!(refreshed >= 1, "the script refreshed the live parts {refreshed} times");
+
+    // The sweep's page: the coordinator's progress line, and its cells' results once
+    // the warehouse view catches up (it is reopened every 5 s).
+    b.goto(&format!("{}/sweeps/{id}", c.dashboard_url)).expect("sweep page");
+    let main = "document.querySelector('main').textContent";
+    b.eval(&format!("{main}.includes('4 cells: 4 ok')"))
+        .expect("eval")
+        .as_bool()
+        .filter(|x| *x)
+        .expect("progress line");
+    b.wait_for(&format!("document.querySelectorAll('td.ok').length === 4"), Duration::from_secs(30))
+        .expect("4 ok cells in the table");
+
+    // The agent's page: alive, its fingerprint, what it ran.
+    b.goto(&format!("{}/agents/{agent}", c.dashboard_url)).expect("agent page");
+    b.wait_for(&format!("{main}.includes('alive') && {main}.includes('What it ran')"), Duration::from_secs(30))
+        .expect("agent page content");
+    b.wait_for("document.querySelectorAll('details pre').length >= 1", Duration::from_secs(30)).expect("a fingerprint");
+
+    // Regressions (none recorded) and compare: the sweep against itself is the same
+    // everywhere, as `accelbench compare` says.
+    b.goto(&format!("{}/regressions", c.dashboard_url)).expect("regressions page");
+    assert!(b.eval(&format!("{main}.includes('None recorded')")).expect("eval").as_bool().unwrap_or(false));
+    b.goto(&format!("{}/compare?base={id}&new={id}", c.dashboard_url)).expect("compare page");
+    let cli = c.cli(&["compare", &id, &id, "--warehouse", &c.warehouse().to_string_lossy()]);
+    let says = String::from_utf8_lossy(&cli.stderr);
+    let summary = says.lines().find(|l| l.starts_with("4 pairs: 0 slower")).unwrap_or_else(|| panic!("{says}"));
+    let page = b.eval(main).expect("eval");
+    assert!(page.as_str().is_some_and(|p| p.contains(summary)), "the page says {page}, the CLI {summary:?}");
+    assert!(b.log.is_empty(), "the pages logged: {:?}", b.log);
+}
+
+/// Over TLS the coordinator's dashboard answers a reader's certificate, and refuses an
+/// agent's certificate and a client without one.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_coordinators_dashboard_needs_a_reading_certificate() {
+    let c = Cluster::start().expect("coordinator");
+    let url = format!("{}/", c.dashboard_url);
+    assert!(url.starts_with("https://"), "{url}");
+    let reader = c.auth(&["--user", "viewer", "--role", "reader"]).expect("reader cert");
+    let (head, body) = e2e::http_get(&url, &reader).expect("GET as a reader");
+    assert!(head.lines().next().is_some_and(|l| l.contains(" 200")), "{head}");
+    assert!(body.contains("<h1>Sweeps</h1>") && head.to_lowercase().contains("content-security-policy"), "{head}");
+    let agent = c.auth(&["--agent", "a1"]).expect("agent cert");
+    for (who, auth) in [
+        ("an agent", &agent),
+        ("no certificate", &proto::connect::ClientAuth { ca: reader.ca.clone(), ..Default::default() }),
+    ] {
+        let answer = e2e::http_get(&url, auth);
+        assert!(answer.is_err() || !answer.as_ref().is_ok_and(|(h, _)| h.contains(" 200")), "{who}: {answer:?}");
+    }
 }

@@ -209,6 +209,21 @@ pub fn judge(
     matched
 }
 
+/// The pairs counted by verdict: `N pairs: a slower, b faster, c same, d inconclusive,
+/// e without a judgement` (the CLI's and the dashboard's line).
+pub fn summary(matched: &Matched) -> String {
+    let count = |v: Option<Verdict>| matched.pairs.iter().filter(|p| p.verdict() == v).count();
+    format!(
+        "{} pairs: {} slower, {} faster, {} same, {} inconclusive, {} without a judgement",
+        matched.pairs.len(),
+        count(Some(Verdict::Slower)),
+        count(Some(Verdict::Faster)),
+        count(Some(Verdict::Same)),
+        count(Some(Verdict::Inconclusive)),
+        count(None),
+    )
+}
+
 /// A verdict as printed and as `--format json` spells it.
 pub fn verdict_name(v: Verdict) -> &'static str {
     match v {

@@ -69,6 +69,21 @@ impl Selection {
         Ok(Selection { filters, text: text.into() })
     }
 
+    /// Every result whose `column` equals `value` for each pair (values may hold commas
+    /// or `=`, which the text form cannot say); `columns` must be [`FILTER_COLUMNS`].
+    pub fn exact(pairs: &[(&str, &str)]) -> Result<Selection, SelectionError> {
+        let mut filters = Vec::new();
+        for (column, value) in pairs {
+            let known = FILTER_COLUMNS
+                .iter()
+                .find(|c| *c == column)
+                .ok_or_else(|| SelectionError::UnknownColumn { column: column.to_string() })?;
+            filters.push((*known, value.to_string()));
+        }
+        let text = pairs.iter().map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join(",");
+        Ok(Selection { filters, text })
+    }
+
     /// The SQL condition on a `results` row aliased `alias`; `TRUE` for `all`.
     pub fn condition(&self, alias: &str) -> String {
         if self.filters.is_empty() {

@@ -84,16 +84,7 @@ pub async fn execute(args: CompareArgs) -> anyhow::Result<ExitCode> {
 
 /// Counts by verdict, and the cells only one side has, on stderr (stdout is the rows).
 fn summarize(matched: &compare::Matched) {
-    let count = |v: Option<Verdict>| matched.pairs.iter().filter(|p| p.verdict() == v).count();
-    eprintln!(
-        "{} pairs: {} slower, {} faster, {} same, {} inconclusive, {} without a judgement",
-        matched.pairs.len(),
-        count(Some(Verdict::Slower)),
-        count(Some(Verdict::Faster)),
-        count(Some(Verdict::Same)),
-        count(Some(Verdict::Inconclusive)),
-        count(None),
-    );
+    eprintln!("{}", compare::summary(matched));
     if !matched.only_base.is_empty() || !matched.only_new.is_empty() {
         eprintln!(
             "not compared: {} cells only in BASE ({}), {} only in NEW ({})",

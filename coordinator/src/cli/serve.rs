@@ -26,7 +26,10 @@ so on every start. The first line on stdout \
 is `listening on ADDR`; with --http-listen the second is `metrics on http://ADDR/metrics` \
 (Prometheus text format: cells by state, sweeps, agents by hardware class and liveness, leases \
 granted and expired, lease latency, results by answer, group commits, warehouse files and \
-bytes).\n\nExample:\n  accelbench serve --listen 0.0.0.0:7070 --warehouse s3://lab-bench/warehouse \\\n    \
+bytes) and the third `dashboard on http://ADDR/`: the web dashboard (as `accelbench dashboard`, \
+plus what only the coordinator knows: pending and leased cells, which agents are alive and what \
+each runs now, updated in the page every two seconds). Over TLS both need a client certificate \
+of a reading role (reader, submitter, admin, node).\n\nExample:\n  accelbench serve --listen 0.0.0.0:7070 --warehouse s3://lab-bench/warehouse \\\n    \
 --tls-ca lab-ca/ca.pem --tls-cert lab-ca/node-coord1.pem --tls-key lab-ca/node-coord1.key")]
 pub struct ServeArgs {
     /// TOML configuration file
@@ -35,8 +38,8 @@ pub struct ServeArgs {
     /// gRPC listen address (port 0 picks a free port)
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// HTTP listen address for Prometheus metrics at /metrics (off unless given; port 0
-    /// picks a free port)
+    /// HTTP listen address for Prometheus metrics at /metrics and the web dashboard at /
+    /// (off unless given; port 0 picks a free port)
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
     /// Folder of the Raft log and snapshots
@@ -105,6 +108,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} (http)"))?;
             println!("metrics on {scheme}://{}/metrics", l.local_addr()?);
+            println!("dashboard on {scheme}://{}/", l.local_addr()?);
             Some(l)
         }
         None => None,

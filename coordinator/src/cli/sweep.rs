@@ -290,8 +290,6 @@ fn state_name(state: i32) -> &'static str {
     }
 }
 
-/// The cell states a status counts, in display order.
-
 /// A sweep's counts: one row for all its cells (`hardware_class` = `all`), then one per class.
 fn status_listing(s: &SweepStatus) -> Listing {
     let mut columns = vec!["sweep_id", "state", "hardware_class"];

@@ -1,5 +1,6 @@
 //! The dashboard's charts as SVG strings (plotters): latency and throughput against batch
-//! size, one line per series, and the distribution of one result's raw samples. A
+//! size, one line per series, the distribution of one result's raw samples, and one
+//! series' run medians over time with its change points. A
 //! measured point is drawn as exactly one circle (legends use lines), so a chart's
 //! circles can be counted against the rows it was drawn from.
 
@@ -146,6 +147,43 @@ pub fn histogram(samples_ms: &[f64]) -> anyhow::Result<String> {
     Ok(svg)
 }
 
+/// One series' run medians (ms) in run order, one circle per run, with a dashed
+/// vertical line before each run in `changes` (the first run after a change point).
+pub fn runs(medians_ms: &[f64], changes: &[usize]) -> anyhow::Result<String> {
+    let n = medians_ms.len().max(1) as f64;
+    let max_y = medians_ms.iter().copied().filter(|v| v.is_finite()).fold(1e-9, f64::max);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("median latency per run, ms (dashed: change point)", ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(34)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..n + 1.0, 0f64..max_y * 1.12)
+            .map_err(plot_err)?;
+        chart.configure_mesh().x_desc("run").y_desc("ms").draw().map_err(plot_err)?;
+        let pts: Vec<(f64, f64)> =
+            medians_ms.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, v)| ((i + 1) as f64, *v)).collect();
+        let blue = RGBColor(40, 80, 160);
+        chart.draw_series(LineSeries::new(pts.clone(), blue.stroke_width(1))).map_err(plot_err)?;
+        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, blue.filled()))).map_err(plot_err)?;
+        let red = RGBColor(200, 40, 40);
+        for &at in changes {
+            // Between the last run before the change and the first after it.
+            let x = at as f64 + 0.5;
+            let dashes = (0..20).map(|k| {
+                let (y0, y1) = (max_y * 1.12 * k as f64 / 20.0, max_y * 1.12 * (k as f64 + 0.5) / 20.0);
+                PathElement::new(vec![(x, y0), (x, y1)], red.stroke_width(2))
+            });
+            chart.draw_series(dashes).map_err(plot_err)?;
+        }
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
 fn by_series(points: &[Point]) -> BTreeMap<&str, Vec<&Point>> {
     let mut series: BTreeMap<&str, Vec<&Point>> = BTreeMap::new();
     for p in points.iter().filter(|p| p.p50_ms.is_finite()) {
@@ -182,6 +220,8 @@ mod tests {
         for svg in [latency(&points).expect("chart"), throughput(&points).expect("chart")] {
             assert_eq!(svg.matches("<circle").count(), 3, "{svg}");
         }
+        let r = runs(&[1.0, 1.1, 2.0, f64::NAN, 2.1], &[2]).expect("chart");
+        assert_eq!(r.matches("<circle").count(), 4, "one circle per finite run: {r}");
         let h = histogram(&[1.0, 1.5, 2.0, f64::NAN]).expect("chart");
         assert!(h.contains("3 samples"), "{h}");
         assert!(histogram(&[]).is_ok(), "no samples draws an empty chart");

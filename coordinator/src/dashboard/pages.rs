@@ -16,6 +16,9 @@ table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px sol
 text-align:right}th{background:#f0f0f0}td.t{text-align:left}td.ok{background:#c8efc8}\
 td.unsupported{background:#eee}td.failed,td.crashed,td.oom,td.timeout{background:#f7c6c6}\
 td.untested{color:#999}.bar{display:flex;width:240px;height:12px;background:#eee}.bar span{display:block}\
+.bar .ok{background:#5cb85c}.bar .unsupported{background:#aaa}.bar .failed{background:#d9534f}\
+.bar .leased{background:#5bc0de}.bar .pending{background:#e8e8e8}.bar .cancelled{background:#666}\
+td.alive,td.faster{background:#c8efc8}td.slower{background:#f7c6c6}td.silent{background:#f7c6c6}[data-stale]{opacity:.5}\
 .charts{display:flex;flex-wrap:wrap;gap:1em}.charts svg{max-width:100%;height:auto}form{margin:.5em 0}\
 select{margin-right:.6em}.scroll{overflow-x:auto}pre{white-space:pre-wrap;font-size:12px;background:#f6f6f6}";
 
@@ -24,32 +27,35 @@ pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-/// The page around `body`: navigation, style, and a self-refresh every `refresh` s.
-pub fn layout(title: &str, body: &str, refresh: Option<u32>) -> String {
-    let refresh = refresh.map(|s| format!("<meta http-equiv=refresh content={s}>")).unwrap_or_default();
+/// The page around `body`: navigation, style, and the script that keeps its `data-live`
+/// parts current ([`super::live`]).
+pub fn layout(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>\
-         <meta name=viewport content=\"width=device-width, initial-scale=1\">{refresh}\
-         <title>accelbench · {}</title><style>{STYLE}</style></head><body>\
-         <nav><a href=\"/\">Overview</a><a href=\"/results\">Results</a><a href=\"/compatibility\">Compatibility</a></nav>\
+         <meta name=viewport content=\"width=device-width, initial-scale=1\"><link rel=icon href=\"data:,\">\
+         <title>accelbench · {}</title><style>{STYLE}</style><script src=\"/static/live.js\" defer></script></head>\
+         <body data-poll-ms=\"{}\"><nav><a href=\"/\">Overview</a><a href=\"/results\">Results</a>\
+         <a href=\"/compatibility\">Compatibility</a><a href=\"/regressions\">Regressions</a>\
+         <a href=\"/compare\">Compare</a></nav>\
          <main>\n{body}</main></body></html>\n",
-        esc(title)
+        esc(title),
+        super::live::POLL_MS
     )
 }
 
 /// Rows of `sql` as display text, keyed by column name.
-fn rows(e: &QueryEngine, sql: &str) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
+pub(super) fn rows(e: &QueryEngine, sql: &str) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
     let (header, body) = cells(&e.query(sql)?)?;
     Ok(body.into_iter().map(|r| header.iter().cloned().zip(r).collect()).collect())
 }
 
-fn get<'a>(r: &'a BTreeMap<String, String>, k: &str) -> &'a str {
+pub(super) fn get<'a>(r: &'a BTreeMap<String, String>, k: &str) -> &'a str {
     r.get(k).map_or("", String::as_str)
 }
 
 /// A table of `columns` (name, heading) from `rows`; text columns left-aligned, a
 /// `status` cell coloured, and `link` turning one column into a link.
-fn table(rows: &[BTreeMap<String, String>], columns: &[(&str, &str)], link: Option<(&str, &str)>) -> String {
+pub(super) fn table(rows: &[BTreeMap<String, String>], columns: &[(&str, &str)], link: Option<(&str, &str)>) -> String {
     if rows.is_empty() {
         return "<p>None yet.</p>\n".into();
     }
@@ -63,7 +69,7 @@ fn table(rows: &[BTreeMap<String, String>], columns: &[(&str, &str)], link: Opti
         for (name, _) in columns {
             let v = get(r, name);
             let class = match *name {
-                "status" | "state" => esc(v),
+                "status" | "state" | "verdict" => esc(v),
                 _ if v.parse::<f64>().is_ok() => String::new(),
                 _ => "t".into(),
             };
@@ -81,8 +87,36 @@ fn table(rows: &[BTreeMap<String, String>], columns: &[(&str, &str)], link: Opti
     html
 }
 
-/// Sweeps with their results by status, the agents that registered, the newest results.
-pub fn overview(e: &QueryEngine) -> anyhow::Result<String> {
+/// The overview: sweeps with their progress, the agents, the newest results. Each part
+/// is a live fragment (`/live/…`) the page's script fetches again.
+pub fn overview(sweeps: &str, agents: &str, newest: &str) -> String {
+    let body = format!(
+        "<h1>Sweeps</h1>\n<section data-live=\"/live/sweeps\">{sweeps}</section>\n\
+         <h2>Agents</h2>\n<section data-live=\"/live/agents\">{agents}</section>\n\
+         <h2>Newest results</h2>\n<section data-live=\"/live/newest\">{newest}</section>\n"
+    );
+    layout("overview", &body)
+}
+
+/// A progress bar: one coloured span per state, as wide as its share of `total`.
+pub fn progress_bar(counts: &[(&str, usize)], total: usize) -> String {
+    let spans: String = counts
+        .iter()
+        .filter(|(_, n)| *n > 0 && total > 0)
+        .map(|(state, n)| {
+            format!(
+                "<span class=\"{}\" style=\"width:{:.1}%\" title=\"{n} {}\"></span>",
+                esc(state),
+                100.0 * *n as f64 / total as f64,
+                esc(state)
+            )
+        })
+        .collect();
+    format!("<div class=bar>{spans}</div>")
+}
+
+/// Sweeps as the warehouse knows them (no coordinator): cells, and results by status.
+pub fn sweeps(e: &QueryEngine) -> anyhow::Result<String> {
     let sweeps = rows(
         e,
         "WITH latest AS (
@@ -96,36 +130,40 @@ pub fn overview(e: &QueryEngine) -> anyhow::Result<String> {
          FROM sweeps s LEFT JOIN latest l USING (sweep_id)
          GROUP BY s.sweep_id ORDER BY max(s.submitted_at) DESC LIMIT 50",
     )?;
-    let mut body = String::from("<h1>Sweeps</h1>\n");
     if sweeps.is_empty() {
-        body.push_str("<p>No sweeps in this warehouse yet.</p>\n");
-    } else {
-        body.push_str("<div class=scroll><table><tr><th>sweep</th><th>name</th><th>submitted by</th><th>submitted</th><th>cells</th><th>ok</th><th>unsupported</th><th>failed</th><th>progress</th></tr>\n");
-        for s in &sweeps {
-            let n: f64 = get(s, "n_cells").parse().unwrap_or(0.0);
-            let pct = |k: &str| if n > 0.0 { 100.0 * get(s, k).parse::<f64>().unwrap_or(0.0) / n } else { 0.0 };
-            let bar = format!(
-                "<div class=bar title=\"results per cell\"><span style=\"width:{:.1}%;background:#5cb85c\"></span>\
-                 <span style=\"width:{:.1}%;background:#aaa\"></span><span style=\"width:{:.1}%;background:#d9534f\"></span></div>",
-                pct("ok"),
-                pct("unsupported"),
-                pct("failed")
-            );
-            body.push_str(&format!(
-                "<tr><td class=t><a href=\"/sweeps/{id}\">{id}</a></td><td class=t>{}</td><td class=t>{}</td><td class=t>{}</td>\
-                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{bar}</td></tr>\n",
-                esc(get(s, "name")),
-                esc(get(s, "submitted_by")),
-                esc(get(s, "submitted_at")),
-                esc(get(s, "n_cells")),
-                esc(get(s, "ok")),
-                esc(get(s, "unsupported")),
-                esc(get(s, "failed")),
-                id = esc(get(s, "sweep_id")),
-            ));
-        }
-        body.push_str("</table></div>\n");
+        return Ok("<p>No sweeps in this warehouse yet.</p>\n".into());
     }
+    let mut html = String::from(
+        "<div class=scroll><table><tr><th>sweep</th><th>name</th><th>submitted by</th><th>submitted</th>\
+         <th>cells</th><th>ok</th><th>unsupported</th><th>failed</th><th>progress</th></tr>\n",
+    );
+    for s in &sweeps {
+        html.push_str(&format!(
+            "<tr data-sweep=\"{id}\"><td class=t><a href=\"/sweeps/{id}\">{id}</a></td><td class=t>{}</td><td class=t>{}</td>\
+             <td class=t>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(get(s, "name")),
+            esc(get(s, "submitted_by")),
+            esc(get(s, "submitted_at")),
+            esc(get(s, "n_cells")),
+            esc(get(s, "ok")),
+            esc(get(s, "unsupported")),
+            esc(get(s, "failed")),
+            warehouse_bar(s),
+            id = esc(get(s, "sweep_id")),
+        ));
+    }
+    html.push_str("</table></div>\n");
+    Ok(html)
+}
+
+/// The bar of a sweep row with `n_cells`, `ok`, `unsupported` and `failed` columns.
+fn warehouse_bar(s: &BTreeMap<String, String>) -> String {
+    let n = |k: &str| get(s, k).parse::<usize>().unwrap_or(0);
+    progress_bar(&[("ok", n("ok")), ("unsupported", n("unsupported")), ("failed", n("failed"))], n("n_cells"))
+}
+
+/// Agents as last registered in the warehouse (no coordinator to say which are alive).
+pub fn agents(e: &QueryEngine) -> anyhow::Result<String> {
     let agents = rows(
         e,
         "SELECT agent_id, coalesce(hostname, '') AS hostname, hardware_class,
@@ -133,8 +171,7 @@ pub fn overview(e: &QueryEngine) -> anyhow::Result<String> {
          FROM agents QUALIFY row_number() OVER (PARTITION BY agent_id, hardware_class ORDER BY last_seen_at DESC) = 1
          ORDER BY last_seen_at DESC LIMIT 100",
     )?;
-    body.push_str("<h2>Agents (as last registered)</h2>\n");
-    body.push_str(&table(
+    Ok(table(
         &agents,
         &[
             ("agent_id", "agent"),
@@ -142,17 +179,19 @@ pub fn overview(e: &QueryEngine) -> anyhow::Result<String> {
             ("hardware_class", "hardware class"),
             ("last_registered", "registered"),
         ],
-        None,
-    ));
+        Some(("agent_id", "/agents/")),
+    ))
+}
+
+/// The newest results.
+pub fn newest(e: &QueryEngine) -> anyhow::Result<String> {
     let latest = rows(
         e,
         "SELECT result_id, model, hardware_class, batch, precision, mode, engine, status,
                 round(latency_p50_ns / 1e6, 3) AS p50_ms, strftime(finished_at, '%Y-%m-%d %H:%M:%S') AS finished
          FROM results ORDER BY finished_at DESC LIMIT 20",
     )?;
-    body.push_str("<h2>Newest results</h2>\n");
-    body.push_str(&table(&latest, RESULT_COLUMNS_SHORT, Some(("result_id", "/results/"))));
-    Ok(layout("overview", &body, Some(5)))
+    Ok(table(&latest, RESULT_COLUMNS_SHORT, Some(("result_id", "/results/"))))
 }
 
 const RESULT_COLUMNS_SHORT: &[(&str, &str)] = &[
@@ -303,7 +342,7 @@ pub fn results(e: &QueryEngine, filters: &Filters) -> anyhow::Result<String> {
         ],
         Some(("result_id", "/results/")),
     ));
-    Ok(layout("results", &body, None))
+    Ok(layout("results", &body))
 }
 
 /// One result: its coordinates, statistics and the histogram of its raw samples.
@@ -356,19 +395,20 @@ pub fn result(e: &QueryEngine, result_id: &str) -> anyhow::Result<Option<String>
     if !ms.is_empty() {
         body.push_str(&format!("<figure id=samples>{}</figure>\n", chart::histogram(&ms)?));
     }
-    Ok(Some(layout("result", &body, None)))
+    Ok(Some(layout("result", &body)))
 }
 
 /// Family × hardware class: ok, unsupported (with the engine's reason in the sweep
 /// pages), failed or untested.
 pub fn compatibility(e: &QueryEngine) -> anyhow::Result<String> {
     let grid = crate::report::html::compatibility_grid(&e.query("SELECT * FROM compatibility_matrix")?)?;
-    Ok(layout("compatibility", &grid, None))
+    Ok(layout("compatibility", &grid))
 }
 
-/// A sweep's cells (their last state and attempt's result) and what failed and why;
-/// `None` when the warehouse has no such sweep.
-pub fn sweep(e: &QueryEngine, id: SweepId) -> anyhow::Result<Option<String>> {
+/// A sweep's page: its name and submitter from the warehouse, then its live part
+/// ([`sweep_status`]). `None` when neither the warehouse nor the coordinator (`live`,
+/// its progress line) knows the sweep.
+pub fn sweep(e: &QueryEngine, id: SweepId, live: Option<String>) -> anyhow::Result<Option<String>> {
     let sid = sql_string(&id.to_string());
     let found = rows(
         e,
@@ -378,7 +418,29 @@ pub fn sweep(e: &QueryEngine, id: SweepId) -> anyhow::Result<Option<String>> {
              FROM sweeps WHERE sweep_id = {sid}"
         ),
     )?;
-    let Some(s) = found.first() else { return Ok(None) };
+    let header = match (found.first(), &live) {
+        (Some(s), _) => format!(
+            "<h1>Sweep {}</h1>\n<p>{} · {} cells · submitted {}{}</p>\n",
+            esc(get(s, "name")),
+            esc(&id.to_string()),
+            esc(get(s, "n_cells")),
+            esc(get(s, "submitted_at")),
+            match get(s, "submitted_by") {
+                "" => String::new(),
+                by => format!(" by {}", esc(by)),
+            }
+        ),
+        (None, Some(_)) => format!("<h1>Sweep {}</h1>\n<p>Not in the warehouse yet.</p>\n", esc(&id.to_string())),
+        (None, None) => return Ok(None),
+    };
+    let status = sweep_status(e, id, live)?;
+    Ok(Some(layout("sweep", &format!("{header}<section data-live=\"/live/sweeps/{id}\">{status}</section>\n"))))
+}
+
+/// A sweep's progress (the coordinator's line when given, else counted from the
+/// warehouse) and its cells: their last attempt's result, and what failed and why.
+pub fn sweep_status(e: &QueryEngine, id: SweepId, live: Option<String>) -> anyhow::Result<String> {
+    let sid = sql_string(&id.to_string());
     let cells = rows(
         e,
         &format!(
@@ -399,18 +461,17 @@ pub fn sweep(e: &QueryEngine, id: SweepId) -> anyhow::Result<Option<String>> {
              ORDER BY c.model, c.precision, c.mode, hardware, c.batch"
         ),
     )?;
-    let mut body = format!(
-        "<h1>Sweep {}</h1>\n<p>{} · {} cells · submitted {}{}</p>\n",
-        esc(get(s, "name")),
-        esc(&id.to_string()),
-        esc(get(s, "n_cells")),
-        esc(get(s, "submitted_at")),
-        match get(s, "submitted_by") {
-            "" => String::new(),
-            by => format!(" by {}", esc(by)),
-        }
-    );
-    body.push_str(&table(
+    let progress = live.unwrap_or_else(|| {
+        let count = |f: &dyn Fn(&str) -> bool| cells.iter().filter(|c| f(get(c, "status"))).count();
+        let counts = [
+            ("ok", count(&|s| s == "ok")),
+            ("unsupported", count(&|s| s == "unsupported")),
+            ("failed", count(&|s| !matches!(s, "ok" | "unsupported" | "no result yet"))),
+        ];
+        let done: usize = counts.iter().map(|(_, n)| n).sum();
+        format!("<p>{done} of {} cells have a result.</p>{}\n", cells.len(), progress_bar(&counts, cells.len()))
+    });
+    let table = table(
         &cells,
         &[
             ("model", "model"),
@@ -429,10 +490,67 @@ pub fn sweep(e: &QueryEngine, id: SweepId) -> anyhow::Result<Option<String>> {
             ("error", "reason"),
         ],
         Some(("result_id", "/results/")),
+    );
+    Ok(format!("{progress}{table}"))
+}
+
+/// An agent's page: what it registered (hostname, hardware classes, fingerprint) and
+/// the newest results it produced; `live` is the coordinator's line about it now.
+/// `None` when neither the warehouse nor the coordinator knows it.
+pub fn agent(e: &QueryEngine, id: &str, live: Option<String>) -> anyhow::Result<Option<String>> {
+    let aid = sql_string(id);
+    let registered = rows(
+        e,
+        &format!(
+            "SELECT hardware_class, coalesce(hostname, '') AS hostname, agent_version, fingerprint_hash,
+                    fingerprint_json, strftime(registered_at, '%Y-%m-%d %H:%M:%S') AS registered,
+                    strftime(last_seen_at, '%Y-%m-%d %H:%M:%S') AS last_seen
+             FROM agents WHERE agent_id = {aid}
+             QUALIFY row_number() OVER (PARTITION BY hardware_class ORDER BY last_seen_at DESC) = 1
+             ORDER BY hardware_class"
+        ),
+    )?;
+    if registered.is_empty() && live.is_none() {
+        return Ok(None);
+    }
+    let ran = rows(
+        e,
+        &format!(
+            "SELECT result_id, model, hardware_class, batch, precision, mode, engine, status,
+                    round(latency_p50_ns / 1e6, 3) AS p50_ms, strftime(finished_at, '%Y-%m-%d %H:%M:%S') AS finished
+             FROM results WHERE agent_id = {aid} ORDER BY finished_at DESC LIMIT 100"
+        ),
+    )?;
+    let mut body = format!("<h1>Agent {}</h1>\n", esc(id));
+    if let Some(live) = live {
+        body.push_str(&format!("<section data-live=\"/live/agents/{}\">{live}</section>\n", esc(id)));
+    }
+    body.push_str("<h2>Registered hardware</h2>\n");
+    body.push_str(&table(
+        &registered,
+        &[
+            ("hardware_class", "hardware class"),
+            ("hostname", "host"),
+            ("agent_version", "agent version"),
+            ("fingerprint_hash", "fingerprint"),
+            ("registered", "first registered"),
+            ("last_seen", "last seen"),
+        ],
+        None,
     ));
-    // A sweep still running refreshes itself.
-    let running = cells.iter().any(|c| get(c, "status") == "no result yet");
-    Ok(Some(layout("sweep", &body, running.then_some(5))))
+    for r in &registered {
+        let pretty = serde_json::from_str::<serde_json::Value>(get(r, "fingerprint_json"))
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .unwrap_or_else(|_| get(r, "fingerprint_json").to_string());
+        body.push_str(&format!(
+            "<details><summary>fingerprint of {}</summary><pre>{}</pre></details>\n",
+            esc(get(r, "hardware_class")),
+            esc(&pretty)
+        ));
+    }
+    body.push_str("<h2>What it ran (newest 100)</h2>\n");
+    body.push_str(&table(&ran, RESULT_COLUMNS_SHORT, Some(("result_id", "/results/"))));
+    Ok(Some(layout("agent", &body)))
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! The fleet service: what users ask about the agents (who is registered, on which
 //! hardware, alive or not, holding how many leases).
 
-use std::time::Duration;
-
 use proto::convert::parse_field;
 use proto::v1::fleet_service_server::FleetService;
 use proto::v1::{AgentInfo, ListAgentsRequest, ListAgentsResponse, RemoveAgentRequest, RemoveAgentResponse};
@@ -43,8 +41,7 @@ impl FleetService for Fleet {
             .into_iter()
             .map(|(id, classes, labels, n_leases)| {
                 let ago = self.ctx.liveness.last_seen_ago(id.as_str());
-                let alive = ago
-                    .is_some_and(|d| d < Duration::from_millis(3 * u64::from(self.ctx.config.heartbeat_interval_ms)));
+                let alive = self.ctx.alive(ago);
                 AgentInfo {
                     last_seen_ms_ago: ago.map(|d| d.as_millis() as u64),
                     alive,

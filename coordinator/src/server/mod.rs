@@ -16,6 +16,7 @@ pub mod config;
 pub mod errors;
 pub mod fleet;
 pub mod leasing;
+pub mod live;
 pub mod liveness;
 pub mod metrics;
 pub mod peer_rate;
@@ -52,6 +53,14 @@ pub struct Ctx {
     pub liveness: Arc<Liveness>,
     pub config: Arc<ServeConfig>,
     pub metrics: Arc<metrics::Metrics>,
+}
+
+impl Ctx {
+    /// Whether an agent last heard from `ago` ago (`None`: not since this coordinator
+    /// started) counts as alive: heard within three heartbeat intervals.
+    pub fn alive(&self, ago: Option<Duration>) -> bool {
+        ago.is_some_and(|d| d < Duration::from_millis(3 * u64::from(self.config.heartbeat_interval_ms)))
+    }
 }
 
 /// How often the leader looks for expired leases.
@@ -97,10 +106,16 @@ pub async fn serve(
     };
     mirror_manifest(&ctx).await.context("mirroring raft's manifest into the warehouse")?;
     let expiry = tokio::spawn(expire_leases(ctx.clone()));
-    // The HTTP listener: `/metrics` only.
+    // The HTTP listener: `/metrics` and the dashboard, with this coordinator's state.
     let http = http.map(|l| {
-        let ctx = ctx.clone();
-        tokio::spawn(agent::metrics::serve(l, http_tls, move || ctx.metrics.render(&ctx)))
+        let metrics = {
+            let ctx = ctx.clone();
+            agent::metrics::router(move || ctx.metrics.render(&ctx))
+        };
+        let warehouse = crate::cli::common::WarehouseArgs { warehouse: ctx.config.warehouse.clone() };
+        let dashboard = crate::dashboard::Dashboard::with_live(warehouse, live::source(ctx.clone()));
+        let app = metrics.merge(crate::dashboard::router(Arc::new(dashboard)));
+        tokio::spawn(agent::metrics::serve_http(l, http_tls, app))
     });
 
     let addr = listener.local_addr()?;
