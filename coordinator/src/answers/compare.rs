@@ -125,21 +125,29 @@ pub fn load(engine: &QueryEngine, selection: &Selection) -> anyhow::Result<BTree
 pub const COORDINATES: &str = "model, hardware_class, batch, seq_len, precision, mode, engine, weights_source";
 
 fn load_sql(selection: &Selection) -> String {
+    // The newest ok result per cell is picked by id with an aggregate (not a window that
+    // sorts every row), and its samples gathered in one grouped pass.
     format!(
-        "WITH chosen AS (
-            SELECT r.*,
-                   row_number() OVER (PARTITION BY {COORDINATES} ORDER BY r.finished_at DESC, r.attempt DESC) AS newest,
-                   count(*) OVER (PARTITION BY {COORDINATES}) AS n_results
+        "WITH picked AS (
+            SELECT arg_max(r.result_id, (r.finished_at, r.attempt)) AS result_id, count(*) AS n_results
             FROM results r
             WHERE r.status = 'ok' AND {}
-        )
+            GROUP BY {COORDINATES}),
+        sampled AS (
+            SELECT s.result_id, list(s.latency_ns ORDER BY s.iteration) AS samples
+            FROM samples s SEMI JOIN picked USING (result_id)
+            WHERE {}
+            GROUP BY s.result_id)
         SELECT {COORDINATES}, result_id, {PROVENANCE},
-               CAST(n_results AS UBIGINT) AS n_results,
-               coalesce((SELECT list(s.latency_ns ORDER BY s.iteration) FROM samples s
-                         WHERE s.result_id = chosen.result_id), []) AS samples
-        FROM chosen WHERE newest = 1
+               CAST(picked.n_results AS UBIGINT) AS n_results, coalesce(sampled.samples, []) AS samples
+        FROM results r JOIN picked USING (result_id) LEFT JOIN sampled USING (result_id)
+        WHERE {}
         ORDER BY {COORDINATES}",
-        selection.condition("r")
+        selection.condition("r"),
+        // The same selection again where it applies: Parquet statistics then skip the
+        // files of other sweeps (and other rows) instead of joining them.
+        selection.condition_on("s", &["sweep_id"]),
+        selection.condition("r"),
     )
 }
 

@@ -84,6 +84,23 @@ impl Selection {
         Ok(Selection { filters, text })
     }
 
+    /// The part of [`Selection::condition`] on `columns` only (`TRUE` if none): how
+    /// another table that has some of the columns (`samples` has `sweep_id`) is narrowed
+    /// to the same files.
+    pub fn condition_on(&self, alias: &str, columns: &[&str]) -> String {
+        let parts: Vec<String> = self
+            .filters
+            .iter()
+            .filter(|(c, _)| columns.contains(c))
+            .map(|(c, v)| format!("{alias}.\"{c}\" = {}", sql_string(v)))
+            .collect();
+        if parts.is_empty() {
+            "TRUE".into()
+        } else {
+            parts.join(" AND ")
+        }
+    }
+
     /// The SQL condition on a `results` row aliased `alias`; `TRUE` for `all`.
     pub fn condition(&self, alias: &str) -> String {
         if self.filters.is_empty() {

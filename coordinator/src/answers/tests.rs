@@ -316,3 +316,38 @@ async fn the_noise_study_is_every_series_with_enough_runs_each_with_its_samples_
     assert!(cell.runs.iter().all(|r| r.len() == 200));
     assert_eq!(super::scorecard::load_noise(&engine, 5).expect("load").len(), 0);
 }
+
+/// `latest_results` picks, per series, the row a `row_number()` window ordered by
+/// (finished_at, attempt) descending would: across sweeps, attempts and write order,
+/// ties on finish time going to the higher attempt.
+#[tokio::test]
+async fn latest_results_is_the_newest_row_of_each_series() {
+    let mut rows = Vec::new();
+    for (sweep, key, attempt, minute, batch) in [
+        ("s1", "a", 1, 0, 1),
+        ("s1", "a", 2, 5, 1),
+        ("s2", "b", 1, 10, 2),
+        ("s1", "c", 1, 3, 2),
+        ("s3", "d", 1, 7, 4),
+        ("s3", "d", 2, 7, 4),
+    ] {
+        let mut r = record(sweep, &key.repeat(64), attempt, &samples(1e6, 20));
+        r.coordinates.batch = batch;
+        r.provenance.finished_at_ms += minute * 60_000;
+        rows.push(r);
+    }
+    rows.reverse();
+    let (_dir, engine) = engine_over(&rows).await;
+    let ids = |sql: &str| {
+        let out = engine.query(sql).expect("query");
+        let (_, body) = crate::query::render::cells(&out).expect("cells");
+        body.into_iter().map(|r| r.join(" ")).collect::<Vec<_>>()
+    };
+    let window = ids("SELECT batch, sweep_id, attempt FROM results
+         QUALIFY row_number() OVER (
+             PARTITION BY model, hardware_class, batch, seq_len, precision, mode, engine
+             ORDER BY finished_at DESC, attempt DESC) = 1
+         ORDER BY batch");
+    assert_eq!(window, ["1 s1 2", "2 s2 1", "4 s3 2"]);
+    assert_eq!(ids("SELECT batch, sweep_id, attempt FROM latest_results ORDER BY batch"), window);
+}

@@ -20,6 +20,11 @@ use crate::query::{QueryEngine, QueryOutput};
 /// refused with a hint (its answer would not come within a page's time).
 pub const MAX_SERIES: usize = 500;
 
+/// A series' chart draws at most this many of its newest runs, and its table lists at
+/// most [`MAX_RUNS_LISTED`] (the detection looks at all of them).
+pub const MAX_RUNS_CHARTED: usize = 500;
+pub const MAX_RUNS_LISTED: usize = 100;
+
 /// The link to one series' page.
 fn series_link(c: &Coordinates) -> String {
     let query = url::form_urlencoded::Serializer::new(String::new())
@@ -181,7 +186,6 @@ pub fn series(e: &QueryEngine, c: &Coordinates) -> anyhow::Result<Option<String>
     let Some(series) = regressions::load(e, &selection, None)?.into_iter().find(|s| s.coordinates == *c) else {
         return Ok(None);
     };
-    let medians_ms: Vec<f64> = series.runs.iter().map(|r| r.p50_ns / 1e6).collect();
     let medians_ns: Vec<f64> = series.runs.iter().map(|r| r.p50_ns).collect();
     let (alarms, verdict) = match detect(&medians_ns, &DetectOptions::DEFAULT) {
         Ok(alarms) => {
@@ -191,12 +195,16 @@ pub fn series(e: &QueryEngine, c: &Coordinates) -> anyhow::Result<Option<String>
         Err(why) => (Vec::new(), format!("not judged: {why}")),
     };
     let changes: Vec<usize> = alarms.iter().map(|a| a.first_bad_run).collect();
+    let charted_from = series.runs.len().saturating_sub(MAX_RUNS_CHARTED);
+    let medians_ms: Vec<f64> = series.runs[charted_from..].iter().map(|r| r.p50_ns / 1e6).collect();
+    let charted_changes: Vec<usize> = changes.iter().filter_map(|i| i.checked_sub(charted_from)).collect();
     let mut body = format!(
-        "<h1>Series</h1>\n<p>{} · {} runs · {}</p>\n<figure id=series>{}</figure>\n",
+        "<h1>Series</h1>\n<p>{} · {} runs · {}{}</p>\n<figure id=series>{}</figure>\n",
         esc(&c.label()),
         series.runs.len(),
         esc(&verdict),
-        chart::runs(&medians_ms, &changes)?
+        if charted_from > 0 { format!(" · the chart shows the newest {MAX_RUNS_CHARTED}") } else { String::new() },
+        chart::runs(&medians_ms, &charted_changes)?
     );
     let found: Vec<Found> = alarms
         .into_iter()
@@ -210,8 +218,13 @@ pub fn series(e: &QueryEngine, c: &Coordinates) -> anyhow::Result<Option<String>
         body.push_str("<h2>Alarms</h2>\n");
         body.push_str(&found_table(&found));
     }
-    body.push_str("<h2>Runs</h2>\n<div class=scroll><table><tr><th>run</th><th>started</th><th>sweep</th><th>result</th><th>p50 ms</th><th>agent version</th><th>engine version</th><th>git commit</th><th>fingerprint</th></tr>\n");
-    for (i, r) in series.runs.iter().enumerate() {
+    let listed_from = series.runs.len().saturating_sub(MAX_RUNS_LISTED);
+    body.push_str(&format!(
+        "<h2>Runs{}</h2>\n",
+        if listed_from > 0 { format!(" (the newest {MAX_RUNS_LISTED})") } else { String::new() }
+    ));
+    body.push_str("<div class=scroll><table><tr><th>run</th><th>started</th><th>sweep</th><th>result</th><th>p50 ms</th><th>agent version</th><th>engine version</th><th>git commit</th><th>fingerprint</th></tr>\n");
+    for (i, r) in series.runs.iter().enumerate().skip(listed_from) {
         let started = chrono::DateTime::from_timestamp_millis(r.started_at_ms)
             .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
         let mark = if changes.contains(&i) { " class=slower" } else { "" };

@@ -117,17 +117,21 @@ pub fn progress_bar(counts: &[(&str, usize)], total: usize) -> String {
 
 /// Sweeps as the warehouse knows them (no coordinator): cells, and results by status.
 pub fn sweeps(e: &QueryEngine) -> anyhow::Result<String> {
+    // Result rows by status, not each cell's newest attempt: an ok or unsupported result
+    // ends its cell, so those counts are cells; other statuses count attempts (a cell
+    // may fail and then succeed). Counting rows is one cheap pass on a big warehouse.
     let sweeps = rows(
         e,
-        "WITH latest AS (
-             SELECT sweep_id, cell_key, status FROM results WHERE sweep_id IS NOT NULL
-             QUALIFY row_number() OVER (PARTITION BY sweep_id, cell_key ORDER BY attempt DESC) = 1)
+        "WITH counts AS (
+             SELECT sweep_id, count(*) FILTER (WHERE status = 'ok') AS ok,
+                    count(*) FILTER (WHERE status = 'unsupported') AS unsupported,
+                    count(*) FILTER (WHERE status NOT IN ('ok', 'unsupported')) AS failed
+             FROM results WHERE sweep_id IS NOT NULL GROUP BY sweep_id)
          SELECT s.sweep_id, any_value(s.name) AS name, coalesce(any_value(s.submitted_by), '') AS submitted_by,
                 strftime(max(s.submitted_at), '%Y-%m-%d %H:%M:%S') AS submitted_at, max(s.n_cells) AS n_cells,
-                count(l.cell_key) FILTER (WHERE l.status = 'ok') AS ok,
-                count(l.cell_key) FILTER (WHERE l.status = 'unsupported') AS unsupported,
-                count(l.cell_key) FILTER (WHERE l.status NOT IN ('ok', 'unsupported')) AS failed
-         FROM sweeps s LEFT JOIN latest l USING (sweep_id)
+                coalesce(any_value(c.ok), 0) AS ok, coalesce(any_value(c.unsupported), 0) AS unsupported,
+                coalesce(any_value(c.failed), 0) AS failed
+         FROM sweeps s LEFT JOIN counts c USING (sweep_id)
          GROUP BY s.sweep_id ORDER BY max(s.submitted_at) DESC LIMIT 50",
     )?;
     if sweeps.is_empty() {
@@ -135,7 +139,7 @@ pub fn sweeps(e: &QueryEngine) -> anyhow::Result<String> {
     }
     let mut html = String::from(
         "<div class=scroll><table><tr><th>sweep</th><th>name</th><th>submitted by</th><th>submitted</th>\
-         <th>cells</th><th>ok</th><th>unsupported</th><th>failed</th><th>progress</th></tr>\n",
+         <th>cells</th><th>ok</th><th>unsupported</th><th>failed attempts</th><th>progress</th></tr>\n",
     );
     for s in &sweeps {
         html.push_str(&format!(
@@ -156,10 +160,11 @@ pub fn sweeps(e: &QueryEngine) -> anyhow::Result<String> {
     Ok(html)
 }
 
-/// The bar of a sweep row with `n_cells`, `ok`, `unsupported` and `failed` columns.
+/// The bar of a sweep row with `n_cells`, `ok` and `unsupported` columns: the cells
+/// finished (failed attempts may still be retried, so they are not a share of cells).
 fn warehouse_bar(s: &BTreeMap<String, String>) -> String {
     let n = |k: &str| get(s, k).parse::<usize>().unwrap_or(0);
-    progress_bar(&[("ok", n("ok")), ("unsupported", n("unsupported")), ("failed", n("failed"))], n("n_cells"))
+    progress_bar(&[("ok", n("ok")), ("unsupported", n("unsupported"))], n("n_cells"))
 }
 
 /// Agents as last registered in the warehouse (no coordinator to say which are alive).
@@ -256,13 +261,34 @@ impl Filters {
 /// Filters, charts of latency and throughput against batch, and the rows they show.
 pub fn results(e: &QueryEngine, filters: &Filters) -> anyhow::Result<String> {
     let mut body = String::from("<h1>Results</h1>\n<form method=get action=\"/results\">");
-    // Every filter's choices from one pass over the view.
-    let choices = FILTER_COLUMNS
-        .iter()
-        .map(|col| format!("SELECT DISTINCT '{col}' AS c, CAST({col} AS VARCHAR) AS v FROM r"))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let choices = rows(e, &format!("WITH r AS MATERIALIZED (SELECT * FROM latest_results) {choices} ORDER BY c, v"))?;
+    // One query: the newest row of every series is picked once (the costly part on a
+    // big warehouse), then both the filters' choices and the matching rows come from it.
+    let names = FILTER_COLUMNS.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
+    let values = FILTER_COLUMNS.iter().map(|c| format!("CAST({c} AS VARCHAR)")).collect::<Vec<_>>().join(", ");
+    let all = rows(
+        e,
+        &format!(
+            "WITH l AS MATERIALIZED (SELECT * FROM latest_results),
+             choices AS (SELECT DISTINCT unnest([{names}]) AS c, unnest([{values}]) AS v FROM l)
+             SELECT * FROM (
+                 SELECT 'row' AS kind, result_id, model, hardware_class, batch, seq_len, precision, mode, engine, status,
+                        round(latency_p50_ns / 1e6, 3) AS p50_ms,
+                        round(latency_median_ci_low_ns / 1e6, 3) AS ci_low_ms,
+                        round(latency_median_ci_high_ns / 1e6, 3) AS ci_high_ms,
+                        round(throughput_items_per_s, 3) AS items_per_s,
+                        round(peak_host_bytes / batch / 1048576, 3) AS host_mib_per_item,
+                        round(peak_device_bytes / batch / 1048576, 3) AS device_mib_per_item,
+                        round(energy_joules_per_iteration / batch, 6) AS joules_per_item,
+                        coalesce(error, '') AS error
+                 FROM l WHERE true {}
+                 ORDER BY model, precision, mode, engine, hardware_class, batch LIMIT 2000)
+             UNION ALL BY NAME
+             SELECT 'choice' AS kind, c, v FROM choices
+             ORDER BY kind, c, v, model, precision, mode, engine, hardware_class, batch",
+            filters.sql()
+        ),
+    )?;
+    let (choices, found): (Vec<_>, Vec<_>) = all.into_iter().partition(|r| get(r, "kind") == "choice");
     for col in FILTER_COLUMNS {
         body.push_str(&format!("<label>{col} <select name=\"{col}\"><option value=\"\">any</option>"));
         for o in choices.iter().filter(|o| get(o, "c") == col) {
@@ -273,23 +299,6 @@ pub fn results(e: &QueryEngine, filters: &Filters) -> anyhow::Result<String> {
         body.push_str("</select></label>");
     }
     body.push_str("<button type=submit>show</button></form>\n");
-    let found = rows(
-        e,
-        &format!(
-            "SELECT result_id, model, hardware_class, batch, seq_len, precision, mode, engine, status,
-                    round(latency_p50_ns / 1e6, 3) AS p50_ms,
-                    round(latency_median_ci_low_ns / 1e6, 3) AS ci_low_ms,
-                    round(latency_median_ci_high_ns / 1e6, 3) AS ci_high_ms,
-                    round(throughput_items_per_s, 3) AS items_per_s,
-                    round(peak_host_bytes / batch / 1048576, 3) AS host_mib_per_item,
-                    round(peak_device_bytes / batch / 1048576, 3) AS device_mib_per_item,
-                    round(energy_joules_per_iteration / batch, 6) AS joules_per_item,
-                    coalesce(error, '') AS error
-             FROM latest_results WHERE true {}
-             ORDER BY model, precision, mode, engine, hardware_class, batch LIMIT 2000",
-            filters.sql()
-        ),
-    )?;
     let num = |r: &BTreeMap<String, String>, k: &str| get(r, k).parse::<f64>().ok();
     let points: Vec<Point> = found
         .iter()
@@ -361,7 +370,15 @@ pub fn result(e: &QueryEngine, result_id: &str) -> anyhow::Result<Option<String>
         ),
     )?;
     let Some(r) = found.first() else { return Ok(None) };
-    let samples = rows(e, &format!("SELECT latency_ns / 1e6 AS ms FROM samples WHERE result_id = {id} LIMIT 100000"))?;
+    // Narrowed by sweep too: Parquet statistics then skip other sweeps' files.
+    let sweep = match get(r, "sweep_id") {
+        "" => "sweep_id IS NULL".to_string(),
+        s => format!("sweep_id = {}", sql_string(s)),
+    };
+    let samples = rows(
+        e,
+        &format!("SELECT latency_ns / 1e6 AS ms FROM samples WHERE {sweep} AND result_id = {id} LIMIT 100000"),
+    )?;
     let ms: Vec<f64> = samples.iter().filter_map(|s| get(s, "ms").parse().ok()).collect();
     let mut body = format!("<h1>Result {}</h1>\n", esc(result_id));
     body.push_str(&table(
@@ -437,40 +454,63 @@ pub fn sweep(e: &QueryEngine, id: SweepId, live: Option<String>) -> anyhow::Resu
     Ok(Some(layout("sweep", &format!("{header}<section data-live=\"/live/sweeps/{id}\">{status}</section>\n"))))
 }
 
+/// At most this many of a sweep's cells are listed (failed ones first); the counts
+/// cover them all.
+pub const MAX_CELLS_SHOWN: usize = 500;
+
 /// A sweep's progress (the coordinator's line when given, else counted from the
-/// warehouse) and its cells: their last attempt's result, and what failed and why.
+/// warehouse) and its cells, failed ones first: their last attempt's result, and what
+/// failed and why.
 pub fn sweep_status(e: &QueryEngine, id: SweepId, live: Option<String>) -> anyhow::Result<String> {
     let sid = sql_string(&id.to_string());
-    let cells = rows(
+    // One query over the sweep's rows only (Parquet statistics skip other sweeps'
+    // files): each cell's newest attempt, picked by id (an aggregate, not a sort of every
+    // column); the counts by status of all cells, and the first cells listed.
+    let all = rows(
         e,
         &format!(
-            "WITH c AS (
-                 SELECT * FROM cells WHERE sweep_id = {sid}
-                 QUALIFY row_number() OVER (PARTITION BY cell_key ORDER BY updated_at DESC) = 1),
-             r AS (
-                 SELECT * FROM results WHERE sweep_id = {sid}
-                 QUALIFY row_number() OVER (PARTITION BY cell_key ORDER BY attempt DESC) = 1)
-             SELECT c.model, coalesce(r.hardware_class, c.hardware_selector) AS hardware, c.batch, c.seq_len,
-                    c.precision, c.mode, c.engine, coalesce(r.status, 'no result yet') AS status,
-                    coalesce(CAST(r.attempt AS VARCHAR), '') AS attempts, r.result_id,
-                    round(r.latency_p50_ns / 1e6, 3) AS p50_ms,
-                    round(r.latency_median_ci_low_ns / 1e6, 3) AS ci_low_ms,
-                    round(r.latency_median_ci_high_ns / 1e6, 3) AS ci_high_ms,
-                    coalesce(r.error, '') AS error
-             FROM c LEFT JOIN r USING (cell_key)
-             ORDER BY c.model, c.precision, c.mode, hardware, c.batch"
+            "WITH r AS (SELECT * FROM results WHERE sweep_id = {sid} AND result_id IN (
+                   SELECT arg_max(result_id, attempt) FROM results WHERE sweep_id = {sid} GROUP BY cell_key)),
+             c AS (SELECT DISTINCT cell_key, model, hardware_selector, batch, seq_len, precision, mode, engine
+                   FROM cells WHERE sweep_id = {sid}),
+             j AS MATERIALIZED (SELECT c.*, r.hardware_class, r.status, r.attempt, r.result_id, r.latency_p50_ns,
+                                       r.latency_median_ci_low_ns, r.latency_median_ci_high_ns, r.error
+                                FROM c LEFT JOIN r USING (cell_key))
+             SELECT * FROM (
+                 SELECT 'cell' AS kind, model, coalesce(hardware_class, hardware_selector) AS hardware, batch, seq_len,
+                        precision, mode, engine, coalesce(status, 'no result yet') AS status,
+                        coalesce(CAST(attempt AS VARCHAR), '') AS attempts, result_id,
+                        round(latency_p50_ns / 1e6, 3) AS p50_ms,
+                        round(latency_median_ci_low_ns / 1e6, 3) AS ci_low_ms,
+                        round(latency_median_ci_high_ns / 1e6, 3) AS ci_high_ms,
+                        coalesce(error, '') AS error
+                 FROM j
+                 ORDER BY CASE coalesce(status, '') WHEN 'ok' THEN 3 WHEN 'unsupported' THEN 2 WHEN '' THEN 1 ELSE 0 END,
+                          model, precision, mode, hardware, batch
+                 LIMIT {MAX_CELLS_SHOWN})
+             UNION ALL BY NAME
+             SELECT 'count' AS kind, coalesce(status, 'no result yet') AS status, count(*) AS n FROM j GROUP BY ALL"
         ),
     )?;
+    let (counts, cells): (Vec<_>, Vec<_>) = all.into_iter().partition(|r| get(r, "kind") == "count");
+    let count = |f: &dyn Fn(&str) -> bool| -> usize {
+        counts.iter().filter(|c| f(get(c, "status"))).map(|c| get(c, "n").parse::<usize>().unwrap_or(0)).sum()
+    };
+    let n_cells = count(&|_| true);
     let progress = live.unwrap_or_else(|| {
-        let count = |f: &dyn Fn(&str) -> bool| cells.iter().filter(|c| f(get(c, "status"))).count();
         let counts = [
             ("ok", count(&|s| s == "ok")),
             ("unsupported", count(&|s| s == "unsupported")),
             ("failed", count(&|s| !matches!(s, "ok" | "unsupported" | "no result yet"))),
         ];
         let done: usize = counts.iter().map(|(_, n)| n).sum();
-        format!("<p>{done} of {} cells have a result.</p>{}\n", cells.len(), progress_bar(&counts, cells.len()))
+        format!("<p>{done} of {n_cells} cells have a result.</p>{}\n", progress_bar(&counts, n_cells))
     });
+    let shown = if n_cells > cells.len() {
+        format!("<p>The first {} of {n_cells} cells, failed ones first.</p>\n", cells.len())
+    } else {
+        String::new()
+    };
     let table = table(
         &cells,
         &[
@@ -491,7 +531,7 @@ pub fn sweep_status(e: &QueryEngine, id: SweepId, live: Option<String>) -> anyho
         ],
         Some(("result_id", "/results/")),
     );
-    Ok(format!("{progress}{table}"))
+    Ok(format!("{progress}{shown}{table}"))
 }
 
 /// An agent's page: what it registered (hostname, hardware classes, fingerprint) and
