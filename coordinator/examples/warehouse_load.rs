@@ -43,6 +43,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
+    let cpu = agent::detect::detect().cpu;
+    println!("CPU: {} ({} logical cores)", cpu.model_name, cpu.logical_cores);
     let (n_results, per) = (args.results, args.samples_per_result);
     let scratch = tempfile::tempdir()?;
     let dir = match &args.keep {
@@ -61,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
         let n = BATCH.min(n_results - written);
         let records: Vec<ResultRecord> = (written..written + n).map(|i| generated(i, per)).collect();
         wh.write_results(&records, Origin::LoadTest).await?;
-        wh.write_cells(&records.iter().map(cell_row).collect::<Vec<_>>()).await?;
+        wh.write_cells(&records.iter().map(coordinator::server::tables::finished_cell_row).collect::<Vec<_>>()).await?;
         written += n;
     }
     write_sweeps_and_agents(&wh, n_results).await?;
@@ -167,26 +169,6 @@ fn dashboard_pages(e: &QueryEngine, n_results: usize) -> anyhow::Result<()> {
 /// Generated sweeps of 100 000 results each, with UUIDs as real sweep ids have.
 fn sweep_number(i: usize) -> u128 {
     0x0190_0000_0000_7000_8000_0000_0000_0000 + (i / 100_000) as u128
-}
-
-/// The `cells` row of a generated result (state `done`, one attempt).
-fn cell_row(r: &ResultRecord) -> coordinator::warehouse::schema::CellRow {
-    let c = &r.coordinates;
-    coordinator::warehouse::schema::CellRow {
-        sweep_id: r.sweep_id.clone().unwrap_or_default(),
-        cell_key: r.cell_key.clone(),
-        model: c.model.clone(),
-        hardware_selector: c.hardware_class.clone(),
-        hardware_class: Some(c.hardware_class.clone()),
-        batch: c.batch,
-        seq_len: c.seq_len,
-        precision: c.precision.to_string(),
-        mode: c.mode.to_string(),
-        engine: c.engine.clone(),
-        state: "done".into(),
-        attempts: 1,
-        updated_at_ms: r.provenance.finished_at_ms,
-    }
 }
 
 /// A `sweeps` row per generated sweep and three generated agents.

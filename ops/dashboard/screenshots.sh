@@ -37,3 +37,14 @@ shoot compatibility /compatibility 1280 600
 sample="$("$bin" query --warehouse "$warehouse" --format csv "SELECT result_id FROM results WHERE status = 'ok' LIMIT 1" | sed -n 2p)"
 [ -n "$sample" ] && shoot result "/results/$sample" 1280 900
 shoot results-phone /results 390 1600
+q() { "$bin" query --warehouse "$warehouse" --format csv "$1" | sed -n 2p; }
+sweep="$(q "SELECT sweep_id FROM sweeps ORDER BY submitted_at DESC LIMIT 1")"
+[ -n "$sweep" ] && shoot sweep "/sweeps/$sweep" 1280 900
+agent="$(q "SELECT agent_id FROM agents ORDER BY last_seen_at DESC LIMIT 1")"
+[ -n "$agent" ] && shoot agent "/agents/$agent" 1280 900
+shoot regressions /regressions 1280 600
+series="$("$bin" query --warehouse "$warehouse" --format json \
+    "SELECT model, hardware_class, batch, seq_len, precision, mode, engine, weights_source FROM results WHERE status = 'ok' LIMIT 1" |
+    python3 -c 'import json, sys, urllib.parse; row = sys.stdin.readline(); print(urllib.parse.urlencode(json.loads(row)) if row.strip() else "")')"
+[ -n "$series" ] && shoot series "/regressions/series?$series" 1280 900
+shoot compare "/compare?base=all&new=all" 1280 900

@@ -14,7 +14,8 @@ use shared::spec::MeasurePolicy;
 
 use super::common::WarehouseArgs;
 use crate::report::{self, Format, Kind};
-use crate::warehouse::schema::{CalibrationRow, Origin};
+use crate::server::tables;
+use crate::warehouse::schema::{CalibrationRow, Origin, SweepRow};
 
 /// The built-in sweep: small models of three families, three batch sizes, two
 /// precisions, inference; sized to finish in a few minutes on a 2-core machine.
@@ -38,7 +39,7 @@ pub struct QuickstartArgs {
 pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     // Detection and the cells (child processes, waited on) block: off the async runtime.
-    let (run_id, records, calibrations) = tokio::task::spawn_blocking(run_cells).await??;
+    let (run_id, records, calibrations, machine) = tokio::task::spawn_blocking(run_cells).await??;
 
     // The same opening and reading path as every other command: a remote warehouse is
     // read through a local copy of its committed files, never by DuckDB itself.
@@ -48,6 +49,22 @@ pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     let out = wh.write_results(&records, Origin::Measured).await?;
     wh.write_calibrations(&calibrations).await?;
     let class = records.first().map_or_else(String::new, |r| r.coordinates.hardware_class.clone());
+    // The run as a sweep with its cells, and this machine as the agent that ran them, so
+    // the dashboard and queries see it as they see a coordinator's sweeps.
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    wh.write_sweeps(&[SweepRow {
+        sweep_id: run_id.clone(),
+        name: QUICKSTART.into(),
+        submitted_by: None,
+        submitted_at_ms: now_ms,
+        priority: 0,
+        max_attempts: 1,
+        n_cells: records.len() as u64,
+        spec_json: serde_json::json!({ "local_run": QUICKSTART, "models": MODELS, "batch_sizes": BATCHES }).to_string(),
+    }])
+    .await?;
+    wh.write_cells(&records.iter().map(tables::finished_cell_row).collect::<Vec<_>>()).await?;
+    wh.write_agents(&[tables::agent_row(QUICKSTART, &machine, &class, env!("CARGO_PKG_VERSION"), now_ms)]).await?;
     let engine = warehouse.query_engine().await?;
     let md = tokio::task::spawn_blocking({
         let run_id = run_id.clone();
@@ -73,10 +90,15 @@ pub async fn execute(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The agent id and sweep name the quickstart's rows carry.
+const QUICKSTART: &str = "quickstart";
+
+type Run = (String, Vec<shared::result::ResultRecord>, Vec<CalibrationRow>, shared::fingerprint::Fingerprint);
+
 /// Fingerprints this machine, calibrates its CPU and runs the built-in sweep on it, one
-/// child process per cell, with progress; returns the run id, the results and the
-/// calibration rows.
-fn run_cells() -> anyhow::Result<(String, Vec<shared::result::ResultRecord>, Vec<CalibrationRow>)> {
+/// child process per cell, with progress; returns the run id, the results (run by agent
+/// `quickstart`), the calibration rows and the fingerprint.
+fn run_cells() -> anyhow::Result<Run> {
     let fp = agent::detect::detect();
     let class = bench::device_class(&fp, "cpu")?;
     eprintln!(
@@ -87,13 +109,16 @@ fn run_cells() -> anyhow::Result<(String, Vec<shared::result::ResultRecord>, Vec
     );
     let run_id = bench::new_run_id();
     let calibrations = calibrate(&fp, &class)?;
-    let requests = bench::plan(&builtin_sweep(), &class, &fp.hash(), "quickstart", &run_id)?;
+    let mut requests = bench::plan(&builtin_sweep(), &class, &fp.hash(), QUICKSTART, &run_id)?;
+    for r in &mut requests {
+        r.agent_id = Some(QUICKSTART.into());
+    }
     eprintln!("running {} cells (sweep {run_id})", requests.len());
     let mut records = Vec::with_capacity(requests.len());
     for (i, req) in requests.iter().enumerate() {
         records.push(bench::run_with_progress(req, i + 1, requests.len())?);
     }
-    Ok((run_id, records, calibrations))
+    Ok((run_id, records, calibrations, fp))
 }
 
 /// The CPU's GEMM rates and copy bandwidth (what `accelbench predict` reads), in a child
@@ -109,7 +134,7 @@ fn calibrate(fp: &shared::fingerprint::Fingerprint, class: &str) -> anyhow::Resu
     for c in &found {
         eprintln!("  {} {}: {}", c.kind, c.precision, agent::calibrate::human_rate(c));
     }
-    Ok(crate::server::tables::calibration_rows("quickstart", fp, found))
+    Ok(tables::calibration_rows(QUICKSTART, fp, found))
 }
 
 fn builtin_sweep() -> LocalRun {

@@ -24,20 +24,22 @@ pub fn agent_rows(
     agent_version: &str,
     at_ms: i64,
 ) -> Vec<AgentRow> {
-    let fingerprint_json = serde_json::to_string(fp).unwrap_or_default();
-    devices
-        .iter()
-        .map(|group| AgentRow {
-            agent_id: agent_id.to_string(),
-            hostname: Some(fp.hostname.clone()).filter(|h| !h.is_empty()),
-            hardware_class: group.class.clone(),
-            fingerprint_hash: fp.hash(),
-            fingerprint_json: fingerprint_json.clone(),
-            agent_version: agent_version.to_string(),
-            registered_at_ms: at_ms,
-            last_seen_at_ms: at_ms,
-        })
-        .collect()
+    devices.iter().map(|group| agent_row(agent_id, fp, &group.class, agent_version, at_ms)).collect()
+}
+
+/// The row of one hardware class of an agent (or of the quickstart, which runs its cells
+/// as an agent would).
+pub fn agent_row(agent_id: &str, fp: &Fingerprint, class: &str, agent_version: &str, at_ms: i64) -> AgentRow {
+    AgentRow {
+        agent_id: agent_id.to_string(),
+        hostname: Some(fp.hostname.clone()).filter(|h| !h.is_empty()),
+        hardware_class: class.to_string(),
+        fingerprint_hash: fp.hash(),
+        fingerprint_json: serde_json::to_string(fp).unwrap_or_default(),
+        agent_version: agent_version.to_string(),
+        registered_at_ms: at_ms,
+        last_seen_at_ms: at_ms,
+    }
 }
 
 /// One row per calibration the agent registered with.
@@ -92,6 +94,33 @@ pub fn cell_rows(sweep_id: SweepId, cells: &[(CellKey, Cell)], at_ms: i64) -> Ve
             updated_at_ms: at_ms,
         })
         .collect()
+}
+
+/// The cell a finished result answers, in its final state: for runs with no coordinator
+/// (the quickstart), whose cells exist only as their results.
+pub fn finished_cell_row(r: &shared::result::ResultRecord) -> CellRow {
+    use crate::state::views::state_names;
+    let c = &r.coordinates;
+    CellRow {
+        sweep_id: r.sweep_id.clone().unwrap_or_default(),
+        cell_key: r.cell_key.clone(),
+        model: c.model.clone(),
+        hardware_selector: c.hardware_class.clone(),
+        hardware_class: Some(c.hardware_class.clone()),
+        batch: c.batch,
+        seq_len: c.seq_len,
+        precision: c.precision.as_str().to_string(),
+        mode: c.mode.as_str().to_string(),
+        engine: c.engine.clone(),
+        state: match r.status {
+            shared::result::Status::Ok => state_names::OK,
+            shared::result::Status::Unsupported => state_names::UNSUPPORTED,
+            _ => state_names::FAILED,
+        }
+        .into(),
+        attempts: r.attempt,
+        updated_at_ms: r.provenance.finished_at_ms,
+    }
 }
 
 pub async fn write_agents(ctx: &Ctx, rows: Vec<AgentRow>) {
