@@ -63,10 +63,8 @@ async fn main() -> anyhow::Result<()> {
         let n = BATCH.min(n_results - written);
         let records: Vec<ResultRecord> = (written..written + n).map(|i| generated(i, per)).collect();
         wh.write_results(&records, Origin::LoadTest).await?;
-        wh.write_cells(&records.iter().map(coordinator::server::tables::finished_cell_row).collect::<Vec<_>>()).await?;
         written += n;
     }
-    write_sweeps_and_agents(&wh, n_results).await?;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "ingest: {n_results} result rows + {} sample rows in {secs:.1} s = {:.0} result rows/s, {:.0} sample rows/s",
@@ -74,6 +72,13 @@ async fn main() -> anyhow::Result<()> {
         n_results as f64 / secs,
         (n_results * per) as f64 / secs
     );
+
+    // The dashboard's tables, not part of the ingest figure.
+    for start in (0..n_results).step_by(BATCH) {
+        let records: Vec<ResultRecord> = (start..(start + BATCH).min(n_results)).map(|i| generated(i, per)).collect();
+        wh.write_cells(&records.iter().map(coordinator::server::tables::finished_cell_row).collect::<Vec<_>>()).await?;
+    }
+    write_sweeps_and_agents(&wh, n_results).await?;
 
     let files = wh.sync_to_local(&dir).await?;
     let ours = QueryEngine::open(&files)?;
