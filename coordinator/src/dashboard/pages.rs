@@ -474,7 +474,7 @@ pub fn sweep_status(e: &QueryEngine, id: SweepId, live: Option<String>) -> anyho
              c AS (SELECT DISTINCT cell_key, model, hardware_selector, batch, seq_len, precision, mode, engine
                    FROM cells WHERE sweep_id = {sid}),
              j AS MATERIALIZED (SELECT c.*, r.hardware_class, r.status, r.attempt, r.result_id, r.latency_p50_ns,
-                                       r.latency_median_ci_low_ns, r.latency_median_ci_high_ns, r.error
+                                       r.latency_median_ci_low_ns, r.latency_median_ci_high_ns, r.error, r.stderr_tail
                                 FROM c LEFT JOIN r USING (cell_key))
              SELECT * FROM (
                  SELECT 'cell' AS kind, model, coalesce(hardware_class, hardware_selector) AS hardware, batch, seq_len,
@@ -483,7 +483,7 @@ pub fn sweep_status(e: &QueryEngine, id: SweepId, live: Option<String>) -> anyho
                         round(latency_p50_ns / 1e6, 3) AS p50_ms,
                         round(latency_median_ci_low_ns / 1e6, 3) AS ci_low_ms,
                         round(latency_median_ci_high_ns / 1e6, 3) AS ci_high_ms,
-                        coalesce(error, '') AS error
+                        coalesce(error, '') AS error, coalesce(stderr_tail, '') AS stderr_tail
                  FROM j
                  ORDER BY CASE coalesce(status, '') WHEN 'ok' THEN 3 WHEN 'unsupported' THEN 2 WHEN '' THEN 1 ELSE 0 END,
                           model, precision, mode, hardware, batch
@@ -531,7 +531,36 @@ pub fn sweep_status(e: &QueryEngine, id: SweepId, live: Option<String>) -> anyho
         ],
         Some(("result_id", "/results/")),
     );
-    Ok(format!("{progress}{shown}{table}"))
+    Ok(format!("{progress}{shown}{table}{}", failures(&cells)))
+}
+
+/// The listed cells whose last attempt failed: the reason and the tail of the child's
+/// stderr, each folded.
+fn failures(cells: &[BTreeMap<String, String>]) -> String {
+    let failed: Vec<&BTreeMap<String, String>> =
+        cells.iter().filter(|c| !matches!(get(c, "status"), "ok" | "unsupported" | "no result yet")).collect();
+    if failed.is_empty() {
+        return String::new();
+    }
+    let mut html = String::from("<h2>Failures</h2>\n");
+    for c in failed {
+        html.push_str(&format!(
+            "<details><summary>{} b={} {} {} on {}: {} (attempt {})</summary><pre>{}</pre>{}</details>\n",
+            esc(get(c, "model")),
+            esc(get(c, "batch")),
+            esc(get(c, "precision")),
+            esc(get(c, "mode")),
+            esc(get(c, "hardware")),
+            esc(get(c, "status")),
+            esc(get(c, "attempts")),
+            esc(get(c, "error")),
+            match get(c, "stderr_tail") {
+                "" => String::new(),
+                tail => format!("<p>stderr (tail):</p><pre>{}</pre>", esc(tail)),
+            }
+        ));
+    }
+    html
 }
 
 /// An agent's page: what it registered (hostname, hardware classes, fingerprint) and
@@ -606,6 +635,20 @@ mod tests {
         assert!(Filters::parse(&raw(&[("status; DROP", "x")])).unwrap_err().contains("unknown filter"));
         assert!(Filters::parse(&raw(&[("batch", "1 OR 1")])).unwrap_err().contains("not a batch size"));
         assert!(Filters::parse(&raw(&[("model", &"m".repeat(300))])).unwrap_err().contains("256"));
+    }
+
+    #[test]
+    fn failures_list_failed_cells_with_reason_and_stderr() {
+        let cell = |status: &str, tail: &str| -> BTreeMap<String, String> {
+            [("model", "bert-tiny"), ("status", status), ("error", "<oom>"), ("stderr_tail", tail)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let html = failures(&[cell("ok", ""), cell("oom", "killed\n"), cell("no result yet", ""), cell("crashed", "")]);
+        assert_eq!(html.matches("<details>").count(), 2, "{html}");
+        assert!(html.contains("&lt;oom&gt;") && html.contains("stderr (tail):</p><pre>killed"), "{html}");
+        assert_eq!(failures(&[cell("ok", "")]), "");
     }
 
     #[test]
