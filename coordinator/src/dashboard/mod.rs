@@ -190,24 +190,26 @@ fn internal(e: anyhow::Error) -> Refusal {
 }
 
 async fn overview(State(d): State<Arc<Dashboard>>) -> Page {
-    let (sweeps, agents, newest) = (d.sweeps().await?, d.agents().await?, d.newest().await?);
-    Ok(Html(pages::overview(&sweeps, &agents, &newest)))
+    // One read of the coordinator's state for both of its parts.
+    let view = d.live().await.map_err(internal)?;
+    let (sweeps, agents) = (d.sweeps(view.as_ref()).await?, d.agents(view.as_ref()).await?);
+    Ok(Html(pages::overview(&sweeps, &agents, &d.newest().await?)))
 }
 
 impl Dashboard {
-    /// The sweeps: the coordinator's when there is one, else the warehouse's.
-    async fn sweeps(&self) -> Result<String, Refusal> {
-        match self.live().await.map_err(internal)? {
-            Some(view) => Ok(live::sweeps_html(&view)),
+    /// The sweeps: the coordinator's (`view`) when there is one, else the warehouse's.
+    async fn sweeps(&self, view: Option<&LiveView>) -> Result<String, Refusal> {
+        match view {
+            Some(view) => Ok(live::sweeps_html(view)),
             None => self.query(pages::sweeps).await.map_err(internal),
         }
     }
 
     /// The agents: alive or not and what they run when there is a coordinator, else as
     /// last registered in the warehouse.
-    async fn agents(&self) -> Result<String, Refusal> {
-        match self.live().await.map_err(internal)? {
-            Some(view) => Ok(live::agents_html(&view)),
+    async fn agents(&self, view: Option<&LiveView>) -> Result<String, Refusal> {
+        match view {
+            Some(view) => Ok(live::agents_html(view)),
             None => self.query(pages::agents).await.map_err(internal),
         }
     }
@@ -230,11 +232,13 @@ impl Dashboard {
 }
 
 async fn live_sweeps(State(d): State<Arc<Dashboard>>) -> Page {
-    d.sweeps().await.map(Html)
+    let view = d.live().await.map_err(internal)?;
+    d.sweeps(view.as_ref()).await.map(Html)
 }
 
 async fn live_agents(State(d): State<Arc<Dashboard>>) -> Page {
-    d.agents().await.map(Html)
+    let view = d.live().await.map_err(internal)?;
+    d.agents(view.as_ref()).await.map(Html)
 }
 
 async fn live_newest(State(d): State<Arc<Dashboard>>) -> Page {

@@ -190,13 +190,20 @@ pub fn agents(e: &QueryEngine) -> anyhow::Result<String> {
 
 /// The newest results.
 pub fn newest(e: &QueryEngine) -> anyhow::Result<String> {
-    let latest = rows(
+    newest_where(e, "true", 20)
+}
+
+/// The newest `limit` results matching the SQL condition `condition`, as a short table.
+fn newest_where(e: &QueryEngine, condition: &str, limit: usize) -> anyhow::Result<String> {
+    let found = rows(
         e,
-        "SELECT result_id, model, hardware_class, batch, precision, mode, engine, status,
-                round(latency_p50_ns / 1e6, 3) AS p50_ms, strftime(finished_at, '%Y-%m-%d %H:%M:%S') AS finished
-         FROM results ORDER BY finished_at DESC LIMIT 20",
+        &format!(
+            "SELECT result_id, model, hardware_class, batch, precision, mode, engine, status,
+                    round(latency_p50_ns / 1e6, 3) AS p50_ms, strftime(finished_at, '%Y-%m-%d %H:%M:%S') AS finished
+             FROM results WHERE {condition} ORDER BY finished_at DESC LIMIT {limit}"
+        ),
     )?;
-    Ok(table(&latest, RESULT_COLUMNS_SHORT, Some(("result_id", "/results/"))))
+    Ok(table(&found, RESULT_COLUMNS_SHORT, Some(("result_id", "/results/"))))
 }
 
 const RESULT_COLUMNS_SHORT: &[(&str, &str)] = &[
@@ -582,14 +589,6 @@ pub fn agent(e: &QueryEngine, id: &str, live: Option<String>) -> anyhow::Result<
     if registered.is_empty() && live.is_none() {
         return Ok(None);
     }
-    let ran = rows(
-        e,
-        &format!(
-            "SELECT result_id, model, hardware_class, batch, precision, mode, engine, status,
-                    round(latency_p50_ns / 1e6, 3) AS p50_ms, strftime(finished_at, '%Y-%m-%d %H:%M:%S') AS finished
-             FROM results WHERE agent_id = {aid} ORDER BY finished_at DESC LIMIT 100"
-        ),
-    )?;
     let mut body = format!("<h1>Agent {}</h1>\n", esc(id));
     if let Some(live) = live {
         body.push_str(&format!("<section data-live=\"/live/agents/{}\">{live}</section>\n", esc(id)));
@@ -618,7 +617,7 @@ pub fn agent(e: &QueryEngine, id: &str, live: Option<String>) -> anyhow::Result<
         ));
     }
     body.push_str("<h2>What it ran (newest 100)</h2>\n");
-    body.push_str(&table(&ran, RESULT_COLUMNS_SHORT, Some(("result_id", "/results/"))));
+    body.push_str(&newest_where(e, &format!("agent_id = {aid}"), 100)?);
     Ok(Some(layout("agent", &body)))
 }
 
