@@ -140,6 +140,7 @@ fn dashboard_pages(e: &QueryEngine, n_results: usize) -> anyhow::Result<()> {
     };
     let filtered = pages::Filters::parse(&[("model".into(), "bert-tiny".into()), ("batch".into(), "8".into())])
         .map_err(anyhow::Error::msg)?;
+    let found_now = Selection::parse("model=bert-tiny,hardware_class=cpu/load-test")?;
     let compare = Some((Selection::parse(&older.to_string())?, Selection::parse(&sweep.to_string())?));
     let pages: Vec<(&str, Box<dyn Fn() -> anyhow::Result<usize>>)> = vec![
         ("/", Box::new(|| Ok(pages::overview(&pages::sweeps(e)?, &pages::agents(e)?, &pages::newest(e)?).len()))),
@@ -150,6 +151,7 @@ fn dashboard_pages(e: &QueryEngine, n_results: usize) -> anyhow::Result<()> {
         ("/agents/{id}", Box::new(|| Ok(pages::agent(e, "load-test-agent-0", None)?.map_or(0, |p| p.len())))),
         ("/compatibility", Box::new(|| Ok(pages::compatibility(e)?.len()))),
         ("/regressions", Box::new(|| Ok(answers::regressions(e, None)?.len()))),
+        ("/regressions?series=…", Box::new(|| Ok(answers::regressions(e, Some(&found_now))?.len()))),
         ("/regressions/series", Box::new(|| Ok(answers::series(e, &series)?.map_or(0, |p| p.len())))),
         (
             "/compare?base&new",

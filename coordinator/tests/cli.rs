@@ -225,6 +225,19 @@ fn quickstart_measures_and_fills_a_warehouse() {
         2
     );
 
+    // The run is a sweep with its cells, run by agent `quickstart` (what the dashboard's
+    // overview, sweep and agent pages read).
+    assert_eq!(
+        count(&wh, "SELECT count(*) AS n FROM sweeps WHERE name = 'quickstart' AND n_cells = 18 AND sweep_id IN (SELECT sweep_id FROM results)"),
+        1
+    );
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM cells c JOIN results r USING (sweep_id, cell_key)"), 18);
+    assert_eq!(count(&wh, "SELECT count(*) AS n FROM results WHERE agent_id = 'quickstart'"), 18);
+    assert_eq!(
+        count(&wh, "SELECT count(*) AS n FROM agents WHERE agent_id = 'quickstart' AND hardware_class IN (SELECT hardware_class FROM results) AND fingerprint_json LIKE '{%'"),
+        1
+    );
+
     predict_answers_on_the_quickstart_warehouse(&wh);
 
     // The scorecard scores what the warehouse holds, and says what it lacks.

@@ -10,7 +10,7 @@ use analysis::regressions::{detect, DetectOptions};
 
 use super::chart;
 use super::pages::{esc, get, layout, rows, table};
-use crate::answers::compare::{self, Coordinates};
+use crate::answers::compare::{self, Coordinates, COORDINATES};
 use crate::answers::regressions::{self, Found};
 use crate::answers::selection::Selection;
 use crate::query::render::cells;
@@ -117,20 +117,31 @@ fn recorded_alarms(e: &QueryEngine) -> anyhow::Result<String> {
 }
 
 fn found_now(e: &QueryEngine, selection: &Selection) -> anyhow::Result<String> {
+    // Counted before any run is loaded: a selection of the whole warehouse is refused
+    // without reading it.
+    let n_series = rows(
+        e,
+        &format!(
+            "SELECT count(*) AS n FROM (SELECT DISTINCT {COORDINATES} FROM results r
+             WHERE r.status = 'ok' AND r.latency_p50_ns IS NOT NULL AND {})",
+            selection.condition("r")
+        ),
+    )?;
+    let n_series: usize = n_series.first().map_or(0, |r| get(r, "n").parse().unwrap_or(0));
+    if n_series > MAX_SERIES {
+        return Ok(format!(
+            "<p><code>{}</code> holds {n_series} series; a page searches at most {MAX_SERIES}. Narrow it (a model, a \
+             hardware class, an engine), or run <code>accelbench regressions --record</code> and read the recorded \
+             alarms.</p>\n",
+            esc(&selection.to_string()),
+        ));
+    }
     let series = regressions::load(e, selection, None)?;
     if series.is_empty() {
         return Ok(format!(
             "<p>No ok runs match <code>{}</code>.</p><pre>{}</pre>\n",
             esc(&selection.to_string()),
             esc(&compare::describe_warehouse(e)?)
-        ));
-    }
-    if series.len() > MAX_SERIES {
-        return Ok(format!(
-            "<p><code>{}</code> holds {} series; a page searches at most {MAX_SERIES}. Narrow it (a model, a hardware \
-             class, an engine), or run <code>accelbench regressions --record</code> and read the recorded alarms.</p>\n",
-            esc(&selection.to_string()),
-            series.len()
         ));
     }
     let findings = regressions::find(series, &DetectOptions::DEFAULT);
