@@ -17,7 +17,7 @@ use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::*;
 use tonic::Code;
 
-const RPCS: [&str; 11] = [
+const RPCS: [&str; 12] = [
     "Register",
     "Heartbeat",
     "LeaseCells",
@@ -29,6 +29,7 @@ const RPCS: [&str; 11] = [
     "Watch",
     "ListAgents",
     "RemoveAgent",
+    "ClusterStatus",
 ];
 
 /// The roles allowed to call `rpc`.
@@ -38,6 +39,7 @@ fn allowed(rpc: &str) -> &'static [&'static str] {
         "Submit" | "Cancel" => &["admin", "submitter"],
         "Get" | "List" | "Watch" | "ListAgents" => &["admin", "submitter", "reader"],
         "RemoveAgent" => &["admin"],
+        "ClusterStatus" => &["admin", "submitter", "reader", "node"],
         other => panic!("no policy for {other}"),
     }
 }
@@ -65,6 +67,7 @@ async fn call(channel: TestChannel, rpc: &str, as_agent: &str) -> Code {
         "Watch" => sweeps.watch(nope()).await.map(|_| Code::Ok),
         "ListAgents" => fleet.list_agents(ListAgentsRequest {}).await.map(|_| Code::Ok),
         "RemoveAgent" => fleet.remove_agent(RemoveAgentRequest { agent_id: "nobody".into() }).await.map(|_| Code::Ok),
+        "ClusterStatus" => fleet.cluster_status(ClusterStatusRequest {}).await.map(|_| Code::Ok),
         other => panic!("no call for {other}"),
     })
 }

@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod ca;
+pub mod cluster;
 pub mod common;
 pub mod compare;
 pub mod dashboard;
@@ -60,6 +61,9 @@ pub enum Command {
     /// The agents a coordinator knows
     #[command(subcommand)]
     Agents(agents::AgentsCommand),
+    /// The coordinator's Raft group: role, term, commit and applied index per node
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Run one read-only SQL query over the warehouse
     Query(query::QueryArgs),
     /// Render a standard report (performance, hardware, compatibility)
@@ -144,6 +148,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => serve::execute(a).await,
         Command::Sweep(cmd) => cmd.execute().await,
         Command::Agents(cmd) => cmd.execute().await,
+        Command::Cluster(cmd) => cmd.execute().await,
         Command::Query(a) => query::execute(a).await,
         Command::Report(a) => report::execute(a).await,
         Command::Compare(a) => compare::execute(a).await,

@@ -27,7 +27,7 @@ pub mod transport;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 
@@ -58,37 +58,37 @@ pub enum RaftError {
 /// Where this node stands in its Raft group, as the node thread last published it after
 /// a Ready (for metrics and displays; never to decide anything).
 #[derive(Debug, Default)]
-pub struct Status {
-    term: AtomicU64,
-    commit: AtomicU64,
-    applied: AtomicU64,
-    leader: AtomicBool,
-}
+pub struct Status(std::sync::Mutex<StatusNow>);
 
 /// A copy of [`Status`] at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusNow {
+    pub node_id: u64,
+    /// `leader`, `follower`, `candidate` or `pre-candidate`.
+    pub role: &'static str,
     pub term: u64,
     pub commit_index: u64,
     pub applied_index: u64,
-    pub is_leader: bool,
+    /// The leader this node knows; 0 when none (during an election).
+    pub leader_id: u64,
+    /// The group's voters, by id.
+    pub voters: Vec<u64>,
+}
+
+impl StatusNow {
+    pub fn is_leader(&self) -> bool {
+        self.role == "leader"
+    }
 }
 
 impl Status {
     pub(crate) fn publish(&self, now: StatusNow) {
-        self.term.store(now.term, Ordering::Relaxed);
-        self.commit.store(now.commit_index, Ordering::Relaxed);
-        self.applied.store(now.applied_index, Ordering::Relaxed);
-        self.leader.store(now.is_leader, Ordering::Relaxed);
+        // A poisoned lock only means a reader panicked mid-copy; the value is whole.
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = now;
     }
 
     fn now(&self) -> StatusNow {
-        StatusNow {
-            term: self.term.load(Ordering::Relaxed),
-            commit_index: self.commit.load(Ordering::Relaxed),
-            applied_index: self.applied.load(Ordering::Relaxed),
-            is_leader: self.leader.load(Ordering::Relaxed),
-        }
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

@@ -315,10 +315,18 @@ impl<T: Transport> Node<T> {
         self.local_reads.store(self.local_reads_safe(), Ordering::Release);
         let raft = &self.raw.raft;
         self.status.publish(super::StatusNow {
+            node_id: raft.id,
+            role: match raft.state {
+                StateRole::Leader => "leader",
+                StateRole::Follower => "follower",
+                StateRole::Candidate => "candidate",
+                StateRole::PreCandidate => "pre-candidate",
+            },
             term: raft.term,
             commit_index: raft.raft_log.committed,
             applied_index: self.applied,
-            is_leader: raft.state == StateRole::Leader,
+            leader_id: raft.leader_id,
+            voters: raft.prs().conf().voters().ids().iter().collect(),
         });
         self.maybe_snapshot()
     }

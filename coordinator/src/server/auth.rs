@@ -40,10 +40,11 @@ pub enum Rpc {
     Watch,
     ListAgents,
     RemoveAgent,
+    ClusterStatus,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 11] = [
+    pub const ALL: [Rpc; 12] = [
         Rpc::Register,
         Rpc::Heartbeat,
         Rpc::LeaseCells,
@@ -55,6 +56,7 @@ impl Rpc {
         Rpc::Watch,
         Rpc::ListAgents,
         Rpc::RemoveAgent,
+        Rpc::ClusterStatus,
     ];
 
     /// (service, method) as in `proto/accelbench.proto`.
@@ -71,6 +73,7 @@ impl Rpc {
             Rpc::Watch => ("SweepService", "Watch"),
             Rpc::ListAgents => ("FleetService", "ListAgents"),
             Rpc::RemoveAgent => ("FleetService", "RemoveAgent"),
+            Rpc::ClusterStatus => ("FleetService", "ClusterStatus"),
         }
     }
 
@@ -94,6 +97,8 @@ impl Rpc {
             Rpc::Submit | Rpc::Cancel => matches!(role, Admin | Submitter),
             Rpc::Get | Rpc::List | Rpc::Watch | Rpc::ListAgents => matches!(role, Admin | Submitter | Reader),
             Rpc::RemoveAgent => role == Admin,
+            // Nodes ask it of each other once there are several.
+            Rpc::ClusterStatus => matches!(role, Admin | Submitter | Reader | Node),
         }
     }
 }

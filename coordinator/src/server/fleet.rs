@@ -3,7 +3,10 @@
 
 use proto::convert::parse_field;
 use proto::v1::fleet_service_server::FleetService;
-use proto::v1::{AgentInfo, ListAgentsRequest, ListAgentsResponse, RemoveAgentRequest, RemoveAgentResponse};
+use proto::v1::{
+    AgentInfo, ClusterStatusRequest, ClusterStatusResponse, ListAgentsRequest, ListAgentsResponse, RaftNodeStatus,
+    RemoveAgentRequest, RemoveAgentResponse,
+};
 use shared::ids::AgentId;
 use tonic::{Request, Response, Status};
 
@@ -71,5 +74,25 @@ impl FleetService for Fleet {
             Outcome::Rejected(why) => Err(rejected(&why)),
             other => Err(unexpected(&other)),
         }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn cluster_status(
+        &self,
+        _: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        let now = self.ctx.raft.status();
+        Ok(Response::new(ClusterStatusResponse {
+            node: Some(RaftNodeStatus {
+                node_id: now.node_id,
+                role: now.role.to_string(),
+                term: now.term,
+                commit_index: now.commit_index,
+                applied_index: now.applied_index,
+            }),
+            leader_id: now.leader_id,
+            voters: now.voters,
+            server_time_ms: now_ms(),
+        }))
     }
 }

@@ -162,7 +162,7 @@ impl Metrics {
         self.raft_term.set(clamp(raft.term));
         self.raft_commit_index.set(clamp(raft.commit_index));
         self.raft_applied_index.set(clamp(raft.applied_index));
-        self.raft_is_leader.set(i64::from(raft.is_leader));
+        self.raft_is_leader.set(i64::from(raft.is_leader()));
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
