@@ -25,5 +25,6 @@ pub mod raft;
 pub mod report;
 pub mod scheduler;
 pub mod server;
+pub mod sim;
 pub mod state;
 pub mod warehouse;

@@ -87,7 +87,7 @@ impl Status {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = now;
     }
 
-    fn now(&self) -> StatusNow {
+    pub(crate) fn now(&self) -> StatusNow {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

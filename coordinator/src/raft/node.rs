@@ -33,7 +33,7 @@ use raft::{LightReady, RawNode, ReadState, StateRole, INVALID_ID};
 use tokio::sync::oneshot;
 
 use super::apply::{apply_entry, restore, snapshot_bytes, Applied, ApplyError};
-use super::storage::{RedbStorage, StoreError};
+use super::storage::{LogStore, RedbStorage, StoreError};
 use super::transport::Transport;
 use super::RaftError;
 use crate::state::{Command, Outcome, State};
@@ -43,11 +43,19 @@ use crate::state::{Command, Outcome, State};
 pub struct NodeConfig {
     /// This node's Raft id (non-zero).
     pub id: u64,
+    /// The voters a new store starts with: `[id]` for a single node, every node's id for
+    /// a cluster bootstrapped together, empty for a node that joins an existing cluster
+    /// (it learns the configuration from the leader). A store that exists keeps its own.
+    pub voters: Vec<u64>,
     /// The redb file holding the log, hard state and snapshots.
     pub path: PathBuf,
     /// How often the node ticks; elections and heartbeats are counted in ticks.
     pub tick_interval: Duration,
     pub election_tick: usize,
+    /// Elections time out after a random count of ticks in `[election_tick,
+    /// max_election_tick)`; 0 means raft-rs's default, `2 × election_tick`. (raft-rs draws
+    /// from an unseeded RNG; the simulation overwrites each draw with its own.)
+    pub max_election_tick: usize,
     pub heartbeat_tick: usize,
     /// Applied entries between two snapshots (each snapshot compacts the log).
     pub snapshot_every: u64,
@@ -73,11 +81,33 @@ pub enum NodeError {
 }
 
 /// What callers send to the node thread.
-pub(super) enum Msg {
-    Propose { command: Box<Command>, reply: oneshot::Sender<Result<Outcome, RaftError>> },
-    Read { reply: oneshot::Sender<Result<(), RaftError>> },
+pub(crate) enum Msg {
+    Propose {
+        command: Box<Command>,
+        reply: oneshot::Sender<Result<Outcome, RaftError>>,
+    },
+    Read {
+        reply: oneshot::Sender<Result<(), RaftError>>,
+    },
     Step(Box<Message>),
-    Stop { done: oneshot::Sender<()> },
+    /// What the transport learnt about a peer (see [`Delivery`]).
+    Report {
+        peer: u64,
+        delivery: Delivery,
+    },
+    Stop {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// The transport's news about messages to one peer, which raft-rs must hear: a leader
+/// that sent a snapshot waits (its peer paused) until told the snapshot arrived or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Messages to the peer could not be sent; raft probes it again more slowly.
+    Unreachable,
+    SnapshotDone,
+    SnapshotFailed,
 }
 
 /// A proposal waiting for its entry to be applied.
@@ -100,8 +130,8 @@ struct Reads {
     ready: Vec<(u64, Vec<ReadReply>)>,
 }
 
-pub(super) struct Node<T: Transport> {
-    raw: RawNode<RedbStorage>,
+pub(crate) struct Node<S: LogStore, T: Transport> {
+    raw: RawNode<S>,
     state: Arc<RwLock<State>>,
     transport: T,
     pending: BTreeMap<u64, Pending>,
@@ -113,32 +143,48 @@ pub(super) struct Node<T: Transport> {
     local_reads: Arc<AtomicBool>,
     /// Shared with the handles: term, indexes and role after each Ready.
     status: Arc<super::Status>,
+    /// The simulation's window on what this node applied, in order; `None` elsewhere.
+    applied_log: Option<Vec<Entry>>,
 }
 
 /// How the loop ended.
-enum Exit {
+pub(crate) enum Exit {
     /// Every handle is gone.
     Disconnected,
     Stop(oneshot::Sender<()>),
 }
 
-impl<T: Transport> Node<T> {
-    /// Opens the store, restores the latest snapshot and builds the raw node; entries
-    /// after the snapshot are replayed by the first Readys (raft hands every committed
-    /// entry above `applied` back as committed entries).
+impl<T: Transport> Node<RedbStorage, T> {
+    /// Opens the redb store at `config.path` and builds the node on it.
     pub(super) fn open(
         config: &NodeConfig,
         transport: T,
         local_reads: Arc<AtomicBool>,
         status: Arc<super::Status>,
-    ) -> Result<(Node<T>, Arc<RwLock<State>>), NodeError> {
-        let storage = RedbStorage::open(&config.path, &[config.id])?;
+    ) -> Result<(Self, Arc<RwLock<State>>), NodeError> {
+        let storage = RedbStorage::open(&config.path, &config.voters)?;
+        Node::new(config, storage, transport, local_reads, status)
+    }
+}
+
+impl<S: LogStore, T: Transport> Node<S, T> {
+    /// Restores the store's latest snapshot and builds the raw node; entries after the
+    /// snapshot are replayed by the first Readys (raft hands every committed entry above
+    /// `applied` back as committed entries).
+    pub(crate) fn new(
+        config: &NodeConfig,
+        storage: S,
+        transport: T,
+        local_reads: Arc<AtomicBool>,
+        status: Arc<super::Status>,
+    ) -> Result<(Self, Arc<RwLock<State>>), NodeError> {
         let snapshot = storage.latest_snapshot();
         let state = Arc::new(RwLock::new(restore(&snapshot.data)?));
         let applied = snapshot.get_metadata().index;
         let raft_config = raft::Config {
             id: config.id,
             election_tick: config.election_tick,
+            max_election_tick: config.max_election_tick,
             heartbeat_tick: config.heartbeat_tick,
             applied,
             check_quorum: true,
@@ -165,6 +211,7 @@ impl<T: Transport> Node<T> {
             snapshot_every: config.snapshot_every.max(1),
             local_reads,
             status,
+            applied_log: None,
         };
         Ok((node, state))
     }
@@ -211,16 +258,63 @@ impl<T: Transport> Node<T> {
                 Err(RecvTimeoutError::Disconnected) => return Ok(Exit::Disconnected),
             }
             if Instant::now() >= next_tick {
-                self.raw.tick();
-                self.request_reads(true);
+                self.tick();
                 next_tick = Instant::now() + tick;
             }
-            self.request_reads(false);
             self.on_ready()?;
         }
     }
 
-    fn handle(&mut self, msg: Msg) -> Result<Option<Exit>, NodeError> {
+    /// The highest index applied to this node's state.
+    pub(crate) fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// A leader's view of each peer's replication (empty on a follower), for diagnostics.
+    pub(crate) fn progress(&self) -> Vec<String> {
+        if self.raw.raft.state != StateRole::Leader {
+            return Vec::new();
+        }
+        let mut peers: Vec<String> = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .map(|(id, p)| {
+                format!(
+                    "{id}: {:?} matched {} next {} pending snapshot {}",
+                    p.state, p.matched, p.next_idx, p.pending_snapshot
+                )
+            })
+            .collect();
+        peers.sort();
+        peers
+    }
+
+    /// raft-rs's own state, for the simulation (its election timeout draw).
+    pub(crate) fn raft_mut(&mut self) -> &mut raft::Raft<S> {
+        &mut self.raw.raft
+    }
+
+    /// From now on, keeps every entry this node applies for [`Node::take_applied`].
+    pub(crate) fn record_applied(&mut self) {
+        self.applied_log.get_or_insert_with(Vec::new);
+    }
+
+    /// The entries applied since the last call (empty unless recording).
+    pub(crate) fn take_applied(&mut self) -> Vec<Entry> {
+        self.applied_log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// One logical clock tick: elections and heartbeats count these; reads raft may have
+    /// dropped are asked for again.
+    pub(crate) fn tick(&mut self) {
+        self.raw.tick();
+        self.request_reads(true);
+    }
+
+    /// Takes one caller's message; `Some` when it asks the node to stop.
+    pub(crate) fn handle(&mut self, msg: Msg) -> Result<Option<Exit>, NodeError> {
         match msg {
             Msg::Propose { command, reply } => self.propose(*command, reply),
             Msg::Read { reply } => self.reads.waiting.push(reply),
@@ -229,6 +323,11 @@ impl<T: Transport> Node<T> {
                     tracing::debug!(%error, "raft message refused");
                 }
             }
+            Msg::Report { peer, delivery } => match delivery {
+                Delivery::Unreachable => self.raw.report_unreachable(peer),
+                Delivery::SnapshotDone => self.raw.report_snapshot(peer, raft::SnapshotStatus::Finish),
+                Delivery::SnapshotFailed => self.raw.report_snapshot(peer, raft::SnapshotStatus::Failure),
+            },
             Msg::Stop { done } => return Ok(Some(Exit::Stop(done))),
         }
         Ok(None)
@@ -289,7 +388,8 @@ impl<T: Transport> Node<T> {
     }
 
     /// The Ready loop, in raft-rs's documented order.
-    fn on_ready(&mut self) -> Result<(), NodeError> {
+    pub(crate) fn on_ready(&mut self) -> Result<(), NodeError> {
+        self.request_reads(false);
         if !self.raw.has_ready() {
             return Ok(());
         }
@@ -386,6 +486,9 @@ impl<T: Transport> Node<T> {
                 Applied::ConfChange => self.apply_conf_change(&entry)?,
             }
             self.applied = entry.index;
+            if let Some(log) = &mut self.applied_log {
+                log.push(entry);
+            }
         }
         Ok(())
     }
@@ -475,7 +578,7 @@ fn reject(msg: Msg, reason: &str) {
         Msg::Read { reply } => {
             let _ = reply.send(Err(stopped()));
         }
-        Msg::Step(_) => {}
+        Msg::Step(_) | Msg::Report { .. } => {}
         Msg::Stop { done } => {
             let _ = done.send(());
         }

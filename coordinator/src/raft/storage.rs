@@ -43,6 +43,46 @@ pub enum StoreError {
     Invalid { path: PathBuf, problem: String },
     #[error("raft store `{path}` refuses work after an earlier i/o error")]
     Poisoned { path: PathBuf },
+    /// A write that failed in the simulation's storage model (an injected fsync error or
+    /// a full disk).
+    #[error("raft store `{path}`: {problem}")]
+    Io { path: PathBuf, problem: String },
+}
+
+/// What the node needs of its durable store beyond raft-rs's [`Storage`] reads: the
+/// writes of the Ready loop. [`RedbStorage`] is the real one; the simulation has its own
+/// (synced and unsynced writes kept apart, faults injected).
+///
+/// Contract of every write: `Ok` means durable (fsynced), except [`LogStore::set_commit`]
+/// (see the module doc); an `Err` stops the node, and the store refuses work afterwards.
+pub trait LogStore: Storage + Send + 'static {
+    fn persist(&mut self, entries: &[Entry], hard_state: Option<&HardState>) -> Result<(), StoreError>;
+    fn set_commit(&mut self, commit: u64) -> Result<(), StoreError>;
+    fn set_conf_state(&mut self, conf_state: ConfState) -> Result<(), StoreError>;
+    fn compact_to_snapshot(&mut self, index: u64, data: Vec<u8>) -> Result<(), StoreError>;
+    fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError>;
+    fn latest_snapshot(&self) -> &Snapshot;
+}
+
+impl LogStore for RedbStorage {
+    fn persist(&mut self, entries: &[Entry], hard_state: Option<&HardState>) -> Result<(), StoreError> {
+        RedbStorage::persist(self, entries, hard_state)
+    }
+    fn set_commit(&mut self, commit: u64) -> Result<(), StoreError> {
+        RedbStorage::set_commit(self, commit)
+    }
+    fn set_conf_state(&mut self, conf_state: ConfState) -> Result<(), StoreError> {
+        RedbStorage::set_conf_state(self, conf_state)
+    }
+    fn compact_to_snapshot(&mut self, index: u64, data: Vec<u8>) -> Result<(), StoreError> {
+        RedbStorage::compact_to_snapshot(self, index, data)
+    }
+    fn apply_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
+        RedbStorage::apply_snapshot(self, snapshot)
+    }
+    fn latest_snapshot(&self) -> &Snapshot {
+        RedbStorage::latest_snapshot(self)
+    }
 }
 
 /// raft-rs storage backed by one redb database.

@@ -16,9 +16,11 @@ use crate::state::{DeviceGroup, SweepId};
 fn config(dir: &tempfile::TempDir, snapshot_every: u64) -> NodeConfig {
     NodeConfig {
         id: 1,
+        voters: vec![1],
         path: dir.path().join("raft.redb"),
         tick_interval: Duration::from_millis(10),
         election_tick: 10,
+        max_election_tick: 0,
         heartbeat_tick: 2,
         snapshot_every,
         max_in_flight: 64,

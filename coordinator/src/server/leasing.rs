@@ -29,12 +29,17 @@ const QUEUE: usize = 8192;
 
 type Reply = oneshot::Sender<Result<Vec<WireLease>, Status>>;
 
-struct Request {
-    agent_id: AgentId,
-    max_cells: usize,
+/// What one agent asks for.
+pub(crate) struct Want {
+    pub agent_id: AgentId,
+    pub max_cells: usize,
     /// The leases the agent says it holds (sweep, cell, epoch); the others it has on
     /// record are ended before planning.
-    held: Vec<(SweepId, CellKey, u64)>,
+    pub held: Vec<(SweepId, CellKey, u64)>,
+}
+
+struct Request {
+    want: Want,
     reply: Reply,
 }
 
@@ -62,7 +67,7 @@ impl Leasing {
     ) -> Result<Vec<WireLease>, Status> {
         let (reply, answer) = oneshot::channel();
         let stopped = shutting_down;
-        self.tx.send(Request { agent_id, max_cells, held, reply }).await.map_err(|_| stopped())?;
+        self.tx.send(Request { want: Want { agent_id, max_cells, held }, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -76,18 +81,19 @@ async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Request>) {
 
 /// What one Raft read decides for a batch: each request's plan (`None`: unknown agent)
 /// and, for each sweep planned from, its lease time, measure policy as JSON and trace.
-struct Planned {
-    plans: Vec<Option<Vec<(SweepId, CellKey)>>>,
+pub(crate) struct Planned {
+    pub plans: Vec<Option<Vec<(SweepId, CellKey)>>>,
     sweeps: BTreeMap<SweepId, SweepInfo>,
     /// `ReleaseLeases` for the agents whose request leaves out a lease they have on record.
-    releases: Vec<Command>,
+    pub releases: Vec<Command>,
 }
 
 type SweepInfo = (u32, String, Option<TraceContext>);
 
 async fn serve_batch(ctx: &Ctx, batch: Vec<Request>) {
     let now = now_ms();
-    let mut planned = match ctx.raft.read(|s| plan(s, &batch, now)).await {
+    let wants: Vec<&Want> = batch.iter().map(|r| &r.want).collect();
+    let mut planned = match ctx.raft.read(|s| plan(s, &wants, now)).await {
         Ok(planned) => planned,
         Err(e) => return reply_all(batch, &raft_status(e)),
     };
@@ -99,34 +105,39 @@ async fn serve_batch(ctx: &Ctx, batch: Vec<Request>) {
             Ok(other) => return reply_all(batch, &unexpected(&other)),
             Err(e) => return reply_all(batch, &raft_status(e)),
         }
-        planned = match ctx.raft.read(|s| plan(s, &batch, now)).await {
+        planned = match ctx.raft.read(|s| plan(s, &wants, now)).await {
             Ok(planned) => planned,
             Err(e) => return reply_all(batch, &raft_status(e)),
         };
     }
-    let (commands, owners) = grant_commands(&batch, &planned, now);
+    let (commands, owners) = grant_commands(&wants, &planned, now);
     let mut leases: Vec<Vec<WireLease>> = batch.iter().map(|_| Vec::new()).collect();
     if !commands.is_empty() {
         match ctx.raft.propose(Command::Batch { commands }).await {
             Ok(Outcome::Batch(outcomes)) => {
                 for (outcome, &owner) in outcomes.into_iter().zip(&owners) {
-                    collect_grants(outcome, batch[owner].agent_id.as_str(), &planned.sweeps, &mut leases[owner]);
+                    collect_grants(outcome, wants[owner].agent_id.as_str(), &planned.sweeps, &mut leases[owner]);
                 }
             }
             Ok(other) => return reply_all(batch, &unexpected(&other)),
             Err(e) => return reply_all(batch, &raft_status(e)),
         }
     }
+    drop(wants);
     for ((request, plan), leases) in batch.into_iter().zip(&planned.plans).zip(leases) {
         let answer = match plan {
-            None => Err(Status::not_found(format!("agent_id {:?}: unknown agent, register first", request.agent_id))),
+            None => {
+                Err(Status::not_found(format!("agent_id {:?}: unknown agent, register first", request.want.agent_id)))
+            }
             Some(_) => Ok(leases),
         };
         let _ = request.reply.send(answer);
     }
 }
 
-fn plan(s: &crate::state::State, batch: &[Request], now_ms: i64) -> Planned {
+/// Plans a batch on the leader's state (the real server after a Raft read; the simulation
+/// on its node's state): what to release first, and what to grant.
+pub(crate) fn plan(s: &crate::state::State, batch: &[&Want], now_ms: i64) -> Planned {
     let refs: Vec<(&str, usize)> = batch.iter().map(|r| (r.agent_id.as_str(), r.max_cells)).collect();
     let plans: Vec<_> = scheduler::plan_batch(s, &refs, now_ms)
         .into_iter()
@@ -146,7 +157,7 @@ fn plan(s: &crate::state::State, batch: &[Request], now_ms: i64) -> Planned {
 
 /// Whether the state has a lease on record for the request's agent that the request
 /// does not list.
-fn holds_unlisted(s: &crate::state::State, r: &Request) -> bool {
+fn holds_unlisted(s: &crate::state::State, r: &Want) -> bool {
     let Some(agent) = s.agent(r.agent_id.as_str()) else { return false };
     agent.leases.iter().any(|(sweep_id, key)| match s.cell(sweep_id, key).map(|c| &c.state) {
         Some(CellState::Leased { epoch, .. }) => {
@@ -156,7 +167,7 @@ fn holds_unlisted(s: &crate::state::State, r: &Request) -> bool {
     })
 }
 
-fn release_unheld(r: &Request, at_ms: i64) -> Command {
+fn release_unheld(r: &Want, at_ms: i64) -> Command {
     Command::ReleaseLeases {
         agent_id: r.agent_id.clone(),
         keep: r.held.clone(),
@@ -177,7 +188,7 @@ fn log_releases(outcomes: &[Outcome]) {
 
 /// One `GrantLeases` per agent and sweep (each sweep has its own lease time), in plan
 /// order, and for each command the position of the request it serves.
-fn grant_commands(batch: &[Request], planned: &Planned, now: i64) -> (Vec<Command>, Vec<usize>) {
+pub(crate) fn grant_commands(batch: &[&Want], planned: &Planned, now: i64) -> (Vec<Command>, Vec<usize>) {
     let mut commands = Vec::new();
     let mut owners = Vec::new();
     for (i, plan) in planned.plans.iter().enumerate() {

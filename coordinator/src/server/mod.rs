@@ -84,9 +84,11 @@ pub async fn serve(
     let raft = crate::raft::start(
         NodeConfig {
             id: 1,
+            voters: vec![1],
             path: config.data_dir.join("raft.redb"),
             tick_interval: Duration::from_millis(100),
             election_tick: 10,
+            max_election_tick: 0,
             heartbeat_tick: 3,
             snapshot_every: 1000,
             max_in_flight: 4096,
