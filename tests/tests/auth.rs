@@ -13,11 +13,12 @@ use e2e::{tiny_spec, Cluster, TestChannel};
 use proto::connect::ClientAuth;
 use proto::v1::agent_service_client::AgentServiceClient;
 use proto::v1::fleet_service_client::FleetServiceClient;
+use proto::v1::raft_service_client::RaftServiceClient;
 use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::*;
 use tonic::Code;
 
-const RPCS: [&str; 12] = [
+const RPCS: [&str; 13] = [
     "Register",
     "Heartbeat",
     "LeaseCells",
@@ -30,6 +31,7 @@ const RPCS: [&str; 12] = [
     "ListAgents",
     "RemoveAgent",
     "ClusterStatus",
+    "RaftSend",
 ];
 
 /// The roles allowed to call `rpc`.
@@ -40,6 +42,7 @@ fn allowed(rpc: &str) -> &'static [&'static str] {
         "Get" | "List" | "Watch" | "ListAgents" => &["admin", "submitter", "reader"],
         "RemoveAgent" => &["admin"],
         "ClusterStatus" => &["admin", "submitter", "reader", "node"],
+        "RaftSend" => &["node"],
         other => panic!("no policy for {other}"),
     }
 }
@@ -49,7 +52,8 @@ async fn call(channel: TestChannel, rpc: &str, as_agent: &str) -> Code {
     let code = |r: Result<Code, tonic::Status>| r.unwrap_or_else(|s| s.code());
     let mut agents = AgentServiceClient::new(channel.clone());
     let mut sweeps = SweepServiceClient::new(channel.clone());
-    let mut fleet = FleetServiceClient::new(channel);
+    let mut fleet = FleetServiceClient::new(channel.clone());
+    let mut raft = RaftServiceClient::new(channel);
     let id = as_agent.to_string();
     let nope = || GetSweepRequest { sweep_id: "nope".into() };
     code(match rpc {
@@ -68,6 +72,8 @@ async fn call(channel: TestChannel, rpc: &str, as_agent: &str) -> Code {
         "ListAgents" => fleet.list_agents(ListAgentsRequest {}).await.map(|_| Code::Ok),
         "RemoveAgent" => fleet.remove_agent(RemoveAgentRequest { agent_id: "nobody".into() }).await.map(|_| Code::Ok),
         "ClusterStatus" => fleet.cluster_status(ClusterStatusRequest {}).await.map(|_| Code::Ok),
+        // An empty batch for node 1 (the test's single node): nothing reaches raft.
+        "RaftSend" => raft.send(RaftMessages { from: 2, to: 1, messages: Vec::new() }).await.map(|_| Code::Ok),
         other => panic!("no call for {other}"),
     })
 }

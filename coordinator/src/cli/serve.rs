@@ -17,7 +17,10 @@ Raft-replicated log on disk in --data-dir: a restart replays it, nothing is lost
 Settings come from --config FILE (TOML: listen, http_listen, data_dir, warehouse, max_cells, \
 heartbeat_interval_ms, max_spec_bytes, registrations_per_minute_per_peer (default 600, 0 for \
 no limit), registration_burst (default 100), max_report_streams (default 1024), tls_ca, tls_cert, tls_key, tokens_file, \
-insecure), and flags override them.\n\n\
+insecure, node_id, peers), and flags override them.\n\n\
+A cluster: three or five coordinators, each started with the same --peers and its own --node-id, \
+sharing one warehouse; they elect a leader, which serves sweeps and agents, and a follower \
+answers with the leader's URL. `accelbench cluster status` shows who leads.\n\n\
 Security: every listener is TLS (rustls). Agents and coordinator nodes present certificates from \
 the lab CA (`accelbench ca init`, `accelbench ca issue`); people and scripts present a certificate \
 or a bearer token (`accelbench token issue`) carrying a role: admin, submitter or reader. Without \
@@ -64,6 +67,15 @@ pub struct ServeArgs {
     /// report results. Only for a network you trust entirely; warns on every start
     #[arg(long)]
     pub insecure: bool,
+    /// This node's id in a cluster (see --peers)
+    #[arg(long, value_name = "N", env = "ACCELBENCH_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Every node of a Raft cluster, this one included, comma-separated ID=URL:
+    /// `1=https://coord1:7070,2=https://coord2:7070,3=https://coord3:7070`. Each node runs
+    /// `serve` with the same --peers and its own --node-id; all share one warehouse (an
+    /// object store every node reaches). Without it the coordinator is a single node
+    #[arg(long, value_name = "ID=URL,...", value_delimiter = ',', env = "ACCELBENCH_PEERS")]
+    pub peers: Vec<String>,
 }
 
 pub async fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -88,6 +100,13 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.tls_key = args.tls_key.or(config.tls_key);
     config.tokens_file = args.tokens_file.or(config.tokens_file);
     config.insecure |= args.insecure;
+    if let Some(id) = args.node_id {
+        config.node_id = id;
+    }
+    if !args.peers.is_empty() {
+        config.peers = args.peers;
+    }
+    config.cluster()?;
     // Checked before binding: a misconfigured node never listens.
     let security = config.security()?;
     let scheme = match security {

@@ -41,8 +41,10 @@ use transport::Transport;
 /// Why a proposal or read got no answer from the state machine.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RaftError {
-    #[error("not the raft leader; the leader is {}", leader_id.map_or("unknown".to_owned(), |id| format!("node {id}")))]
-    NotLeader { leader_id: Option<u64> },
+    #[error("not the raft leader; the leader is {}{}",
+        leader_id.map_or("unknown (an election is under way)".to_owned(), |id| format!("node {id}")),
+        leader_url.as_ref().map_or(String::new(), |url| format!(" at {url}")))]
+    NotLeader { leader_id: Option<u64>, leader_url: Option<String> },
     /// The outcome is unknown: the command may still be applied later (after a restart,
     /// from the log). Commands are idempotent or fenced, so retrying is safe.
     #[error("{0}")]
@@ -101,6 +103,8 @@ pub struct RaftHandle {
     /// Set by the node while reading `state` directly is linearizable.
     local_reads: Arc<AtomicBool>,
     status: Arc<Status>,
+    /// Each node's URL, to tell a caller where the leader is.
+    urls: Arc<std::collections::BTreeMap<u64, String>>,
 }
 
 /// Opens (or creates) the store at `config.path`, replays it, and starts the node thread.
@@ -120,10 +124,34 @@ pub fn start(config: NodeConfig, transport: impl Transport) -> Result<RaftHandle
         in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
         local_reads,
         status,
+        urls: Arc::default(),
     })
 }
 
 impl RaftHandle {
+    /// The same handle, naming the leader's URL (from `urls`, by node id) in
+    /// [`RaftError::NotLeader`].
+    pub fn with_urls(mut self, urls: std::collections::BTreeMap<u64, String>) -> RaftHandle {
+        self.urls = Arc::new(urls);
+        self
+    }
+
+    /// Tells the node what the transport learnt about a peer.
+    pub fn report(&self, peer: u64, delivery: node::Delivery) {
+        let _ = self.send(Msg::Report { peer, delivery });
+    }
+
+    /// `e`, with the leader's URL when it is a [`RaftError::NotLeader`] naming a known node.
+    fn name_leader(&self, e: RaftError) -> RaftError {
+        match e {
+            RaftError::NotLeader { leader_id, .. } => {
+                let leader_url = leader_id.and_then(|id| self.urls.get(&id).cloned());
+                RaftError::NotLeader { leader_id, leader_url }
+            }
+            other => other,
+        }
+    }
+
     /// This node's term, commit and applied index and role, as of its last Ready.
     pub fn status(&self) -> StatusNow {
         self.status.now()
@@ -135,7 +163,7 @@ impl RaftHandle {
         let _permit = self.permit().await?;
         let (reply, answer) = oneshot::channel();
         self.send(Msg::Propose { command: Box::new(command), reply })?;
-        answer.await.map_err(|_| stopped())?
+        answer.await.map_err(|_| stopped())?.map_err(|e| self.name_leader(e))
     }
 
     /// Runs `f` on the state once it includes every write acknowledged before this call
@@ -149,7 +177,7 @@ impl RaftHandle {
             let _permit = self.permit().await?;
             let (reply, answer) = oneshot::channel();
             self.send(Msg::Read { reply })?;
-            answer.await.map_err(|_| stopped())??;
+            answer.await.map_err(|_| stopped())?.map_err(|e| self.name_leader(e))?;
         }
         Ok(self.read_local(f))
     }

@@ -336,7 +336,10 @@ impl<S: LogStore, T: Transport> Node<S, T> {
     fn propose(&mut self, command: Command, reply: oneshot::Sender<Result<Outcome, RaftError>>) {
         if self.raw.raft.state != StateRole::Leader {
             let leader = self.raw.raft.leader_id;
-            let _ = reply.send(Err(RaftError::NotLeader { leader_id: (leader != INVALID_ID).then_some(leader) }));
+            let _ = reply.send(Err(RaftError::NotLeader {
+                leader_id: (leader != INVALID_ID).then_some(leader),
+                leader_url: None,
+            }));
             return;
         }
         let data = match command.encode() {

@@ -1,16 +1,17 @@
 //! The seam through which the Raft node sends messages to its peers.
 //!
-//! Today the coordinator runs a single voter: it has no peers and [`NoPeers`] drops (and
-//! logs) anything addressed to one, which raft-rs never produces for a one-voter group.
+//! A single coordinator has no peers: [`NoPeers`] drops (and logs) anything addressed to
+//! one, which raft-rs never produces for a one-voter group. A cluster uses
+//! `server::peers::PeerTransport`: each message encoded with rust-protobuf
+//! (`write_to_bytes`) and carried as opaque bytes in our own `RaftService.Send` RPC over
+//! mutual TLS, so raft-rs's generated types never enter `proto/`; the receiving node's
+//! gate checks the peer's certificate *before* decoding (rust-protobuf 2 can crash on
+//! deeply nested input, RUSTSEC-2024-0437) and hands the bytes to
+//! [`super::RaftHandle::step`].
 //!
-//! A multi-node cluster plugs in here without touching the node loop: an implementation
-//! encodes each [`Message`] with rust-protobuf (`write_to_bytes`) and carries the bytes as
-//! an opaque `bytes` field of our own tonic message (a `RaftService.Send` RPC between
-//! coordinators, over mutual TLS), so raft-rs's generated types never enter `proto/`. The
-//! receiving coordinator checks the peer's certificate *before* decoding (rust-protobuf 2
-//! can crash on deeply nested input, RUSTSEC-2024-0437) and passes the bytes to
-//! [`super::RaftHandle::step`]. Sending must not block the node loop: queue per peer and
-//! drop on overflow (Raft retransmits), reporting unreachable peers to the node.
+//! A transport reports back through [`super::RaftHandle::report`]: a peer it could not
+//! reach, and whether a snapshot arrived (raft-rs keeps a peer paused after a snapshot
+//! until told; the simulation found a follower stuck forever without this).
 //!
 //! Must never: block, retry inline, or decode messages from an unauthenticated peer.
 

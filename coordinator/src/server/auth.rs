@@ -41,10 +41,11 @@ pub enum Rpc {
     ListAgents,
     RemoveAgent,
     ClusterStatus,
+    RaftSend,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 12] = [
+    pub const ALL: [Rpc; 13] = [
         Rpc::Register,
         Rpc::Heartbeat,
         Rpc::LeaseCells,
@@ -57,6 +58,7 @@ impl Rpc {
         Rpc::ListAgents,
         Rpc::RemoveAgent,
         Rpc::ClusterStatus,
+        Rpc::RaftSend,
     ];
 
     /// (service, method) as in `proto/accelbench.proto`.
@@ -74,6 +76,7 @@ impl Rpc {
             Rpc::ListAgents => ("FleetService", "ListAgents"),
             Rpc::RemoveAgent => ("FleetService", "RemoveAgent"),
             Rpc::ClusterStatus => ("FleetService", "ClusterStatus"),
+            Rpc::RaftSend => ("RaftService", "Send"),
         }
     }
 
@@ -99,6 +102,8 @@ impl Rpc {
             Rpc::RemoveAgent => role == Admin,
             // Nodes ask it of each other once there are several.
             Rpc::ClusterStatus => matches!(role, Admin | Submitter | Reader | Node),
+            // Raft between coordinators; raft's decoder is never reached by anyone else.
+            Rpc::RaftSend => role == Node,
         }
     }
 }

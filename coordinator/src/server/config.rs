@@ -1,6 +1,7 @@
 //! `accelbench serve` configuration: a TOML file (`--config`), every key optional, with
 //! command-line flags on top. Unknown keys are an error.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -42,6 +43,12 @@ pub struct ServeConfig {
     pub tokens_file: Option<PathBuf>,
     /// Plain text and no authentication: everyone may do everything.
     pub insecure: bool,
+    /// This node's Raft id in its cluster (1 for a single node).
+    pub node_id: u64,
+    /// Every node of the cluster, this one included, as `ID=URL` (`1=https://coord1:7070`);
+    /// empty for a single node. Nodes reach each other at these URLs with their node
+    /// certificates, and followers name the leader's URL to clients.
+    pub peers: Vec<String>,
 }
 
 /// How the listeners are secured, once the settings are checked.
@@ -69,11 +76,59 @@ impl Default for ServeConfig {
             tls_key: None,
             tokens_file: None,
             insecure: false,
+            node_id: 1,
+            peers: Vec::new(),
         }
     }
 }
 
 impl ServeConfig {
+    /// The cluster's nodes, id → URL, checked: empty for a single node; otherwise at
+    /// least three, ids non-zero and distinct, this node among them, each URL
+    /// `https://` (or `http://` under `--insecure`).
+    pub fn cluster(&self) -> anyhow::Result<BTreeMap<u64, String>> {
+        let mut nodes = BTreeMap::new();
+        for entry in &self.peers {
+            let (id, url) = entry
+                .split_once('=')
+                .with_context(|| format!("--peers entry {entry:?}: expected ID=URL, e.g. 2=https://coord2:7070"))?;
+            let id: u64 = id
+                .trim()
+                .parse()
+                .ok()
+                .filter(|id| *id > 0)
+                .with_context(|| format!("--peers entry {entry:?}: the node id must be a whole number above 0"))?;
+            let url = url.trim();
+            let scheme_ok = match url.split_once("://").map(|(scheme, _)| scheme) {
+                Some("https") => !self.insecure,
+                Some("http") => self.insecure,
+                _ => false,
+            };
+            anyhow::ensure!(
+                scheme_ok,
+                "--peers entry {entry:?}: expected {}://HOST:PORT",
+                if self.insecure { "http" } else { "https" }
+            );
+            anyhow::ensure!(nodes.insert(id, url.to_owned()).is_none(), "--peers names node {id} twice");
+        }
+        if nodes.is_empty() {
+            anyhow::ensure!(self.node_id == 1, "--node-id {} needs --peers (every node of the cluster)", self.node_id);
+            return Ok(nodes);
+        }
+        anyhow::ensure!(
+            nodes.contains_key(&self.node_id),
+            "--node-id {} is not among --peers (nodes {:?}): list every node, this one included",
+            self.node_id,
+            nodes.keys().collect::<Vec<_>>()
+        );
+        anyhow::ensure!(
+            nodes.len() >= 3,
+            "--peers lists {} nodes: a cluster needs at least 3 (a majority must survive one loss)",
+            nodes.len()
+        );
+        Ok(nodes)
+    }
+
     pub fn load(path: &std::path::Path) -> anyhow::Result<ServeConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("{}", path.display()))
@@ -99,5 +154,40 @@ impl ServeConfig {
             ),
             (false, _) => anyhow::bail!("--tls-ca, --tls-cert and --tls-key go together"),
         }
+    }
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::*;
+
+    fn config(node_id: u64, peers: &[&str], insecure: bool) -> ServeConfig {
+        ServeConfig {
+            node_id,
+            peers: peers.iter().map(|p| p.to_string()).collect(),
+            insecure,
+            ..ServeConfig::default()
+        }
+    }
+
+    fn error(c: &ServeConfig) -> String {
+        c.cluster().expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn a_cluster_lists_every_node_once_with_this_one_among_them() {
+        let three = ["1=https://a:7070", "2=https://b:7070", " 3 = https://c:7070 "];
+        let nodes = config(2, &three, false).cluster().expect("valid");
+        assert_eq!(nodes.get(&3).map(String::as_str), Some("https://c:7070"));
+        assert!(config(1, &[], false).cluster().expect("a single node").is_empty());
+
+        assert!(error(&config(4, &three, false)).contains("--node-id 4 is not among --peers"));
+        assert!(error(&config(1, &three[..2], false)).contains("a cluster needs at least 3"));
+        assert!(error(&config(1, &["1=https://a:1", "1=https://b:1", "2=https://c:1"], false)).contains("node 1 twice"));
+        assert!(error(&config(1, &["0=https://a:1"], false)).contains("above 0"));
+        assert!(error(&config(1, &["https://a:1"], false)).contains("expected ID=URL"));
+        assert!(error(&config(1, &["1=http://a:1"], false)).contains("expected https://"));
+        assert!(error(&config(1, &["1=https://a:1"], true)).contains("expected http://"));
+        assert!(error(&config(2, &[], false)).contains("needs --peers"));
     }
 }

@@ -20,6 +20,7 @@ pub mod live;
 pub mod liveness;
 pub mod metrics;
 pub mod peer_rate;
+pub mod peers;
 pub mod sweeps;
 pub mod tables;
 
@@ -30,6 +31,7 @@ use std::time::Duration;
 use anyhow::Context;
 use proto::v1::agent_service_server::AgentServiceServer;
 use proto::v1::fleet_service_server::FleetServiceServer;
+use proto::v1::raft_service_server::RaftServiceServer;
 use proto::v1::sweep_service_server::SweepServiceServer;
 use telemetry::propagate::{self, TraceParent};
 use tokio::net::TcpListener;
@@ -81,21 +83,8 @@ pub async fn serve(
     // Certificates and tokens are read before anything starts: a bad file stops here.
     let (gate, grpc_tls, http_tls) = secure(&security)?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let raft = crate::raft::start(
-        NodeConfig {
-            id: 1,
-            voters: vec![1],
-            path: config.data_dir.join("raft.redb"),
-            tick_interval: Duration::from_millis(100),
-            election_tick: 10,
-            max_election_tick: 0,
-            heartbeat_tick: 3,
-            snapshot_every: 1000,
-            max_in_flight: 4096,
-        },
-        NoPeers,
-    )
-    .context("starting the raft node")?;
+    let cluster = config.cluster()?;
+    let raft = start_raft(&config, &cluster, &security)?;
     let warehouse = Arc::new(
         Warehouse::open(&config.warehouse).await.with_context(|| format!("opening warehouse {}", config.warehouse))?,
     );
@@ -106,8 +95,12 @@ pub async fn serve(
         config: Arc::new(config),
         metrics: Arc::default(),
     };
-    mirror_manifest(&ctx).await.context("mirroring raft's manifest into the warehouse")?;
-    let expiry = tokio::spawn(expire_leases(ctx.clone()));
+    if cluster.is_empty() {
+        // A single node leads at once: finish what a crash left before serving. In a
+        // cluster this waits for leadership (see `lead`), or no quorum could ever form.
+        mirror_manifest(&ctx).await.context("mirroring raft's manifest into the warehouse")?;
+    }
+    let expiry = tokio::spawn(lead(ctx.clone(), !cluster.is_empty()));
     // The HTTP listener: `/metrics` and the dashboard, with this coordinator's state.
     let http = http.map(|l| {
         let metrics = {
@@ -152,6 +145,10 @@ pub async fn serve(
         )
         .add_service(SweepServiceServer::new(sweeps::Sweeps { ctx: ctx.clone() }))
         .add_service(FleetServiceServer::new(fleet::Fleet { ctx: ctx.clone() }))
+        .add_service(
+            RaftServiceServer::new(peers::RaftPeers { node_id: ctx.config.node_id, raft: ctx.raft.clone() })
+                .max_decoding_message_size(peers::MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     expiry.abort();
@@ -202,26 +199,89 @@ fn rpc_span(req: &tonic::codegen::http::Request<()>) -> tracing::Span {
     span
 }
 
-/// Ends leases whose agents have been silent for the lease's time.
-async fn expire_leases(ctx: Ctx) {
+/// The Raft node for `config`: a single voter, or one node of `cluster` (id → URL) with
+/// a transport to the others that uses this node's certificate as its client identity.
+fn start_raft(
+    config: &ServeConfig,
+    cluster: &std::collections::BTreeMap<u64, String>,
+    security: &config::Security,
+) -> anyhow::Result<RaftHandle> {
+    let node = NodeConfig {
+        id: config.node_id,
+        voters: if cluster.is_empty() { vec![config.node_id] } else { cluster.keys().copied().collect() },
+        path: config.data_dir.join("raft.redb"),
+        tick_interval: Duration::from_millis(100),
+        election_tick: 10,
+        max_election_tick: 0,
+        heartbeat_tick: 3,
+        snapshot_every: 1000,
+        max_in_flight: 4096,
+    };
+    if cluster.is_empty() {
+        return crate::raft::start(node, NoPeers).context("starting the raft node");
+    }
+    let auth = match security {
+        config::Security::Insecure => proto::connect::ClientAuth::default(),
+        config::Security::Tls { ca, cert, key, .. } => proto::connect::ClientAuth {
+            ca: Some(ca.clone()),
+            cert: Some(cert.clone()),
+            key: Some(key.clone()),
+            ..Default::default()
+        },
+    };
+    let others = cluster.iter().filter(|(id, _)| **id != config.node_id).map(|(id, url)| (*id, url.clone())).collect();
+    let transport = peers::PeerTransport::start(config.node_id, &others, &auth)?;
+    let raft =
+        crate::raft::start(node, transport.sender()).context("starting the raft node")?.with_urls(cluster.clone());
+    transport.node_started(raft.clone());
+    Ok(raft)
+}
+
+/// The leader's duties, done while this node leads: on gaining leadership, give every
+/// agent a full lease of grace (this node has not heard them yet) and, in a cluster,
+/// finish the warehouse commits a former leader left; then end leases whose agents have
+/// been silent for the lease's time.
+async fn lead(ctx: Ctx, cluster: bool) {
+    let mut led_term = None;
     loop {
         tokio::time::sleep(EXPIRY_EVERY).await;
-        let leases = ctx.raft.read(|s| s.active_leases()).await;
-        let Ok(leases) = leases else { continue };
-        let expired: Vec<(SweepId, shared::cell::CellKey, u64)> = leases
-            .into_iter()
-            .filter(|l| ctx.liveness.silent_for(l.agent_id.as_str()) > Duration::from_secs(u64::from(l.lease_seconds)))
-            .map(|l| (l.sweep_id, l.cell_key, l.epoch))
-            .collect();
-        if expired.is_empty() {
+        let status = ctx.raft.status();
+        if !status.is_leader() {
+            led_term = None;
             continue;
         }
-        tracing::warn!(n = expired.len(), "expiring leases of silent agents");
-        let n = expired.len();
-        match ctx.raft.propose(Command::ExpireLeases { expired, at_ms: now_ms() }).await {
-            Ok(_) => ctx.metrics.expired(n),
-            Err(e) => tracing::error!(error = %e, "expiring leases"),
+        if led_term != Some(status.term) {
+            led_term = Some(status.term);
+            ctx.liveness.grace_from_now();
+            tracing::info!(term = status.term, node = status.node_id, "leading");
+            if cluster {
+                if let Err(e) = mirror_manifest(&ctx).await {
+                    tracing::error!(error = %format!("{e:#}"), "mirroring raft's manifest after gaining leadership");
+                    led_term = None;
+                }
+            }
+            continue;
         }
+        expire_leases(&ctx).await;
+    }
+}
+
+/// Ends leases whose agents have been silent for the lease's time.
+async fn expire_leases(ctx: &Ctx) {
+    let Ok(leases) = ctx.raft.read(|s| s.active_leases()).await else { return };
+    let expired: Vec<(SweepId, shared::cell::CellKey, u64)> = leases
+        .into_iter()
+        .filter(|l| ctx.liveness.silent_for(l.agent_id.as_str()) > Duration::from_secs(u64::from(l.lease_seconds)))
+        .map(|l| (l.sweep_id, l.cell_key, l.epoch))
+        .collect();
+    if expired.is_empty() {
+        return;
+    }
+    tracing::warn!(n = expired.len(), "expiring leases of silent agents");
+    let n = expired.len();
+    match ctx.raft.propose(Command::ExpireLeases { expired, at_ms: now_ms() }).await {
+        Ok(_) => ctx.metrics.expired(n),
+        Err(e) => tracing::error!(error = %e, "expiring leases"),
     }
 }
 

@@ -512,7 +512,7 @@ impl World {
             }
             Asker::Agent { agent, rpc } => {
                 let reply = match answer {
-                    Err(RaftError::NotLeader { leader_id }) => Reply::NotLeader(leader_id),
+                    Err(RaftError::NotLeader { leader_id, .. }) => Reply::NotLeader(leader_id),
                     Err(_) => Reply::Failed,
                     Ok(outcome) => match kind {
                         WaitKind::Register => Reply::Registered,

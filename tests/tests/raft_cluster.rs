@@ -1,0 +1,215 @@
+//! Three `accelbench serve` processes as one Raft cluster on loopback, over mutual TLS
+//! with node certificates: they elect one leader, a follower refuses a submit naming the
+//! leader's URL, and after the leader is SIGKILLed the other two elect a new one that
+//! still holds the sweep; the killed node, restarted at once, catches up as a follower.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::{binary, tiny_spec};
+
+const NODES: u64 = 3;
+
+struct Nodes {
+    dir: tempfile::TempDir,
+    urls: Vec<String>,
+    children: Vec<Option<Child>>,
+}
+
+impl Nodes {
+    fn start() -> Nodes {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca");
+        run(Command::new(binary("accelbench")).args(["ca", "init", "--dir"]).arg(&ca));
+        for n in 1..=NODES {
+            run(Command::new(binary("accelbench"))
+                .args(["ca", "issue", "--dir"])
+                .arg(&ca)
+                .args(["--node", &format!("n{n}")]));
+        }
+        run(Command::new(binary("accelbench"))
+            .args(["ca", "issue", "--dir"])
+            .arg(&ca)
+            .args(["--user", "admin", "--role", "admin"]));
+        // Free ports, taken by the nodes right after.
+        let urls = (0..NODES)
+            .map(|_| {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+                format!("https://{}", l.local_addr().expect("addr"))
+            })
+            .collect();
+        let mut nodes = Nodes { dir, urls, children: Vec::new() };
+        for n in 1..=NODES {
+            let child = nodes.spawn(n);
+            nodes.children.push(Some(child));
+        }
+        nodes
+    }
+
+    fn peers(&self) -> String {
+        self.urls.iter().enumerate().map(|(i, url)| format!("{}={url}", i + 1)).collect::<Vec<_>>().join(",")
+    }
+
+    fn spawn(&self, n: u64) -> Child {
+        let ca = self.dir.path().join("ca");
+        let url = &self.urls[(n - 1) as usize];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node-{n}.log")))
+            .expect("log file");
+        Command::new(binary("accelbench"))
+            .args(["serve", "--listen", url.trim_start_matches("https://"), "--data-dir"])
+            .arg(self.dir.path().join(format!("node-{n}")))
+            .arg("--warehouse")
+            .arg(self.dir.path().join("warehouse"))
+            .arg("--tls-ca")
+            .arg(ca.join("ca.pem"))
+            .arg("--tls-cert")
+            .arg(ca.join(format!("node-n{n}.pem")))
+            .arg("--tls-key")
+            .arg(ca.join(format!("node-n{n}.key")))
+            .args(["--node-id", &n.to_string(), "--peers", &self.peers()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("accelbench serve starts")
+    }
+
+    fn kill(&mut self, n: u64) {
+        if let Some(mut child) = self.children[(n - 1) as usize].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self, n: u64) {
+        let child = self.spawn(n);
+        self.children[(n - 1) as usize] = Some(child);
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        let ca = self.dir.path().join("ca");
+        Command::new(binary("accelbench"))
+            .args(args)
+            .env("ACCELBENCH_CA", ca.join("ca.pem"))
+            .env("ACCELBENCH_CERT", ca.join("admin-admin.pem"))
+            .env("ACCELBENCH_KEY", ca.join("admin-admin.key"))
+            .output()
+            .expect("accelbench runs")
+    }
+
+    /// Node `n`'s `cluster status` as JSON, or `None` while it does not answer.
+    fn status(&self, n: u64) -> Option<serde_json::Value> {
+        let url = &self.urls[(n - 1) as usize];
+        let o = self.cli(&["cluster", "status", "--format", "json", "--coordinator", url]);
+        o.status.success().then(|| serde_json::from_slice(&o.stdout).ok()).flatten()
+    }
+
+    /// Waits until every node in `alive` names the same leader (one of them); that leader.
+    fn agreed_leader(&self, alive: &[u64], limit: Duration) -> u64 {
+        let start = Instant::now();
+        loop {
+            let statuses: Vec<Option<serde_json::Value>> = alive.iter().map(|&n| self.status(n)).collect();
+            let leaders: Vec<u64> =
+                statuses.iter().map(|s| s.as_ref().and_then(|s| s["leader_id"].as_u64()).unwrap_or(0)).collect();
+            if leaders.iter().all(|&l| l != 0 && l == leaders[0]) && alive.contains(&leaders[0]) {
+                return leaders[0];
+            }
+            assert!(start.elapsed() < limit, "no agreed leader among {alive:?}: {statuses:?}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn logs(&self) -> String {
+        (1..=NODES)
+            .map(|n| {
+                let text = std::fs::read_to_string(self.dir.path().join(format!("node-{n}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                format!("--- node {n}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn spec(&self) -> PathBuf {
+        let path = self.dir.path().join("spec.toml");
+        std::fs::write(&path, tiny_spec("raft-cluster", &["bert-tiny"], &[1, 2], 30)).expect("spec");
+        path
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for n in 1..=NODES {
+            self.kill(n);
+        }
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let o = cmd.output().expect("runs");
+    assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn spec_arg(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[test]
+fn three_nodes_elect_a_leader_and_survive_its_sigkill() {
+    let mut nodes = Nodes::start();
+    let all: Vec<u64> = (1..=NODES).collect();
+    let leader = nodes.agreed_leader(&all, Duration::from_secs(60));
+    let status = nodes.status(leader).expect("the leader answers");
+    assert_eq!(status["role"], "leader", "{status}");
+    assert_eq!(status["voters"], serde_json::json!([1, 2, 3]), "{status}");
+
+    // A follower refuses a submit and says where the leader is.
+    let follower = all.iter().copied().find(|&n| n != leader).expect("a follower");
+    let spec = nodes.spec();
+    let o = nodes.cli(&["sweep", "submit", &spec_arg(&spec), "--coordinator", &nodes.urls[(follower - 1) as usize]]);
+    assert!(!o.status.success(), "a follower accepted a submit: {}", text(&o));
+    let leader_url = &nodes.urls[(leader - 1) as usize];
+    assert!(text(&o).contains(&format!("the leader is node {leader} at {leader_url}")), "{}", text(&o));
+
+    // The leader takes it.
+    let o = nodes.cli(&["sweep", "submit", &spec_arg(&spec), "--coordinator", leader_url]);
+    assert!(o.status.success(), "{}\n{}", text(&o), nodes.logs());
+    let sweep_id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+
+    // SIGKILL the leader: the other two elect one of themselves, which has the sweep.
+    nodes.kill(leader);
+    let rest: Vec<u64> = all.iter().copied().filter(|&n| n != leader).collect();
+    let killed_at = Instant::now();
+    let new_leader = nodes.agreed_leader(&rest, Duration::from_secs(30));
+    let failover = killed_at.elapsed();
+    let o = nodes.cli(&["sweep", "status", &sweep_id, "--coordinator", &nodes.urls[(new_leader - 1) as usize]]);
+    assert!(o.status.success(), "the new leader lost sweep {sweep_id}: {}\n{}", text(&o), nodes.logs());
+    assert!(text(&o).contains(&sweep_id) && text(&o).contains("running"), "{}", text(&o));
+    eprintln!("leader {leader} killed; node {new_leader} leads after {failover:?} (including CLI start-ups)");
+
+    // The killed node, restarted at once, follows and catches up.
+    nodes.restart(leader);
+    let start = Instant::now();
+    loop {
+        let (old, new) = (nodes.status(leader), nodes.status(new_leader));
+        if let (Some(old), Some(new)) = (&old, &new) {
+            let caught_up = old["applied_index"].as_u64() >= new["commit_index"].as_u64();
+            if old["role"] == "follower" && old["leader_id"].as_u64() == Some(new_leader) && caught_up {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "restarted node {leader}: {old:?} vs {new:?}\n{}",
+            nodes.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
