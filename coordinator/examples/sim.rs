@@ -63,7 +63,8 @@ fn main() -> anyhow::Result<()> {
         workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
     });
     let took = started.elapsed().as_secs_f64();
-    println!("cpu: {} ({threads} threads)", cpu_model());
+    let cpu = agent::detect::detect().cpu;
+    println!("CPU: {} ({} logical cores; {threads} threads)", cpu.model_name, cpu.logical_cores);
     println!(
         "seeds {first}..{}: {} passed, {} failed, {:.1} s, {:.0} seeds/s",
         first + n,
@@ -77,15 +78,4 @@ fn main() -> anyhow::Result<()> {
     }
     anyhow::ensure!(failures.is_empty(), "{} seeds failed", failures.len());
     Ok(())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }

@@ -123,7 +123,6 @@ async fn serve_batch(ctx: &Ctx, batch: Vec<Request>) {
             Err(e) => return reply_all(batch, &raft_status(e)),
         }
     }
-    drop(wants);
     for ((request, plan), leases) in batch.into_iter().zip(&planned.plans).zip(leases) {
         let answer = match plan {
             None => {
