@@ -8,7 +8,8 @@
 //! next sync. A crash keeps only `synced`; the restarted node opens a store built from it.
 //!
 //! Faults, armed by the world: a failed fsync (the write may or may not have reached
-//! the disk: a coin decides, as on a real disk) and a full disk (nothing is written).
+//! the disk: the world's RNG decides when it arms the fault) and a full disk (nothing
+//! is written).
 //! Either makes the write return an error and poisons the store, as [`RedbStorage`]
 //! does, so the node stops.
 //!
@@ -96,13 +97,11 @@ impl Stored {
 #[derive(Debug)]
 pub struct Disk {
     pub synced: Stored,
-    /// The next durable write fails its fsync.
-    pub fail_next_sync: bool,
+    /// The next durable write fails its fsync; `Some(true)` when its data reaches the
+    /// disk anyway.
+    pub fail_next_sync: Option<bool>,
     /// Every durable write fails: the disk is full.
     pub full: bool,
-    /// Decides whether a failed fsync's data reached the disk anyway.
-    pub coin: u64,
-    pub n_syncs: u64,
     /// A deliberately broken disk that acknowledges every fsync and keeps nothing: only
     /// for the test that proves the checks catch lost writes.
     pub lying: bool,
@@ -110,7 +109,7 @@ pub struct Disk {
 
 impl Disk {
     pub fn new(voters: &[u64]) -> Disk {
-        Disk { synced: Stored::new(voters), fail_next_sync: false, full: false, coin: 0, n_syncs: 0, lying: false }
+        Disk { synced: Stored::new(voters), fail_next_sync: None, full: false, lying: false }
     }
 }
 
@@ -156,10 +155,9 @@ impl SimStorage {
         let mut disk = lock(&self.disk);
         let failure = if disk.full {
             Some(("no space left on device", false))
-        } else if std::mem::take(&mut disk.fail_next_sync) {
+        } else if let Some(landed) = disk.fail_next_sync.take() {
             // After a failed fsync the data may or may not be on the disk.
-            disk.coin = disk.coin.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            Some(("fsync failed (injected)", disk.coin >> 63 == 1))
+            Some(("fsync failed (injected)", landed))
         } else {
             None
         };
@@ -170,7 +168,6 @@ impl SimStorage {
             for op in self.unsynced.drain(..) {
                 disk.synced.apply(&op);
             }
-            disk.n_syncs += 1;
         }
         drop(disk);
         match failure {

@@ -208,7 +208,6 @@ impl World {
         };
         for &id in &voters {
             let disk = Arc::new(Mutex::new(Disk::new(&voters)));
-            lock(&disk).coin = world.rng.random();
             lock(&disk).lying = world.config.lying_disks;
             world.nodes.push(Coordinator {
                 id,
@@ -764,7 +763,10 @@ impl World {
                 self.net.drop_per_mille = drop_per_mille;
                 self.net.dup_per_mille = dup_per_mille;
             }
-            Fault::FsyncError { node } => lock(&self.node(node).disk).fail_next_sync = true,
+            Fault::FsyncError { node } => {
+                let landed = self.rng.random_bool(0.5);
+                lock(&self.node(node).disk).fail_next_sync = Some(landed);
+            }
             Fault::DiskFull { node, for_ms } => {
                 lock(&self.node(node).disk).full = true;
                 self.schedule(for_ms, Event::Fault(Fault::DiskFreed { node }));
@@ -805,7 +807,7 @@ impl World {
         for id in 1..=self.config.nodes {
             let mut disk = lock(&self.node(id).disk);
             disk.full = false;
-            disk.fail_next_sync = false;
+            disk.fail_next_sync = None;
             drop(disk);
             if self.node(id).node.is_none() {
                 self.start_node(id)?;
