@@ -155,11 +155,9 @@ impl SimStorage {
         let mut disk = lock(&self.disk);
         let failure = if disk.full {
             Some(("no space left on device", false))
-        } else if let Some(landed) = disk.fail_next_sync.take() {
-            // After a failed fsync the data may or may not be on the disk.
-            Some(("fsync failed (injected)", landed))
         } else {
-            None
+            // After a failed fsync the data may or may not be on the disk.
+            disk.fail_next_sync.take().map(|landed| ("fsync failed (injected)", landed))
         };
         let reached_disk = failure.is_none_or(|(_, landed)| landed);
         if disk.lying {
