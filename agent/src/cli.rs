@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use shared::catalog::{Mode, Precision};
 use shared::spec::MeasurePolicy;
@@ -196,7 +197,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (false, false) => crate::worker::Calibrate::Cached,
             };
             let cfg = crate::worker::WorkerConfig {
-                coordinator,
+                coordinators: std::sync::Arc::new(
+                    proto::connect::Coordinators::parse(&coordinator).context("--coordinator")?,
+                ),
                 auth,
                 spool_dir: spool,
                 labels: all_labels,
@@ -245,8 +248,9 @@ pub struct ConnectArgs {
     /// override it
     #[arg(long, value_name = "FILE", env = "ACCELBENCH_AGENT_CONFIG")]
     pub config: Option<PathBuf>,
-    /// The coordinator's gRPC address (https://HOST:PORT)
-    #[arg(long, env = "ACCELBENCH_COORDINATOR", value_name = "URL")]
+    /// The coordinator's gRPC address (https://HOST:PORT); for a cluster, every node's,
+    /// comma-separated: the agent follows the leader across failovers
+    #[arg(long, env = "ACCELBENCH_COORDINATOR", value_name = "URL[,URL…]")]
     pub coordinator: Option<String>,
     /// The lab CA's certificate (ca.pem from `accelbench ca init`); needed for https://
     #[arg(long, env = "ACCELBENCH_CA", value_name = "FILE")]

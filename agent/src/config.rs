@@ -3,6 +3,7 @@
 //! variables override the file, and unknown keys are an error.
 //!
 //! ```toml
+//! # one URL, or a cluster's: "https://c1.lab:7070,https://c2.lab:7070,https://c3.lab:7070"
 //! coordinator = "https://coordinator.lab:7070"
 //! ca = "/etc/accelbench/ca.pem"
 //! cert = "/etc/accelbench/agent.pem"

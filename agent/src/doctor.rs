@@ -121,12 +121,10 @@ fn free_bytes(dir: &Path) -> Option<u64> {
         .map(|d| d.available_space())
 }
 
-/// Whether the coordinator answers this identity, and how far its clock is from this
-/// machine's. The probe is a `ListAgents` call: an identity whose role may not list
-/// agents (an agent's) is refused with PERMISSION_DENIED, which still proves that TLS
-/// and the certificate were accepted; every answer carries the coordinator's clock.
-pub async fn coordinator_checks(url: Option<&str>, auth: &ClientAuth) -> Vec<Check> {
-    let Some(url) = url else {
+/// Whether each coordinator named (one URL, or a cluster's comma-separated) answers this
+/// identity, and how far its clock is from this machine's.
+pub async fn coordinator_checks(list: Option<&str>, auth: &ClientAuth) -> Vec<Check> {
+    let Some(list) = list else {
         return vec![Check::new(
             "coordinator",
             Verdict::Warn,
@@ -134,6 +132,24 @@ pub async fn coordinator_checks(url: Option<&str>, auth: &ClientAuth) -> Vec<Che
             Some("pass --coordinator URL or set ACCELBENCH_COORDINATOR"),
         )];
     };
+    let coordinators = match proto::connect::Coordinators::parse(list) {
+        Ok(c) => c,
+        Err(e) => {
+            let fix = "give https://HOST:PORT, or every node's URL comma-separated for a cluster";
+            return vec![Check::new("coordinator", Verdict::Fail, format!("{e:#}"), Some(fix))];
+        }
+    };
+    let mut checks = Vec::new();
+    for url in coordinators.urls() {
+        checks.extend(one_coordinator(url, auth).await);
+    }
+    checks
+}
+
+/// The probe is a `ListAgents` call: an identity whose role may not list agents (an
+/// agent's) is refused with PERMISSION_DENIED, which still proves that TLS and the
+/// certificate were accepted; every answer carries the coordinator's clock.
+async fn one_coordinator(url: &str, auth: &ClientAuth) -> Vec<Check> {
     let what = format!("coordinator {url}");
     let (started, sent_ms) = (Instant::now(), now_ms());
     let channel = async {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use proto::connect::{AuthedChannel, ClientAuth};
+use proto::connect::{AuthedChannel, ClientAuth, Coordinators, Moved};
 use proto::v1::agent_service_client::AgentServiceClient;
 use proto::v1::{AckStatus, HeartbeatRequest, LeaseCellsRequest, LeaseRef, RegisterRequest, ReportResultsRequest};
 use shared::cell::Cell;
@@ -36,7 +36,8 @@ use telemetry::propagate::{SendTraceContext, TraceParent};
 /// How the worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    pub coordinator: String,
+    /// One coordinator, or a cluster's nodes: the worker follows the leader among them.
+    pub coordinators: Arc<Coordinators>,
     /// The lab CA and this agent's certificate (empty for an `--insecure` coordinator).
     pub auth: ClientAuth,
     pub spool_dir: PathBuf,
@@ -176,11 +177,24 @@ async fn work_forever(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, cal
     loop {
         match session(cfg, shared, fp, calibrations).await {
             Ok(()) => backoff.reset(),
-            Err(e) => {
-                let wait = backoff.next();
-                tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "coordinator session ended");
-                tokio::time::sleep(wait).await;
-            }
+            Err(e) => match cfg.coordinators.after(&e) {
+                // A follower named the leader: go there soon, not after a growing backoff
+                // (a short pause still, should leadership move on again meanwhile).
+                Moved::ToLeader(url) => {
+                    tracing::info!(leader = url, why = %format!("{e:#}"), "moving to the coordinators' leader");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Moved::ToNext(url) => {
+                    let wait = backoff.next();
+                    tracing::warn!(
+                        error = %format!("{e:#}"),
+                        retry_in_ms = wait.as_millis() as u64,
+                        next = url,
+                        "coordinator session ended"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+            },
         }
     }
 }
@@ -188,8 +202,7 @@ async fn work_forever(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, cal
 /// One connection's worth of work: register, flush the spool, lease and run.
 async fn session(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, calibrations: &str) -> anyhow::Result<()> {
     let spool = &shared.spool;
-    let mut client =
-        AgentServiceClient::new(proto::connect::connect(&cfg.coordinator, &cfg.auth, SendTraceContext).await?);
+    let mut client = AgentServiceClient::new(cfg.coordinators.connect(&cfg.auth, SendTraceContext).await?);
     // The id lives beside the spool: a restarted agent is the same agent, so the leases
     // its spooled results ran under are still its own. With a certificate, the id is
     // the certificate's name (the coordinator accepts no other).
@@ -229,6 +242,7 @@ async fn session(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, calibrat
     let running = shared.running.clone();
     let heartbeat = tokio::spawn(heartbeat_loop(
         client.clone(),
+        cfg.clone(),
         agent_id.clone(),
         running.clone(),
         Duration::from_millis(u64::from(reg.heartbeat_interval_ms.max(100))),
@@ -556,7 +570,10 @@ fn too_large(record: &ResultRecord, n_bytes: usize) -> ResultRecord {
     }
 }
 
-async fn heartbeat_loop(mut client: Client, agent_id: String, running: Running, every: Duration) {
+/// Heartbeats for the running cells until aborted. A failed heartbeat moves on to the
+/// leader (or the next coordinator) at once: the session's other calls may be idle while
+/// a long cell runs, and its lease must not lapse because leadership moved meanwhile.
+async fn heartbeat_loop(mut client: Client, cfg: WorkerConfig, agent_id: String, running: Running, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         let current: Vec<(LeaseRef, Arc<AtomicBool>)> = running.lock().map(|r| r.clone()).unwrap_or_default();
@@ -577,7 +594,14 @@ async fn heartbeat_loop(mut client: Client, agent_id: String, running: Running, 
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed");
+                cfg.coordinators.after(&anyhow::Error::new(e));
+                match cfg.coordinators.connect(&cfg.auth, SendTraceContext).await {
+                    Ok(channel) => client = AgentServiceClient::new(channel),
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "no coordinator for heartbeats"),
+                }
+            }
         }
     }
 }

@@ -18,6 +18,10 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 /// The response header carrying the coordinator's clock (Unix ms) on every answer.
 pub const SERVER_TIME_HEADER: &str = "x-accelbench-server-time-ms";
 
+/// The response header a follower adds when it refuses a call that needs the leader:
+/// the leader's URL, for clients to move there.
+pub const LEADER_HEADER: &str = "x-accelbench-leader";
+
 /// How a client proves who it is. Empty: plain text (`http://` only).
 #[derive(Debug, Clone, Default)]
 pub struct ClientAuth {
@@ -77,6 +81,153 @@ pub fn endpoint(url: &str, auth: &ClientAuth) -> anyhow::Result<Endpoint> {
         _ => bail!("--cert and --key go together (the certificate and its key from `accelbench ca issue`)"),
     }
     endpoint.tls_config(tls).with_context(|| format!("TLS settings for {url}"))
+}
+
+/// The leader's URL a follower named when it refused `status`, if it named one.
+pub fn leader_hint(status: &tonic::Status) -> Option<&str> {
+    status.metadata().get(LEADER_HEADER).and_then(|v| v.to_str().ok()).filter(|u| !u.is_empty())
+}
+
+/// The coordinators a client may talk to: one URL, or the nodes of a Raft cluster
+/// (`--coordinator https://a:7070,https://b:7070,https://c:7070`). Only the leader takes
+/// writes; this remembers which node answered last, moves to the leader a follower
+/// names, and otherwise tries the next URL in turn.
+#[derive(Debug)]
+pub struct Coordinators {
+    urls: Vec<String>,
+    current: std::sync::Mutex<String>,
+}
+
+/// Where [`Coordinators::after`] moved the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    /// To the leader the refusing node named: worth trying at once.
+    ToLeader(String),
+    /// To the next URL of the list (the same one when there is only one).
+    ToNext(String),
+}
+
+/// How long one node of several may take to accept a connection before the next is tried.
+const CONNECT_EACH: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Coordinators {
+    /// Comma-separated URLs (spaces around them are ignored); an error names the entry.
+    pub fn parse(list: &str) -> anyhow::Result<Coordinators> {
+        let mut urls: Vec<String> = Vec::new();
+        for entry in list.split(',').map(str::trim) {
+            if entry.is_empty() {
+                bail!("coordinator list {list:?}: an empty entry (expected URL,URL,…)");
+            }
+            let uri: tonic::transport::Uri =
+                entry.parse().with_context(|| format!("coordinator url {entry:?} in {list:?}"))?;
+            if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.host().is_none() {
+                bail!("coordinator url {entry:?}: expected https://HOST:PORT (or http:// for a coordinator run with --insecure)");
+            }
+            if !urls.iter().any(|u| u == entry) {
+                urls.push(entry.to_string());
+            }
+        }
+        let first = urls[0].clone();
+        Ok(Coordinators { urls, current: std::sync::Mutex::new(first) })
+    }
+
+    /// The URLs as given, without repeats.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// The URL the next connection goes to.
+    pub fn current(&self) -> String {
+        self.lock().clone()
+    }
+
+    /// Moves on after `error` ended the work with [`Self::current`]: to the leader it
+    /// names, or else to the next URL of the list.
+    pub fn after(&self, error: &anyhow::Error) -> Moved {
+        let hint = error.chain().find_map(|e| e.downcast_ref::<tonic::Status>()).and_then(leader_hint);
+        let mut current = self.lock();
+        let moved = match hint {
+            // Already there (a heartbeat moved first): stay.
+            Some(leader) => Moved::ToLeader(leader.to_string()),
+            _ => {
+                let at = self.urls.iter().position(|u| *u == *current);
+                Moved::ToNext(self.urls[at.map_or(0, |i| (i + 1) % self.urls.len())].clone())
+            }
+        };
+        let (Moved::ToLeader(url) | Moved::ToNext(url)) = &moved;
+        *current = url.clone();
+        moved
+    }
+
+    /// Connects to the current URL or, failing that, to each other in turn; the one that
+    /// connects becomes current. The error names every URL tried and why it failed.
+    pub async fn connect<I: Interceptor>(&self, auth: &ClientAuth, then: I) -> anyhow::Result<AuthedChannel<I>> {
+        let start = self.current();
+        let at = self.urls.iter().position(|u| *u == start);
+        let order: Vec<&String> = match at {
+            Some(i) => self.urls[i..].iter().chain(&self.urls[..i]).collect(),
+            // A leader a follower named, not in the list: it first, then the list.
+            None => std::iter::once(&start).chain(&self.urls).collect(),
+        };
+        let mut failures = Vec::new();
+        for url in order {
+            let mut endpoint = endpoint(url, auth)?;
+            if self.urls.len() > 1 {
+                endpoint = endpoint.connect_timeout(CONNECT_EACH);
+            }
+            match endpoint.connect().await {
+                Ok(channel) => {
+                    *self.lock() = url.clone();
+                    return with_token(channel, auth, then);
+                }
+                Err(e) => failures.push(format!("{url}: {}", error_chain(&e))),
+            }
+        }
+        match failures.as_slice() {
+            [one] => bail!("connecting to the coordinator at {one}"),
+            all => bail!("connecting to any of {} coordinators: {}", all.len(), all.join("; ")),
+        }
+    }
+
+    /// [`Self::connect`], then, when several URLs were given, to the leader the answering
+    /// node names (its `ClusterStatus`), so that writes land on the leader. A node that
+    /// cannot say (an election, a refusal) leaves the first connection in place: a write
+    /// it refuses names the leader in its error.
+    pub async fn connect_leader<I: Interceptor + Clone>(
+        &self,
+        auth: &ClientAuth,
+        then: I,
+    ) -> anyhow::Result<AuthedChannel<I>> {
+        let channel = self.connect(auth, then.clone()).await?;
+        if self.urls.len() < 2 {
+            return Ok(channel);
+        }
+        let mut request = tonic::Request::new(crate::v1::ClusterStatusRequest {});
+        request.set_timeout(CONNECT_EACH);
+        let leader = match crate::v1::fleet_service_client::FleetServiceClient::new(channel.clone())
+            .cluster_status(request)
+            .await
+        {
+            Ok(answer) => answer.into_inner().leader_url,
+            Err(_) => return Ok(channel),
+        };
+        if leader.is_empty() || leader == self.current() {
+            return Ok(channel);
+        }
+        let led = Coordinators::parse(&leader)?;
+        match led.connect(auth, then).await {
+            Ok(to_leader) => {
+                *self.lock() = leader;
+                Ok(to_leader)
+            }
+            Err(_) => Ok(channel),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, String> {
+        // Only a String assignment happens under the lock: a poisoned one is still whole.
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Connects to `url`: [`endpoint`], then the bearer token and `then` on every request.
@@ -179,6 +330,71 @@ mod tests {
         let auth = ClientAuth { ca: Some(dir.join("no-such-ca.pem")), ..Default::default() };
         let e = format!("{:#}", endpoint("https://127.0.0.1:7070", &auth).unwrap_err());
         assert!(e.contains("no-such-ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn a_coordinator_list_names_its_bad_entry() {
+        let c = Coordinators::parse(" https://a:1, https://b:2 ,https://a:1").unwrap();
+        assert_eq!(c.urls(), ["https://a:1", "https://b:2"], "trimmed, without repeats");
+        assert_eq!(c.current(), "https://a:1");
+        for (bad, says) in [
+            ("https://a:1,,https://b:2", "empty entry"),
+            ("", "empty entry"),
+            ("https://a:1,ftp://b:2", "\"ftp://b:2\""),
+            ("https://a:1,b:2", "\"b:2\""),
+            ("https://a:1,https://exa mple:2", "exa mple"),
+        ] {
+            let e = format!("{:#}", Coordinators::parse(bad).unwrap_err());
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_client_moves_to_the_named_leader_else_to_the_next_url() {
+        let c = Coordinators::parse("https://a:1,https://b:2,https://c:3").unwrap();
+        let refused = |leader: Option<&str>| {
+            let mut status = tonic::Status::unavailable("not the leader");
+            if let Some(l) = leader {
+                status.metadata_mut().insert(LEADER_HEADER, l.parse().unwrap());
+            }
+            anyhow::Error::new(status).context("leasing")
+        };
+        assert_eq!(c.after(&refused(Some("https://c:3"))), Moved::ToLeader("https://c:3".into()));
+        assert_eq!(c.current(), "https://c:3");
+        // No leader named (an election, a dead node): the next URL, wrapping around.
+        assert_eq!(c.after(&refused(None)), Moved::ToNext("https://a:1".into()));
+        assert_eq!(c.after(&anyhow::anyhow!("connection refused")), Moved::ToNext("https://b:2".into()));
+        // Named while already there (another task of the client moved first): stay.
+        assert_eq!(c.after(&refused(Some("https://b:2"))), Moved::ToLeader("https://b:2".into()));
+        assert_eq!(c.after(&refused(None)), Moved::ToNext("https://c:3".into()));
+        // A leader outside the list is followed; after it, the list starts over.
+        assert_eq!(c.after(&refused(Some("https://d:4"))), Moved::ToLeader("https://d:4".into()));
+        assert_eq!(c.after(&refused(None)), Moved::ToNext("https://a:1".into()));
+    }
+
+    #[tokio::test]
+    async fn connecting_tries_each_url_and_names_every_failure() {
+        // Two ports nothing listens on (bound, then closed).
+        let dead: Vec<String> = (0..2)
+            .map(|_| {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                format!("http://{}", l.local_addr().unwrap())
+            })
+            .collect();
+        let c = Coordinators::parse(&dead.join(",")).unwrap();
+        let e = c.connect(&ClientAuth::default(), untraced).await.unwrap_err().to_string();
+        assert!(e.contains("any of 2 coordinators") && e.contains(&dead[0]) && e.contains(&dead[1]), "{e}");
+        // One that listens is found whatever its place in the list.
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live_url = format!("http://{}", live.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = live.accept().await {
+                std::mem::forget(socket);
+            }
+        });
+        let c = Coordinators::parse(&format!("{},{live_url}", dead[0])).unwrap();
+        c.connect(&ClientAuth::default(), untraced).await.expect("the live one connects");
+        assert_eq!(c.current(), live_url);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! with node certificates: they elect one leader, a follower refuses a submit naming the
 //! leader's URL, and after the leader is SIGKILLed the other two elect a new one that
 //! still holds the sweep; the killed node, restarted at once, catches up as a follower.
+//! Given every node's URL, the CLI finds the leader and an agent follows it across the
+//! leader's SIGKILL: the sweep completes with one final result per cell.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -10,6 +12,8 @@ use std::time::{Duration, Instant};
 use e2e::{binary, tiny_spec};
 
 const NODES: u64 = 3;
+/// Cells of the sweep the agent runs across a failover: bert-tiny × 4 batches × 2 precisions.
+const CELLS: u64 = 8;
 
 struct Nodes {
     dir: tempfile::TempDir,
@@ -77,6 +81,41 @@ impl Nodes {
             .expect("accelbench serve starts")
     }
 
+    /// Every node's URL, comma-separated, `first` first: what `--coordinator` takes.
+    fn list_from(&self, first: u64) -> String {
+        let mut urls = self.urls.clone();
+        urls.rotate_left((first - 1) as usize);
+        urls.join(",")
+    }
+
+    /// An agent given `coordinators`, with its own certificate and spool.
+    fn start_agent(&self, coordinators: &str) -> Child {
+        let ca = self.dir.path().join("ca");
+        run(Command::new(binary("accelbench")).args(["ca", "issue", "--dir"]).arg(&ca).args(["--agent", "a1"]));
+        let log = std::fs::File::create(self.dir.path().join("agent.log")).expect("agent log");
+        Command::new(binary("accelbench-agent"))
+            .args(["run", "--no-calibrate", "--coordinator", coordinators, "--spool"])
+            .arg(self.dir.path().join("spool"))
+            .arg("--ca")
+            .arg(ca.join("ca.pem"))
+            .arg("--cert")
+            .arg(ca.join("agent-a1.pem"))
+            .arg("--key")
+            .arg(ca.join("agent-a1.key"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("accelbench-agent starts")
+    }
+
+    /// Sweep `id`'s counts by cell state, as the nodes in `coordinators` answer.
+    fn sweep_counts(&self, id: &str, coordinators: &str) -> Option<serde_json::Value> {
+        let o = self.cli(&["sweep", "status", id, "--format", "json", "--coordinator", coordinators]);
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let all = text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).next();
+        all.filter(|row| row["hardware_class"] == "all")
+    }
+
     fn kill(&mut self, n: u64) {
         if let Some(mut child) = self.children[(n - 1) as usize].take() {
             let _ = child.kill();
@@ -129,6 +168,10 @@ impl Nodes {
                 let tail: Vec<&str> = text.lines().rev().take(30).collect();
                 format!("--- node {n}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
             })
+            .chain(std::fs::read_to_string(self.dir.path().join("agent.log")).ok().map(|text| {
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                format!("--- agent\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            }))
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -212,4 +255,89 @@ fn three_nodes_elect_a_leader_and_survive_its_sigkill() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn the_cli_and_an_agent_follow_the_leader_across_its_sigkill() {
+    let mut nodes = Nodes::start();
+    let all: Vec<u64> = (1..=NODES).collect();
+    let leader = nodes.agreed_leader(&all, Duration::from_secs(60));
+    let follower = all.iter().copied().find(|&n| n != leader).expect("a follower");
+    // Every node's URL, a follower's first: the CLI asks it who leads and submits there.
+    let list = nodes.list_from(follower);
+    let spec = nodes.dir.path().join("eight.toml");
+    std::fs::write(&spec, tiny_spec("follow", &["bert-tiny"], &[1, 2, 4, 8], 30)).expect("spec");
+    let o = nodes.cli(&["sweep", "submit", &spec_arg(&spec), "--coordinator", &list]);
+    assert!(o.status.success(), "{}\n{}", text(&o), nodes.logs());
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+
+    // `cluster status` over the list: one row per node, one leader that all name.
+    let o = nodes.cli(&["cluster", "status", "--format", "json", "--coordinator", &list]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(rows.len(), NODES as usize, "{rows:?}");
+    assert_eq!(rows.iter().filter(|r| r["role"] == "leader").count(), 1, "{rows:?}");
+    let leader_url = nodes.urls[(leader - 1) as usize].clone();
+    assert!(rows.iter().all(|r| r["leader_url"] == leader_url.as_str()), "{rows:?}");
+
+    // The agent, also given the list starting at a follower, works for the leader; once
+    // a cell is done, the leader is SIGKILLed mid-sweep.
+    let mut agent = nodes.start_agent(&list);
+    let start = Instant::now();
+    let done_before = loop {
+        let ok = nodes.sweep_counts(&id, &list).and_then(|c| c["ok"].as_u64()).unwrap_or(0);
+        if ok > 0 {
+            break ok;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "no cell done: {}", nodes.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    nodes.kill(leader);
+    assert!(done_before < CELLS, "the sweep ended before the leader was killed: nothing was tested");
+
+    // The agent finds the new leader on its own and the sweep completes there.
+    let rest = nodes.list_from(if leader == NODES { 1 } else { leader + 1 });
+    let start = Instant::now();
+    let counts = loop {
+        let counts = nodes.sweep_counts(&id, &rest);
+        if counts.as_ref().is_some_and(|c| c["state"] != "running") {
+            break counts.expect("counts");
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "sweep {id} stuck: {counts:?}\n{}", nodes.logs());
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let _ = agent.kill();
+    let _ = agent.wait();
+    // The killed node shows as unreachable; the others still answer (exit 0).
+    let o = nodes.cli(&["cluster", "status", "--format", "json", "--coordinator", &list]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let roles: Vec<(&str, &str)> =
+        rows.iter().map(|r| (r["url"].as_str().unwrap_or(""), r["role"].as_str().unwrap_or(""))).collect();
+    assert!(roles.contains(&(leader_url.as_str(), "unreachable")), "{roles:?}");
+    assert_eq!(roles.iter().filter(|(_, role)| *role == "leader").count(), 1, "{roles:?}");
+    eprintln!(
+        "{done_before} of {CELLS} cells done when leader {leader} was killed; the rest after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        (counts["state"].as_str(), counts["ok"].as_u64()),
+        (Some("done"), Some(CELLS)),
+        "{counts}\n{}",
+        nodes.logs()
+    );
+
+    // The warehouse holds one final result per cell and no (cell, attempt) twice.
+    let warehouse = nodes.dir.path().join("warehouse");
+    let sql = format!(
+        "SELECT count(*) AS rows, count(DISTINCT cell_key) AS cells, count(DISTINCT (cell_key, attempt)) AS attempts \
+         FROM results WHERE sweep_id = '{id}' AND status = 'ok'"
+    );
+    let o = nodes.cli(&["query", &sql, "--warehouse", &warehouse.to_string_lossy(), "--format", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let row: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one json row");
+    assert_eq!((row["rows"].as_u64(), row["cells"].as_u64()), (Some(CELLS), Some(CELLS)), "{row}\n{}", nodes.logs());
+    assert_eq!(row["attempts"], row["rows"], "{row}");
 }

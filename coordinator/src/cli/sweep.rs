@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use proto::connect::AuthedChannel;
+use proto::connect::{AuthedChannel, Coordinators};
 use proto::v1::fleet_service_client::FleetServiceClient;
 use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::{
@@ -157,8 +157,9 @@ impl SweepCommand {
 /// `--coordinator URL` and the credentials of every command that talks to a coordinator.
 #[derive(Debug, Args, Clone)]
 pub struct CoordinatorArgs {
-    /// The coordinator's gRPC address (https://HOST:PORT; http:// only for --insecure ones)
-    #[arg(long, env = "ACCELBENCH_COORDINATOR", default_value = "https://127.0.0.1:7070", value_name = "URL")]
+    /// The coordinator's gRPC address (https://HOST:PORT; http:// only for --insecure
+    /// ones); for a cluster, every node's, comma-separated: the CLI finds the leader
+    #[arg(long, env = "ACCELBENCH_COORDINATOR", default_value = "https://127.0.0.1:7070", value_name = "URL[,URL…]")]
     pub coordinator: String,
     #[command(flatten)]
     pub credentials: CredentialArgs,
@@ -194,10 +195,15 @@ impl CredentialArgs {
 }
 
 impl CoordinatorArgs {
-    /// A channel to the coordinator; every call carries the credentials and the
-    /// current span's trace context.
+    /// The coordinators `--coordinator` names.
+    pub fn coordinators(&self) -> anyhow::Result<Coordinators> {
+        Coordinators::parse(&self.coordinator).context("--coordinator")
+    }
+
+    /// A channel to the coordinator (the leader, when several are given); every call
+    /// carries the credentials and the current span's trace context.
     pub async fn channel(&self) -> anyhow::Result<AuthedChannel<SendTraceContext>> {
-        proto::connect::connect(&self.coordinator, &self.credentials.auth()?, SendTraceContext).await
+        self.coordinators()?.connect_leader(&self.credentials.auth()?, SendTraceContext).await
     }
 
     pub async fn sweeps(&self) -> anyhow::Result<SweepServiceClient<AuthedChannel<SendTraceContext>>> {

@@ -152,6 +152,11 @@ impl RaftHandle {
         }
     }
 
+    /// The client URL of node `id`, when the group's URLs are known (a cluster).
+    pub fn url_of(&self, id: u64) -> Option<&str> {
+        self.urls.get(&id).map(String::as_str)
+    }
+
     /// This node's term, commit and applied index and role, as of its last Ready.
     pub fn status(&self) -> StatusNow {
         self.status.now()

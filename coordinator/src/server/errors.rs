@@ -4,6 +4,7 @@
 //! is `FailedPrecondition`, a passing condition a client should retry is `Unavailable`,
 //! and a bug of ours is `Internal`.
 
+use proto::connect::LEADER_HEADER;
 use tonic::{Code, Status};
 
 use crate::raft::RaftError;
@@ -41,12 +42,19 @@ pub fn unexpected(outcome: &Outcome) -> Status {
     Status::internal(format!("unexpected outcome {outcome:?}"))
 }
 
-/// Raft's errors: callers may retry `Unavailable` (no leader yet, shutting down).
+/// Raft's errors: callers may retry `Unavailable` (no leader yet, shutting down). A
+/// follower that knows the leader's URL says it in [`LEADER_HEADER`] too, so clients
+/// move there without parsing the message.
 pub fn raft_status(e: RaftError) -> Status {
     match e {
-        RaftError::NotLeader { .. } | RaftError::Stopped(_) | RaftError::Dropped(_) => {
-            Status::unavailable(e.to_string())
+        RaftError::NotLeader { ref leader_url, .. } => {
+            let mut status = Status::unavailable(e.to_string());
+            if let Some(value) = leader_url.as_deref().and_then(|u| u.parse().ok()) {
+                status.metadata_mut().insert(LEADER_HEADER, value);
+            }
+            status
         }
+        RaftError::Stopped(_) | RaftError::Dropped(_) => Status::unavailable(e.to_string()),
         RaftError::Encode(_) | RaftError::BadMessage { .. } => Status::internal(e.to_string()),
     }
 }
@@ -78,5 +86,17 @@ mod tests {
         assert_eq!(rejection_code(&Rejection::NestedBatch), Code::Internal);
         let status = rejected(&Rejection::UnknownSweep(sweep));
         assert_eq!((status.code(), status.message()), (Code::NotFound, format!("unknown sweep {sweep}").as_str()));
+    }
+
+    #[test]
+    fn a_follower_names_the_leader_in_a_header_clients_read() {
+        let url = "https://10.0.0.2:7070";
+        let e = RaftError::NotLeader { leader_id: Some(2), leader_url: Some(url.into()) };
+        let status = raft_status(e);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(proto::connect::leader_hint(&status), Some(url));
+        // During an election there is no leader to name: no header, still retryable.
+        let status = raft_status(RaftError::NotLeader { leader_id: None, leader_url: None });
+        assert_eq!((status.code(), proto::connect::leader_hint(&status)), (Code::Unavailable, None));
     }
 }

@@ -90,6 +90,7 @@ impl FleetService for Fleet {
                 commit_index: now.commit_index,
                 applied_index: now.applied_index,
             }),
+            leader_url: self.ctx.raft.url_of(now.leader_id).unwrap_or_default().to_string(),
             leader_id: now.leader_id,
             voters: now.voters,
             server_time_ms: now_ms(),
