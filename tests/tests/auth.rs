@@ -18,7 +18,7 @@ use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::*;
 use tonic::Code;
 
-const RPCS: [&str; 13] = [
+const RPCS: [&str; 14] = [
     "Register",
     "Heartbeat",
     "LeaseCells",
@@ -31,6 +31,7 @@ const RPCS: [&str; 13] = [
     "ListAgents",
     "RemoveAgent",
     "ClusterStatus",
+    "ChangeMembership",
     "RaftSend",
 ];
 
@@ -40,7 +41,7 @@ fn allowed(rpc: &str) -> &'static [&'static str] {
         "Register" | "Heartbeat" | "LeaseCells" | "ReportResults" => &["agent"],
         "Submit" | "Cancel" => &["admin", "submitter"],
         "Get" | "List" | "Watch" | "ListAgents" => &["admin", "submitter", "reader"],
-        "RemoveAgent" => &["admin"],
+        "RemoveAgent" | "ChangeMembership" => &["admin"],
         "ClusterStatus" => &["admin", "submitter", "reader", "node"],
         "RaftSend" => &["node"],
         other => panic!("no policy for {other}"),
@@ -72,6 +73,8 @@ async fn call(channel: TestChannel, rpc: &str, as_agent: &str) -> Code {
         "ListAgents" => fleet.list_agents(ListAgentsRequest {}).await.map(|_| Code::Ok),
         "RemoveAgent" => fleet.remove_agent(RemoveAgentRequest { agent_id: "nobody".into() }).await.map(|_| Code::Ok),
         "ClusterStatus" => fleet.cluster_status(ClusterStatusRequest {}).await.map(|_| Code::Ok),
+        // No change named: refused as invalid once past the gate, nothing changes.
+        "ChangeMembership" => fleet.change_membership(ChangeMembershipRequest::default()).await.map(|_| Code::Ok),
         // An empty batch for node 1 (the test's single node): nothing reaches raft.
         "RaftSend" => raft.send(RaftMessages { from: 2, to: 1, messages: Vec::new() }).await.map(|_| Code::Ok),
         other => panic!("no call for {other}"),

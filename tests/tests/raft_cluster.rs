@@ -55,7 +55,28 @@ impl Nodes {
         self.urls.iter().enumerate().map(|(i, url)| format!("{}={url}", i + 1)).collect::<Vec<_>>().join(",")
     }
 
+    /// Starts one more node with `serve --join` (its certificate, a free port, --peers
+    /// naming every node so far and itself); its id.
+    fn start_joining(&mut self) -> u64 {
+        let n = self.urls.len() as u64 + 1;
+        run(Command::new(binary("accelbench"))
+            .args(["ca", "issue", "--dir"])
+            .arg(self.dir.path().join("ca"))
+            .args(["--node", &format!("n{n}")]));
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        self.urls.push(format!("https://{}", l.local_addr().expect("addr")));
+        drop(l);
+        let mut child = self.command(n);
+        child.arg("--join");
+        self.children.push(Some(child.spawn().expect("accelbench serve --join starts")));
+        n
+    }
+
     fn spawn(&self, n: u64) -> Child {
+        self.command(n).spawn().expect("accelbench serve starts")
+    }
+
+    fn command(&self, n: u64) -> Command {
         let ca = self.dir.path().join("ca");
         let url = &self.urls[(n - 1) as usize];
         let log = std::fs::OpenOptions::new()
@@ -63,7 +84,8 @@ impl Nodes {
             .append(true)
             .open(self.dir.path().join(format!("node-{n}.log")))
             .expect("log file");
-        Command::new(binary("accelbench"))
+        let mut command = Command::new(binary("accelbench"));
+        command
             .args(["serve", "--listen", url.trim_start_matches("https://"), "--data-dir"])
             .arg(self.dir.path().join(format!("node-{n}")))
             .arg("--warehouse")
@@ -76,9 +98,8 @@ impl Nodes {
             .arg(ca.join(format!("node-n{n}.key")))
             .args(["--node-id", &n.to_string(), "--peers", &self.peers()])
             .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("accelbench serve starts")
+            .stderr(Stdio::from(log));
+        command
     }
 
     /// Every node's URL, comma-separated, `first` first: what `--coordinator` takes.
@@ -162,7 +183,7 @@ impl Nodes {
     }
 
     fn logs(&self) -> String {
-        (1..=NODES)
+        (1..=self.children.len() as u64)
             .map(|n| {
                 let text = std::fs::read_to_string(self.dir.path().join(format!("node-{n}.log"))).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(30).collect();
@@ -185,7 +206,7 @@ impl Nodes {
 
 impl Drop for Nodes {
     fn drop(&mut self) {
-        for n in 1..=NODES {
+        for n in 1..=self.children.len() as u64 {
             self.kill(n);
         }
     }
@@ -340,4 +361,62 @@ fn the_cli_and_an_agent_follow_the_leader_across_its_sigkill() {
     let row: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one json row");
     assert_eq!((row["rows"].as_u64(), row["cells"].as_u64()), (Some(CELLS), Some(CELLS)), "{row}\n{}", nodes.logs());
     assert_eq!(row["attempts"], row["rows"], "{row}");
+}
+
+#[test]
+fn a_node_is_added_and_another_removed_while_the_cluster_serves() {
+    let mut nodes = Nodes::start();
+    let founders: Vec<u64> = (1..=NODES).collect();
+    let leader = nodes.agreed_leader(&founders, Duration::from_secs(60));
+    let list = nodes.list_from(1);
+    let o = nodes.cli(&["sweep", "submit", &spec_arg(&nodes.spec()), "--coordinator", &list]);
+    assert!(o.status.success(), "{}", text(&o));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+
+    // A fourth node joins: started with --join, then added through the leader.
+    let new = nodes.start_joining();
+    let new_url = nodes.urls[(new - 1) as usize].clone();
+    let o =
+        nodes.cli(&["cluster", "add-node", "--node-id", &new.to_string(), "--url", &new_url, "--coordinator", &list]);
+    assert!(o.status.success(), "{}\n{}", text(&o), nodes.logs());
+    assert!(text(&o).contains("voters: 1, 2, 3, 4"), "{}", text(&o));
+    // It catches up from the leader's snapshot and serves the sweep submitted before it.
+    let start = Instant::now();
+    loop {
+        let s = nodes.status(new);
+        if s.as_ref().is_some_and(|s| {
+            s["role"] == "follower" && s["voters"] == serde_json::json!([1, 2, 3, 4]) && s["leader_id"] == leader
+        }) && nodes.sweep_counts(&id, &new_url).is_some()
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "node {new}: {s:?}\n{}", nodes.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Adding it twice, or a bad URL, is refused and changes nothing.
+    let o =
+        nodes.cli(&["cluster", "add-node", "--node-id", &new.to_string(), "--url", &new_url, "--coordinator", &list]);
+    assert!(!o.status.success() && text(&o).contains("is a voter already"), "{}", text(&o));
+    let o = nodes.cli(&["cluster", "add-node", "--node-id", "9", "--url", "coord9:7070", "--coordinator", &list]);
+    assert!(!o.status.success() && text(&o).contains("coord9:7070"), "{}", text(&o));
+
+    // A founding follower is removed, then stopped: three voters remain, node 4 among them.
+    let gone = founders.iter().copied().find(|&n| n != leader).expect("a follower");
+    let o = nodes.cli(&["cluster", "remove-node", "--node-id", &gone.to_string(), "--coordinator", &list]);
+    assert!(o.status.success(), "{}\n{}", text(&o), nodes.logs());
+    nodes.kill(gone);
+    // Down to three, a further removal is refused.
+    let o = nodes.cli(&["cluster", "remove-node", "--node-id", &new.to_string(), "--coordinator", &list]);
+    assert!(!o.status.success() && text(&o).contains("add its replacement first"), "{}", text(&o));
+
+    // The leader dies: the remaining founder and node 4 elect a leader, so node 4 votes.
+    nodes.kill(leader);
+    let rest: Vec<u64> = (1..=new).filter(|&n| n != leader && n != gone).collect();
+    let next = nodes.agreed_leader(&rest, Duration::from_secs(30));
+    let o = nodes.cli(&["sweep", "status", &id, "--coordinator", &nodes.urls[(next - 1) as usize]]);
+    assert!(o.status.success() && text(&o).contains(&id), "{}\n{}", text(&o), nodes.logs());
+    let s = nodes.status(next).expect("the new leader answers");
+    let mut voters: Vec<u64> = (1..=new).filter(|&n| n != gone).collect();
+    voters.sort();
+    assert_eq!(s["voters"], serde_json::json!(voters), "{s}");
 }

@@ -76,6 +76,11 @@ pub struct ServeArgs {
     /// object store every node reaches). Without it the coordinator is a single node
     #[arg(long, value_name = "ID=URL,...", value_delimiter = ',', env = "ACCELBENCH_PEERS")]
     pub peers: Vec<String>,
+    /// Join a running cluster instead of founding one: start this node (a new --node-id,
+    /// an empty --data-dir, --peers naming the running nodes and this one), then run
+    /// `accelbench cluster add-node --node-id N --url URL` against the cluster
+    #[arg(long)]
+    pub join: bool,
 }
 
 pub async fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -106,6 +111,7 @@ pub async fn execute(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if !args.peers.is_empty() {
         config.peers = args.peers;
     }
+    config.join |= args.join;
     config.cluster()?;
     // Checked before binding: a misconfigured node never listens.
     let security = config.security()?;

@@ -5,7 +5,8 @@
 //! Must never: skip an entry it cannot decode (a replica that skips what another applies
 //! diverges from it; stopping is the only safe answer), or read anything but the entry.
 
-use raft::eraftpb::{Entry, EntryType};
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType};
 
 use crate::state::command::{Command, DecodeError};
 use crate::state::{self, Outcome, State};
@@ -15,6 +16,8 @@ use crate::state::{self, Outcome, State};
 pub enum ApplyError {
     #[error("entry {index} (term {term}): {source}")]
     Undecodable { index: u64, term: u64, source: DecodeError },
+    #[error("entry {index} (term {term}): not a membership change: {why}")]
+    BadConfChange { index: u64, term: u64, why: String },
     #[error("snapshot of {n_bytes} bytes is not a state: {source}")]
     BadSnapshot { n_bytes: usize, source: serde_json::Error },
 }
@@ -28,10 +31,29 @@ pub enum Applied {
     ConfChange,
 }
 
-/// Applies one committed entry to `state`.
+/// Applies one committed entry to `state`. A membership change records the URL it
+/// carries in its context (added node) or forgets it (removed node).
 pub fn apply_entry(state: &mut State, entry: &Entry) -> Result<Applied, ApplyError> {
     match entry.get_entry_type() {
-        EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => Ok(Applied::ConfChange),
+        EntryType::EntryConfChange => {
+            let change = ConfChange::parse_from_bytes(&entry.data).map_err(|e| ApplyError::BadConfChange {
+                index: entry.index,
+                term: entry.term,
+                why: e.to_string(),
+            })?;
+            let url = String::from_utf8(change.context.to_vec()).ok().filter(|u| !u.is_empty());
+            match change.get_change_type() {
+                ConfChangeType::AddNode | ConfChangeType::AddLearnerNode => {
+                    if url.is_some() {
+                        state.set_node_url(change.node_id, url);
+                    }
+                }
+                ConfChangeType::RemoveNode => state.set_node_url(change.node_id, None),
+            }
+            Ok(Applied::ConfChange)
+        }
+        // We never propose these (no joint consensus); raft applies them to itself.
+        EntryType::EntryConfChangeV2 => Ok(Applied::ConfChange),
         EntryType::EntryNormal if entry.data.is_empty() => Ok(Applied::Normal(None)),
         EntryType::EntryNormal => {
             let command = Command::decode(&entry.data).map_err(|source| ApplyError::Undecodable {

@@ -145,16 +145,17 @@ impl RaftHandle {
     fn name_leader(&self, e: RaftError) -> RaftError {
         match e {
             RaftError::NotLeader { leader_id, .. } => {
-                let leader_url = leader_id.and_then(|id| self.urls.get(&id).cloned());
+                let leader_url = leader_id.and_then(|id| self.url_of(id));
                 RaftError::NotLeader { leader_id, leader_url }
             }
             other => other,
         }
     }
 
-    /// The client URL of node `id`, when the group's URLs are known (a cluster).
-    pub fn url_of(&self, id: u64) -> Option<&str> {
-        self.urls.get(&id).map(String::as_str)
+    /// The client URL of node `id`: from a membership change that added it, else from
+    /// `--peers`; `None` for a node running alone.
+    pub fn url_of(&self, id: u64) -> Option<String> {
+        self.read_local(|state| state.node_urls().get(&id).cloned()).or_else(|| self.urls.get(&id).cloned())
     }
 
     /// This node's term, commit and applied index and role, as of its last Ready.
@@ -168,6 +169,24 @@ impl RaftHandle {
         let _permit = self.permit().await?;
         let (reply, answer) = oneshot::channel();
         self.send(Msg::Propose { command: Box::new(command), reply })?;
+        answer.await.map_err(|_| stopped())?.map_err(|e| self.name_leader(e))
+    }
+
+    /// Adds node `id` (reachable at `url`) to the voters, or removes it (`url` = `None`),
+    /// through a Raft membership change; answers with the voters once it is applied.
+    pub async fn change_membership(&self, id: u64, url: Option<&str>) -> Result<Vec<u64>, RaftError> {
+        let mut change = raft::eraftpb::ConfChange::default();
+        change.node_id = id;
+        match url {
+            Some(url) => {
+                change.set_change_type(raft::eraftpb::ConfChangeType::AddNode);
+                change.context = url.as_bytes().to_vec().into();
+            }
+            None => change.set_change_type(raft::eraftpb::ConfChangeType::RemoveNode),
+        }
+        let _permit = self.permit().await?;
+        let (reply, answer) = oneshot::channel();
+        self.send(Msg::ChangeMembership { change, reply })?;
         answer.await.map_err(|_| stopped())?.map_err(|e| self.name_leader(e))
     }
 

@@ -89,6 +89,12 @@ pub(crate) enum Msg {
     Read {
         reply: oneshot::Sender<Result<(), RaftError>>,
     },
+    /// A membership change (`cluster add-node`/`remove-node`); answered with the voters
+    /// once it is applied.
+    ChangeMembership {
+        change: ConfChange,
+        reply: oneshot::Sender<Result<Vec<u64>, RaftError>>,
+    },
     Step(Box<Message>),
     /// What the transport learnt about a peer (see [`Delivery`]).
     Report {
@@ -113,7 +119,23 @@ pub enum Delivery {
 /// A proposal waiting for its entry to be applied.
 struct Pending {
     term: u64,
-    reply: oneshot::Sender<Result<Outcome, RaftError>>,
+    reply: Reply,
+}
+
+/// Whom to answer when a proposed entry is applied.
+enum Reply {
+    Command(oneshot::Sender<Result<Outcome, RaftError>>),
+    /// With the voters after the change.
+    Membership(oneshot::Sender<Result<Vec<u64>, RaftError>>),
+}
+
+impl Reply {
+    fn fail(self, error: RaftError) {
+        match self {
+            Reply::Command(reply) => drop(reply.send(Err(error))),
+            Reply::Membership(reply) => drop(reply.send(Err(error))),
+        }
+    }
 }
 
 type ReadReply = oneshot::Sender<Result<(), RaftError>>;
@@ -179,7 +201,12 @@ impl<S: LogStore, T: Transport> Node<S, T> {
         status: Arc<super::Status>,
     ) -> Result<(Self, Arc<RwLock<State>>), NodeError> {
         let snapshot = storage.latest_snapshot();
-        let state = Arc::new(RwLock::new(restore(&snapshot.data)?));
+        let restored = restore(&snapshot.data)?;
+        let mut transport = transport;
+        for (&id, url) in restored.node_urls() {
+            transport.learn(id, Some(url));
+        }
+        let state = Arc::new(RwLock::new(restored));
         let applied = snapshot.get_metadata().index;
         let raft_config = raft::Config {
             id: config.id,
@@ -318,6 +345,7 @@ impl<S: LogStore, T: Transport> Node<S, T> {
         match msg {
             Msg::Propose { command, reply } => self.propose(*command, reply),
             Msg::Read { reply } => self.reads.waiting.push(reply),
+            Msg::ChangeMembership { change, reply } => self.propose_membership(change, reply),
             Msg::Step(message) => {
                 if let Err(error) = self.raw.step(*message) {
                     tracing::debug!(%error, "raft message refused");
@@ -334,30 +362,36 @@ impl<S: LogStore, T: Transport> Node<S, T> {
     }
 
     fn propose(&mut self, command: Command, reply: oneshot::Sender<Result<Outcome, RaftError>>) {
-        if self.raw.raft.state != StateRole::Leader {
-            let leader = self.raw.raft.leader_id;
-            let _ = reply.send(Err(RaftError::NotLeader {
-                leader_id: (leader != INVALID_ID).then_some(leader),
-                leader_url: None,
-            }));
-            return;
-        }
+        let reply = Reply::Command(reply);
         let data = match command.encode() {
             Ok(data) => data,
-            Err(error) => {
-                let _ = reply.send(Err(RaftError::Encode(error.to_string())));
-                return;
-            }
+            Err(error) => return reply.fail(RaftError::Encode(error.to_string())),
         };
+        self.append(reply, |raw| raw.propose(Vec::new(), data));
+    }
+
+    fn propose_membership(&mut self, change: ConfChange, reply: oneshot::Sender<Result<Vec<u64>, RaftError>>) {
+        let reply = Reply::Membership(reply);
+        if self.raw.raft.has_pending_conf() {
+            return reply.fail(RaftError::Dropped("another membership change is in progress; try again".into()));
+        }
+        self.append(reply, |raw| raw.propose_conf_change(Vec::new(), change));
+    }
+
+    /// Appends a proposal on the leader and keeps `reply` for when its entry is applied.
+    fn append(&mut self, reply: Reply, propose: impl FnOnce(&mut RawNode<S>) -> raft::Result<()>) {
+        if self.raw.raft.state != StateRole::Leader {
+            let leader = self.raw.raft.leader_id;
+            return reply
+                .fail(RaftError::NotLeader { leader_id: (leader != INVALID_ID).then_some(leader), leader_url: None });
+        }
         let before = self.raw.raft.raft_log.last_index();
-        if let Err(error) = self.raw.propose(Vec::new(), data) {
-            let _ = reply.send(Err(RaftError::Dropped(error.to_string())));
-            return;
+        if let Err(error) = propose(&mut self.raw) {
+            return reply.fail(RaftError::Dropped(error.to_string()));
         }
         let index = self.raw.raft.raft_log.last_index();
         if index == before {
-            let _ = reply.send(Err(RaftError::Dropped("raft appended nothing".into())));
-            return;
+            return reply.fail(RaftError::Dropped("raft appended nothing".into()));
         }
         self.pending.insert(index, Pending { term: self.raw.raft.term, reply });
     }
@@ -429,7 +463,12 @@ impl<S: LogStore, T: Transport> Node<S, T> {
             commit_index: raft.raft_log.committed,
             applied_index: self.applied,
             leader_id: raft.leader_id,
-            voters: raft.prs().conf().voters().ids().iter().collect(),
+            voters: {
+                // raft keeps them in a hash set: sorted, for people and tests.
+                let mut voters: Vec<u64> = raft.prs().conf().voters().ids().iter().collect();
+                voters.sort_unstable();
+                voters
+            },
         });
         self.maybe_snapshot()
     }
@@ -458,6 +497,9 @@ impl<S: LogStore, T: Transport> Node<S, T> {
             return Ok(());
         }
         let restored = restore(&snapshot.data)?;
+        for (&id, url) in restored.node_urls() {
+            self.transport.learn(id, Some(url));
+        }
         let index = snapshot.get_metadata().index;
         self.raw.mut_store().apply_snapshot(snapshot.clone())?;
         *self.state.write().map_err(|_| NodeError::Poisoned)? = restored;
@@ -484,11 +526,11 @@ impl<S: LogStore, T: Transport> Node<S, T> {
                 let mut state = self.state.write().map_err(|_| NodeError::Poisoned)?;
                 apply_entry(&mut state, &entry)?
             };
+            self.applied = entry.index;
             match applied {
                 Applied::Normal(outcome) => self.answer(&entry, outcome),
                 Applied::ConfChange => self.apply_conf_change(&entry)?,
             }
-            self.applied = entry.index;
             if let Some(log) = &mut self.applied_log {
                 log.push(entry);
             }
@@ -500,22 +542,44 @@ impl<S: LogStore, T: Transport> Node<S, T> {
     /// one it proposed (same term), else with the news that it was lost.
     fn answer(&mut self, entry: &Entry, outcome: Option<Outcome>) {
         let Some(pending) = self.pending.remove(&entry.index) else { return };
-        let answer = match outcome {
-            Some(outcome) if pending.term == entry.term => Ok(outcome),
-            _ => Err(RaftError::Dropped(format!("entry {} was replaced by another leader", entry.index))),
-        };
-        let _ = pending.reply.send(answer);
+        match (pending.reply, outcome) {
+            (Reply::Command(reply), Some(outcome)) if pending.term == entry.term => drop(reply.send(Ok(outcome))),
+            (reply, _) => reply.fail(lost(entry)),
+        }
     }
 
+    /// Applies a committed membership change to raft and the store, tells the transport
+    /// where an added node is, and answers its proposer with the new voters.
+    ///
+    /// After adding a node, every node snapshots at once: the newcomer must start from a
+    /// snapshot whose configuration names it. Fed the log from its first entry instead,
+    /// it would never see the voters the group was bootstrapped with (they are in the
+    /// store, not the log) and would take itself for the only voter.
     fn apply_conf_change(&mut self, entry: &Entry) -> Result<(), NodeError> {
-        let conf_state = if entry.get_entry_type() == EntryType::EntryConfChangeV2 {
+        let (conf_state, added) = if entry.get_entry_type() == EntryType::EntryConfChangeV2 {
             let change = ConfChangeV2::parse_from_bytes(&entry.data).map_err(raft::Error::CodecError)?;
-            self.raw.apply_conf_change(&change)?
+            (self.raw.apply_conf_change(&change)?, false)
         } else {
             let change = ConfChange::parse_from_bytes(&entry.data).map_err(raft::Error::CodecError)?;
-            self.raw.apply_conf_change(&change)?
+            let url = std::str::from_utf8(&change.context).ok().filter(|u| !u.is_empty());
+            let added = change.get_change_type() != raft::eraftpb::ConfChangeType::RemoveNode;
+            if change.node_id != self.raw.raft.id {
+                self.transport.learn(change.node_id, if added { url } else { None });
+            }
+            (self.raw.apply_conf_change(&change)?, added)
         };
+        let mut voters: Vec<u64> = conf_state.voters.clone();
+        voters.sort_unstable();
         self.raw.mut_store().set_conf_state(conf_state)?;
+        if added && self.applied > self.last_snapshot {
+            self.take_snapshot()?;
+        }
+        if let Some(pending) = self.pending.remove(&entry.index) {
+            match pending.reply {
+                Reply::Membership(reply) if pending.term == entry.term => drop(reply.send(Ok(voters))),
+                reply => reply.fail(lost(entry)),
+            }
+        }
         Ok(())
     }
 
@@ -549,6 +613,11 @@ impl<S: LogStore, T: Transport> Node<S, T> {
         if self.applied < self.last_snapshot + self.snapshot_every {
             return Ok(());
         }
+        self.take_snapshot()
+    }
+
+    /// Snapshots the state at the applied index and compacts the log up to it.
+    fn take_snapshot(&mut self) -> Result<(), NodeError> {
         let bytes = {
             let state = self.state.read().map_err(|_| NodeError::Poisoned)?;
             snapshot_bytes(&state).map_err(NodeError::Snapshot)?
@@ -561,7 +630,7 @@ impl<S: LogStore, T: Transport> Node<S, T> {
 
     fn fail_all(&mut self, reason: &str) {
         for (_, pending) in std::mem::take(&mut self.pending) {
-            let _ = pending.reply.send(Err(RaftError::Stopped(reason.to_owned())));
+            pending.reply.fail(RaftError::Stopped(reason.to_owned()));
         }
         let reads = std::mem::take(&mut self.reads);
         let requested = reads.requested.into_values().flatten();
@@ -572,6 +641,11 @@ impl<S: LogStore, T: Transport> Node<S, T> {
     }
 }
 
+/// The error of a proposal whose index got another entry (a new leader's).
+fn lost(entry: &Entry) -> RaftError {
+    RaftError::Dropped(format!("entry {} was replaced by another leader", entry.index))
+}
+
 fn reject(msg: Msg, reason: &str) {
     let stopped = || RaftError::Stopped(reason.to_owned());
     match msg {
@@ -579,6 +653,9 @@ fn reject(msg: Msg, reason: &str) {
             let _ = reply.send(Err(stopped()));
         }
         Msg::Read { reply } => {
+            let _ = reply.send(Err(stopped()));
+        }
+        Msg::ChangeMembership { reply, .. } => {
             let _ = reply.send(Err(stopped()));
         }
         Msg::Step(_) | Msg::Report { .. } => {}

@@ -20,6 +20,11 @@ use raft::eraftpb::Message;
 /// Sends Raft messages to peers, best effort.
 pub trait Transport: Send + 'static {
     fn send(&mut self, messages: Vec<Message>);
+
+    /// Node `id` joined the group at `url` (a committed membership change, or one
+    /// restored from a snapshot), or left it (`None`). Transports with a fixed set of
+    /// peers ignore it.
+    fn learn(&mut self, _id: u64, _url: Option<&str>) {}
 }
 
 /// The transport of a single-voter group: there is nobody to send to.

@@ -41,11 +41,12 @@ pub enum Rpc {
     ListAgents,
     RemoveAgent,
     ClusterStatus,
+    ChangeMembership,
     RaftSend,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 13] = [
+    pub const ALL: [Rpc; 14] = [
         Rpc::Register,
         Rpc::Heartbeat,
         Rpc::LeaseCells,
@@ -58,6 +59,7 @@ impl Rpc {
         Rpc::ListAgents,
         Rpc::RemoveAgent,
         Rpc::ClusterStatus,
+        Rpc::ChangeMembership,
         Rpc::RaftSend,
     ];
 
@@ -76,6 +78,7 @@ impl Rpc {
             Rpc::ListAgents => ("FleetService", "ListAgents"),
             Rpc::RemoveAgent => ("FleetService", "RemoveAgent"),
             Rpc::ClusterStatus => ("FleetService", "ClusterStatus"),
+            Rpc::ChangeMembership => ("FleetService", "ChangeMembership"),
             Rpc::RaftSend => ("RaftService", "Send"),
         }
     }
@@ -99,7 +102,7 @@ impl Rpc {
             // A submitter cancels only their own sweeps (checked by the handler).
             Rpc::Submit | Rpc::Cancel => matches!(role, Admin | Submitter),
             Rpc::Get | Rpc::List | Rpc::Watch | Rpc::ListAgents => matches!(role, Admin | Submitter | Reader),
-            Rpc::RemoveAgent => role == Admin,
+            Rpc::RemoveAgent | Rpc::ChangeMembership => role == Admin,
             // Nodes ask it of each other once there are several.
             Rpc::ClusterStatus => matches!(role, Admin | Submitter | Reader | Node),
             // Raft between coordinators; raft's decoder is never reached by anyone else.

@@ -49,6 +49,10 @@ pub struct ServeConfig {
     /// empty for a single node. Nodes reach each other at these URLs with their node
     /// certificates, and followers name the leader's URL to clients.
     pub peers: Vec<String>,
+    /// This node joins a running cluster (`accelbench cluster add-node` on its leader
+    /// adds it): it starts with no voters and learns them from the leader's snapshot.
+    /// Only for a node whose data folder is new; ignored once it has a Raft store.
+    pub join: bool,
 }
 
 /// How the listeners are secured, once the settings are checked.
@@ -78,6 +82,7 @@ impl Default for ServeConfig {
             insecure: false,
             node_id: 1,
             peers: Vec::new(),
+            join: false,
         }
     }
 }
@@ -112,6 +117,7 @@ impl ServeConfig {
             anyhow::ensure!(nodes.insert(id, url.to_owned()).is_none(), "--peers names node {id} twice");
         }
         if nodes.is_empty() {
+            anyhow::ensure!(!self.join, "--join needs --peers (the running cluster's nodes and this one)");
             anyhow::ensure!(self.node_id == 1, "--node-id {} needs --peers (every node of the cluster)", self.node_id);
             return Ok(nodes);
         }

@@ -4,8 +4,8 @@
 use proto::convert::parse_field;
 use proto::v1::fleet_service_server::FleetService;
 use proto::v1::{
-    AgentInfo, ClusterStatusRequest, ClusterStatusResponse, ListAgentsRequest, ListAgentsResponse, RaftNodeStatus,
-    RemoveAgentRequest, RemoveAgentResponse,
+    AgentInfo, ChangeMembershipRequest, ChangeMembershipResponse, ClusterStatusRequest, ClusterStatusResponse,
+    ListAgentsRequest, ListAgentsResponse, MembershipChange, RaftNodeStatus, RemoveAgentRequest, RemoveAgentResponse,
 };
 use shared::ids::AgentId;
 use tonic::{Request, Response, Status};
@@ -76,6 +76,18 @@ impl FleetService for Fleet {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(node_id = request.get_ref().node_id))]
+    async fn change_membership(
+        &self,
+        request: Request<ChangeMembershipRequest>,
+    ) -> Result<Response<ChangeMembershipResponse>, Status> {
+        let r = request.into_inner();
+        let url = check_membership_change(&r, &self.ctx.raft.status().voters, self.ctx.config.peers.is_empty())?;
+        let voters = self.ctx.raft.change_membership(r.node_id, url.as_deref()).await.map_err(raft_status)?;
+        tracing::warn!(node_id = r.node_id, ?url, ?voters, "raft membership changed by an operator");
+        Ok(Response::new(ChangeMembershipResponse { voters }))
+    }
+
     #[tracing::instrument(skip_all)]
     async fn cluster_status(
         &self,
@@ -90,10 +102,88 @@ impl FleetService for Fleet {
                 commit_index: now.commit_index,
                 applied_index: now.applied_index,
             }),
-            leader_url: self.ctx.raft.url_of(now.leader_id).unwrap_or_default().to_string(),
+            leader_url: self.ctx.raft.url_of(now.leader_id).unwrap_or_default(),
             leader_id: now.leader_id,
             voters: now.voters,
             server_time_ms: now_ms(),
         }))
+    }
+}
+
+/// Fewest voters a cluster may shrink to: a majority of fewer survives no loss.
+const MIN_VOTERS: usize = 3;
+
+/// Checks a membership change against the voters as this node knows them; the URL to
+/// record for an added node (`None` to remove).
+fn check_membership_change(r: &ChangeMembershipRequest, voters: &[u64], alone: bool) -> Result<Option<String>, Status> {
+    if alone {
+        return Err(Status::failed_precondition(
+            "this coordinator runs alone (no --peers): membership changes need a cluster of at least 3",
+        ));
+    }
+    if r.node_id == 0 {
+        return Err(Status::invalid_argument("node_id: 0 is not a node id"));
+    }
+    match MembershipChange::try_from(r.change) {
+        Ok(MembershipChange::Add) => {
+            if voters.contains(&r.node_id) {
+                return Err(Status::already_exists(format!("node {} is a voter already ({voters:?})", r.node_id)));
+            }
+            let url = r.url.trim();
+            let one = proto::connect::Coordinators::parse(url)
+                .map_err(|e| Status::invalid_argument(format!("url: {e:#}")))?;
+            if one.urls().len() != 1 {
+                return Err(Status::invalid_argument(format!("url: one URL, not {}", one.urls().len())));
+            }
+            Ok(Some(url.to_string()))
+        }
+        Ok(MembershipChange::Remove) => {
+            if !voters.contains(&r.node_id) {
+                return Err(Status::not_found(format!("node {} is not a voter ({voters:?})", r.node_id)));
+            }
+            if voters.len() <= MIN_VOTERS {
+                return Err(Status::failed_precondition(format!(
+                    "removing node {} would leave {} voters, and a cluster needs {MIN_VOTERS} to survive a loss: \
+                     add its replacement first",
+                    r.node_id,
+                    voters.len() - 1
+                )));
+            }
+            Ok(None)
+        }
+        _ => Err(Status::invalid_argument("change: expected ADD or REMOVE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn membership_changes_are_checked_before_raft_sees_them() {
+        let add = |id, url: &str| ChangeMembershipRequest {
+            change: MembershipChange::Add as i32,
+            node_id: id,
+            url: url.into(),
+        };
+        let remove =
+            |id| ChangeMembershipRequest { change: MembershipChange::Remove as i32, node_id: id, url: "".into() };
+        let three = [1, 2, 3];
+        let code = |r: &ChangeMembershipRequest, voters: &[u64]| {
+            check_membership_change(r, voters, false).map_err(|s| s.code())
+        };
+        assert_eq!(code(&add(4, " https://c4:7070 "), &three), Ok(Some("https://c4:7070".into())));
+        assert_eq!(code(&add(2, "https://c2:7070"), &three), Err(Code::AlreadyExists));
+        assert_eq!(code(&add(0, "https://c0:7070"), &three), Err(Code::InvalidArgument));
+        for bad in ["", "c4:7070", "https://a:1,https://b:2", "ftp://c4:1"] {
+            assert_eq!(code(&add(4, bad), &three), Err(Code::InvalidArgument), "{bad:?}");
+        }
+        assert_eq!(code(&remove(2), &three), Err(Code::FailedPrecondition), "3 voters stay 3");
+        assert_eq!(code(&remove(2), &[1, 2, 3, 4]), Ok(None));
+        assert_eq!(code(&remove(9), &[1, 2, 3, 4]), Err(Code::NotFound));
+        assert_eq!(code(&ChangeMembershipRequest::default(), &three), Err(Code::InvalidArgument));
+        let alone = check_membership_change(&add(2, "https://c2:7070"), &[1], true).unwrap_err();
+        assert!(alone.code() == Code::FailedPrecondition && alone.message().contains("runs alone"), "{alone:?}");
     }
 }

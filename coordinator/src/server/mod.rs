@@ -208,7 +208,12 @@ fn start_raft(
 ) -> anyhow::Result<RaftHandle> {
     let node = NodeConfig {
         id: config.node_id,
-        voters: if cluster.is_empty() { vec![config.node_id] } else { cluster.keys().copied().collect() },
+        voters: match (cluster.is_empty(), config.join) {
+            (true, _) => vec![config.node_id],
+            // The leader's snapshot brings the voters, this node among them.
+            (false, true) => Vec::new(),
+            (false, false) => cluster.keys().copied().collect(),
+        },
         path: config.data_dir.join("raft.redb"),
         tick_interval: Duration::from_millis(100),
         election_tick: 10,

@@ -15,7 +15,7 @@
 //! Must never: block or retry inline in `send`, or step a message meant for another node.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use proto::connect::ClientAuth;
@@ -48,26 +48,58 @@ struct Outgoing {
 /// The node this process runs, set once it has started; the peer tasks report to it.
 type NodeCell = Arc<OnceLock<RaftHandle>>;
 
-/// The transport of a node with peers: one queue and one sending task per peer.
+/// The transport of a node with peers: one queue and one sending task per peer. Peers
+/// come from `--peers` at start and from membership changes later ([`Transport::learn`]).
 pub struct PeerTransport {
-    queues: BTreeMap<u64, mpsc::Sender<Outgoing>>,
+    queues: Arc<Mutex<BTreeMap<u64, Queue>>>,
     node: NodeCell,
+    self_id: u64,
+    auth: ClientAuth,
+    /// Where the sending tasks run: `learn` is called from the node's own thread.
+    runtime: tokio::runtime::Handle,
+}
+
+/// One peer's queue, and the URL its task sends to.
+#[derive(Clone)]
+struct Queue {
+    url: String,
+    tx: mpsc::Sender<Outgoing>,
 }
 
 impl PeerTransport {
     /// Starts a sending task per peer (`peers`: id → URL, this node excluded) on the
     /// current tokio runtime. `auth` is this node's certificate, used as a client.
     pub fn start(self_id: u64, peers: &BTreeMap<u64, String>, auth: &ClientAuth) -> anyhow::Result<PeerTransport> {
-        let node: NodeCell = Arc::default();
-        let mut queues = BTreeMap::new();
+        let transport = PeerTransport {
+            queues: Arc::default(),
+            node: Arc::default(),
+            self_id,
+            auth: auth.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        };
         for (&id, url) in peers {
-            let channel = proto::connect::endpoint(url, auth)?.connect_lazy();
-            let client = RaftServiceClient::new(channel).max_encoding_message_size(MAX_MESSAGE_BYTES);
-            let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(drain(Peer { self_id, id, url: url.clone(), client, node: Arc::clone(&node) }, rx));
-            queues.insert(id, tx);
+            transport.connect(id, url)?;
         }
-        Ok(PeerTransport { queues, node })
+        Ok(transport)
+    }
+
+    /// Starts the task that sends to peer `id` at `url` (ending one to an older URL).
+    fn connect(&self, id: u64, url: &str) -> anyhow::Result<()> {
+        // The channel's worker is spawned on the current runtime: enter ours (the node's
+        // thread has none).
+        let _runtime = self.runtime.enter();
+        let channel = proto::connect::endpoint(url, &self.auth)?.connect_lazy();
+        let client = RaftServiceClient::new(channel).max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let peer = Peer { self_id: self.self_id, id, url: url.to_string(), client, node: Arc::clone(&self.node) };
+        self.runtime.spawn(drain(peer, rx));
+        self.lock().insert(id, Queue { url: url.to_string(), tx });
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Queue>> {
+        // Inserts and removes are whole under the lock: a poisoned map is still consistent.
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Where the peer tasks send their reports: call once the node has started.
@@ -77,15 +109,22 @@ impl PeerTransport {
 
     /// A second handle on the same queues, for the node (this one keeps `node_started`).
     pub fn sender(&self) -> PeerTransport {
-        PeerTransport { queues: self.queues.clone(), node: Arc::clone(&self.node) }
+        PeerTransport {
+            queues: Arc::clone(&self.queues),
+            node: Arc::clone(&self.node),
+            self_id: self.self_id,
+            auth: self.auth.clone(),
+            runtime: self.runtime.clone(),
+        }
     }
 }
 
 impl Transport for PeerTransport {
     fn send(&mut self, messages: Vec<Message>) {
+        let queues = self.lock().clone();
         for message in messages {
             let to = message.to;
-            let Some(queue) = self.queues.get(&to) else {
+            let Some(queue) = queues.get(&to) else {
                 tracing::warn!(to, "raft message for a node that is not a peer; dropped");
                 continue;
             };
@@ -97,12 +136,32 @@ impl Transport for PeerTransport {
                     continue;
                 }
             };
-            if queue.try_send(Outgoing { bytes, snapshot }).is_err() {
+            if queue.tx.try_send(Outgoing { bytes, snapshot }).is_err() {
                 tracing::debug!(to, "peer queue full; raft message dropped (raft retransmits)");
                 if snapshot {
                     report(&self.node, to, Delivery::SnapshotFailed);
                 }
             }
+        }
+    }
+
+    fn learn(&mut self, id: u64, url: Option<&str>) {
+        if id == self.self_id {
+            return;
+        }
+        let Some(url) = url else {
+            // Dropping the queue's sender ends its task.
+            if self.lock().remove(&id).is_some() {
+                tracing::info!(peer = id, "raft peer removed");
+            }
+            return;
+        };
+        if self.lock().get(&id).is_some_and(|q| q.url == url) {
+            return;
+        }
+        match self.connect(id, url) {
+            Ok(()) => tracing::info!(peer = id, url, "raft peer added"),
+            Err(e) => tracing::error!(peer = id, url, error = %format!("{e:#}"), "raft peer cannot be reached"),
         }
     }
 }

@@ -45,6 +45,12 @@ pub struct State {
     /// repeat, even across sweeps and cells.
     last_epoch: u64,
     manifest: BTreeMap<String, FileEntry>,
+    /// The client URL of each coordinator node added at run time (`cluster add-node`),
+    /// by Raft id, from the membership change that added it: replicated, so that every
+    /// node, and a node restored from a snapshot, can reach it. Nodes bootstrapped
+    /// together are found through `--peers` instead.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    node_urls: BTreeMap<u64, String>,
 }
 
 /// One submitted sweep and its cells.
@@ -296,5 +302,19 @@ impl State {
 
     pub fn manifest(&self) -> impl Iterator<Item = &FileEntry> {
         self.manifest.values()
+    }
+
+    /// The URLs of nodes added at run time, by Raft id.
+    pub fn node_urls(&self) -> &BTreeMap<u64, String> {
+        &self.node_urls
+    }
+
+    /// Records node `id`'s URL (a membership change added it), or forgets it (removed).
+    /// Only applying a committed membership change calls this.
+    pub(crate) fn set_node_url(&mut self, id: u64, url: Option<String>) {
+        match url {
+            Some(url) => self.node_urls.insert(id, url),
+            None => self.node_urls.remove(&id),
+        };
     }
 }
