@@ -3,7 +3,8 @@
 //! leader's URL, and after the leader is SIGKILLed the other two elect a new one that
 //! still holds the sweep; the killed node, restarted at once, catches up as a follower.
 //! Given every node's URL, the CLI finds the leader and an agent follows it across the
-//! leader's SIGKILL: the sweep completes with one final result per cell.
+//! leader's SIGKILL: the sweep completes with one final result per cell in a warehouse on
+//! a real S3-compatible server. A fourth node joins and a founder leaves while it serves.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -19,10 +20,19 @@ struct Nodes {
     dir: tempfile::TempDir,
     urls: Vec<String>,
     children: Vec<Option<Child>>,
+    /// The shared warehouse: a folder by default, or an S3 bucket.
+    warehouse: String,
+    /// What every process gets besides (the S3 server's settings).
+    env: Vec<(String, String)>,
 }
 
 impl Nodes {
     fn start() -> Nodes {
+        Nodes::start_on(None)
+    }
+
+    /// The nodes with their warehouse in `s3`'s bucket rather than a shared folder.
+    fn start_on(s3: Option<&e2e::s3::S3Server>) -> Nodes {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = dir.path().join("ca");
         run(Command::new(binary("accelbench")).args(["ca", "init", "--dir"]).arg(&ca));
@@ -43,7 +53,14 @@ impl Nodes {
                 format!("https://{}", l.local_addr().expect("addr"))
             })
             .collect();
-        let mut nodes = Nodes { dir, urls, children: Vec::new() };
+        let (warehouse, env) = match s3 {
+            Some(server) => ("s3://bench/cluster".to_string(), server.env()),
+            None => (dir.path().join("warehouse").display().to_string(), Vec::new()),
+        };
+        let mut env = env;
+        // Each process's local copy of the warehouse for DuckDB, inside the test's folder.
+        env.push(("XDG_CACHE_HOME".into(), dir.path().join("cache").display().to_string()));
+        let mut nodes = Nodes { dir, urls, children: Vec::new(), warehouse, env };
         for n in 1..=NODES {
             let child = nodes.spawn(n);
             nodes.children.push(Some(child));
@@ -88,8 +105,8 @@ impl Nodes {
         command
             .args(["serve", "--listen", url.trim_start_matches("https://"), "--data-dir"])
             .arg(self.dir.path().join(format!("node-{n}")))
-            .arg("--warehouse")
-            .arg(self.dir.path().join("warehouse"))
+            .args(["--warehouse", &self.warehouse])
+            .envs(self.env.iter().cloned())
             .arg("--tls-ca")
             .arg(ca.join("ca.pem"))
             .arg("--tls-cert")
@@ -156,6 +173,7 @@ impl Nodes {
             .env("ACCELBENCH_CA", ca.join("ca.pem"))
             .env("ACCELBENCH_CERT", ca.join("admin-admin.pem"))
             .env("ACCELBENCH_KEY", ca.join("admin-admin.key"))
+            .envs(self.env.iter().cloned())
             .output()
             .expect("accelbench runs")
     }
@@ -280,7 +298,10 @@ fn three_nodes_elect_a_leader_and_survive_its_sigkill() {
 
 #[test]
 fn the_cli_and_an_agent_follow_the_leader_across_its_sigkill() {
-    let mut nodes = Nodes::start();
+    // The warehouse every node reaches is an S3 bucket on a real S3-compatible server:
+    // the old leader committed the first results there, the new one the rest.
+    let s3 = e2e::s3::S3Server::start();
+    let mut nodes = Nodes::start_on(Some(&s3));
     let all: Vec<u64> = (1..=NODES).collect();
     let leader = nodes.agreed_leader(&all, Duration::from_secs(60));
     let follower = all.iter().copied().find(|&n| n != leader).expect("a follower");
@@ -351,12 +372,11 @@ fn the_cli_and_an_agent_follow_the_leader_across_its_sigkill() {
     );
 
     // The warehouse holds one final result per cell and no (cell, attempt) twice.
-    let warehouse = nodes.dir.path().join("warehouse");
     let sql = format!(
         "SELECT count(*) AS rows, count(DISTINCT cell_key) AS cells, count(DISTINCT (cell_key, attempt)) AS attempts \
          FROM results WHERE sweep_id = '{id}' AND status = 'ok'"
     );
-    let o = nodes.cli(&["query", &sql, "--warehouse", &warehouse.to_string_lossy(), "--format", "json"]);
+    let o = nodes.cli(&["query", &sql, "--warehouse", &nodes.warehouse, "--format", "json"]);
     assert!(o.status.success(), "{}", text(&o));
     let row: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one json row");
     assert_eq!((row["rows"].as_u64(), row["cells"].as_u64()), (Some(CELLS), Some(CELLS)), "{row}\n{}", nodes.logs());
