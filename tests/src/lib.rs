@@ -27,6 +27,7 @@ pub mod cdp;
 pub mod fault;
 pub mod fuzz;
 pub mod otlp;
+pub mod raft;
 pub mod s3;
 
 /// The checkout the tests run in: `cargo test` sets `CARGO_MANIFEST_DIR` when it runs a

@@ -1,0 +1,270 @@
+//! A Raft cluster of real coordinator processes for the end-to-end tests: start, kill,
+//! restart, pause and add nodes, run the CLI and agents against them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{binary, tiny_spec};
+
+/// Nodes a cluster starts with.
+pub const NODES: u64 = 3;
+
+/// A Raft cluster of `accelbench serve` processes on loopback, over mutual TLS with node
+/// certificates, killed when dropped.
+pub struct Nodes {
+    pub dir: tempfile::TempDir,
+    pub urls: Vec<String>,
+    children: Vec<Option<Child>>,
+    /// The shared warehouse: a folder by default, or an S3 bucket.
+    pub warehouse: String,
+    /// What every process gets besides (the S3 server's settings).
+    env: Vec<(String, String)>,
+}
+
+impl Nodes {
+    pub fn start() -> Nodes {
+        Nodes::start_on(None)
+    }
+
+    /// The nodes with their warehouse in `s3`'s bucket rather than a shared folder.
+    pub fn start_on(s3: Option<&crate::s3::S3Server>) -> Nodes {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("ca");
+        run(Command::new(binary("accelbench")).args(["ca", "init", "--dir"]).arg(&ca));
+        for n in 1..=NODES {
+            run(Command::new(binary("accelbench"))
+                .args(["ca", "issue", "--dir"])
+                .arg(&ca)
+                .args(["--node", &format!("n{n}")]));
+        }
+        run(Command::new(binary("accelbench"))
+            .args(["ca", "issue", "--dir"])
+            .arg(&ca)
+            .args(["--user", "admin", "--role", "admin"]));
+        // Free ports, taken by the nodes right after.
+        let urls = (0..NODES)
+            .map(|_| {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+                format!("https://{}", l.local_addr().expect("addr"))
+            })
+            .collect();
+        let (warehouse, env) = match s3 {
+            Some(server) => ("s3://bench/cluster".to_string(), server.env()),
+            None => (dir.path().join("warehouse").display().to_string(), Vec::new()),
+        };
+        let mut env = env;
+        // Each process's local copy of the warehouse for DuckDB, inside the test's folder.
+        env.push(("XDG_CACHE_HOME".into(), dir.path().join("cache").display().to_string()));
+        let mut nodes = Nodes { dir, urls, children: Vec::new(), warehouse, env };
+        for n in 1..=NODES {
+            let child = nodes.spawn(n);
+            nodes.children.push(Some(child));
+        }
+        nodes
+    }
+
+    fn peers(&self) -> String {
+        self.urls.iter().enumerate().map(|(i, url)| format!("{}={url}", i + 1)).collect::<Vec<_>>().join(",")
+    }
+
+    /// Starts one more node with `serve --join` (its certificate, a free port, --peers
+    /// naming every node so far and itself); its id.
+    pub fn start_joining(&mut self) -> u64 {
+        let n = self.urls.len() as u64 + 1;
+        run(Command::new(binary("accelbench"))
+            .args(["ca", "issue", "--dir"])
+            .arg(self.dir.path().join("ca"))
+            .args(["--node", &format!("n{n}")]));
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        self.urls.push(format!("https://{}", l.local_addr().expect("addr")));
+        drop(l);
+        let mut child = self.command(n);
+        child.arg("--join");
+        self.children.push(Some(child.spawn().expect("accelbench serve --join starts")));
+        n
+    }
+
+    fn spawn(&self, n: u64) -> Child {
+        self.command(n).spawn().expect("accelbench serve starts")
+    }
+
+    fn command(&self, n: u64) -> Command {
+        let ca = self.dir.path().join("ca");
+        let url = &self.urls[(n - 1) as usize];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node-{n}.log")))
+            .expect("log file");
+        let mut command = Command::new(binary("accelbench"));
+        command
+            .args(["serve", "--listen", url.trim_start_matches("https://"), "--data-dir"])
+            .arg(self.dir.path().join(format!("node-{n}")))
+            .args(["--warehouse", &self.warehouse])
+            .envs(self.env.iter().cloned())
+            .arg("--tls-ca")
+            .arg(ca.join("ca.pem"))
+            .arg("--tls-cert")
+            .arg(ca.join(format!("node-n{n}.pem")))
+            .arg("--tls-key")
+            .arg(ca.join(format!("node-n{n}.key")))
+            .args(["--node-id", &n.to_string(), "--peers", &self.peers()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        command
+    }
+
+    /// Every node's URL, comma-separated, `first` first: what `--coordinator` takes.
+    pub fn list_from(&self, first: u64) -> String {
+        let mut urls = self.urls.clone();
+        urls.rotate_left((first - 1) as usize);
+        urls.join(",")
+    }
+
+    /// Agent `name`, given `coordinators`, with its own certificate, spool and log.
+    pub fn start_agent(&self, name: &str, coordinators: &str) -> Child {
+        let ca = self.dir.path().join("ca");
+        run(Command::new(binary("accelbench")).args(["ca", "issue", "--dir"]).arg(&ca).args(["--agent", name]));
+        let log = std::fs::File::create(self.dir.path().join(format!("agent-{name}.log"))).expect("agent log");
+        Command::new(binary("accelbench-agent"))
+            .args(["run", "--no-calibrate", "--coordinator", coordinators, "--spool"])
+            .arg(self.dir.path().join(format!("spool-{name}")))
+            .arg("--ca")
+            .arg(ca.join("ca.pem"))
+            .arg("--cert")
+            .arg(ca.join(format!("agent-{name}.pem")))
+            .arg("--key")
+            .arg(ca.join(format!("agent-{name}.key")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("accelbench-agent starts")
+    }
+
+    /// Sweep `id`'s counts by cell state, as the nodes in `coordinators` answer.
+    pub fn sweep_counts(&self, id: &str, coordinators: &str) -> Option<serde_json::Value> {
+        let o = self.cli(&["sweep", "status", id, "--format", "json", "--coordinator", coordinators]);
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let all = text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).next();
+        all.filter(|row| row["hardware_class"] == "all")
+    }
+
+    pub fn kill(&mut self, n: u64) {
+        if let Some(mut child) = self.children[(n - 1) as usize].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) node `n`: a paused leader wakes up stale.
+    pub fn pause(&self, n: u64, paused: bool) {
+        if let Some(child) = &self.children[(n - 1) as usize] {
+            let signal = if paused { "-STOP" } else { "-CONT" };
+            run(Command::new("kill").args([signal, &child.id().to_string()]));
+        }
+    }
+
+    /// The node that says it leads, among those that answer.
+    pub fn leader(&self) -> Option<u64> {
+        (1..=self.children.len() as u64)
+            .filter(|&n| self.children[(n - 1) as usize].is_some())
+            .find(|&n| self.status(n).is_some_and(|s| s["role"] == "leader"))
+    }
+
+    pub fn restart(&mut self, n: u64) {
+        let child = self.spawn(n);
+        self.children[(n - 1) as usize] = Some(child);
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let ca = self.dir.path().join("ca");
+        Command::new(binary("accelbench"))
+            .args(args)
+            .env("ACCELBENCH_CA", ca.join("ca.pem"))
+            .env("ACCELBENCH_CERT", ca.join("admin-admin.pem"))
+            .env("ACCELBENCH_KEY", ca.join("admin-admin.key"))
+            .envs(self.env.iter().cloned())
+            .output()
+            .expect("accelbench runs")
+    }
+
+    /// Node `n`'s `cluster status` as JSON, or `None` while it does not answer.
+    pub fn status(&self, n: u64) -> Option<serde_json::Value> {
+        let url = &self.urls[(n - 1) as usize];
+        let o = self.cli(&["cluster", "status", "--format", "json", "--coordinator", url]);
+        o.status.success().then(|| serde_json::from_slice(&o.stdout).ok()).flatten()
+    }
+
+    /// Waits until every node in `alive` names the same leader (one of them); that leader.
+    pub fn agreed_leader(&self, alive: &[u64], limit: Duration) -> u64 {
+        let start = Instant::now();
+        loop {
+            let statuses: Vec<Option<serde_json::Value>> = alive.iter().map(|&n| self.status(n)).collect();
+            let leaders: Vec<u64> =
+                statuses.iter().map(|s| s.as_ref().and_then(|s| s["leader_id"].as_u64()).unwrap_or(0)).collect();
+            if leaders.iter().all(|&l| l != 0 && l == leaders[0]) && alive.contains(&leaders[0]) {
+                return leaders[0];
+            }
+            assert!(start.elapsed() < limit, "no agreed leader among {alive:?}: {statuses:?}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        (1..=self.children.len() as u64)
+            .map(|n| {
+                let text = std::fs::read_to_string(self.dir.path().join(format!("node-{n}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                format!("--- node {n}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .chain(self.agent_logs())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The last lines of every agent's log.
+    fn agent_logs(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.dir.path()) else { return Vec::new() };
+        let mut logs: Vec<String> = entries
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().to_str()?.to_string();
+                let text = std::fs::read_to_string(self.dir.path().join(&name)).ok()?;
+                name.starts_with("agent-").then(|| {
+                    let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                    format!("--- {name}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+                })
+            })
+            .collect();
+        logs.sort();
+        logs
+    }
+
+    pub fn spec(&self) -> PathBuf {
+        let path = self.dir.path().join("spec.toml");
+        std::fs::write(&path, tiny_spec("raft-cluster", &["bert-tiny"], &[1, 2], 30)).expect("spec");
+        path
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for n in 1..=self.children.len() as u64 {
+            self.kill(n);
+        }
+    }
+}
+
+pub fn run(cmd: &mut Command) {
+    let o = cmd.output().expect("runs");
+    assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// An output's stdout and stderr, for messages.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+pub fn spec_arg(p: &Path) -> String {
+    p.display().to_string()
+}
