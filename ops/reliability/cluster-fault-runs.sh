@@ -25,19 +25,17 @@ while [ "$seed" -lt "$end" ]; do
         cargo test -q -p e2e --test raft_faults -- --nocapture 2>/dev/null | grep '^cluster-fault' | tee -a "$log"
     seed=$((seed + n))
 done
-# Totals over this campaign's seeds, and the failover percentiles over every leader kill.
-awk -v first="$first" -v end="$end" '
-    /^cluster-fault/ {
-        split($2, s, "="); if (s[2] < first || s[2] >= end) next
-        runs++; if ($3 != "clean=true") dirty++
-        if (match($0, /failover_ms=\[[^]]*\]/)) {
-            list = substr($0, RSTART + 13, RLENGTH - 14); n = split(list, v, ", ")
-            for (i = 1; i <= n; i++) if (v[i] != "") ms[k++] = v[i] + 0
-        }
-    }
-    END {
-        printf "runs=%d not_clean=%d leader_kills=%d\n", runs, dirty + 0, k
-        if (k == 0) exit
-        asort(ms)
-        printf "failover ms: p50=%d p99=%d max=%d\n", ms[int(k * 0.5) + 1], ms[int(k * 0.99) + 1 > k ? k : int(k * 0.99) + 1], ms[k]
-    }' "$log"
+# Totals over this campaign's seeds, and the failover percentiles over every leader kill
+# (plain POSIX tools: mawk has no sort).
+lines="$(awk -v first="$first" -v end="$end" '/^cluster-fault/ { split($2, s, "="); if (s[2] >= first && s[2] < end) print }' "$log")"
+runs_done="$(printf '%s\n' "$lines" | grep -c '^cluster-fault')"
+dirty="$(printf '%s\n' "$lines" | grep '^cluster-fault' | grep -vc 'clean=true')"
+ms="$(printf '%s\n' "$lines" | sed -n 's/.*failover_ms=\[\([^]]*\)\].*/\1/p' | tr ',' '\n' | tr -d ' ' | grep -v '^$' | sort -n)"
+kills="$(printf '%s\n' "$ms" | grep -c .)"
+echo "runs=$runs_done not_clean=$dirty leader_kills=$kills"
+if [ "$kills" -gt 0 ]; then
+    pick() { printf '%s\n' "$ms" | sed -n "$1p"; }
+    p99=$(( (kills * 99 + 99) / 100 ))
+    echo "failover ms: p50=$(pick $(( kills / 2 + 1 ))) p99=$(pick "$p99") max=$(pick "$kills")"
+fi
+[ "$dirty" -eq 0 ] && [ "$runs_done" -eq "$runs" ]

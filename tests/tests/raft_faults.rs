@@ -7,7 +7,7 @@
 //! twice in the warehouse, nothing left unacknowledged in a spool. Each leader kill is
 //! timed to the next result acknowledged by the cluster (the failover as agents see it).
 //!
-//! `ACCELBENCH_CLUSTER_FAULT_RUNS` runs (default 2) from `ACCELBENCH_CLUSTER_FAULT_SEED`
+//! `ACCELBENCH_CLUSTER_FAULT_RUNS` runs (default 12, about 2 minutes) from `ACCELBENCH_CLUSTER_FAULT_SEED`
 //! (default 1); `ops/reliability/cluster-fault-runs.sh` runs a campaign. A run's choice
 //! and order of faults replays from its seed; process timing does not.
 
@@ -203,7 +203,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 #[test]
 fn a_cluster_under_seeded_node_faults_loses_and_duplicates_nothing() {
     let first = env_u64("ACCELBENCH_CLUSTER_FAULT_SEED", 1);
-    let runs = env_u64("ACCELBENCH_CLUSTER_FAULT_RUNS", 2);
+    let runs = env_u64("ACCELBENCH_CLUSTER_FAULT_RUNS", 12);
     let mut failovers = Vec::new();
     let mut dirty = Vec::new();
     for seed in first..first + runs {
