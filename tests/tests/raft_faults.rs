@@ -113,10 +113,9 @@ fn one_run(seed: u64) -> Report {
         match *fault {
             Fault::KillLeader(after) => {
                 nodes.kill(leader);
-                if let Some(took) = next_ack(&nodes, &id, &list, ok, DRAIN_LIMIT) {
-                    report.failovers.push(took);
-                }
-                std::thread::sleep(after.saturating_sub(report.failovers.last().copied().unwrap_or_default()));
+                let killed_at = Instant::now();
+                report.failovers.extend(next_ack(&nodes, &id, &list, ok, DRAIN_LIMIT));
+                std::thread::sleep(after.saturating_sub(killed_at.elapsed()));
                 nodes.restart(leader);
             }
             Fault::KillFollower(after) => {

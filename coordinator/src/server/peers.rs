@@ -121,7 +121,8 @@ impl PeerTransport {
 
 impl Transport for PeerTransport {
     fn send(&mut self, messages: Vec<Message>) {
-        let queues = self.lock().clone();
+        // Sending only enqueues (`try_send`): holding the lock meanwhile blocks nothing.
+        let queues = self.lock();
         for message in messages {
             let to = message.to;
             let Some(queue) = queues.get(&to) else {
