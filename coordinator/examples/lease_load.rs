@@ -1,7 +1,7 @@
 //! Load bench of the coordinator: many agent clients on loopback that lease and
 //! complete cells without running models.
 //!
-//! `cargo run -p coordinator --example lease_load [-- --agents 1000 --cells 20000]`
+//! `cargo run -p coordinator --example lease_load [-- --agents 1000 --cells 20000 --nodes 3]`
 //!
 //! Starts `accelbench serve` as its own process with `load_test = true` and a scratch
 //! data folder and warehouse (every result it stores is marked `origin = load-test`,
@@ -11,16 +11,22 @@
 //! and the CPU time per lease of the coordinator process and of the load generator
 //! itself (from /proc): on a small machine the two share the cores, so the sum says
 //! how much of the rate the machine, rather than the coordinator, sets.
+//!
+//! `--nodes 3` runs the coordinator as a Raft cluster of three processes on this machine
+//! (plain-text peers) and drives its leader; `--kill-follower-after SECS` SIGKILLs one
+//! follower that long into the run. The coordinator CPU is then the surviving nodes'.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use proto::v1::agent_service_client::AgentServiceClient;
+use proto::v1::fleet_service_client::FleetServiceClient;
 use proto::v1::sweep_service_client::SweepServiceClient;
-use proto::v1::{LeaseCellsRequest, RegisterRequest, ReportResultsRequest, SpecFormat, SubmitSweepRequest};
+use proto::v1::{
+    ClusterStatusRequest, LeaseCellsRequest, RegisterRequest, ReportResultsRequest, SpecFormat, SubmitSweepRequest,
+};
 use tokio::sync::Mutex;
 
 /// Lease load on a scratch coordinator.
@@ -29,16 +35,78 @@ struct Args {
     /// Generated agents, each leasing one cell at a time.
     #[arg(long, default_value_t = 1000)]
     agents: usize,
-    /// Cells in the sweep (rounded down to a multiple of 10).
+    /// Cells in the sweep (rounded down to batch sizes × sequence lengths × 2 precisions).
     #[arg(long, default_value_t = 20_000)]
     cells: usize,
+    /// Coordinator processes: 1 (a single voter), or 3 or 5 (a Raft cluster).
+    #[arg(long, default_value_t = 1)]
+    nodes: u64,
+    /// With --nodes 3 or 5: SIGKILL one follower this many seconds into the run.
+    #[arg(long, value_name = "SECS")]
+    kill_follower_after: Option<f64>,
+}
+
+/// One coordinator process of the bench.
+struct Node {
+    id: u64,
+    url: String,
+    child: std::process::Child,
+}
+
+/// Starts `n` coordinator processes (a Raft cluster when n > 1) in `dir`.
+fn start_nodes(dir: &std::path::Path, accelbench: &std::path::Path, n: u64) -> anyhow::Result<Vec<Node>> {
+    let ports: Vec<u16> = (0..n)
+        .map(|_| Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()))
+        .collect::<anyhow::Result<_>>()?;
+    let peers: Vec<String> = ports.iter().enumerate().map(|(i, p)| format!("{}=http://127.0.0.1:{p}", i + 1)).collect();
+    let mut nodes = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let id = i as u64 + 1;
+        let mut cmd = Command::new(accelbench);
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(dir.join("serve.toml"))
+            .arg("--data-dir")
+            .arg(dir.join(format!("coordinator-{id}")))
+            .arg("--warehouse")
+            .arg(dir.join("warehouse"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if n > 1 {
+            cmd.args(["--node-id", &id.to_string(), "--peers", &peers.join(",")]);
+        }
+        let child = cmd.spawn().with_context(|| format!("starting {}", accelbench.display()))?;
+        nodes.push(Node { id, url: format!("http://127.0.0.1:{port}"), child });
+    }
+    Ok(nodes)
+}
+
+/// The leader's URL, once a node names one (within a minute).
+async fn leader_url(nodes: &[Node]) -> anyhow::Result<String> {
+    let start = Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(60) {
+        for node in nodes {
+            let Ok(channel) = tonic::transport::Channel::from_shared(node.url.clone())?.connect().await else {
+                continue;
+            };
+            let status = FleetServiceClient::new(channel).cluster_status(ClusterStatusRequest {}).await;
+            if let Ok(s) = status.map(|s| s.into_inner()) {
+                if s.node.is_some_and(|n| n.role == "leader") {
+                    return Ok(node.url.clone());
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("no leader elected within a minute")
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
     let n_agents = args.agents;
-    let n_batches = args.cells / 10;
+    // A spec takes at most 1 000 batch sizes: beyond 10 000 cells, more sequence lengths.
+    let n_batches = (args.cells / 10).clamp(1, 1000);
+    let n_seqs = (args.cells / (2 * n_batches)).max(1);
     let dir = tempfile::tempdir()?;
     std::fs::write(
         dir.path().join("serve.toml"),
@@ -48,23 +116,18 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let exe = std::env::current_exe()?;
     let accelbench = exe.parent().and_then(|p| p.parent()).context("target dir")?.join("accelbench");
-    let mut server = Command::new(&accelbench)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(dir.path().join("serve.toml"))
-        .arg("--data-dir")
-        .arg(dir.path().join("coordinator"))
-        .arg("--warehouse")
-        .arg(dir.path().join("warehouse"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", accelbench.display()))?;
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().context("stdout")?).read_line(&mut line)?;
-    let url = format!("http://{}", line.trim().trim_start_matches("listening on "));
-    let pid = server.id();
+    anyhow::ensure!(matches!(args.nodes, 1 | 3 | 5), "--nodes {}: expected 1, 3 or 5", args.nodes);
+    let mut nodes = start_nodes(dir.path(), &accelbench, args.nodes)?;
+    let url = leader_url(&nodes).await?;
+    let leader = nodes.iter().position(|n| n.url == url).context("the leader is one of ours")?;
+    println!(
+        "{} coordinator process(es); leader node {}; CPU: {}",
+        nodes.len(),
+        nodes[leader].id,
+        agent::detect::detect().cpu.model_name
+    );
 
-    let channel = tonic::transport::Channel::from_shared(url)?.connect().await?;
+    let channel = tonic::transport::Channel::from_shared(url.clone())?.connect().await?;
     let fp = generated_fingerprint();
     let mut ids = Vec::with_capacity(n_agents);
     for _ in 0..n_agents {
@@ -77,10 +140,12 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let batches: Vec<String> = (1..=n_batches).map(|b| b.to_string()).collect();
+    let seqs: Vec<String> = (1..=n_seqs).map(|i| (8 * i).to_string()).collect();
     let spec = format!(
         "name = \"lease-load\"\n[matrix]\nmodels = [\"bert-tiny\"]\nhardware = [\"cpu\"]\nbatch_sizes = [{}]\n\
-         sequence_lengths = [8, 16, 32, 64, 128]\nprecisions = [\"fp32\", \"bf16\"]\n[policy]\nlease_seconds = 600\n",
-        batches.join(", ")
+         sequence_lengths = [{}]\nprecisions = [\"fp32\", \"bf16\"]\n[policy]\nlease_seconds = 600\n",
+        batches.join(", "),
+        seqs.join(", ")
     );
     let sweep = SweepServiceClient::new(channel.clone())
         .submit(SubmitSweepRequest { spec, format: SpecFormat::Toml as i32 })
@@ -88,8 +153,11 @@ async fn main() -> anyhow::Result<()> {
         .into_inner();
     println!("{n_agents} agents, {} cells", sweep.n_cells);
 
-    let cpu_before = cpu_seconds(pid)?;
+    let pids: Vec<u32> = nodes.iter().map(|n| n.child.id()).collect();
+    let cpu_before: Vec<f64> = pids.iter().map(|&p| cpu_seconds(p)).collect::<anyhow::Result<_>>()?;
     let own_cpu_before = cpu_seconds(std::process::id())?;
+    let follower = nodes.iter().position(|n| n.url != url);
+    let kill_at = args.kill_follower_after.map(std::time::Duration::from_secs_f64);
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -97,12 +165,26 @@ async fn main() -> anyhow::Result<()> {
         let (channel, latencies) = (channel.clone(), latencies.clone());
         tasks.push(tokio::spawn(async move { agent_loop(channel, id, latencies).await }));
     }
+    if let (Some(after), Some(f)) = (kill_at, follower) {
+        let (pid, id) = (pids[f], nodes[f].id);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            // SAFETY: kill(2) has no memory preconditions; the pid is our child's.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            println!("follower node {id} SIGKILLed {:.1} s into the run", start.elapsed().as_secs_f64());
+        });
+    }
     let mut n_leases = 0usize;
     for t in tasks {
         n_leases += t.await??;
     }
     let secs = start.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid)? - cpu_before;
+    let killed = follower.filter(|_| kill_at.is_some_and(|after| start.elapsed() >= after));
+    // The surviving nodes' CPU (a killed process's counters are gone with it).
+    let cpu: f64 = (0..nodes.len())
+        .filter(|&i| Some(i) != killed)
+        .map(|i| Ok(cpu_seconds(pids[i])? - cpu_before[i]))
+        .sum::<anyhow::Result<f64>>()?;
     let own_cpu = cpu_seconds(std::process::id())? - own_cpu_before;
     let mut l = latencies.lock().await.clone();
     l.sort_by(f64::total_cmp);
@@ -118,7 +200,9 @@ async fn main() -> anyhow::Result<()> {
         cpu / secs * 100.0,
         own_cpu / n_leases.max(1) as f64 * 1e6,
     );
-    let _ = server.kill();
+    for node in &mut nodes {
+        let _ = node.child.kill();
+    }
     Ok(())
 }
 
