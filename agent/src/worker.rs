@@ -175,7 +175,7 @@ async fn calibrations(cfg: &WorkerConfig, fp: &Fingerprint) -> anyhow::Result<St
 async fn work_forever(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, calibrations: &str) -> anyhow::Result<()> {
     let mut backoff = Backoff::default();
     loop {
-        match session(cfg, shared, fp, calibrations).await {
+        match session(cfg, shared, fp, calibrations, &mut backoff).await {
             Ok(()) => backoff.reset(),
             Err(e) => match cfg.coordinators.after(&e) {
                 // A follower named the leader: go there soon, not after a growing backoff
@@ -200,7 +200,13 @@ async fn work_forever(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, cal
 }
 
 /// One connection's worth of work: register, flush the spool, lease and run.
-async fn session(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, calibrations: &str) -> anyhow::Result<()> {
+async fn session(
+    cfg: &WorkerConfig,
+    shared: &Shared,
+    fp: &Fingerprint,
+    calibrations: &str,
+    backoff: &mut Backoff,
+) -> anyhow::Result<()> {
     let spool = &shared.spool;
     let mut client = AgentServiceClient::new(cfg.coordinators.connect(&cfg.auth, SendTraceContext).await?);
     // The id lives beside the spool: a restarted agent is the same agent, so the leases
@@ -235,6 +241,10 @@ async fn session(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, calibrat
         .await?
         .into_inner();
     let agent_id = reg.agent_id;
+    // A coordinator took us: the next failure starts the backoff over. Without this, an
+    // agent that lived through a few failovers waited seconds before trying the next
+    // URL after the following one (the cluster fault runs found a 4 s failover).
+    backoff.reset();
     std::fs::write(&id_file, &agent_id).with_context(|| format!("writing {}", id_file.display()))?;
     tracing::info!(agent_id, "registered");
     flush_spool(&mut client, spool, &agent_id).await?;
