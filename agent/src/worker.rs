@@ -185,7 +185,7 @@ async fn work_forever(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, cal
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Moved::ToNext(url) => {
-                    let wait = backoff.next();
+                    let wait = pause_before(&cfg.coordinators, &url, &mut backoff);
                     tracing::warn!(
                         error = %format!("{e:#}"),
                         retry_in_ms = wait.as_millis() as u64,
@@ -616,6 +616,19 @@ async fn heartbeat_loop(mut client: Client, cfg: WorkerConfig, agent_id: String,
     }
 }
 
+/// How long to wait before trying `next`: the backoff grows once per pass over the
+/// coordinators' URLs (every time for a single URL), and the other nodes of a pass are
+/// tried soon. A cluster in an election answers "no leader" from every node for a second
+/// or two; growing the backoff on each of those answers made an agent sleep for seconds
+/// after the new leader was there (the cluster fault runs found 4 s failovers).
+fn pause_before(coordinators: &Coordinators, next: &str, backoff: &mut Backoff) -> Duration {
+    if coordinators.urls().first().is_some_and(|first| first == next) {
+        backoff.next()
+    } else {
+        Duration::from_millis(200)
+    }
+}
+
 /// Exponential backoff, 0.5 s doubling to 30 s.
 #[derive(Debug, Default)]
 struct Backoff {
@@ -637,6 +650,22 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_backoff_grows_once_per_pass_over_a_clusters_urls() {
+        let mut backoff = Backoff::default();
+        let one = Coordinators::parse("https://a:1").expect("list");
+        let waits: Vec<u128> = (0..3).map(|_| pause_before(&one, "https://a:1", &mut backoff).as_millis()).collect();
+        assert_eq!(waits, [500, 1000, 2000], "one URL: every failure is a pass");
+        let mut backoff = Backoff::default();
+        let three = Coordinators::parse("https://a:1,https://b:2,https://c:3").expect("list");
+        let waits: Vec<u128> =
+            ["https://b:2", "https://c:3", "https://a:1", "https://b:2", "https://c:3", "https://a:1"]
+                .iter()
+                .map(|next| pause_before(&three, next, &mut backoff).as_millis())
+                .collect();
+        assert_eq!(waits, [200, 200, 500, 200, 200, 1000]);
+    }
 
     #[test]
     fn a_result_too_large_for_one_message_is_sent_as_a_failed_attempt() {
