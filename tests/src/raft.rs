@@ -90,7 +90,6 @@ impl Nodes {
     }
 
     fn command(&self, n: u64) -> Command {
-        let ca = self.dir.path().join("ca");
         let url = &self.urls[(n - 1) as usize];
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -103,12 +102,7 @@ impl Nodes {
             .arg(self.dir.path().join(format!("node-{n}")))
             .args(["--warehouse", &self.warehouse])
             .envs(self.env.iter().cloned())
-            .arg("--tls-ca")
-            .arg(ca.join("ca.pem"))
-            .arg("--tls-cert")
-            .arg(ca.join(format!("node-n{n}.pem")))
-            .arg("--tls-key")
-            .arg(ca.join(format!("node-n{n}.key")))
+            .args(self.identity(["--tls-ca", "--tls-cert", "--tls-key"], &format!("node-n{n}")))
             .args(["--node-id", &n.to_string(), "--peers", &self.peers()])
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
@@ -130,12 +124,7 @@ impl Nodes {
         Command::new(binary("accelbench-agent"))
             .args(["run", "--no-calibrate", "--coordinator", coordinators, "--spool"])
             .arg(self.dir.path().join(format!("spool-{name}")))
-            .arg("--ca")
-            .arg(ca.join("ca.pem"))
-            .arg("--cert")
-            .arg(ca.join(format!("agent-{name}.pem")))
-            .arg("--key")
-            .arg(ca.join(format!("agent-{name}.key")))
+            .args(self.identity(["--ca", "--cert", "--key"], &format!("agent-{name}")))
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
@@ -211,33 +200,33 @@ impl Nodes {
         }
     }
 
+    /// The last lines of every node's and agent's log.
     pub fn logs(&self) -> String {
+        let mut agents: Vec<String> = std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().to_str().map(str::to_string))
+            .filter(|name| name.starts_with("agent-") && name.ends_with(".log"))
+            .collect();
+        agents.sort();
         (1..=self.children.len() as u64)
-            .map(|n| {
-                let text = std::fs::read_to_string(self.dir.path().join(format!("node-{n}.log"))).unwrap_or_default();
+            .map(|n| format!("node-{n}.log"))
+            .chain(agents)
+            .map(|name| {
+                let text = std::fs::read_to_string(self.dir.path().join(&name)).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(30).collect();
-                format!("--- node {n}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+                format!("--- {name}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
             })
-            .chain(self.agent_logs())
             .collect::<Vec<_>>()
             .join("\n")
     }
 
-    /// The last lines of every agent's log.
-    fn agent_logs(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.dir.path()) else { return Vec::new() };
-        let mut logs: Vec<String> = entries
-            .filter_map(|e| {
-                let name = e.ok()?.file_name().to_str()?.to_string();
-                let text = std::fs::read_to_string(self.dir.path().join(&name)).ok()?;
-                name.starts_with("agent-").then(|| {
-                    let tail: Vec<&str> = text.lines().rev().take(30).collect();
-                    format!("--- {name}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-                })
-            })
-            .collect();
-        logs.sort();
-        logs
+    /// `flags` (CA, certificate, key) with the lab CA and the certificate `ca issue` wrote
+    /// as `{stem}.pem` / `{stem}.key`.
+    fn identity(&self, flags: [&str; 3], stem: &str) -> Vec<String> {
+        let ca = self.dir.path().join("ca");
+        let files = [ca.join("ca.pem"), ca.join(format!("{stem}.pem")), ca.join(format!("{stem}.key"))];
+        flags.iter().zip(files).flat_map(|(flag, file)| [flag.to_string(), file.display().to_string()]).collect()
     }
 
     pub fn spec(&self) -> PathBuf {
