@@ -26,6 +26,7 @@ use proto::v1::{GetSweepRequest, ListAgentsRequest, SweepState, SweepStatus};
 pub mod cdp;
 pub mod fault;
 pub mod fuzz;
+pub mod netfault;
 pub mod otlp;
 pub mod raft;
 pub mod s3;

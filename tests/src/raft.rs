@@ -10,6 +10,13 @@ use crate::{binary, tiny_spec};
 /// Nodes a cluster starts with.
 pub const NODES: u64 = 3;
 
+/// What the nodes of [`Nodes::start_with_net`] log: warnings, and each lease granted and
+/// result committed, which the fault runs read back to time a lost agent's re-lease.
+const LOGGED_EVENTS: &str = "warn,coordinator::server::leasing=info,coordinator::server::committer=info";
+
+/// A CLI call that takes longer is killed: a fault may leave a connection held.
+const CLI_LIMIT: Duration = Duration::from_secs(30);
+
 /// A Raft cluster of `accelbench serve` processes on loopback, over mutual TLS with node
 /// certificates, killed when dropped.
 pub struct Nodes {
@@ -20,6 +27,8 @@ pub struct Nodes {
     pub warehouse: String,
     /// What every process gets besides (the S3 server's settings).
     env: Vec<(String, String)>,
+    /// The proxies every connection to a node goes through, when the test cuts links.
+    pub net: Option<crate::netfault::Net>,
 }
 
 impl Nodes {
@@ -27,8 +36,19 @@ impl Nodes {
         Nodes::start_on(None)
     }
 
+    /// The nodes with every connection between them, and from agents started with
+    /// [`Self::agent_list`], through a [`crate::netfault::Net`] proxy; the nodes log their
+    /// lease grants and commits as JSON lines ([`Self::log_events`]).
+    pub fn start_with_net() -> Nodes {
+        Nodes::start_with(None, true)
+    }
+
     /// The nodes with their warehouse in `s3`'s bucket rather than a shared folder.
     pub fn start_on(s3: Option<&crate::s3::S3Server>) -> Nodes {
+        Nodes::start_with(s3, false)
+    }
+
+    fn start_with(s3: Option<&crate::s3::S3Server>, with_net: bool) -> Nodes {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = dir.path().join("ca");
         run(Command::new(binary("accelbench")).args(["ca", "init", "--dir"]).arg(&ca));
@@ -43,7 +63,7 @@ impl Nodes {
             .arg(&ca)
             .args(["--user", "admin", "--role", "admin"]));
         // Free ports, taken by the nodes right after.
-        let urls = (0..NODES)
+        let urls: Vec<String> = (0..NODES)
             .map(|_| {
                 let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
                 format!("https://{}", l.local_addr().expect("addr"))
@@ -56,7 +76,16 @@ impl Nodes {
         let mut env = env;
         // Each process's local copy of the warehouse for DuckDB, inside the test's folder.
         env.push(("XDG_CACHE_HOME".into(), dir.path().join("cache").display().to_string()));
-        let mut nodes = Nodes { dir, urls, children: Vec::new(), warehouse, env };
+        let net = with_net.then(|| {
+            env.push(("ACCELBENCH_LOG_FORMAT".into(), "json".into()));
+            env.push(("RUST_LOG".into(), LOGGED_EVENTS.into()));
+            let targets = urls
+                .iter()
+                .enumerate()
+                .map(|(i, url)| (i as u64 + 1, url.trim_start_matches("https://").parse().expect("a socket address")));
+            crate::netfault::Net::new(targets.collect())
+        });
+        let mut nodes = Nodes { dir, urls, children: Vec::new(), warehouse, env, net };
         for n in 1..=NODES {
             let child = nodes.spawn(n);
             nodes.children.push(Some(child));
@@ -64,8 +93,13 @@ impl Nodes {
         nodes
     }
 
-    fn peers(&self) -> String {
-        self.urls.iter().enumerate().map(|(i, url)| format!("{}={url}", i + 1)).collect::<Vec<_>>().join(",")
+    /// Node `n`'s `--peers`: itself at its own URL, the others as `n` reaches them.
+    fn peers(&self, n: u64) -> String {
+        let url = |to: u64| match &self.net {
+            Some(net) if to != n => net.url(&format!("n{n}"), to),
+            _ => self.urls[(to - 1) as usize].clone(),
+        };
+        (1..=self.urls.len() as u64).map(|to| format!("{to}={}", url(to))).collect::<Vec<_>>().join(",")
     }
 
     /// Starts one more node with `serve --join` (its certificate, a free port, --peers
@@ -103,7 +137,7 @@ impl Nodes {
             .args(["--warehouse", &self.warehouse])
             .envs(self.env.iter().cloned())
             .args(self.identity(["--tls-ca", "--tls-cert", "--tls-key"], &format!("node-n{n}")))
-            .args(["--node-id", &n.to_string(), "--peers", &self.peers()])
+            .args(["--node-id", &n.to_string(), "--peers", &self.peers(n)])
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
         command
@@ -116,11 +150,27 @@ impl Nodes {
         urls.join(",")
     }
 
-    /// Agent `name`, given `coordinators`, with its own certificate, spool and log.
+    /// Every node's URL as agent `name` reaches it: through its links when the cluster
+    /// runs behind proxies, else [`Self::list_from`] node 1.
+    pub fn agent_list(&self, name: &str) -> String {
+        match &self.net {
+            Some(net) => (1..=self.urls.len() as u64).map(|to| net.url(name, to)).collect::<Vec<_>>().join(","),
+            None => self.list_from(1),
+        }
+    }
+
+    /// Agent `name`, given `coordinators`, with its own certificate (issued on its first
+    /// start), spool and log (appended to on a restart).
     pub fn start_agent(&self, name: &str, coordinators: &str) -> Child {
         let ca = self.dir.path().join("ca");
-        run(Command::new(binary("accelbench")).args(["ca", "issue", "--dir"]).arg(&ca).args(["--agent", name]));
-        let log = std::fs::File::create(self.dir.path().join(format!("agent-{name}.log"))).expect("agent log");
+        if !ca.join(format!("agent-{name}.pem")).exists() {
+            run(Command::new(binary("accelbench")).args(["ca", "issue", "--dir"]).arg(&ca).args(["--agent", name]));
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("agent-{name}.log")))
+            .expect("agent log");
         Command::new(binary("accelbench-agent"))
             .args(["run", "--no-calibrate", "--coordinator", coordinators, "--spool"])
             .arg(self.dir.path().join(format!("spool-{name}")))
@@ -166,16 +216,47 @@ impl Nodes {
         self.children[(n - 1) as usize] = Some(child);
     }
 
+    /// Runs `accelbench ARGS` as the admin; killed after [`CLI_LIMIT`] (its output so far,
+    /// with a failed status, is what comes back then).
     pub fn cli(&self, args: &[&str]) -> Output {
         let ca = self.dir.path().join("ca");
-        Command::new(binary("accelbench"))
+        let child = Command::new(binary("accelbench"))
             .args(args)
             .env("ACCELBENCH_CA", ca.join("ca.pem"))
             .env("ACCELBENCH_CERT", ca.join("admin-admin.pem"))
             .env("ACCELBENCH_KEY", ca.join("admin-admin.key"))
             .envs(self.env.iter().cloned())
-            .output()
-            .expect("accelbench runs")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("accelbench runs");
+        let pid = child.id().to_string();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait_with_output()));
+        let done = rx.recv_timeout(CLI_LIMIT).or_else(|_| {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            rx.recv()
+        });
+        done.expect("the CLI's waiter").expect("accelbench's output")
+    }
+
+    /// Every event the nodes logged as JSON (each line's `fields`, with the node's id as
+    /// `node` and the RFC 3339 time as `at`), oldest first per node: see [`Self::start_with_net`].
+    pub fn log_events(&self) -> Vec<serde_json::Value> {
+        (1..=self.urls.len() as u64)
+            .flat_map(|n| {
+                let text = std::fs::read_to_string(self.dir.path().join(format!("node-{n}.log"))).unwrap_or_default();
+                text.lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .filter_map(|mut line| {
+                        let mut fields = line.get_mut("fields")?.take();
+                        fields["node"] = n.into();
+                        fields["at"] = line["timestamp"].take();
+                        Some(fields)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Node `n`'s `cluster status` as JSON, or `None` while it does not answer.

@@ -1,11 +1,17 @@
 //! Fault runs on a Raft cluster (docs/RELIABILITY.md, "Layer B on a cluster"): three
 //! coordinator processes and two agents given every node's URL run a sweep of 40 small
-//! cells while seeded faults hit the nodes: SIGKILL of the leader or of a follower
-//! (restarted at once or seconds later), of every node at once, and SIGSTOP of the leader
-//! past the election timeout (it wakes up believing it leads). Then the sweep drains and
-//! the run checks what must hold: every cell done with one `ok` row, no (cell, attempt)
-//! twice in the warehouse, nothing left unacknowledged in a spool. Each leader kill is
-//! timed to the next result acknowledged by the cluster (the failover as agents see it).
+//! cells while seeded faults hit them. Process faults: SIGKILL of the leader or of a
+//! follower (restarted at once or seconds later), of every node at once, of an agent
+//! holding a lease; SIGSTOP of the leader past the election timeout (it wakes up believing
+//! it leads). Network faults, through a proxy on every link ([`e2e::netfault`]): the
+//! leader or a follower cut off from everyone (held like a blackhole, or reset), the
+//! leader unable to send while it still hears the others (one-way), the leader's links
+//! flapping, every link slowed. Then the faults heal, the sweep drains and the run checks
+//! what must hold: every cell done with one `ok` row, no (cell, attempt) twice in the
+//! warehouse, nothing left unacknowledged in a spool, the sweep done within 30 s of the
+//! last heal. Timed: each leader kill and each leader isolation to the next result
+//! acknowledged by the cluster (the failover as agents see it), and each lost agent's
+//! cell to its next lease (read from the nodes' logs).
 //!
 //! `ACCELBENCH_CLUSTER_FAULT_RUNS` runs (default 12, about 2 minutes) from `ACCELBENCH_CLUSTER_FAULT_SEED`
 //! (default 1); `ops/reliability/cluster-fault-runs.sh` runs a campaign. A run's choice
@@ -14,6 +20,7 @@
 use std::time::{Duration, Instant};
 
 use e2e::fault::Rng;
+use e2e::netfault::{is_node, Mode};
 use e2e::raft::{spec_arg, text, Nodes, NODES};
 use e2e::tiny_spec;
 
@@ -21,6 +28,9 @@ use e2e::tiny_spec;
 const CELLS: u64 = 40;
 const LEASE_SECONDS: u32 = 5;
 const DRAIN_LIMIT: Duration = Duration::from_secs(300);
+/// The sweep must end within this of the last fault's heal.
+const DONE_AFTER_HEAL: Duration = Duration::from_secs(30);
+const AGENTS: [&str; 2] = ["a1", "a2"];
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {
@@ -30,16 +40,36 @@ enum Fault {
     KillAll,
     /// SIGSTOP the leader this long (past the 1–2 s election timeout), then SIGCONT.
     PauseLeader(Duration),
+    /// Every link to and from the leader, agents' included, held or reset this long.
+    IsolateLeader(Duration, Mode),
+    IsolateFollower(Duration, Mode),
+    /// The leader's connections to the other nodes hold this long; theirs to it pass.
+    LeaderCannotSend(Duration),
+    /// The leader's links go down and up (each state 0.2–0.7 s) for this long.
+    FlapLeader(Duration),
+    /// Every link delays each chunk by the second figure, for the first.
+    SlowNetwork(Duration, Duration),
+    /// SIGKILL agent AGENTS[i] once it holds a lease; start it again at once or only
+    /// after its cell was leased to another.
+    KillAgent(usize, bool),
 }
 
 impl Fault {
     fn draw(rng: &mut Rng) -> Fault {
         let later = |rng: &mut Rng| Duration::from_millis([0, 0, 1500, 4000][rng.below(4) as usize]);
-        match rng.below(6) {
-            0..=2 => Fault::KillLeader(later(rng)),
-            3 => Fault::KillFollower(later(rng)),
-            4 => Fault::KillAll,
-            _ => Fault::PauseLeader(Duration::from_millis(2500 + rng.below(2500))),
+        let window = |rng: &mut Rng| Duration::from_millis(2500 + rng.below(2500));
+        let cut = |rng: &mut Rng| if rng.below(2) == 0 { Mode::Hold } else { Mode::Reject };
+        match rng.below(12) {
+            0..=1 => Fault::KillLeader(later(rng)),
+            2 => Fault::KillFollower(later(rng)),
+            3 => Fault::KillAll,
+            4 => Fault::PauseLeader(window(rng)),
+            5..=6 => Fault::IsolateLeader(window(rng), cut(rng)),
+            7 => Fault::IsolateFollower(window(rng), cut(rng)),
+            8 => Fault::LeaderCannotSend(window(rng)),
+            9 => Fault::FlapLeader(window(rng)),
+            10 => Fault::SlowNetwork(window(rng), Duration::from_millis(20 + rng.below(180))),
+            _ => Fault::KillAgent(rng.below(2) as usize, rng.below(2) == 0),
         }
     }
 }
@@ -51,6 +81,13 @@ struct Report {
     faults: Vec<String>,
     /// Leader SIGKILL → next result acknowledged, per leader kill.
     failovers: Vec<Duration>,
+    /// Leader cut off → next result acknowledged, per isolation that saw one.
+    isolated: Vec<Duration>,
+    /// A killed agent's cell: SIGKILL → the cell's next lease, per agent kill that left
+    /// a cell behind.
+    relets: Vec<Duration>,
+    /// Last heal → the sweep done.
+    done_after_heal: Duration,
     ok: u64,
     duplicated: u64,
     cells_with_a_row: u64,
@@ -59,7 +96,11 @@ struct Report {
 
 impl Report {
     fn clean(&self) -> bool {
-        self.ok == CELLS && self.cells_with_a_row == CELLS && self.duplicated == 0 && self.unacknowledged == 0
+        self.ok == CELLS
+            && self.cells_with_a_row == CELLS
+            && self.duplicated == 0
+            && self.unacknowledged == 0
+            && self.done_after_heal <= DONE_AFTER_HEAL
     }
 }
 
@@ -85,9 +126,10 @@ fn one_run(seed: u64) -> Report {
     let mut rng = Rng(seed);
     let faults: Vec<Fault> = (0..1 + rng.below(3)).map(|_| Fault::draw(&mut rng)).collect();
     let mut report = Report { seed, faults: faults.iter().map(|f| format!("{f:?}")).collect(), ..Report::default() };
-    let mut nodes = Nodes::start();
+    let mut nodes = Nodes::start_with_net();
     let all: Vec<u64> = (1..=NODES).collect();
     nodes.agreed_leader(&all, Duration::from_secs(60));
+    // The harness itself is never cut off: it reaches the nodes directly.
     let list = nodes.list_from(1);
     let spec = nodes.dir.path().join("faults.toml");
     let batches: Vec<u32> = (1..=20).collect();
@@ -95,7 +137,7 @@ fn one_run(seed: u64) -> Report {
     let o = nodes.cli(&["sweep", "submit", &spec_arg(&spec), "--coordinator", &list]);
     assert!(o.status.success(), "seed {seed}: {}", text(&o));
     let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let mut agents: Vec<_> = ["a1", "a2"].iter().map(|name| nodes.start_agent(name, &list)).collect();
+    let mut agents: Vec<_> = AGENTS.iter().map(|name| nodes.start_agent(name, &nodes.agent_list(name))).collect();
 
     for (i, fault) in faults.iter().enumerate() {
         // Fault i strikes once (i + 1) / (n + 1) of the cells are done.
@@ -136,6 +178,54 @@ fn one_run(seed: u64) -> Report {
                 std::thread::sleep(d);
                 nodes.pause(leader, false);
             }
+            Fault::IsolateLeader(d, mode) => {
+                let cut_at = Instant::now();
+                cut(&nodes, |from, to| is_node(from, leader) || to == leader, mode);
+                report.isolated.extend(next_ack(&nodes, &id, &list, ok, d));
+                std::thread::sleep(d.saturating_sub(cut_at.elapsed()));
+                heal(&nodes);
+            }
+            Fault::IsolateFollower(d, mode) => {
+                cut(&nodes, |from, to| is_node(from, follower) || to == follower, mode);
+                std::thread::sleep(d);
+                heal(&nodes);
+            }
+            Fault::LeaderCannotSend(d) => {
+                cut(&nodes, |from, _| is_node(from, leader), Mode::Hold);
+                std::thread::sleep(d);
+                heal(&nodes);
+            }
+            Fault::FlapLeader(d) => {
+                let flapping = Instant::now();
+                while flapping.elapsed() < d {
+                    let mode = if rng.below(2) == 0 { Mode::Hold } else { Mode::Reject };
+                    cut(&nodes, |from, to| is_node(from, leader) || to == leader, mode);
+                    std::thread::sleep(Duration::from_millis(200 + rng.below(500)));
+                    heal(&nodes);
+                    std::thread::sleep(Duration::from_millis(200 + rng.below(500)));
+                }
+            }
+            Fault::SlowNetwork(d, delay) => {
+                cut(&nodes, |_, _| true, Mode::Delay(delay));
+                std::thread::sleep(d);
+                heal(&nodes);
+            }
+            Fault::KillAgent(i, at_once) => {
+                let name = AGENTS[i];
+                let held = wait_until_holding(&nodes, name);
+                let _ = agents[i].kill();
+                let _ = agents[i].wait();
+                let killed_at = Instant::now();
+                if at_once {
+                    agents[i] = nodes.start_agent(name, &nodes.agent_list(name));
+                }
+                if let Some((cell, attempt)) = held {
+                    report.relets.extend(leased_again(&nodes, &cell, attempt).then(|| killed_at.elapsed()));
+                }
+                if !at_once {
+                    agents[i] = nodes.start_agent(name, &nodes.agent_list(name));
+                }
+            }
         }
     }
 
@@ -145,6 +235,7 @@ fn one_run(seed: u64) -> Report {
         match progress(&nodes, &id, &list) {
             Some((state, ok)) if state != "running" => {
                 report.ok = ok;
+                report.done_after_heal = start.elapsed();
                 break;
             }
             _ if start.elapsed() > DRAIN_LIMIT => panic!("seed {seed}: the sweep did not drain\n{}", nodes.logs()),
@@ -154,10 +245,8 @@ fn one_run(seed: u64) -> Report {
     // Every result acknowledged: spools empty (agents re-send what they spooled).
     let start = Instant::now();
     loop {
-        report.unacknowledged = ["a1", "a2"]
-            .iter()
-            .map(|name| e2e::spooled_results(&nodes.dir.path().join(format!("spool-{name}"))).len())
-            .sum();
+        report.unacknowledged =
+            AGENTS.iter().map(|name| e2e::spooled_results(&nodes.dir.path().join(format!("spool-{name}"))).len()).sum();
         if report.unacknowledged == 0 || start.elapsed() > Duration::from_secs(60) {
             break;
         }
@@ -181,6 +270,64 @@ fn one_run(seed: u64) -> Report {
         eprintln!("{}", nodes.logs());
     }
     report
+}
+
+fn cut(nodes: &Nodes, chosen: impl Fn(&str, u64) -> bool, mode: Mode) {
+    nodes.net.as_ref().expect("the runs start the cluster behind proxies").set(chosen, mode);
+}
+
+fn heal(nodes: &Nodes) {
+    nodes.net.as_ref().expect("the runs start the cluster behind proxies").heal();
+}
+
+fn is_event(e: &serde_json::Value, message: &str, cell: &str) -> bool {
+    e["message"] == message && e["cell_key"] == cell
+}
+
+/// The cell (and attempt) agent `name` was leased last and has not delivered, once there
+/// is one: waits up to 10 s (the agent may be between cells).
+fn wait_until_holding(nodes: &Nodes, name: &str) -> Option<(String, u64)> {
+    let id_file = nodes.dir.path().join(format!("spool-{name}")).join("agent-id");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        let agent_id = std::fs::read_to_string(&id_file).unwrap_or_default().trim().to_string();
+        let events = nodes.log_events();
+        let last = events
+            .iter()
+            .filter(|e| e["message"] == "lease granted" && e["agent_id"] == agent_id.as_str())
+            .max_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
+        if let Some((cell, attempt)) = last.and_then(|g| Some((g["cell_key"].as_str()?, g["attempt"].as_u64()?))) {
+            let delivered =
+                events.iter().any(|e| is_event(e, "result committed", cell) && e["attempt"].as_u64() == Some(attempt));
+            if !delivered {
+                return Some((cell.to_string(), attempt));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Waits until `cell` is leased under a later attempt than `attempt` (true), or its
+/// result for `attempt` commits after all (false: the agent had sent it before it died).
+/// A cell never leased again within [`DRAIN_LIMIT`] fails the run.
+fn leased_again(nodes: &Nodes, cell: &str, attempt: u64) -> bool {
+    let start = Instant::now();
+    loop {
+        let events = nodes.log_events();
+        if events.iter().any(|e| is_event(e, "lease granted", cell) && e["attempt"].as_u64() > Some(attempt)) {
+            return true;
+        }
+        if events.iter().any(|e| is_event(e, "result committed", cell) && e["attempt"].as_u64() == Some(attempt)) {
+            return false;
+        }
+        assert!(
+            start.elapsed() < DRAIN_LIMIT,
+            "cell {cell} of a killed agent was never leased again\n{}",
+            nodes.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The leader, once one is elected (a previous fault may still be healing).
@@ -208,17 +355,21 @@ fn a_cluster_under_seeded_node_faults_loses_and_duplicates_nothing() {
     for seed in first..first + runs {
         let started = Instant::now();
         let r = one_run(seed);
-        let ms: Vec<u128> = r.failovers.iter().map(Duration::as_millis).collect();
+        let ms = |all: &[Duration]| all.iter().map(Duration::as_millis).collect::<Vec<_>>();
         // One line per run, for ops/reliability/cluster-fault-runs.sh to sum.
         println!(
-            "cluster-fault seed={} clean={} ok={} duplicated={} cells={} unacknowledged={} failover_ms={ms:?} \
-             took_s={} faults={:?}",
+            "cluster-fault seed={} clean={} ok={} duplicated={} cells={} unacknowledged={} failover_ms={:?} \
+             isolated_ms={:?} relet_ms={:?} done_after_heal_ms={} took_s={} faults={:?}",
             r.seed,
             r.clean(),
             r.ok,
             r.duplicated,
             r.cells_with_a_row,
             r.unacknowledged,
+            ms(&r.failovers),
+            ms(&r.isolated),
+            ms(&r.relets),
+            r.done_after_heal.as_millis(),
             started.elapsed().as_secs(),
             r.faults
         );
