@@ -81,6 +81,11 @@ struct CellCtx {
     metrics: Arc<AgentMetrics>,
     /// Spool flushes one at a time: two at once would send the same results twice.
     flushing: Arc<tokio::sync::Mutex<()>>,
+    /// A cell task whose report failed hands the error to the lease loop, which ends the
+    /// session on it: the connection is likely dead (or the node no longer leads), and
+    /// the next session goes elsewhere at once instead of waiting on this channel to
+    /// reconnect to the same node (see `lease_loop`).
+    lost: tokio::sync::mpsc::Sender<anyhow::Error>,
 }
 
 /// A finished cell task: the slot it held.
@@ -257,6 +262,7 @@ async fn session(
         running.clone(),
         Duration::from_millis(u64::from(reg.heartbeat_interval_ms.max(100))),
     ));
+    let (lost, mut lost_rx) = tokio::sync::mpsc::channel(1);
     let ctx = CellCtx {
         client: client.clone(),
         spool: spool.clone(),
@@ -264,9 +270,10 @@ async fn session(
         running,
         metrics: shared.metrics.clone(),
         flushing: Arc::new(tokio::sync::Mutex::new(())),
+        lost,
     };
     let mut tasks = CellTasks::new();
-    let result = lease_loop(cfg, &ctx, fp, &mut tasks).await;
+    let result = lease_loop(cfg, &ctx, fp, &mut tasks, &mut lost_rx).await;
     // Cells still running finish and spool their results (heartbeats go on meanwhile);
     // the next session re-sends them.
     while tasks.join_next().await.is_some() {}
@@ -275,19 +282,39 @@ async fn session(
 }
 
 /// Leases cells while slots are free and starts each in its own task; returns when the
-/// coordinator cannot be reached.
-async fn lease_loop(cfg: &WorkerConfig, ctx: &CellCtx, fp: &Fingerprint, tasks: &mut CellTasks) -> anyhow::Result<()> {
+/// coordinator cannot be reached, or a cell task could not report (`lost`). The cluster
+/// fault runs found why the second matters: after a blackhole took the leader away, a
+/// report failed on the dead connection and the loop flushed the spool on the same
+/// channel, which reconnected to the same unreachable node and waited out its handshake
+/// limit before the agent tried another.
+async fn lease_loop(
+    cfg: &WorkerConfig,
+    ctx: &CellCtx,
+    fp: &Fingerprint,
+    tasks: &mut CellTasks,
+    lost: &mut tokio::sync::mpsc::Receiver<anyhow::Error>,
+) -> anyhow::Result<()> {
     let mut slots = Slots::of(fp);
     let mut client = ctx.client.clone();
     loop {
         while let Some(done) = tasks.try_join_next() {
             slots.release(done.context("a cell task failed")?);
         }
+        if let Ok(e) = lost.try_recv() {
+            return Err(e);
+        }
         // A result a cell's task could not report (the coordinator refused it for now)
         // waits in the spool: send it again before anything else. If that fails too, the
         // session ends and starts over with backoff; nothing is left spooled and unsent.
         if !ctx.spool.pending()?.is_empty() {
-            flush(ctx).await?;
+            // A cell task may be flushing on a dead connection right now (this waits
+            // for it): its failure ends the session rather than a second try on the same
+            // channel. A flush cut short is safe: the spool sends again, and the
+            // coordinator refuses a result it already has.
+            tokio::select! {
+                flushed = flush(ctx) => flushed?,
+                Some(e) = lost.recv() => return Err(e),
+            }
         }
         let mut n_started = 0;
         if slots.n_free() > 0 {
@@ -308,6 +335,7 @@ async fn lease_loop(cfg: &WorkerConfig, ctx: &CellCtx, fp: &Fingerprint, tasks: 
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 slots.release(done.context("a cell task failed")?);
             }
+            Some(e) = lost.recv() => return Err(e),
             () = tokio::time::sleep(cfg.idle_poll) => {}
         }
     }
@@ -438,7 +466,12 @@ async fn run_leased(
         r.retain(|(l, _)| l != lease_ref);
     }
     if spooled? {
-        flush(ctx).await?;
+        if let Err(e) = flush(ctx).await {
+            let said = format!("{e:#}");
+            // The session ends on it (one error is enough; later ones may drop).
+            let _ = ctx.lost.try_send(e);
+            anyhow::bail!(said);
+        }
     }
     Ok(())
 }

@@ -2,11 +2,14 @@
 # Runs many seeded fault runs on a 3-node Raft cluster (tests/tests/raft_faults.rs) and
 # sums what they found.
 #   ops/reliability/cluster-fault-runs.sh [RUNS] [FIRST_SEED]
-# Each run starts three coordinators and two agents on loopback, SIGKILLs or SIGSTOPs
-# nodes (1-3 seeded faults) during a sweep of 40 cells, drains, and counts cells not done,
-# duplicated rows and unacknowledged results; each leader kill is timed to the next
-# acknowledged result. Seeds go in chunks of 10, so a run that panics costs its chunk
-# only. Every run's line goes to CLUSTER_FAULT_LOG (default cluster-fault-runs.log here).
+# Each run starts three coordinators and two agents on loopback with a TCP proxy on every
+# link, strikes with 1-3 seeded faults (SIGKILL or SIGSTOP of nodes, SIGKILL of an agent,
+# a node cut off, one-way and flapping links, slow links) during a sweep of 120 cells,
+# heals, drains, and counts cells not done, duplicated rows, unacknowledged results and
+# sweeps not done within 30 s of the heal. Timed: leader kill and leader isolation to the
+# next acknowledged result, a killed agent's cell to its next lease. Seeds go in chunks
+# of 10, so a run that panics costs its chunk only. Every run's line goes to
+# CLUSTER_FAULT_LOG (default cluster-fault-runs.log here).
 # Replay one seed with
 #   ACCELBENCH_CLUSTER_FAULT_SEED=S ACCELBENCH_CLUSTER_FAULT_RUNS=1 cargo test -p e2e --test raft_faults -- --nocapture
 set -uo pipefail
@@ -22,20 +25,28 @@ end=$((first + runs))
 while [ "$seed" -lt "$end" ]; do
     n=$((end - seed < 10 ? end - seed : 10))
     ACCELBENCH_CLUSTER_FAULT_SEED="$seed" ACCELBENCH_CLUSTER_FAULT_RUNS="$n" \
-        cargo test -q -p e2e --test raft_faults -- --nocapture 2>/dev/null | grep '^cluster-fault' | tee -a "$log"
+        cargo test -q -p e2e --test raft_faults -- --nocapture a_cluster 2>/dev/null | grep '^cluster-fault' | tee -a "$log"
     seed=$((seed + n))
 done
-# Totals over this campaign's seeds, and the failover percentiles over every leader kill
+# Totals over this campaign's seeds, and percentiles of each timed figure
 # (plain POSIX tools: mawk has no sort).
 lines="$(awk -v first="$first" -v end="$end" '/^cluster-fault/ { split($2, s, "="); if (s[2] >= first && s[2] < end) print }' "$log")"
 runs_done="$(printf '%s\n' "$lines" | grep -c '^cluster-fault')"
 dirty="$(printf '%s\n' "$lines" | grep '^cluster-fault' | grep -vc 'clean=true')"
-ms="$(printf '%s\n' "$lines" | sed -n 's/.*failover_ms=\[\([^]]*\)\].*/\1/p' | tr ',' '\n' | tr -d ' ' | grep -v '^$' | sort -n)"
-kills="$(printf '%s\n' "$ms" | grep -c .)"
-echo "runs=$runs_done not_clean=$dirty leader_kills=$kills"
-if [ "$kills" -gt 0 ]; then
-    pick() { printf '%s\n' "$ms" | sed -n "$1p"; }
-    p99=$(( (kills * 99 + 99) / 100 ))
-    echo "failover ms: p50=$(pick $(( kills / 2 + 1 ))) p99=$(pick "$p99") max=$(pick "$kills")"
-fi
+struck="$(printf '%s\n' "$lines" | sed -n 's/.* struck=\([0-9]*\)\/\([0-9]*\) .*/\1 \2/p' | awk '{ s += $1; n += $2 } END { print s "/" n }')"
+echo "runs=$runs_done not_clean=$dirty faults_struck=$struck"
+# p50, p99 and max of one figure (a list in brackets on each line) over every run.
+figure() {
+    ms="$(printf '%s\n' "$lines" | sed -n "s/.* $1=\[\([^]]*\)\].*/\1/p" | tr ',' '\n' | tr -d ' ' | grep -v '^$' | sort -n)"
+    n="$(printf '%s\n' "$ms" | grep -c .)"
+    if [ "$n" -gt 0 ]; then
+        pick() { printf '%s\n' "$ms" | sed -n "$1p"; }
+        echo "$2 (ms, n=$n): p50=$(pick $(( n / 2 + 1 ))) p99=$(pick $(( (n * 99 + 99) / 100 ))) max=$(pick "$n")"
+    fi
+}
+figure failover_ms "leader SIGKILL -> next acknowledged result"
+figure isolated_ms "leader cut off -> next acknowledged result"
+figure relet_ms "agent SIGKILL -> its cell leased again (lease 5 s)"
+late="$(printf '%s\n' "$lines" | sed -n 's/.*done_after_heal_ms=\([0-9]*\).*/\1/p' | sort -n | tail -1)"
+echo "slowest drain after the last heal: ${late:-0} ms (limit 30000)"
 [ "$dirty" -eq 0 ] && [ "$runs_done" -eq "$runs" ]

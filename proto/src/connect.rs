@@ -55,11 +55,26 @@ pub fn install_crypto() {
     });
 }
 
+/// How often a client pings a coordinator over HTTP/2, busy or idle, and how long it
+/// waits for the answer before it calls the connection dead. Without pings a connection
+/// into a blackhole (a partitioned or frozen node: packets dropped, nothing reset) hangs
+/// every call on it until TCP gives up, minutes later; the cluster fault runs saw agents
+/// stuck on an isolated leader for the whole partition. With them such a call fails
+/// within about 2 s and the client moves to another node.
+pub const KEEPALIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The endpoint for `url` with TLS configured from `auth`; an error names the flag that
-/// is missing or the file that could not be read.
+/// is missing or the file that could not be read. Connecting (TCP and the TLS handshake)
+/// gives up after [`CONNECT_EACH`]; a connection that misses a keepalive ping is dropped.
 pub fn endpoint(url: &str, auth: &ClientAuth) -> anyhow::Result<Endpoint> {
     install_crypto();
-    let endpoint = Channel::from_shared(url.to_string()).with_context(|| format!("coordinator url {url}"))?;
+    let endpoint = Channel::from_shared(url.to_string())
+        .with_context(|| format!("coordinator url {url}"))?
+        .connect_timeout(CONNECT_EACH)
+        .http2_keep_alive_interval(KEEPALIVE_EVERY)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
     match endpoint.uri().scheme_str() {
         Some("https") => {}
         Some("http") if auth.has_credentials() => bail!(
@@ -74,7 +89,11 @@ pub fn endpoint(url: &str, auth: &ClientAuth) -> anyhow::Result<Endpoint> {
     let ca = auth.ca.as_ref().with_context(|| {
         format!("coordinator url {url} is https://: --ca FILE is needed (the lab CA's certificate, ca.pem from `accelbench ca init`)")
     })?;
-    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+    // The handshake's own limit: a channel reconnects by itself after its connection
+    // died, and [`open`]'s limit covers only the first connection. Without it a call
+    // after a node went into a blackhole waited at the handshake until the partition
+    // healed (the cluster fault runs saw an agent stuck for the whole isolation).
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?)).timeout(CONNECT_EACH);
     match (&auth.cert, &auth.key) {
         (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?)),
         (None, None) => {}
@@ -107,7 +126,7 @@ pub enum Moved {
     ToNext(String),
 }
 
-/// How long one node of several may take to accept a connection before the next is tried.
+/// How long a node may take to accept a connection (TCP and TLS) before the next is tried.
 const CONNECT_EACH: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Coordinators {
@@ -171,16 +190,12 @@ impl Coordinators {
         };
         let mut failures = Vec::new();
         for url in order {
-            let mut endpoint = endpoint(url, auth)?;
-            if self.urls.len() > 1 {
-                endpoint = endpoint.connect_timeout(CONNECT_EACH);
-            }
-            match endpoint.connect().await {
+            match open(url, auth).await {
                 Ok(channel) => {
                     *self.lock() = url.clone();
                     return with_token(channel, auth, then);
                 }
-                Err(e) => failures.push(format!("{url}: {}", error_chain(&e))),
+                Err(e) => failures.push(format!("{url}: {e}")),
             }
         }
         match failures.as_slice() {
@@ -232,11 +247,19 @@ impl Coordinators {
 
 /// Connects to `url`: [`endpoint`], then the bearer token and `then` on every request.
 pub async fn connect<I: Interceptor>(url: &str, auth: &ClientAuth, then: I) -> anyhow::Result<AuthedChannel<I>> {
-    let channel = endpoint(url, auth)?
-        .connect()
-        .await
-        .map_err(|e| anyhow::anyhow!("connecting to the coordinator at {url}: {}", error_chain(&e)))?;
+    let channel = open(url, auth).await.map_err(|e| anyhow::anyhow!("connecting to the coordinator at {url}: {e}"))?;
     with_token(channel, auth, then)
+}
+
+/// Opens a channel to `url` within [`CONNECT_EACH`], TLS handshake included: tonic's
+/// connect timeout covers only the TCP connect, and a node behind a blackhole accepts
+/// nothing past it (the cluster fault runs saw the CLI wait there for good).
+async fn open(url: &str, auth: &ClientAuth) -> Result<Channel, String> {
+    match tokio::time::timeout(CONNECT_EACH, endpoint(url, auth).map_err(|e| format!("{e:#}"))?.connect()).await {
+        Ok(Ok(channel)) => Ok(channel),
+        Ok(Err(e)) => Err(error_chain(&e)),
+        Err(_) => Err(format!("no connection within {} s (TCP and TLS)", CONNECT_EACH.as_secs())),
+    }
 }
 
 /// `channel` with the bearer token of `auth` and `then` on every request.

@@ -1,5 +1,5 @@
 //! Fault runs on a Raft cluster (docs/RELIABILITY.md, "Layer B on a cluster"): three
-//! coordinator processes and two agents given every node's URL run a sweep of 40 small
+//! coordinator processes and two agents given every node's URL run a sweep of 120 small
 //! cells while seeded faults hit them. Process faults: SIGKILL of the leader or of a
 //! follower (restarted at once or seconds later), of every node at once, of an agent
 //! holding a lease; SIGSTOP of the leader past the election timeout (it wakes up believing
@@ -24,13 +24,16 @@ use e2e::netfault::{is_node, Mode};
 use e2e::raft::{spec_arg, text, Nodes, NODES};
 use e2e::tiny_spec;
 
-/// bert-tiny × 20 batch sizes × 2 precisions.
-const CELLS: u64 = 40;
+/// bert-tiny × 60 batch sizes × 2 precisions: about 20 s of work for two agents here,
+/// enough for three faults to strike while cells are left.
+const CELLS: u64 = 120;
 const LEASE_SECONDS: u32 = 5;
 const DRAIN_LIMIT: Duration = Duration::from_secs(300);
 /// The sweep must end within this of the last fault's heal.
 const DONE_AFTER_HEAL: Duration = Duration::from_secs(30);
 const AGENTS: [&str; 2] = ["a1", "a2"];
+/// Shorter than any election (1–2 s): see `next_ack`.
+const IN_FLIGHT: Duration = Duration::from_millis(300);
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {
@@ -79,6 +82,8 @@ impl Fault {
 struct Report {
     seed: u64,
     faults: Vec<String>,
+    /// Faults that struck while cells were left (the rest found the sweep done).
+    struck: usize,
     /// Leader SIGKILL → next result acknowledged, per leader kill.
     failovers: Vec<Duration>,
     /// Leader cut off → next result acknowledged, per isolation that saw one.
@@ -110,11 +115,21 @@ fn progress(nodes: &Nodes, id: &str, list: &str) -> Option<(String, u64)> {
     Some((c["state"].as_str()?.to_string(), c["ok"].as_u64()?))
 }
 
-/// Waits until the `ok` count passes `above`; how long that took.
-fn next_ack(nodes: &Nodes, id: &str, list: &str, above: u64, limit: Duration) -> Option<Duration> {
+/// Results the nodes have logged as committed so far (acknowledged to their agents).
+fn committed(nodes: &Nodes) -> usize {
+    nodes.log_events().iter().filter(|e| e["message"] == "result committed").count()
+}
+
+/// After a fault struck (now), waits for the next result committed; how long that took.
+/// Read from the nodes' logs, not asked of the cluster: a question may itself wait on the
+/// fault. Commits logged within [`IN_FLIGHT`] count as made before the fault (a result
+/// Raft committed just before a leader was cut off is logged after its warehouse write).
+fn next_ack(nodes: &Nodes, limit: Duration) -> Option<Duration> {
     let start = Instant::now();
+    std::thread::sleep(IN_FLIGHT);
+    let before = committed(nodes);
     while start.elapsed() < limit {
-        if progress(nodes, id, list).is_some_and(|(state, ok)| ok > above || state != "running") {
+        if committed(nodes) > before {
             return Some(start.elapsed());
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -132,7 +147,7 @@ fn one_run(seed: u64) -> Report {
     // The harness itself is never cut off: it reaches the nodes directly.
     let list = nodes.list_from(1);
     let spec = nodes.dir.path().join("faults.toml");
-    let batches: Vec<u32> = (1..=20).collect();
+    let batches: Vec<u32> = (1..=CELLS as u32 / 2).collect();
     std::fs::write(&spec, tiny_spec("cluster-faults", &["bert-tiny"], &batches, LEASE_SECONDS)).expect("spec");
     let o = nodes.cli(&["sweep", "submit", &spec_arg(&spec), "--coordinator", &list]);
     assert!(o.status.success(), "seed {seed}: {}", text(&o));
@@ -143,20 +158,24 @@ fn one_run(seed: u64) -> Report {
         // Fault i strikes once (i + 1) / (n + 1) of the cells are done.
         let due = CELLS * (i as u64 + 1) / (faults.len() as u64 + 1);
         let start = Instant::now();
-        let ok = loop {
+        let running = loop {
             match progress(&nodes, &id, &list) {
-                Some((_, ok)) if ok >= due => break ok,
+                Some((state, ok)) if ok >= due || state != "running" => break state == "running",
                 _ if start.elapsed() > DRAIN_LIMIT => panic!("seed {seed}: stuck before {fault:?}\n{}", nodes.logs()),
                 _ => std::thread::sleep(Duration::from_millis(100)),
             }
         };
+        if !running {
+            break;
+        }
+        report.struck += 1;
         let leader = wait_for_leader(&nodes, seed);
         let follower = all.iter().copied().find(|&n| n != leader).expect("a follower");
         match *fault {
             Fault::KillLeader(after) => {
                 nodes.kill(leader);
                 let killed_at = Instant::now();
-                report.failovers.extend(next_ack(&nodes, &id, &list, ok, DRAIN_LIMIT));
+                report.failovers.extend(next_ack(&nodes, DRAIN_LIMIT));
                 std::thread::sleep(after.saturating_sub(killed_at.elapsed()));
                 nodes.restart(leader);
             }
@@ -181,7 +200,7 @@ fn one_run(seed: u64) -> Report {
             Fault::IsolateLeader(d, mode) => {
                 let cut_at = Instant::now();
                 cut(&nodes, |from, to| is_node(from, leader) || to == leader, mode);
-                report.isolated.extend(next_ack(&nodes, &id, &list, ok, d));
+                report.isolated.extend(next_ack(&nodes, d));
                 std::thread::sleep(d.saturating_sub(cut_at.elapsed()));
                 heal(&nodes);
             }
@@ -358,10 +377,12 @@ fn a_cluster_under_seeded_node_faults_loses_and_duplicates_nothing() {
         let ms = |all: &[Duration]| all.iter().map(Duration::as_millis).collect::<Vec<_>>();
         // One line per run, for ops/reliability/cluster-fault-runs.sh to sum.
         println!(
-            "cluster-fault seed={} clean={} ok={} duplicated={} cells={} unacknowledged={} failover_ms={:?} \
-             isolated_ms={:?} relet_ms={:?} done_after_heal_ms={} took_s={} faults={:?}",
+            "cluster-fault seed={} clean={} struck={}/{} ok={} duplicated={} cells={} unacknowledged={} \
+             failover_ms={:?} isolated_ms={:?} relet_ms={:?} done_after_heal_ms={} took_s={} faults={:?}",
             r.seed,
             r.clean(),
+            r.struck,
+            r.faults.len(),
             r.ok,
             r.duplicated,
             r.cells_with_a_row,
@@ -387,4 +408,35 @@ fn a_cluster_under_seeded_node_faults_loses_and_duplicates_nothing() {
         );
     }
     assert!(dirty.is_empty(), "runs broke a promise (replay with ACCELBENCH_CLUSTER_FAULT_SEED): {dirty:#?}");
+}
+
+/// A node behind a blackhole accepts the TCP connection (here: the proxy does) and never
+/// answers the TLS handshake: the CLI gives up within its 5 s connect limit and says so,
+/// rather than waiting for good.
+#[test]
+fn a_client_gives_up_on_a_node_behind_a_blackhole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca");
+    let o = std::process::Command::new(e2e::binary("accelbench"))
+        .args(["ca", "init", "--dir"])
+        .arg(&ca)
+        .output()
+        .expect("accelbench runs");
+    assert!(o.status.success(), "{}", text(&o));
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("addr");
+    let net = e2e::netfault::Net::new([(1, nowhere)].into());
+    let url = net.url("cli", 1);
+    net.set(|_, _| true, Mode::Hold);
+    let start = Instant::now();
+    let o = std::process::Command::new(e2e::binary("accelbench"))
+        .args(["sweep", "list", "--coordinator", &url])
+        .env("ACCELBENCH_CA", ca.join("ca.pem"))
+        .output()
+        .expect("accelbench runs");
+    let took = start.elapsed();
+    assert!(!o.status.success(), "{}", text(&o));
+    // Whichever 5 s limit fires first: the handshake's or the whole connection's.
+    let said = text(&o);
+    assert!(said.contains("TLS handshake timeout") || said.contains("no connection within 5 s"), "{said}");
+    assert!(took < Duration::from_secs(20), "the CLI waited {took:?}");
 }

@@ -284,19 +284,23 @@ mod tests {
         register(&mut state, "a", vec![group("cpu/x", 64, 1)]);
         let plan = plan_leases(&state, "a", 1, 0);
         let key = plan[0].1.clone();
-        let command =
-            Command::GrantLeases { agent_id: "a".parse().unwrap(), leases: plan, at_ms: 0, lease_seconds: 60 };
-        let Outcome::LeasesGranted { granted, .. } = apply(&mut state, command) else { panic!("expected grants") };
-        let expire = Command::ExpireLeases {
-            expired: vec![(SweepId::from_u128(1), key.clone(), granted[0].epoch)],
-            at_ms: 1_000,
+        // Lease the cell and let the lease expire at `at_ms`.
+        let lose = |state: &mut State, at_ms: i64| {
+            let leases = vec![(SweepId::from_u128(1), key.clone())];
+            let command = Command::GrantLeases { agent_id: "a".parse().unwrap(), leases, at_ms, lease_seconds: 60 };
+            let Outcome::LeasesGranted { granted, .. } = apply(state, command) else { panic!("expected grants") };
+            let expired = vec![(SweepId::from_u128(1), key.clone(), granted[0].epoch)];
+            apply(state, Command::ExpireLeases { expired, at_ms: at_ms + 1_000 });
         };
-        apply(&mut state, expire);
-        apply(&mut state, Command::CancelSweep { sweep_id: SweepId::from_u128(2), at_ms: 1_000 });
-        let soon = plan_leases(&state, "a", 5, 2_000);
-        assert!(soon.iter().all(|(_, k)| *k != key), "the failed cell waits out its backoff");
+        // A first lost lease is leased again at once; a second waits out a backoff.
+        lose(&mut state, 0);
+        assert!(plan_leases(&state, "a", 5, 1_000).iter().any(|(_, k)| *k == key), "a lost first attempt runs again");
+        lose(&mut state, 1_000);
+        apply(&mut state, Command::CancelSweep { sweep_id: SweepId::from_u128(2), at_ms: 2_000 });
+        let soon = plan_leases(&state, "a", 5, 3_000);
+        assert!(soon.iter().all(|(_, k)| *k != key), "the cell waits out its backoff");
         assert_eq!(sweeps_of(&soon), [1]);
-        let later = plan_leases(&state, "a", 5, 6_000);
-        assert_eq!(later.len(), 1);
+        let later = plan_leases(&state, "a", 5, 7_000);
+        assert!(later.iter().any(|(_, k)| *k == key), "{later:?}");
     }
 }

@@ -486,7 +486,8 @@ fn record_completion(state: &mut State, c: Completion) -> Result<CellStateKind, 
         Status::Failed | Status::Crashed | Status::Oom | Status::Timeout => {
             let error = c.error.as_deref().filter(|e| !e.trim().is_empty()).unwrap_or("no reason given");
             let reason = format!("attempt {} on `{}`: {}: {error}", c.attempt, c.agent_id, c.status);
-            end_attempt(record, reason, max_attempts, c.at_ms)
+            let backoff = retry_backoff_ms(record.attempts);
+            end_attempt(record, reason, max_attempts, c.at_ms.saturating_add(backoff))
         }
     };
     pending.sync(&c.cell_key, record);
@@ -522,11 +523,11 @@ fn check_holder(record: &CellRecord, c: &Completion) -> Result<(), Rejection> {
 }
 
 /// Records why an attempt ended without a result and decides what comes next: another
-/// attempt, after a backoff, while any are left, else `failed` for good.
-fn end_attempt(record: &mut CellRecord, reason: String, max_attempts: u32, at_ms: i64) -> CellState {
+/// attempt, not before `retry_at_ms`, while any are left, else `failed` for good.
+fn end_attempt(record: &mut CellRecord, reason: String, max_attempts: u32, retry_at_ms: i64) -> CellState {
     record.reasons.push(reason);
     if record.attempts < max_attempts {
-        record.retry_after_ms = Some(at_ms.saturating_add(retry_backoff_ms(record.attempts)));
+        record.retry_after_ms = Some(retry_at_ms);
         CellState::Pending
     } else {
         CellState::Failed
@@ -538,6 +539,18 @@ fn end_attempt(record: &mut CellRecord, reason: String, max_attempts: u32, at_ms
 pub fn retry_backoff_ms(n_failed_attempts: u32) -> i64 {
     let doublings = n_failed_attempts.saturating_sub(1).min(6);
     (5_000i64 << doublings).min(300_000)
+}
+
+/// The wait before a cell whose lease ended without a result (its agent went silent, or
+/// restarted) is leased again: none after its first attempt, since losing an agent is
+/// not the cell's failure and the lease time was already waited out (a lost agent's cell
+/// runs again within the lease time and a poll); the usual backoff, one step behind,
+/// after more, in case the cell is what takes its machines down.
+pub fn lost_lease_backoff_ms(n_attempts: u32) -> i64 {
+    match n_attempts {
+        0 | 1 => 0,
+        n => retry_backoff_ms(n - 1),
+    }
 }
 
 fn expire(state: &mut State, expired: &[(SweepId, CellKey, u64)], at_ms: i64) -> Outcome {
@@ -621,7 +634,8 @@ fn end_leases(state: &mut State, leases: &[(SweepId, CellKey, u64)], at_ms: i64,
         };
         release(agents, &holder, *sweep_id, cell_key);
         let reason = format!("attempt {attempt} on `{holder}`: {why}");
-        record.state = end_attempt(record, reason, max_attempts, at_ms);
+        let retry_at = at_ms.saturating_add(lost_lease_backoff_ms(record.attempts));
+        record.state = end_attempt(record, reason, max_attempts, retry_at);
         pending.sync(cell_key, record);
         match record.state {
             CellState::Pending => ended.n_retried += 1,

@@ -130,8 +130,10 @@ fn expiry_retries_until_max_attempts_then_fails_with_every_reason() {
     let outcome = apply(&mut state, expire(&first, 20_000));
     assert_eq!(outcome, Outcome::LeasesExpired { n_retried: 1, n_failed: 0, skipped: vec![] });
     assert_eq!(cell_state(&state, &keys[0]), CellState::Pending);
-    assert_eq!(state.cell(&sweep_id(1), &keys[0]).expect("known").retry_after_ms, Some(25_000));
+    // A first attempt whose agent went silent runs again at once: the lease time was the wait.
+    assert_eq!(state.cell(&sweep_id(1), &keys[0]).expect("known").retry_after_ms, Some(20_000));
     assert_eq!([1, 2, 3, 7, 50].map(apply::retry_backoff_ms), [5_000, 10_000, 20_000, 300_000, 300_000]);
+    assert_eq!([0, 1, 2, 3, 8].map(apply::lost_lease_backoff_ms), [0, 0, 5_000, 10_000, 300_000]);
     let second = grant(&mut state, "a2", &keys[0], 21_000);
     assert_eq!((second.attempt, second.epoch), (2, 2));
     let outcome = apply(&mut state, completion(&second, "a2", Status::Oom));
