@@ -199,13 +199,13 @@ fn one_run(seed: u64) -> Report {
             }
             Fault::IsolateLeader(d, mode) => {
                 let cut_at = Instant::now();
-                cut(&nodes, |from, to| is_node(from, leader) || to == leader, mode);
+                cut(&nodes, around(leader), mode);
                 report.isolated.extend(next_ack(&nodes, d));
                 std::thread::sleep(d.saturating_sub(cut_at.elapsed()));
                 heal(&nodes);
             }
             Fault::IsolateFollower(d, mode) => {
-                cut(&nodes, |from, to| is_node(from, follower) || to == follower, mode);
+                cut(&nodes, around(follower), mode);
                 std::thread::sleep(d);
                 heal(&nodes);
             }
@@ -218,7 +218,7 @@ fn one_run(seed: u64) -> Report {
                 let flapping = Instant::now();
                 while flapping.elapsed() < d {
                     let mode = if rng.below(2) == 0 { Mode::Hold } else { Mode::Reject };
-                    cut(&nodes, |from, to| is_node(from, leader) || to == leader, mode);
+                    cut(&nodes, around(leader), mode);
                     std::thread::sleep(Duration::from_millis(200 + rng.below(500)));
                     heal(&nodes);
                     std::thread::sleep(Duration::from_millis(200 + rng.below(500)));
@@ -291,6 +291,11 @@ fn one_run(seed: u64) -> Report {
     report
 }
 
+/// Every link to or from node `n`, agents' included.
+fn around(n: u64) -> impl Fn(&str, u64) -> bool {
+    move |from, to| is_node(from, n) || to == n
+}
+
 fn cut(nodes: &Nodes, chosen: impl Fn(&str, u64) -> bool, mode: Mode) {
     nodes.net.as_ref().expect("the runs start the cluster behind proxies").set(chosen, mode);
 }
@@ -301,6 +306,11 @@ fn heal(nodes: &Nodes) {
 
 fn is_event(e: &serde_json::Value, message: &str, cell: &str) -> bool {
     e["message"] == message && e["cell_key"] == cell
+}
+
+/// Whether the nodes logged `cell`'s result for `attempt` as committed.
+fn delivered(events: &[serde_json::Value], cell: &str, attempt: u64) -> bool {
+    events.iter().any(|e| is_event(e, "result committed", cell) && e["attempt"].as_u64() == Some(attempt))
 }
 
 /// The cell (and attempt) agent `name` was leased last and has not delivered, once there
@@ -316,9 +326,7 @@ fn wait_until_holding(nodes: &Nodes, name: &str) -> Option<(String, u64)> {
             .filter(|e| e["message"] == "lease granted" && e["agent_id"] == agent_id.as_str())
             .max_by(|a, b| a["at"].as_str().cmp(&b["at"].as_str()));
         if let Some((cell, attempt)) = last.and_then(|g| Some((g["cell_key"].as_str()?, g["attempt"].as_u64()?))) {
-            let delivered =
-                events.iter().any(|e| is_event(e, "result committed", cell) && e["attempt"].as_u64() == Some(attempt));
-            if !delivered {
+            if !delivered(&events, cell, attempt) {
                 return Some((cell.to_string(), attempt));
             }
         }
@@ -337,7 +345,7 @@ fn leased_again(nodes: &Nodes, cell: &str, attempt: u64) -> bool {
         if events.iter().any(|e| is_event(e, "lease granted", cell) && e["attempt"].as_u64() > Some(attempt)) {
             return true;
         }
-        if events.iter().any(|e| is_event(e, "result committed", cell) && e["attempt"].as_u64() == Some(attempt)) {
+        if delivered(&events, cell, attempt) {
             return false;
         }
         assert!(
