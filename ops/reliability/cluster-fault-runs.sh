@@ -19,13 +19,23 @@ first="${2:-1}"
 log="${CLUSTER_FAULT_LOG:-cluster-fault-runs.log}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/accelbench-target}"
 cargo build -q --workspace --bins || exit 2
-cargo test -q -p e2e --test raft_faults --no-run || exit 2
+test_bin="$(cargo test -q -p e2e --test raft_faults --no-run --message-format=json 2>/dev/null \
+    | sed -n 's/.*"executable":"\([^"]*raft_faults[^"]*\)".*/\1/p' | tail -1)"
+[ -x "$test_bin" ] || { echo "could not build the raft_faults test binary" >&2; exit 2; }
+# The campaign runs a copy of the binaries (the test finds them one folder above its own
+# deps/), so building in the same target folder during a two-hour campaign changes nothing.
+snapshot="$(mktemp -d)"
+trap 'rm -rf "$snapshot"' EXIT
+mkdir -p "$snapshot/deps"
+cp "$CARGO_TARGET_DIR/debug/accelbench" "$CARGO_TARGET_DIR/debug/accelbench-agent" "$snapshot/"
+cp "$test_bin" "$snapshot/deps/raft_faults"
+echo "binaries of $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (with uncommitted changes)') copied to $snapshot" >&2
 seed="$first"
 end=$((first + runs))
 while [ "$seed" -lt "$end" ]; do
     n=$((end - seed < 10 ? end - seed : 10))
-    ACCELBENCH_CLUSTER_FAULT_SEED="$seed" ACCELBENCH_CLUSTER_FAULT_RUNS="$n" \
-        cargo test -q -p e2e --test raft_faults -- --nocapture a_cluster 2>/dev/null | grep '^cluster-fault' | tee -a "$log"
+    ACCELBENCH_CLUSTER_FAULT_SEED="$seed" ACCELBENCH_CLUSTER_FAULT_RUNS="$n" CARGO_MANIFEST_DIR="$PWD/tests" \
+        "$snapshot/deps/raft_faults" --nocapture a_cluster 2>/dev/null | grep '^cluster-fault' | tee -a "$log"
     seed=$((seed + n))
 done
 # Totals over this campaign's seeds, and percentiles of each timed figure
