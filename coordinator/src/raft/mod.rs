@@ -105,18 +105,31 @@ pub struct RaftHandle {
     status: Arc<Status>,
     /// Each node's URL, to tell a caller where the leader is.
     urls: Arc<std::collections::BTreeMap<u64, String>>,
+    /// Why the node stopped on its own (its store failed); `None` while it runs.
+    halted: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// Opens (or creates) the store at `config.path`, replays it, and starts the node thread.
 pub fn start(config: NodeConfig, transport: impl Transport) -> Result<RaftHandle, NodeError> {
+    let storage = storage::RedbStorage::open(&config.path, &config.voters)?;
+    start_on(config, storage, transport)
+}
+
+/// [`start`] on a store already open (the tests' stores with injected faults).
+pub(crate) fn start_on(
+    config: NodeConfig,
+    storage: impl storage::LogStore,
+    transport: impl Transport,
+) -> Result<RaftHandle, NodeError> {
     let local_reads = Arc::new(AtomicBool::new(false));
     let status = Arc::new(Status::default());
-    let (node, state) = Node::open(&config, transport, Arc::clone(&local_reads), Arc::clone(&status))?;
+    let (node, state) = Node::new(&config, storage, transport, Arc::clone(&local_reads), Arc::clone(&status))?;
     let (mailbox, inbox) = mpsc::channel();
+    let (halted_tx, halted) = tokio::sync::watch::channel(None);
     let tick = config.tick_interval;
     std::thread::Builder::new()
         .name(format!("raft-node-{}", config.id))
-        .spawn(move || node.run_to_end(inbox, tick))
+        .spawn(move || node.run_to_end(inbox, tick, halted_tx))
         .map_err(NodeError::Spawn)?;
     Ok(RaftHandle {
         mailbox,
@@ -125,6 +138,7 @@ pub fn start(config: NodeConfig, transport: impl Transport) -> Result<RaftHandle
         local_reads,
         status,
         urls: Arc::default(),
+        halted,
     })
 }
 
@@ -228,6 +242,23 @@ impl RaftHandle {
         let (done, stopped) = oneshot::channel();
         if self.send(Msg::Stop { done }).is_ok() {
             let _ = stopped.await;
+        }
+    }
+
+    /// Resolves, with the reason, once the node has stopped on an error of its own (a
+    /// failed write to its store); never after a requested stop. A node that cannot write
+    /// its log can take no further part, so its server stops too (fail-stop: a supervisor
+    /// restarts it once the disk is mended, from what was synced).
+    pub async fn halted(&self) -> String {
+        let mut halted = self.halted.clone();
+        let reason = match halted.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            // The node ended without an error of its own: a requested stop.
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            None => std::future::pending().await,
         }
     }
 

@@ -33,7 +33,7 @@ use raft::{LightReady, RawNode, ReadState, StateRole, INVALID_ID};
 use tokio::sync::oneshot;
 
 use super::apply::{apply_entry, restore, snapshot_bytes, Applied, ApplyError};
-use super::storage::{LogStore, RedbStorage, StoreError};
+use super::storage::{LogStore, StoreError};
 use super::transport::Transport;
 use super::RaftError;
 use crate::state::{Command, Outcome, State};
@@ -176,19 +176,6 @@ pub(crate) enum Exit {
     Stop(oneshot::Sender<()>),
 }
 
-impl<T: Transport> Node<RedbStorage, T> {
-    /// Opens the redb store at `config.path` and builds the node on it.
-    pub(super) fn open(
-        config: &NodeConfig,
-        transport: T,
-        local_reads: Arc<AtomicBool>,
-        status: Arc<super::Status>,
-    ) -> Result<(Self, Arc<RwLock<State>>), NodeError> {
-        let storage = RedbStorage::open(&config.path, &config.voters)?;
-        Node::new(config, storage, transport, local_reads, status)
-    }
-}
-
 impl<S: LogStore, T: Transport> Node<S, T> {
     /// Restores the store's latest snapshot and builds the raw node; entries after the
     /// snapshot are replayed by the first Readys (raft hands every committed entry above
@@ -245,14 +232,22 @@ impl<S: LogStore, T: Transport> Node<S, T> {
 
     /// The thread body: runs the loop, then fails everyone still waiting, closes the store
     /// and only then confirms a stop, so a caller may reopen the same file right away.
-    pub(super) fn run_to_end(mut self, mailbox: Receiver<Msg>, tick: Duration) {
+    /// A stop on an error of the node's own (its store failed) is also sent on `halted`.
+    pub(super) fn run_to_end(
+        mut self,
+        mailbox: Receiver<Msg>,
+        tick: Duration,
+        halted: tokio::sync::watch::Sender<Option<String>>,
+    ) {
         let result = self.run(&mailbox, tick);
         self.local_reads.store(false, Ordering::Release);
         let (exit, reason) = match result {
             Ok(exit) => (exit, "raft node stopped".to_owned()),
             Err(error) => {
                 tracing::error!(%error, "raft node stopped on an error");
-                (Exit::Disconnected, format!("raft node stopped: {error}"))
+                let reason = format!("raft node stopped: {error}");
+                halted.send_replace(Some(reason.clone()));
+                (Exit::Disconnected, reason)
             }
         };
         self.fail_all(&reason);

@@ -109,7 +109,7 @@ impl RedbStorage {
     }
 
     /// `path` only names the store in errors.
-    fn from_database(db: Database, path: &Path, voters: &[u64]) -> Result<RedbStorage, StoreError> {
+    pub(crate) fn from_database(db: Database, path: &Path, voters: &[u64]) -> Result<RedbStorage, StoreError> {
         let mut storage = RedbStorage {
             db,
             path: path.to_owned(),
@@ -475,7 +475,7 @@ fn encode_entry(entry: &Entry) -> Result<Vec<u8>, redb::Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
@@ -518,9 +518,9 @@ mod tests {
 
     /// A memory backend whose fsync fails while `fail` is set.
     #[derive(Debug, Default)]
-    struct FlakyFsync {
+    pub(crate) struct FlakyFsync {
         inner: redb::backends::InMemoryBackend,
-        fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        pub(crate) fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
     }
 
     impl redb::StorageBackend for FlakyFsync {

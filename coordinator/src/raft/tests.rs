@@ -156,3 +156,35 @@ async fn a_sole_leader_reads_locally_only_while_that_is_linearizable() {
     let late = handle.read(|_| ()).await.expect_err("stopped");
     assert!(matches!(late, RaftError::Stopped(_)), "{late:?}");
 }
+
+/// A node whose store fails an fsync stops for good and says why on `halted` (the server
+/// stops on it); the write is not acknowledged, nor is anything after it. A requested stop
+/// is not a halt.
+#[tokio::test]
+async fn a_failed_fsync_halts_the_node_and_says_why() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = storage::tests::FlakyFsync::default();
+    let fail = Arc::clone(&backend.fail);
+    let db = redb::Database::builder().create_with_backend(backend).expect("in-memory database");
+    let store = storage::RedbStorage::from_database(db, std::path::Path::new("flaky"), &[1]).expect("opens");
+    let handle = start_on(config(&dir, 1_000), store, NoPeers).expect("node starts");
+    assert!(matches!(handle.propose(register()).await, Ok(Outcome::AgentRegistered { .. })));
+    let not_yet = tokio::time::timeout(Duration::from_millis(100), handle.halted()).await;
+    assert!(not_yet.is_err(), "a healthy node is not halted");
+
+    fail.store(true, SeqCst);
+    let refused = handle.propose(submit(1)).await;
+    assert!(matches!(refused, Err(RaftError::Stopped(_))), "{refused:?}");
+    let reason = tokio::time::timeout(Duration::from_secs(5), handle.halted()).await.expect("the node halts");
+    assert!(reason.starts_with("raft node stopped: raft store `flaky`"), "{reason}");
+    assert!(reason.contains("injected fsync failure"), "{reason}");
+    fail.store(false, SeqCst);
+    assert!(handle.propose(submit(2)).await.is_err(), "nothing is acknowledged after the failed fsync");
+
+    let healthy = tempfile::tempdir().expect("temp dir");
+    let handle = start(config(&healthy, 1_000), NoPeers).expect("node starts");
+    handle.shutdown().await;
+    let after_stop = tokio::time::timeout(Duration::from_millis(200), handle.halted()).await;
+    assert!(after_stop.is_err(), "a requested stop is not a halt");
+}

@@ -120,6 +120,7 @@ pub async fn serve(
     let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
         s.and_then(|s| s.set_nodelay(true).map(|()| s))
     });
+    let halted = std::sync::OnceLock::new();
     let (committer, committer_done) = committer::Committer::start(ctx.clone());
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = grpc_tls {
@@ -149,7 +150,7 @@ pub async fn serve(
             RaftServiceServer::new(peers::RaftPeers { node_id: ctx.config.node_id, raft: ctx.raft.clone() })
                 .max_decoding_message_size(peers::MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(incoming, until_stopped(shutdown, ctx.raft.clone(), &halted))
         .await;
     expiry.abort();
     if let Some(h) = http {
@@ -164,7 +165,26 @@ pub async fn serve(
         );
     }
     ctx.raft.shutdown().await;
+    if let Some(reason) = halted.get() {
+        anyhow::bail!("{reason}; stopping this coordinator (restart it once its data folder can be written)");
+    }
     result.context("grpc server")
+}
+
+/// `shutdown`, or the Raft node stopping on an error of its own (its reason kept in
+/// `halted`), whichever comes first.
+async fn until_stopped(
+    shutdown: impl Future<Output = ()>,
+    raft: crate::raft::RaftHandle,
+    halted: &std::sync::OnceLock<String>,
+) {
+    tokio::select! {
+        () = shutdown => {}
+        reason = raft.halted() => {
+            tracing::error!(%reason, "stopping: the raft node cannot go on");
+            let _ = halted.set(reason);
+        }
+    }
 }
 
 type Secured = (auth::Gate, Option<tonic::transport::ServerTlsConfig>, Option<Arc<tokio_rustls::rustls::ServerConfig>>);
