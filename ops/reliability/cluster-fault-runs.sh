@@ -4,7 +4,8 @@
 #   ops/reliability/cluster-fault-runs.sh [RUNS] [FIRST_SEED]
 # Each run starts three coordinators and two agents on loopback with a TCP proxy on every
 # link, strikes with 1-3 seeded faults (SIGKILL or SIGSTOP of nodes, SIGKILL of an agent,
-# a node cut off, one-way and flapping links, slow links) during a sweep of 120 cells,
+# a node cut off, one-way and flapping links, slow links, a node's disk full or failing
+# its fsyncs) during a sweep of 120 cells,
 # heals, drains, and counts cells not done, duplicated rows, unacknowledged results and
 # sweeps not done within 30 s of the heal. Timed: leader kill and leader isolation to the
 # next acknowledged result, a killed agent's cell to its next lease. Seeds go in chunks
@@ -18,7 +19,8 @@ runs="${1:-300}"
 first="${2:-1}"
 log="${CLUSTER_FAULT_LOG:-cluster-fault-runs.log}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/accelbench-target}"
-cargo build -q --workspace --bins || exit 2
+# The whole workspace: the binaries and the fsync-fault library the nodes preload.
+cargo build -q --workspace || exit 2
 test_bin="$(cargo test -q -p e2e --test raft_faults --no-run --message-format=json 2>/dev/null \
     | sed -n 's/.*"executable":"\([^"]*raft_faults[^"]*\)".*/\1/p' | tail -1)"
 [ -x "$test_bin" ] || { echo "could not build the raft_faults test binary" >&2; exit 2; }
@@ -27,7 +29,8 @@ test_bin="$(cargo test -q -p e2e --test raft_faults --no-run --message-format=js
 snapshot="$(mktemp -d)"
 trap 'rm -rf "$snapshot"' EXIT
 mkdir -p "$snapshot/deps"
-cp "$CARGO_TARGET_DIR/debug/accelbench" "$CARGO_TARGET_DIR/debug/accelbench-agent" "$snapshot/"
+cp "$CARGO_TARGET_DIR/debug/accelbench" "$CARGO_TARGET_DIR/debug/accelbench-agent" \
+    "$CARGO_TARGET_DIR/debug/libfsync_fault.so" "$snapshot/"
 cp "$test_bin" "$snapshot/deps/raft_faults"
 echo "binaries of $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (with uncommitted changes)') copied to $snapshot" >&2
 seed="$first"
@@ -57,6 +60,9 @@ figure() {
 figure failover_ms "leader SIGKILL -> next acknowledged result"
 figure isolated_ms "leader cut off -> next acknowledged result"
 figure relet_ms "agent SIGKILL -> its cell leased again (lease 5 s)"
+figure disk_ms "leader's disk full or failing -> next acknowledged result"
+stops="$(printf '%s\n' "$lines" | sed -n 's/.* disk_stops=\([0-9]*\) .*/\1/p' | awk '{ s += $1 } END { print s + 0 }')"
+echo "nodes stopped by a disk fault (exit 2, reason logged): $stops"
 late="$(printf '%s\n' "$lines" | sed -n 's/.*done_after_heal_ms=\([0-9]*\).*/\1/p' | sort -n | tail -1)"
 echo "slowest drain after the last heal: ${late:-0} ms (limit 30000)"
 [ "$dirty" -eq 0 ] && [ "$runs_done" -eq "$runs" ]

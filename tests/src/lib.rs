@@ -24,6 +24,7 @@ use proto::v1::sweep_service_client::SweepServiceClient;
 use proto::v1::{GetSweepRequest, ListAgentsRequest, SweepState, SweepStatus};
 
 pub mod cdp;
+pub mod diskfault;
 pub mod fault;
 pub mod fuzz;
 pub mod netfault;

@@ -29,6 +29,8 @@ pub struct Nodes {
     env: Vec<(String, String)>,
     /// The proxies every connection to a node goes through, when the test cuts links.
     pub net: Option<crate::netfault::Net>,
+    /// Each node's disk faults (by node id − 1), when the test fails disks.
+    disks: Vec<crate::diskfault::NodeDisk>,
 }
 
 impl Nodes {
@@ -37,8 +39,9 @@ impl Nodes {
     }
 
     /// The nodes with every connection between them, and from agents started with
-    /// [`Self::agent_list`], through a [`crate::netfault::Net`] proxy; the nodes log their
-    /// lease grants and commits as JSON lines ([`Self::log_events`]).
+    /// [`Self::agent_list`], through a [`crate::netfault::Net`] proxy, and each on a disk
+    /// that can fail ([`Self::disk`]); the nodes log their lease grants and commits as
+    /// JSON lines ([`Self::log_events`]).
     pub fn start_with_net() -> Nodes {
         Nodes::start_with(None, true)
     }
@@ -85,7 +88,13 @@ impl Nodes {
                 .map(|(i, url)| (i as u64 + 1, url.trim_start_matches("https://").parse().expect("a socket address")));
             crate::netfault::Net::new(targets.collect())
         });
-        let mut nodes = Nodes { dir, urls, children: Vec::new(), warehouse, env, net };
+        let disks = match with_net {
+            true => (1..=NODES)
+                .map(|n| crate::diskfault::NodeDisk::prepare(&dir.path().join(format!("node-{n}"))))
+                .collect(),
+            false => Vec::new(),
+        };
+        let mut nodes = Nodes { dir, urls, children: Vec::new(), warehouse, env, net, disks };
         for n in 1..=NODES {
             let child = nodes.spawn(n);
             nodes.children.push(Some(child));
@@ -136,6 +145,7 @@ impl Nodes {
             .arg(self.dir.path().join(format!("node-{n}")))
             .args(["--warehouse", &self.warehouse])
             .envs(self.env.iter().cloned())
+            .envs(self.disks.get((n - 1) as usize).map(|d| d.env()).into_iter().flatten())
             .args(self.identity(["--tls-ca", "--tls-cert", "--tls-key"], &format!("node-n{n}")))
             .args(["--node-id", &n.to_string(), "--peers", &self.peers(n)])
             .stdout(Stdio::null())
@@ -187,6 +197,20 @@ impl Nodes {
         let text = String::from_utf8_lossy(&o.stdout).to_string();
         let all = text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).next();
         all.filter(|row| row["hardware_class"] == "all")
+    }
+
+    /// Node `n`'s disk faults: see [`Self::start_with_net`].
+    pub fn disk(&self, n: u64) -> &crate::diskfault::NodeDisk {
+        &self.disks[(n - 1) as usize]
+    }
+
+    /// How node `n` ended, once it has exited on its own (and forgets it: [`Self::restart`]
+    /// starts it again); `None` while it runs or after [`Self::kill`].
+    pub fn exited(&mut self, n: u64) -> Option<std::process::ExitStatus> {
+        let slot = &mut self.children[(n - 1) as usize];
+        let status = slot.as_mut()?.try_wait().ok()??;
+        *slot = None;
+        Some(status)
     }
 
     pub fn kill(&mut self, n: u64) {
@@ -322,6 +346,8 @@ impl Drop for Nodes {
         for n in 1..=self.children.len() as u64 {
             self.kill(n);
         }
+        // Unmounted before the test's folder (a field declared earlier) is removed.
+        self.disks.clear();
     }
 }
 

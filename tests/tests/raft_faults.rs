@@ -6,16 +6,22 @@
 //! it leads). Network faults, through a proxy on every link ([`e2e::netfault`]): the
 //! leader or a follower cut off from everyone (held like a blackhole, or reset), the
 //! leader unable to send while it still hears the others (one-way), the leader's links
-//! flapping, every link slowed. Then the faults heal, the sweep drains and the run checks
-//! what must hold: every cell done with one `ok` row, no (cell, attempt) twice in the
-//! warehouse, nothing left unacknowledged in a spool, the sweep done within 30 s of the
-//! last heal. Timed: each leader kill and each leader isolation to the next result
-//! acknowledged by the cluster (the failover as agents see it), and each lost agent's
-//! cell to its next lease (read from the nodes' logs).
+//! flapping, every link slowed. Disk faults under the leader or a follower
+//! ([`e2e::diskfault`]): its disk full (a small tmpfs of its own, filled), its fsyncs
+//! failing; a node whose write fails must stop, say why and exit with status 2, and is
+//! started again once the disk is mended. Then the faults heal, the sweep drains and the
+//! run checks what must hold: every cell done with one `ok` row, no (cell, attempt) twice
+//! in the warehouse, nothing left unacknowledged in a spool, the sweep done within 30 s of
+//! the last heal, no node ended by a disk fault any other way. Timed: each leader kill,
+//! leader isolation and leader disk fault to the next result acknowledged by the cluster
+//! (the failover as agents see it), and each lost agent's cell to its next lease (read
+//! from the nodes' logs).
 //!
-//! `ACCELBENCH_CLUSTER_FAULT_RUNS` runs (default 12, about 5 minutes) from `ACCELBENCH_CLUSTER_FAULT_SEED`
-//! (default 3: seeds 3–14 strike every kind of fault at least once); `ops/reliability/cluster-fault-runs.sh` runs a campaign. A run's choice
-//! and order of faults replays from its seed; process timing does not.
+//! `ACCELBENCH_CLUSTER_FAULT_RUNS` runs (default 12, about 6 minutes) from
+//! `ACCELBENCH_CLUSTER_FAULT_SEED` (default 2: seeds 2–13 strike every kind of fault at
+//! least once); `ops/reliability/cluster-fault-runs.sh` runs a campaign. A run's choice and
+//! order of faults replays from its seed; process timing does not. A full disk needs the
+//! right to mount a tmpfs (root here); without it that fault is reported as skipped.
 
 use std::time::{Duration, Instant};
 
@@ -55,6 +61,11 @@ enum Fault {
     /// SIGKILL agent AGENTS[i] once it holds a lease; start it again at once or only
     /// after its cell was leased to another.
     KillAgent(usize, bool),
+    /// The disk under the leader (`true`) or a follower is full this long; then freed, and
+    /// the node started again if it stopped.
+    DiskFull(bool, Duration),
+    /// Every fsync of the leader (`true`) or a follower fails this long; then the same.
+    FsyncFails(bool, Duration),
 }
 
 impl Fault {
@@ -62,7 +73,7 @@ impl Fault {
         let later = |rng: &mut Rng| Duration::from_millis([0, 0, 1500, 4000][rng.below(4) as usize]);
         let window = |rng: &mut Rng| Duration::from_millis(2500 + rng.below(2500));
         let cut = |rng: &mut Rng| if rng.below(2) == 0 { Mode::Hold } else { Mode::Reject };
-        match rng.below(12) {
+        match rng.below(14) {
             0..=1 => Fault::KillLeader(later(rng)),
             2 => Fault::KillFollower(later(rng)),
             3 => Fault::KillAll,
@@ -72,7 +83,9 @@ impl Fault {
             8 => Fault::LeaderCannotSend(window(rng)),
             9 => Fault::FlapLeader(window(rng)),
             10 => Fault::SlowNetwork(window(rng), Duration::from_millis(20 + rng.below(180))),
-            _ => Fault::KillAgent(rng.below(2) as usize, rng.below(2) == 0),
+            11 => Fault::KillAgent(rng.below(2) as usize, rng.below(2) == 0),
+            12 => Fault::DiskFull(rng.below(2) == 0, window(rng)),
+            _ => Fault::FsyncFails(rng.below(2) == 0, window(rng)),
         }
     }
 }
@@ -91,6 +104,14 @@ struct Report {
     /// A killed agent's cell: SIGKILL → the cell's next lease, per agent kill that left
     /// a cell behind.
     relets: Vec<Duration>,
+    /// The leader's disk full or failing → next result acknowledged.
+    disk_failovers: Vec<Duration>,
+    /// Nodes that stopped on a disk fault, as they should (exit status 2, the reason logged).
+    disk_stops: usize,
+    /// Nodes that ended otherwise on a disk fault (a panic, a signal, no reason logged).
+    bad_stops: Vec<String>,
+    /// Faults that could not strike here, and why.
+    skipped: Vec<String>,
     /// Last heal → the sweep done.
     done_after_heal: Duration,
     ok: u64,
@@ -105,6 +126,7 @@ impl Report {
             && self.cells_with_a_row == CELLS
             && self.duplicated == 0
             && self.unacknowledged == 0
+            && self.bad_stops.is_empty()
             && self.done_after_heal <= DONE_AFTER_HEAL
     }
 }
@@ -245,8 +267,41 @@ fn one_run(seed: u64) -> Report {
                     agents[i] = nodes.start_agent(name, &nodes.agent_list(name));
                 }
             }
+            Fault::DiskFull(on_leader, d) | Fault::FsyncFails(on_leader, d) => {
+                let n = if on_leader { leader } else { follower };
+                let full = matches!(fault, Fault::DiskFull(..));
+                let halts_before = halts(&nodes, n);
+                let struck_at = Instant::now();
+                if !full {
+                    nodes.disk(n).fail_fsync(true);
+                } else if let Err(why) = nodes.disk(n).fill() {
+                    report.skipped.push(format!("{fault:?}: {why}"));
+                }
+                if on_leader {
+                    report.disk_failovers.extend(next_ack(&nodes, d));
+                }
+                std::thread::sleep(d.saturating_sub(struck_at.elapsed()));
+                match full {
+                    true => nodes.disk(n).free(),
+                    false => nodes.disk(n).fail_fsync(false),
+                }
+                // The disk is mended: a node that stopped is started again, as its
+                // supervisor would.
+                let stopped = stopped_on_disk(&mut nodes, n, halts_before);
+                match stopped {
+                    Some(Ok(())) => report.disk_stops += 1,
+                    Some(Err(ref how)) => report.bad_stops.push(format!("node {n} on {fault:?}: {how}")),
+                    None => {}
+                }
+                if stopped.is_some() {
+                    nodes.kill(n);
+                    nodes.restart(n);
+                }
+            }
         }
     }
+
+    report.struck -= report.skipped.len();
 
     // Healed: the sweep drains.
     let start = Instant::now();
@@ -289,6 +344,37 @@ fn one_run(seed: u64) -> Report {
         eprintln!("{}", nodes.logs());
     }
     report
+}
+
+/// The node message logged when a failed write stops it (coordinator/src/server/mod.rs).
+const HALTED: &str = "stopping: the raft node cannot go on";
+
+/// How many times node `n` has logged that a failed write stopped it.
+fn halts(nodes: &Nodes, n: u64) -> usize {
+    nodes.log_events().iter().filter(|e| e["node"] == n && e["message"] == HALTED).count()
+}
+
+/// Whether node `n` stopped on the disk fault just healed: `None` if it runs on (its
+/// writes found room), `Ok` if it logged why and exited with status 2 (the CLI's error
+/// status), `Err` (how) if it
+/// ended any other way. A node that logged the halt gets 40 s to finish exiting (its
+/// server lets open requests end, bounded by the committer's 30 s drain).
+fn stopped_on_disk(nodes: &mut Nodes, n: u64, halts_before: usize) -> Option<Result<(), String>> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = nodes.exited(n) {
+            let logged = halts(nodes, n) > halts_before;
+            return Some(match (status.code(), logged) {
+                (Some(2), true) => Ok(()),
+                (_, true) => Err(format!("logged the halt but ended with {status}")),
+                (_, false) => Err(format!("ended with {status} without logging why")),
+            });
+        }
+        if halts(nodes, n) == halts_before || start.elapsed() > Duration::from_secs(40) {
+            return (halts(nodes, n) > halts_before).then(|| Err("logged the halt but still runs after 40 s".into()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Every link to or from node `n`, agents' included.
@@ -375,7 +461,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 #[test]
 fn a_cluster_under_seeded_node_faults_loses_and_duplicates_nothing() {
-    let first = env_u64("ACCELBENCH_CLUSTER_FAULT_SEED", 3);
+    let first = env_u64("ACCELBENCH_CLUSTER_FAULT_SEED", 2);
     let runs = env_u64("ACCELBENCH_CLUSTER_FAULT_RUNS", 12);
     let mut failovers = Vec::new();
     let mut dirty = Vec::new();
@@ -386,7 +472,8 @@ fn a_cluster_under_seeded_node_faults_loses_and_duplicates_nothing() {
         // One line per run, for ops/reliability/cluster-fault-runs.sh to sum.
         println!(
             "cluster-fault seed={} clean={} struck={}/{} ok={} duplicated={} cells={} unacknowledged={} \
-             failover_ms={:?} isolated_ms={:?} relet_ms={:?} done_after_heal_ms={} took_s={} faults={:?}",
+             failover_ms={:?} isolated_ms={:?} relet_ms={:?} disk_ms={:?} disk_stops={} bad_stops={:?} \
+             skipped={:?} done_after_heal_ms={} took_s={} faults={:?}",
             r.seed,
             r.clean(),
             r.struck,
@@ -398,6 +485,10 @@ fn a_cluster_under_seeded_node_faults_loses_and_duplicates_nothing() {
             ms(&r.failovers),
             ms(&r.isolated),
             ms(&r.relets),
+            ms(&r.disk_failovers),
+            r.disk_stops,
+            r.bad_stops,
+            r.skipped,
             r.done_after_heal.as_millis(),
             started.elapsed().as_secs(),
             r.faults
