@@ -47,7 +47,9 @@ lines="$(awk -v first="$first" -v end="$end" '/^cluster-fault/ { split($2, s, "=
 runs_done="$(printf '%s\n' "$lines" | grep -c '^cluster-fault')"
 dirty="$(printf '%s\n' "$lines" | grep '^cluster-fault' | grep -vc 'clean=true')"
 struck="$(printf '%s\n' "$lines" | sed -n 's/.* struck=\([0-9]*\)\/\([0-9]*\) .*/\1 \2/p' | awk '{ s += $1; n += $2 } END { print s "/" n }')"
-echo "runs=$runs_done not_clean=$dirty faults_struck=$struck"
+# The sum of a count over the runs that report it (older runs may not).
+sum() { printf '%s\n' "$lines" | sed -n "s/.* $1=\([0-9]*\) .*/\1/p" | awk '{ s += $1; n++ } END { if (n) print s; else print "not-counted" }'; }
+echo "runs=$runs_done not_clean=$dirty faults_struck=$struck duplicated=$(sum duplicated) lost=$(sum lost) unexpected=$(sum unexpected) unacknowledged=$(sum unacknowledged)"
 # p50, p99 and max of one figure (a list in brackets on each line) over every run.
 figure() {
     ms="$(printf '%s\n' "$lines" | sed -n "s/.* $1=\[\([^]]*\)\].*/\1/p" | tr ',' '\n' | tr -d ' ' | grep -v '^$' | sort -n)"
@@ -61,8 +63,7 @@ figure failover_ms "leader SIGKILL -> next acknowledged result"
 figure isolated_ms "leader cut off -> next acknowledged result"
 figure relet_ms "agent SIGKILL -> its cell leased again (lease 5 s)"
 figure disk_ms "leader's disk full or failing -> next acknowledged result"
-stops="$(printf '%s\n' "$lines" | sed -n 's/.* disk_stops=\([0-9]*\) .*/\1/p' | awk '{ s += $1 } END { print s + 0 }')"
-echo "nodes stopped by a disk fault (exit 2, reason logged): $stops"
+echo "nodes stopped by a disk fault (exit 2, reason logged): $(sum disk_stops)"
 late="$(printf '%s\n' "$lines" | sed -n 's/.*done_after_heal_ms=\([0-9]*\).*/\1/p' | sort -n | tail -1)"
 echo "slowest drain after the last heal: ${late:-0} ms (limit 30000)"
 [ "$dirty" -eq 0 ] && [ "$runs_done" -eq "$runs" ]

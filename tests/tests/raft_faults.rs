@@ -117,6 +117,12 @@ struct Report {
     ok: u64,
     duplicated: u64,
     cells_with_a_row: u64,
+    /// Results the nodes logged as committed (logged before the agent's ack) with no row
+    /// in the warehouse: acknowledged and lost.
+    lost: usize,
+    /// Rows in the warehouse for a (cell, attempt) no node logged a lease for (logged
+    /// before the lease goes out): results nobody was asked for.
+    unexpected: usize,
     unacknowledged: usize,
 }
 
@@ -125,6 +131,8 @@ impl Report {
         self.ok == CELLS
             && self.cells_with_a_row == CELLS
             && self.duplicated == 0
+            && self.lost == 0
+            && self.unexpected == 0
             && self.unacknowledged == 0
             && self.bad_stops.is_empty()
             && self.done_after_heal <= DONE_AFTER_HEAL
@@ -340,6 +348,7 @@ fn one_run(seed: u64) -> Report {
     let row: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one json row");
     report.duplicated = row["duplicated"].as_u64().unwrap_or(u64::MAX);
     report.cells_with_a_row = row["cells"].as_u64().unwrap_or(0);
+    (report.lost, report.unexpected) = against_the_logs(&nodes, &id, seed);
     if !report.clean() {
         eprintln!("{}", nodes.logs());
     }
@@ -375,6 +384,32 @@ fn stopped_on_disk(nodes: &mut Nodes, n: u64, halts_before: usize) -> Option<Res
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Every (cell, attempt) of sweep `id` in the warehouse, checked against the nodes' logs:
+/// how many logged commits have no row (lost), and how many rows have no logged lease
+/// (unexpected).
+fn against_the_logs(nodes: &Nodes, id: &str, seed: u64) -> (usize, usize) {
+    use std::collections::BTreeSet;
+    let sql = format!("SELECT cell_key, attempt FROM results WHERE sweep_id = '{id}'");
+    let o = nodes.cli(&["query", &sql, "--warehouse", &nodes.warehouse, "--format", "json"]);
+    assert!(o.status.success(), "seed {seed}: {}", text(&o));
+    let rows: BTreeSet<(String, u64)> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|r| Some((r["cell_key"].as_str()?.to_string(), r["attempt"].as_u64()?)))
+        .collect();
+    let events = nodes.log_events();
+    let logged = |message: &str| -> BTreeSet<(String, u64)> {
+        events
+            .iter()
+            .filter(|e| e["message"] == message && e["sweep_id"] == id)
+            .filter_map(|e| Some((e["cell_key"].as_str()?.to_string(), e["attempt"].as_u64()?)))
+            .collect()
+    };
+    let (committed, leased) = (logged("result committed"), logged("lease granted"));
+    assert!(!rows.is_empty() && !committed.is_empty(), "seed {seed}: no rows or no logged commits to check");
+    (committed.difference(&rows).count(), rows.difference(&leased).count())
 }
 
 /// Every link to or from node `n`, agents' included.
@@ -471,7 +506,7 @@ fn a_cluster_under_seeded_node_faults_loses_and_duplicates_nothing() {
         let ms = |all: &[Duration]| all.iter().map(Duration::as_millis).collect::<Vec<_>>();
         // One line per run, for ops/reliability/cluster-fault-runs.sh to sum.
         println!(
-            "cluster-fault seed={} clean={} struck={}/{} ok={} duplicated={} cells={} unacknowledged={} \
+            "cluster-fault seed={} clean={} struck={}/{} ok={} duplicated={} cells={} unacknowledged={} lost={} unexpected={} \
              failover_ms={:?} isolated_ms={:?} relet_ms={:?} disk_ms={:?} disk_stops={} bad_stops={:?} \
              skipped={:?} done_after_heal_ms={} took_s={} faults={:?}",
             r.seed,
@@ -482,6 +517,8 @@ fn a_cluster_under_seeded_node_faults_loses_and_duplicates_nothing() {
             r.duplicated,
             r.cells_with_a_row,
             r.unacknowledged,
+            r.lost,
+            r.unexpected,
             ms(&r.failovers),
             ms(&r.isolated),
             ms(&r.relets),
