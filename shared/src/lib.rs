@@ -28,5 +28,6 @@ pub mod fixtures;
 pub mod hardware;
 pub mod ids;
 pub mod result;
+pub mod runner;
 pub mod spec;
 pub mod stats;
