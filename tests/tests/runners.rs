@@ -1,0 +1,149 @@
+//! External engine runners (docs/RUNNERS.md) against the protocol's own checks
+//! (`shared::runner::parse_line`): the Python runner library every shipped runner uses,
+//! driven through a small runner of the test's own; and the PyTorch runner on seeded
+//! weights in Hugging Face layout, where its environment is installed
+//! (ops/runners/install-torch.sh; the test says so and stops where it is not).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use shared::runner::{parse_line, FromRunner, PROTOCOL};
+
+/// Runs `program` with `args`, feeds it `lines`, and parses every line it printed.
+fn converse(program: &Path, args: &[&str], lines: &[&str]) -> (Vec<FromRunner>, std::process::ExitStatus) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts: {e}", program.display()));
+    let mut stdin = child.stdin.take().expect("stdin");
+    for line in lines {
+        writeln!(stdin, "{line}").expect("the runner reads");
+    }
+    drop(stdin);
+    let out = child.wait_with_output().expect("the runner ends");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let said = text.lines().map(|l| parse_line(l).unwrap_or_else(|e| panic!("{e}"))).collect();
+    (said, out.status)
+}
+
+fn runners_dir() -> PathBuf {
+    e2e::repo_root().join("ops/runners")
+}
+
+fn load(family: &str, weights: &str, protocol: u32) -> String {
+    format!(
+        r#"{{"type":"load","protocol":{protocol},"model":"bert-tiny","family":"{family}","weights":"{weights}","batch":2,"seq_len":16,"precision":"fp32","mode":"inference","device":"cpu","seed":7}}"#
+    )
+}
+
+/// A runner of the test's own on the library: 1 ms iterations, outputs as a marker file.
+const FAKE: &str = r#"
+import sys
+sys.path.insert(0, sys.argv[1])
+import accelbench_runner as p
+class Fake:
+    def load(self, cell):
+        if cell["family"] != "bert":
+            raise p.Unsupported("fake runs bert only")
+        print("library chatter must not reach the protocol")
+        return {"device": cell["device"], "execution_provider": None, "engine_version": "0.0.1"}
+    def run_once(self):
+        return 0.001
+    def outputs(self, inputs, outputs):
+        open(outputs, "w").write(inputs)
+hello = {"runner": "fake", "engine": "fake", "engine_version": "0.0.1",
+         "devices": [{"device": "cpu", "name": "test"}], "precisions": ["fp32"], "modes": ["inference"], "families": ["bert"]}
+sys.exit(p.serve(hello, Fake()))
+"#;
+
+#[test]
+fn the_python_runner_library_speaks_protocol_1_and_names_every_failure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("fake.py");
+    std::fs::write(&script, FAKE).expect("script");
+    let python = PathBuf::from("python3");
+    let lib = runners_dir().display().to_string();
+    let args = [script.to_str().expect("utf-8 path"), &lib];
+    let outputs = dir.path().join("out.safetensors").display().to_string();
+    let ask_outputs = format!(r#"{{"type":"outputs","inputs":"in","outputs":"{outputs}"}}"#);
+    let (said, status) = converse(
+        &python,
+        &args,
+        &[&load("bert", "/w", PROTOCOL), r#"{"type":"run","iterations":2}"#, &ask_outputs, r#"{"type":"end"}"#],
+    );
+    assert!(status.success());
+    assert!(matches!(&said[0], FromRunner::Hello(h) if h.engine == "fake" && h.protocol == PROTOCOL), "{said:?}");
+    assert!(matches!(&said[1], FromRunner::Loaded(l) if l.device == "cpu" && l.engine_version == "0.0.1"));
+    assert_eq!(said[2..4], [FromRunner::Iteration { seconds: 0.001 }, FromRunner::Iteration { seconds: 0.001 }]);
+    assert_eq!(said[4], FromRunner::Outputs { path: outputs.clone() });
+    assert_eq!(std::fs::read_to_string(&outputs).expect("written"), "in");
+    assert_eq!(said.len(), 5, "{said:?}");
+
+    let error = |lines: &[&str]| match converse(&python, &args, lines).0.pop() {
+        Some(FromRunner::Error(e)) => (format!("{:?}", e.kind), e.message),
+        other => panic!("an error expected, got {other:?}"),
+    };
+    let cases: [(&[&str], &str, &str); 4] = [
+        (&[&load("llama", "/w", PROTOCOL)], "Unsupported", "fake runs bert only"),
+        (&[&load("bert", "/w", 9)], "Unsupported", "the agent speaks protocol 9"),
+        (&[r#"{"type":"run","iterations":1}"#], "Failed", "`run` before `load`"),
+        (&["not json"], "Failed", "not a protocol line"),
+    ];
+    for (lines, kind, message) in cases {
+        let (k, m) = error(lines);
+        assert_eq!(k, kind, "{m}");
+        assert!(m.contains(message), "{m}");
+    }
+}
+
+/// The python of the runners' environment, if torch imports there.
+fn torch_python() -> Option<PathBuf> {
+    let venv = std::env::var_os("ACCELBENCH_PY")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/accelbench-py")))?;
+    let python = venv.join("bin/python");
+    let ok = Command::new(&python).args(["-c", "import torch, transformers, safetensors"]).output();
+    ok.is_ok_and(|o| o.status.success()).then_some(python)
+}
+
+#[test]
+fn the_torch_runner_loads_seeded_weights_and_times_iterations_on_the_cpu() {
+    let Some(python) = torch_python() else {
+        eprintln!("skipped: no torch environment (run ops/runners/install-torch.sh, or set ACCELBENCH_PY)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let weights = dir.path().join("bert-tiny");
+    let saved = Command::new(&python)
+        .arg(e2e::repo_root().join("ops/bench/torch_runner.py"))
+        .args(["--model", "bert-tiny", "--batch", "1", "--save-weights"])
+        .arg(&weights)
+        .output()
+        .expect("python runs");
+    assert!(saved.status.success(), "{}", String::from_utf8_lossy(&saved.stderr));
+    let runner = runners_dir().join("torch_runner.py");
+    let args = [runner.to_str().expect("utf-8 path")];
+    let weights = weights.display().to_string();
+    let (said, status) = converse(
+        &python,
+        &args,
+        &[&load("bert", &weights, PROTOCOL), r#"{"type":"run","iterations":3}"#, r#"{"type":"end"}"#],
+    );
+    assert!(status.success());
+    let FromRunner::Hello(hello) = &said[0] else { panic!("{said:?}") };
+    assert!(hello.devices.iter().any(|d| d.device == "cpu") && hello.engine == "torch");
+    assert!(matches!(&said[1], FromRunner::Loaded(l) if l.device == "cpu" && l.engine_version == hello.engine_version));
+    assert_eq!(said[2..].iter().filter(|m| matches!(m, FromRunner::Iteration { .. })).count(), 3, "{said:?}");
+
+    // A device it does not have is unsupported, never run elsewhere.
+    let on_gpu = load("bert", &weights, PROTOCOL).replace(r#""device":"cpu""#, r#""device":"cuda:7""#);
+    let (said, _) = converse(&python, &args, &[&on_gpu]);
+    assert!(
+        matches!(said.last(), Some(FromRunner::Error(e)) if e.message.contains("'cuda:7' is not available")),
+        "{said:?}"
+    );
+}
