@@ -94,7 +94,7 @@ Example:\n  accelbench-agent run --coordinator https://coordinator.lab:7070 --ca
     /// Check what this agent needs: spool folder, calibrations, device probes, coordinator
     #[command(long_about = "Check, one by one, what `run` needs: the spool folder (writable, \
 free space, results waiting), cached calibrations, each device probe (an NVML or driver \
-error shows here), the coordinator (reachable, answering) and this machine's clock against \
+error shows here), each configured engine runner (does it say hello?), the coordinator (reachable, answering) and this machine's clock against \
 the coordinator's. Each finding is ok, warn or \
 FAIL, with what to do. Exits 1 if anything FAILs.\n\nExample:\n  accelbench-agent doctor \
 --coordinator https://coordinator.lab:7070 --ca ca.pem --cert agent-gpu07.pem --key agent-gpu07.key \
@@ -220,10 +220,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             calibrate::print(&mut out, &found, json)?;
         }
         Command::Doctor { connect } => {
-            let (Connection { coordinator, auth, spool }, _) = connect.resolve()?;
+            let (Connection { coordinator, auth, spool }, file) = connect.resolve()?;
             let fp = detect::detect();
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let checks = rt.block_on(crate::doctor::run(coordinator.as_deref(), &auth, &spool, &fp));
+            let checks = rt.block_on(crate::doctor::run(coordinator.as_deref(), &auth, &spool, &fp, &file.runners));
             write!(out, "{}", crate::doctor::render(&checks))?;
             if checks.iter().any(|c| c.verdict == crate::doctor::Verdict::Fail) {
                 return Ok(ExitCode::from(1));

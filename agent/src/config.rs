@@ -13,6 +13,8 @@
 //! cpu_threads = 8
 //! metrics_listen = "127.0.0.1:9465"
 //! no_calibrate = false
+//! # external engines: the command that starts each one's runner (docs/RUNNERS.md)
+//! runners = { torch = ["/opt/torch-env/bin/python", "/opt/accelbench/ops/runners/torch_runner.py"] }
 //! ```
 
 use std::collections::BTreeMap;
@@ -37,6 +39,9 @@ pub struct AgentConfig {
     pub metrics_listen: Option<SocketAddr>,
     #[serde(default)]
     pub no_calibrate: bool,
+    /// Engine → the command that starts its runner, program first.
+    #[serde(default)]
+    pub runners: BTreeMap<String, Vec<String>>,
 }
 
 /// Where the spool is when neither a flag nor the file says.
@@ -48,6 +53,7 @@ impl AgentConfig {
         let Some(path) = path else { return Ok(AgentConfig::default()) };
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let config: AgentConfig = toml::from_str(&text).with_context(|| path.display().to_string())?;
+        crate::runners::check_config(&config.runners).with_context(|| path.display().to_string())?;
         if let Some(n) = config.cpu_threads {
             anyhow::ensure!((1..=4096).contains(&n), "{}: cpu_threads = {n}: expected 1 to 4096", path.display());
         }
@@ -71,6 +77,10 @@ mod tests {
         assert_eq!(c.coordinator.as_deref(), Some("https://coordinator.lab:7070"));
         assert_eq!(c.labels.get("rack").map(String::as_str), Some("b3"));
         assert_eq!((c.cpu_threads, c.no_calibrate), (Some(8), false));
+        assert_eq!(c.runners["torch"][1], "/opt/accelbench/ops/runners/torch_runner.py");
+        std::fs::write(&path, "runners = { tensorflow = [\"tf\"] }\n").expect("write");
+        let e = format!("{:#}", AgentConfig::load(Some(&path)).unwrap_err());
+        assert!(e.contains("agent.toml") && e.contains("runners.tensorflow"), "{e}");
         std::fs::write(&path, "coordinater = \"x\"\n").expect("write");
         let e = format!("{:#}", AgentConfig::load(Some(&path)).unwrap_err());
         assert!(e.contains("coordinater") && e.contains("agent.toml"), "{e}");

@@ -42,7 +42,13 @@ impl Check {
 }
 
 /// Every check, in the order an operator would fix them.
-pub async fn run(coordinator: Option<&str>, auth: &ClientAuth, spool: &Path, fp: &Fingerprint) -> Vec<Check> {
+pub async fn run(
+    coordinator: Option<&str>,
+    auth: &ClientAuth,
+    spool: &Path,
+    fp: &Fingerprint,
+    runners: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Vec<Check> {
     let mut checks = vec![spool_check(spool)];
     checks.push(match crate::calibrate::cached_for(spool, fp) {
         true => Check::new("calibrations", Verdict::Ok, "cached for this machine and version", None),
@@ -62,6 +68,7 @@ pub async fn run(coordinator: Option<&str>, auth: &ClientAuth, spool: &Path, fp:
         };
         checks.push(Check::new(format!("probe {}", p.probe), verdict, p.reason.clone(), fix));
     }
+    checks.extend(runner_checks(runners));
     for (what, path) in [("CA certificate", &auth.ca), ("agent certificate", &auth.cert)] {
         if let Some(p) = path {
             checks.push(certificate_check(what, p));
@@ -69,6 +76,26 @@ pub async fn run(coordinator: Option<&str>, auth: &ClientAuth, spool: &Path, fp:
     }
     checks.extend(coordinator_checks(coordinator, auth).await);
     checks
+}
+
+/// One check per configured runner: present (it said hello) or why not.
+fn runner_checks(runners: &std::collections::BTreeMap<String, Vec<String>>) -> Vec<Check> {
+    crate::runners::discover(runners)
+        .into_iter()
+        .map(|(engine, hello)| match hello {
+            Ok(h) => {
+                let devices: Vec<&str> = h.devices.iter().map(|d| d.device.as_str()).collect();
+                let detail = format!("{} {} on {}", h.runner, h.engine_version, devices.join(", "));
+                Check::new(format!("runner {engine}"), Verdict::Ok, detail, None)
+            }
+            Err(why) => Check::new(
+                format!("runner {engine}"),
+                Verdict::Warn,
+                why,
+                Some("its cells are answered unsupported until it says hello (docs/RUNNERS.md; ops/runners/install-*.sh)"),
+            ),
+        })
+        .collect()
 }
 
 fn spool_check(dir: &Path) -> Check {

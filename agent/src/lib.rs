@@ -6,6 +6,7 @@
 //! - [`measure`]: the measurement loop and energy counters.
 //! - [`cell`]: one cell in a child process (`exec-cell`) and the parent that runs it.
 //! - [`placement`]: the device a leased cell runs on, or why it cannot run here.
+//! - [`runners`]: external engines' runners (docs/RUNNERS.md) and their handshake.
 //! - [`slots`]: the device slots (CPU, each CUDA device) cells run in, one cell each.
 //! - [`worker`]: `accelbench-agent run`, the loop against a coordinator.
 //! - [`spool`]: results kept on disk until the coordinator acknowledges them.
@@ -31,6 +32,7 @@ pub mod engine;
 pub mod measure;
 pub mod metrics;
 pub mod placement;
+pub mod runners;
 pub mod slots;
 pub mod spool;
 pub mod tls;
