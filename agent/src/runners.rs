@@ -8,13 +8,15 @@
 //! (`ops/runners/install-torch.sh` prints the command).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use shared::runner::{parse_line, FromRunner, Hello};
+use shared::runner::{parse_line, ErrorKind, FromRunner, Hello, Load, Loaded, ToRunner};
 use shared::spec::Engine;
+
+use crate::engine::{BuildError, Iteration, Workload};
 
 /// How long a runner may take to say hello: importing torch cold takes seconds.
 pub const HELLO_LIMIT: Duration = Duration::from_secs(60);
@@ -91,6 +93,125 @@ pub fn discover(runners: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, Res
     runners.iter().map(|(engine, argv)| (engine.clone(), handshake(engine, argv, HELLO_LIMIT))).collect()
 }
 
+/// One cell's runner process past its hello and `load`: a [`Workload`] whose iterations
+/// the runner times itself (around its work and the device's synchronisation, not the
+/// pipe). The measurement loop, warm-up and stopping rule stay the agent's. Dropping it
+/// ends the runner (`end`, then a kill if it lingers). A runner that hangs is the cell's
+/// time limit's to end: the cell process is killed, and the runner with it.
+pub struct RunnerSession {
+    pipe: Pipe,
+    pub hello: Hello,
+    /// What the runner really built: the row's device, execution provider and version.
+    pub loaded: Loaded,
+}
+
+impl RunnerSession {
+    /// Starts `argv` for `engine`, reads its hello and has it load `cell`. A runner that
+    /// cannot run the cell for real answers [`BuildError::Unsupported`] with its reason.
+    pub fn start(engine: &str, argv: &[String], cell: &Load) -> Result<RunnerSession, BuildError> {
+        let mut pipe = Pipe::start(engine, argv)?;
+        let hello = match pipe.next()? {
+            FromRunner::Hello(h) if h.engine == engine => h,
+            other => return Err(failed(format!("the {engine} runner's first line is not its hello: {other:?}"))),
+        };
+        pipe.send(&ToRunner::Load(cell.clone()))?;
+        let loaded = match pipe.next()? {
+            FromRunner::Loaded(l) => l,
+            other => return Err(failed(format!("the {engine} runner answered `load` with {other:?}"))),
+        };
+        Ok(RunnerSession { pipe, hello, loaded })
+    }
+}
+
+impl Workload for RunnerSession {
+    fn iterate(&mut self) -> anyhow::Result<Iteration> {
+        self.pipe.send(&ToRunner::Run { iterations: 1 })?;
+        match self.pipe.next()? {
+            FromRunner::Iteration { seconds } => {
+                Ok(Iteration { own_time: Some(Duration::from_secs_f64(seconds)), ..Iteration::default() })
+            }
+            other => anyhow::bail!("the runner answered `run` with {other:?}, not an iteration"),
+        }
+    }
+
+    fn output(&self) -> Option<&candle_core::Tensor> {
+        None
+    }
+}
+
+/// The runner process and its two pipes: lines out, checked lines in.
+struct Pipe {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Pipe {
+    fn start(engine: &str, argv: &[String]) -> Result<Pipe, BuildError> {
+        let (program, args) = argv.split_first().ok_or_else(|| failed(format!("runners.{engine}: no command")))?;
+        let mut command = Command::new(program);
+        command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        crate::cell::runner::die_with_parent(&mut command);
+        let mut child =
+            command.spawn().map_err(|e| failed(format!("the {engine} runner `{program}` did not start: {e}")))?;
+        let stdin = child.stdin.take().ok_or_else(|| failed("no stdin".into()))?;
+        let stdout = child.stdout.take().ok_or_else(|| failed("no stdout".into()))?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            loop {
+                let mut line = String::new();
+                // Bounded: a line past the limit arrives cut and is refused as too long.
+                match (&mut reader).take(shared::runner::MAX_LINE_BYTES as u64 + 1).read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if tx.send(line).is_err() => break,
+                    Ok(_) => {}
+                }
+            }
+        });
+        Ok(Pipe { child, stdin, lines })
+    }
+
+    fn send(&mut self, message: &ToRunner) -> Result<(), BuildError> {
+        self.stdin
+            .write_all(shared::runner::line(message).as_bytes())
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| failed(format!("the runner stopped reading ({e})")))
+    }
+
+    /// The runner's next line; its `error` becomes the matching [`BuildError`].
+    fn next(&mut self) -> Result<FromRunner, BuildError> {
+        let line = self.lines.recv().map_err(|_| failed("the runner ended without answering".into()))?;
+        match parse_line(&line).map_err(|e| failed(format!("the runner broke the protocol: {e}")))? {
+            FromRunner::Error(e) => Err(match e.kind {
+                ErrorKind::Unsupported => BuildError::Unsupported(e.message),
+                ErrorKind::OutOfMemory => failed(format!("out of memory: {}", e.message)),
+                ErrorKind::Failed => failed(e.message),
+            }),
+            other => Ok(other),
+        }
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        let _ = self.send(&ToRunner::End);
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn failed(message: String) -> BuildError {
+    BuildError::Failed(anyhow::anyhow!(message))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +246,60 @@ mod tests {
         }
         let why = handshake("torch", &sh("sleep 30"), Duration::from_millis(300)).expect_err("no hello");
         assert!(why.starts_with("no hello within 300ms"), "{why}");
+    }
+
+    /// A runner in sh: hello, then `loaded`, 4 ms iterations and exit on `end`; any
+    /// `load` of family `llama` is unsupported, and `run` number 3 kills it when `DIE` is set.
+    fn fake_runner(die_on_third_run: bool) -> Vec<String> {
+        let script = format!(
+            r#"echo '{HELLO}'; n=0
+while read -r line; do case "$line" in
+  *'"family":"llama"'*) echo '{{"type":"error","kind":"unsupported","message":"no llama here"}}';;
+  *'"type":"load"'*) echo '{{"type":"loaded","device":"cpu","execution_provider":null,"engine_version":"9"}}';;
+  *'"type":"run"'*) n=$((n+1)); [ {die} = 1 ] && [ $n = 3 ] && exit 9; echo '{{"type":"iteration","seconds":0.004}}';;
+  *'"type":"end"'*) exit 0;;
+esac; done"#,
+            die = u8::from(die_on_third_run)
+        );
+        sh(&script)
+    }
+
+    fn load(family: &str) -> Load {
+        Load {
+            protocol: shared::runner::PROTOCOL,
+            model: "bert-tiny".into(),
+            family: family.into(),
+            weights: "/w".into(),
+            batch: 1,
+            seq_len: 8,
+            precision: "fp32".into(),
+            mode: "inference".into(),
+            device: "cpu".into(),
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn a_runner_session_is_measured_by_the_agents_loop_at_the_runners_own_times() {
+        let mut session = RunnerSession::start("torch", &fake_runner(false), &load("bert")).expect("starts");
+        assert_eq!((session.loaded.device.as_str(), session.hello.engine_version.as_str()), ("cpu", "9"));
+        let policy = shared::spec::MeasurePolicy {
+            warmup_iterations: 2,
+            warmup_min_seconds: 0.0,
+            min_iterations: 5,
+            min_seconds: 0.0,
+            max_seconds: 0.5,
+            target_relative_ci: 0.5,
+        };
+        let m = crate::measure::measure(&policy, &mut session, |_, _| {}).expect("measured");
+        assert!(m.samples_ns.len() >= 5 && m.samples_ns.iter().all(|&ns| ns == 4e6), "{:?}", m.samples_ns);
+
+        let why = RunnerSession::start("torch", &fake_runner(false), &load("llama")).err().expect("unsupported");
+        assert!(matches!(&why, BuildError::Unsupported(w) if w == "no llama here"), "{why}");
+        let mut dying = RunnerSession::start("torch", &fake_runner(true), &load("bert")).expect("starts");
+        assert!(dying.iterate().is_ok() && dying.iterate().is_ok());
+        let why = dying.iterate().expect_err("it died").to_string();
+        assert!(why.contains("ended without answering"), "{why}");
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl Workload for Generate {
             Ok(l)
         })?;
         self.output = Some(logits.to_dtype(DType::F32)?);
-        Ok(Iteration { first_token: Some(first_token), token_steps })
+        Ok(Iteration { first_token: Some(first_token), token_steps, own_time: None })
     }
 
     fn output(&self) -> Option<&Tensor> {

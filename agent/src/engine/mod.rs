@@ -59,13 +59,18 @@ pub struct WorkloadSpec {
     pub weights: weights::Weights,
 }
 
-/// One iteration's internal split for generative families.
+/// One iteration's internal split for generative families, and its own time when the
+/// workload timed itself.
 #[derive(Debug, Clone, Default)]
 pub struct Iteration {
     /// Prefill plus the first token.
     pub first_token: Option<Duration>,
     /// Each following decode step.
     pub token_steps: Vec<Duration>,
+    /// The iteration as the work itself was timed, when the caller's clock would also
+    /// count something else: an external runner times around its work and the device's
+    /// synchronisation, not the pipe to it. `None`: the caller's clock is the time.
+    pub own_time: Option<Duration>,
 }
 
 /// A ready-to-run model with its inputs. `iterate` returns only after the device has

@@ -46,7 +46,7 @@ impl Workload for T5 {
         let (token_steps, logits) =
             decode_phase(&self.device, logits, |prev| model.decode(&greedy_next(prev)?, &encoded))?;
         self.output = Some(logits);
-        Ok(Iteration { first_token: Some(first_token), token_steps })
+        Ok(Iteration { first_token: Some(first_token), token_steps, own_time: None })
     }
 
     fn output(&self) -> Option<&Tensor> {
@@ -97,7 +97,7 @@ impl Workload for Whisper {
             Self::step(model, &tokens, &audio, false)
         })?;
         self.output = Some(logits);
-        Ok(Iteration { first_token: Some(first_token), token_steps })
+        Ok(Iteration { first_token: Some(first_token), token_steps, own_time: None })
     }
 
     fn output(&self) -> Option<&Tensor> {

@@ -106,7 +106,7 @@ pub fn measure_with(
     loop {
         let t0 = Instant::now();
         let it = workload.iterate()?;
-        let ns = t0.elapsed().as_nanos() as f64;
+        let ns = it.own_time.unwrap_or_else(|| t0.elapsed()).as_nanos() as f64;
         m.samples_ns.push(ns);
         if let Some(ft) = it.first_token {
             m.first_token_ns.push(ft.as_nanos() as f64);
@@ -184,6 +184,28 @@ mod tests {
         fn output(&self) -> Option<&candle_core::Tensor> {
             None
         }
+    }
+
+    /// Says each iteration took 7 ms, whatever the clock says.
+    struct SelfTimed;
+
+    impl Workload for SelfTimed {
+        fn iterate(&mut self) -> anyhow::Result<crate::engine::Iteration> {
+            Ok(crate::engine::Iteration { own_time: Some(Duration::from_millis(7)), ..Default::default() })
+        }
+
+        fn output(&self) -> Option<&candle_core::Tensor> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_workload_that_times_itself_is_recorded_at_its_own_time() {
+        let p =
+            MeasurePolicy { warmup_iterations: 1, min_iterations: 5, min_seconds: 0.0, max_seconds: 0.05, ..policy() };
+        let m = measure(&p, &mut SelfTimed, |_, _| {}).expect("cannot fail");
+        assert!(m.samples_ns.len() >= 5);
+        assert!(m.samples_ns.iter().all(|&ns| ns == 7e6), "{:?}", m.samples_ns);
     }
 
     #[test]
