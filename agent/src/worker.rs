@@ -189,7 +189,14 @@ async fn work_forever(cfg: &WorkerConfig, shared: &Shared, fp: &Fingerprint, cal
                     tracing::info!(leader = url, why = %format!("{e:#}"), "moving to the coordinators' leader");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Moved::ToNext(url) => {
+                // A node said its cluster is electing: the new leader is a second or two
+                // away, so try again soon; bounded, as a cluster that lost its quorum
+                // answers so for good, and its agents must not poll it hard.
+                Moved::InElection(url) if backoff.election_retry() => {
+                    tracing::info!(next = url, "the coordinators are electing a leader");
+                    tokio::time::sleep(ELECTION_RETRY).await;
+                }
+                Moved::ToNext(url) | Moved::InElection(url) => {
                     let wait = pause_before(&cfg.coordinators, &url, &mut backoff);
                     tracing::warn!(
                         error = %format!("{e:#}"),
@@ -662,13 +669,27 @@ fn pause_before(coordinators: &Coordinators, next: &str, backoff: &mut Backoff) 
     }
 }
 
-/// Exponential backoff, 0.5 s doubling to 30 s.
+/// The pause before the next node after one said an election is under way.
+const ELECTION_RETRY: Duration = Duration::from_millis(250);
+
+/// Election answers an agent retries after [`ELECTION_RETRY`] before backing off as
+/// usual: 5 s of them, past two election rounds (1–2 s each).
+const ELECTION_RETRIES: u32 = 20;
+
+/// Exponential backoff, 0.5 s doubling to 30 s; and the short retries of an election.
 #[derive(Debug, Default)]
 struct Backoff {
     n: u32,
+    election_retries: u32,
 }
 
 impl Backoff {
+    /// Whether one more election answer may be retried soon (counts it).
+    fn election_retry(&mut self) -> bool {
+        self.election_retries += 1;
+        self.election_retries <= ELECTION_RETRIES
+    }
+
     fn next(&mut self) -> Duration {
         let d = Duration::from_millis(500u64.saturating_mul(1 << self.n.min(6))).min(Duration::from_secs(30));
         self.n += 1;
@@ -677,6 +698,7 @@ impl Backoff {
 
     fn reset(&mut self) {
         self.n = 0;
+        self.election_retries = 0;
     }
 }
 
@@ -712,6 +734,15 @@ mod tests {
         assert!(sent.error.as_deref().is_some_and(|e| e.contains("over the")), "{:?}", sent.error);
         assert_eq!((&sent.cell_key, sent.attempt), (&record.cell_key, record.attempt));
         sent.validate().expect("a valid failed record");
+    }
+
+    #[test]
+    fn an_election_is_retried_soon_but_only_for_a_while() {
+        let mut backoff = Backoff::default();
+        assert!((0..ELECTION_RETRIES).all(|_| backoff.election_retry()));
+        assert!(!backoff.election_retry(), "a cluster without quorum gets the usual backoff");
+        backoff.reset();
+        assert!(backoff.election_retry(), "a session that registered starts over");
     }
 
     #[test]

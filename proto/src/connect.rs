@@ -22,6 +22,10 @@ pub const SERVER_TIME_HEADER: &str = "x-accelbench-server-time-ms";
 /// the leader's URL, for clients to move there.
 pub const LEADER_HEADER: &str = "x-accelbench-leader";
 
+/// The response header a node adds when it refuses a call because its cluster is
+/// electing a leader: the cluster is alive and will answer soon, unlike a dead node.
+pub const ELECTION_HEADER: &str = "x-accelbench-election";
+
 /// How a client proves who it is. Empty: plain text (`http://` only).
 #[derive(Debug, Clone, Default)]
 pub struct ClientAuth {
@@ -124,6 +128,9 @@ pub enum Moved {
     ToLeader(String),
     /// To the next URL of the list (the same one when there is only one).
     ToNext(String),
+    /// To the next URL too, after a node said its cluster is electing a leader: worth
+    /// trying again soon rather than after a growing backoff.
+    InElection(String),
 }
 
 /// How long a node may take to accept a connection (TCP and TLS) before the next is tried.
@@ -163,17 +170,20 @@ impl Coordinators {
     /// Moves on after `error` ended the work with [`Self::current`]: to the leader it
     /// names, or else to the next URL of the list.
     pub fn after(&self, error: &anyhow::Error) -> Moved {
-        let hint = error.chain().find_map(|e| e.downcast_ref::<tonic::Status>()).and_then(leader_hint);
+        let status = error.chain().find_map(|e| e.downcast_ref::<tonic::Status>());
         let mut current = self.lock();
-        let moved = match hint {
+        let next = || {
+            let at = self.urls.iter().position(|u| *u == *current);
+            self.urls[at.map_or(0, |i| (i + 1) % self.urls.len())].clone()
+        };
+        let electing = status.is_some_and(|s| s.metadata().contains_key(ELECTION_HEADER));
+        let moved = match status.and_then(leader_hint) {
             // Already there (a heartbeat moved first): stay.
             Some(leader) => Moved::ToLeader(leader.to_string()),
-            _ => {
-                let at = self.urls.iter().position(|u| *u == *current);
-                Moved::ToNext(self.urls[at.map_or(0, |i| (i + 1) % self.urls.len())].clone())
-            }
+            None if electing => Moved::InElection(next()),
+            None => Moved::ToNext(next()),
         };
-        let (Moved::ToLeader(url) | Moved::ToNext(url)) = &moved;
+        let (Moved::ToLeader(url) | Moved::ToNext(url) | Moved::InElection(url)) = &moved;
         *current = url.clone();
         moved
     }
@@ -393,6 +403,10 @@ mod tests {
         // A leader outside the list is followed; after it, the list starts over.
         assert_eq!(c.after(&refused(Some("https://d:4"))), Moved::ToLeader("https://d:4".into()));
         assert_eq!(c.after(&refused(None)), Moved::ToNext("https://a:1".into()));
+        // A node that says an election is under way: the next URL, marked as such.
+        let mut electing = tonic::Status::unavailable("no leader yet");
+        electing.metadata_mut().insert(ELECTION_HEADER, "1".parse().unwrap());
+        assert_eq!(c.after(&anyhow::Error::new(electing)), Moved::InElection("https://b:2".into()));
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 //! is `FailedPrecondition`, a passing condition a client should retry is `Unavailable`,
 //! and a bug of ours is `Internal`.
 
-use proto::connect::LEADER_HEADER;
+use proto::connect::{ELECTION_HEADER, LEADER_HEADER};
 use tonic::{Code, Status};
 
 use crate::raft::RaftError;
@@ -47,10 +47,14 @@ pub fn unexpected(outcome: &Outcome) -> Status {
 /// move there without parsing the message.
 pub fn raft_status(e: RaftError) -> Status {
     match e {
-        RaftError::NotLeader { ref leader_url, .. } => {
+        RaftError::NotLeader { ref leader_url, leader_id } => {
             let mut status = Status::unavailable(e.to_string());
             if let Some(value) = leader_url.as_deref().and_then(|u| u.parse().ok()) {
                 status.metadata_mut().insert(LEADER_HEADER, value);
+            } else if leader_id.is_none() {
+                // No leader known: an election is under way; say so, so clients retry
+                // soon rather than back off as from a dead node.
+                status.metadata_mut().insert(ELECTION_HEADER, tonic::metadata::MetadataValue::from_static("1"));
             }
             status
         }
@@ -98,5 +102,8 @@ mod tests {
         // During an election there is no leader to name: no header, still retryable.
         let status = raft_status(RaftError::NotLeader { leader_id: None, leader_url: None });
         assert_eq!((status.code(), proto::connect::leader_hint(&status)), (Code::Unavailable, None));
+        assert!(status.metadata().contains_key(ELECTION_HEADER), "an election is said to be under way");
+        let known = raft_status(RaftError::NotLeader { leader_id: Some(2), leader_url: None });
+        assert!(!known.metadata().contains_key(ELECTION_HEADER), "a known leader is no election");
     }
 }
