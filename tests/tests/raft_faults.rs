@@ -365,9 +365,9 @@ fn halts(nodes: &Nodes, n: u64) -> usize {
 
 /// Whether node `n` stopped on the disk fault just healed: `None` if it runs on (its
 /// writes found room), `Ok` if it logged why and exited with status 2 (the CLI's error
-/// status), `Err` (how) if it
-/// ended any other way. A node that logged the halt gets 40 s to finish exiting (its
-/// server lets open requests end, bounded by the committer's 30 s drain).
+/// status), `Err` (how) if it ended any other way. A node that logged the halt gets 40 s
+/// to finish exiting (its server lets open requests end, bounded by the committer's 30 s
+/// drain).
 fn stopped_on_disk(nodes: &mut Nodes, n: u64, halts_before: usize) -> Option<Result<(), String>> {
     let start = Instant::now();
     loop {
