@@ -50,14 +50,7 @@ pub fn handshake(engine: &str, argv: &[String], limit: Duration) -> Result<Hello
         .map_err(|e| format!("`{program}` did not start: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let stderr = child.stderr.take().ok_or("no stderr")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        // One line, bounded: a runner that prints endlessly without a newline is cut off.
-        let read =
-            BufReader::new(stdout).take(shared::runner::MAX_LINE_BYTES as u64 + 1).read_line(&mut line).map(|_| line);
-        let _ = tx.send(read);
-    });
+    let lines = lines_of(stdout);
     // stderr in a thread of its own too: a process the runner started may hold it open.
     let (etx, erx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -65,7 +58,7 @@ pub fn handshake(engine: &str, argv: &[String], limit: Duration) -> Result<Hello
         let _ = stderr.take(64 << 10).read_to_string(&mut said);
         let _ = etx.send(said);
     });
-    let first = rx.recv_timeout(limit);
+    let first = lines.recv_timeout(limit);
     // The hello is all the agent wants of it now (and a runner past its limit is done).
     let _ = child.kill();
     let _ = child.wait();
@@ -75,10 +68,9 @@ pub fn handshake(engine: &str, argv: &[String], limit: Duration) -> Result<Hello
         s => format!("; it said: {}", &s[s.len().saturating_sub(STDERR_TAIL)..]),
     };
     let line = match first {
-        Err(_) => return Err(format!("no hello within {limit:?}{}", tail(&said))),
-        Ok(Err(e)) => return Err(format!("reading its hello: {e}")),
-        Ok(Ok(line)) if line.trim().is_empty() => return Err(format!("it ended without a hello{}", tail(&said))),
-        Ok(Ok(line)) => line,
+        Err(mpsc::RecvTimeoutError::Timeout) => return Err(format!("no hello within {limit:?}{}", tail(&said))),
+        Err(mpsc::RecvTimeoutError::Disconnected) => return Err(format!("it ended without a hello{}", tail(&said))),
+        Ok(line) => line,
     };
     match parse_line(&line) {
         Ok(FromRunner::Hello(hello)) if hello.engine == engine => Ok(hello),
@@ -156,20 +148,7 @@ impl Pipe {
             command.spawn().map_err(|e| failed(format!("the {engine} runner `{program}` did not start: {e}")))?;
         let stdin = child.stdin.take().ok_or_else(|| failed("no stdin".into()))?;
         let stdout = child.stdout.take().ok_or_else(|| failed("no stdout".into()))?;
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            loop {
-                let mut line = String::new();
-                // Bounded: a line past the limit arrives cut and is refused as too long.
-                match (&mut reader).take(shared::runner::MAX_LINE_BYTES as u64 + 1).read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) if tx.send(line).is_err() => break,
-                    Ok(_) => {}
-                }
-            }
-        });
-        Ok(Pipe { child, stdin, lines })
+        Ok(Pipe { child, stdin, lines: lines_of(stdout) })
     }
 
     fn send(&mut self, message: &ToRunner) -> Result<(), BuildError> {
@@ -206,6 +185,25 @@ impl Drop for Pipe {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A runner's stdout, line by line, from a thread of its own; the channel closes when
+/// the runner closes its stdout. Bounded: a line past the protocol's limit arrives cut
+/// and `parse_line` refuses it as too long.
+fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        loop {
+            let mut line = String::new();
+            match (&mut reader).take(shared::runner::MAX_LINE_BYTES as u64 + 1).read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if tx.send(line).is_err() => break,
+                Ok(_) => {}
+            }
+        }
+    });
+    lines
 }
 
 fn failed(message: String) -> BuildError {
