@@ -65,7 +65,11 @@ pub fn handshake(engine: &str, argv: &[String], limit: Duration) -> Result<Hello
     let said = erx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
     let tail = |said: &str| match said.trim() {
         "" => String::new(),
-        s => format!("; it said: {}", &s[s.len().saturating_sub(STDERR_TAIL)..]),
+        // The last STDERR_TAIL bytes, cut at a character boundary (runners may print UTF-8).
+        s => format!(
+            "; it said: {}",
+            &s[s.char_indices().map(|(i, _)| i).find(|&i| i + STDERR_TAIL >= s.len()).unwrap_or(0)..]
+        ),
     };
     let line = match first {
         Err(mpsc::RecvTimeoutError::Timeout) => return Err(format!("no hello within {limit:?}{}", tail(&said))),
@@ -235,6 +239,11 @@ mod tests {
                 "ended without a hello; it said: ModuleNotFoundError",
             ),
             (sh("echo hi"), "torch", "bad hello: not a runner message"),
+            (
+                sh("printf 'é%.0s' $(seq 400) >&2; printf 'x' >&2; exit 1"),
+                "torch",
+                "ended without a hello; it said: éé",
+            ),
             (sh(r#"echo '{"type":"iteration","seconds":1}'"#), "torch", "first line is not a hello"),
             (vec!["/nonexistent/runner".into()], "torch", "`/nonexistent/runner` did not start"),
         ];
