@@ -110,6 +110,7 @@ pub fn plan(
             weights: weights.clone(),
             device: args.device.clone(),
             fingerprint_hash: fingerprint_hash.to_string(),
+            runner: None,
         });
     }
     Ok(cells)

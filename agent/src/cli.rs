@@ -207,6 +207,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 calibration,
                 cpu_threads,
                 metrics_listen,
+                runners: file.runners,
             };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(crate::worker::run(cfg, async {

@@ -1,9 +1,10 @@
 //! Where a leased cell runs on this machine, or why it cannot run here for real.
 //!
 //! This is the one place that maps a cell's hardware kind and engine to a device the
-//! built-in engine opens. Everything it cannot place is `unsupported` with the reason,
-//! decided before any work: a Metal, ROCm or QNN cell run on the CPU, or a `torch` cell
-//! run by candle, would store a CPU or candle number under another label.
+//! cell runs on: the built-in engine's, or one its engine's runner named. Everything it
+//! cannot place is `unsupported` with the reason, decided before any work: a Metal, ROCm
+//! or QNN cell run by candle on the CPU, or a `torch` cell run by candle, would store a
+//! CPU or candle number under another label.
 //!
 //! Must never: fall back to another device or engine than the cell names.
 
@@ -36,18 +37,33 @@ impl NotPlaced {
 }
 
 /// Places `cell` on the slot it was given (`slot_device`: `cpu`, `cuda:3`), or says why
-/// it cannot run on this agent.
-pub fn place(cell: &Cell, slot_device: Option<&str>) -> Placement {
+/// it cannot run on this agent. `has_runner`: whether the runner of the cell's engine
+/// said hello here (which backends it has is the runner's to answer, at `load`).
+pub fn place(cell: &Cell, slot_device: Option<&str>, has_runner: bool) -> Placement {
     use NotPlaced::{NoFreeSlot, Unsupported};
-    if cell.engine.as_str() != engine::ENGINE {
-        return Err(Unsupported(format!(
-            "engine `{}` has no runner on this agent: only the built-in `{}` engine runs here",
-            cell.engine.as_str(),
-            engine::ENGINE
-        )));
-    }
     debug_assert_eq!(Engine::Candle.as_str(), engine::ENGINE);
     let kind = cell.hardware.kind;
+    if cell.engine != Engine::Candle {
+        if !has_runner {
+            return Err(Unsupported(format!(
+                "engine `{engine}` has no runner on this agent: none is configured as runners.{engine}, or it did \
+                 not answer its handshake (see `accelbench-agent doctor`)",
+                engine = cell.engine.as_str(),
+            )));
+        }
+    } else {
+        candle_backend(kind)?;
+    }
+    match slot_device {
+        Some(device) if device.split(':').next() == Some(kind.as_str()) => Ok(device.to_string()),
+        Some(device) => Err(Unsupported(format!("a {} cell was given the {device} slot", kind.as_str()))),
+        None => Err(NoFreeSlot(format!("no free {} device slot on this agent", kind.as_str()))),
+    }
+}
+
+/// Whether the built-in engine has a backend for `kind` in this build.
+fn candle_backend(kind: HardwareKind) -> Result<(), NotPlaced> {
+    use NotPlaced::Unsupported;
     match kind {
         HardwareKind::Cuda if !cfg!(feature = "cuda") => {
             return Err(Unsupported(
@@ -60,12 +76,7 @@ pub fn place(cell: &Cell, slot_device: Option<&str>) -> Placement {
                 kind.as_str()
             )))
         }
-        HardwareKind::Cpu | HardwareKind::Cuda => {}
-    }
-    match slot_device {
-        Some(device) if device.split(':').next() == Some(kind.as_str()) => Ok(device.to_string()),
-        Some(device) => Err(Unsupported(format!("a {} cell was given the {device} slot", kind.as_str()))),
-        None => Err(NoFreeSlot(format!("no free {} device slot on this agent", kind.as_str()))),
+        HardwareKind::Cpu | HardwareKind::Cuda => Ok(()),
     }
 }
 
@@ -92,25 +103,29 @@ mod tests {
 
     #[test]
     fn only_cpu_and_built_in_cuda_run_and_everything_else_says_why() {
-        assert_eq!(place(&cell(HardwareKind::Cpu, Engine::Candle), Some("cpu")), Ok("cpu".to_string()));
-        let why = place(&cell(HardwareKind::Cpu, Engine::Candle), None).expect_err("no slot");
+        assert_eq!(place(&cell(HardwareKind::Cpu, Engine::Candle), Some("cpu"), false), Ok("cpu".to_string()));
+        let why = place(&cell(HardwareKind::Cpu, Engine::Candle), None, false).expect_err("no slot");
         assert!(matches!(&why, NotPlaced::NoFreeSlot(w) if w.contains("no free cpu device slot")), "{why}");
-        let cuda = place(&cell(HardwareKind::Cuda, Engine::Candle), Some("cuda:3"));
+        let cuda = place(&cell(HardwareKind::Cuda, Engine::Candle), Some("cuda:3"), false);
         if cfg!(feature = "cuda") {
             assert_eq!(cuda, Ok("cuda:3".to_string()));
         } else {
             assert!(cuda.is_err_and(|why| matches!(&why, NotPlaced::Unsupported(w) if w.contains("without CUDA"))));
         }
         for kind in [HardwareKind::Metal, HardwareKind::Rocm, HardwareKind::Qnn] {
-            let why = place(&cell(kind, Engine::Candle), None).expect_err("no backend");
+            let why = place(&cell(kind, Engine::Candle), None, false).expect_err("no backend");
             assert!(matches!(why, NotPlaced::Unsupported(_)), "{why}");
             let why = why.reason();
             assert!(why.contains(kind.as_str()) && why.contains("would run on the CPU"), "{why}");
         }
         for engine in [Engine::Torch, Engine::Onnxruntime, Engine::Llamacpp] {
-            let why = place(&cell(HardwareKind::Cpu, engine), Some("cpu")).expect_err("no runner");
+            let why = place(&cell(HardwareKind::Cpu, engine), Some("cpu"), false).expect_err("no runner");
             assert!(matches!(why, NotPlaced::Unsupported(_)), "{why}");
             assert!(why.reason().starts_with(&format!("engine `{}` has no runner", engine.as_str())), "{why}");
+            // With its runner, on the slot it was given: even a kind candle lacks, which
+            // the runner answers for itself when it loads.
+            assert_eq!(place(&cell(HardwareKind::Cpu, engine), Some("cpu"), true), Ok("cpu".into()));
+            assert_eq!(place(&cell(HardwareKind::Rocm, engine), Some("rocm:1"), true), Ok("rocm:1".into()));
         }
     }
 }

@@ -13,6 +13,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use shared::fingerprint::Fingerprint;
+use shared::hardware::{HardwareClass, HardwareKind};
 use shared::runner::{parse_line, ErrorKind, FromRunner, Hello, Load, Loaded, ToRunner};
 use shared::spec::Engine;
 
@@ -89,6 +91,74 @@ pub fn discover(runners: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, Res
     runners.iter().map(|(engine, argv)| (engine.clone(), handshake(engine, argv, HELLO_LIMIT))).collect()
 }
 
+/// The external engines this agent runs: each configured runner that said hello, with
+/// its command (which a cell of that engine starts) and what it said.
+#[derive(Debug, Clone, Default)]
+pub struct Present {
+    by_engine: BTreeMap<String, (Vec<String>, Hello)>,
+}
+
+impl Present {
+    /// Shakes hands with every configured runner, logging each verdict.
+    pub fn discover(runners: &BTreeMap<String, Vec<String>>) -> Present {
+        let mut by_engine = BTreeMap::new();
+        for (engine, verdict) in discover(runners) {
+            match verdict {
+                Ok(hello) => {
+                    tracing::info!(engine, version = hello.engine_version, runner = hello.runner, "runner present");
+                    by_engine.insert(engine.clone(), (runners[&engine].clone(), hello));
+                }
+                Err(why) => tracing::warn!(engine, why, "runner absent: its cells will not be leased here"),
+            }
+        }
+        Present { by_engine }
+    }
+
+    /// The runner command of `engine`, if it said hello.
+    pub fn command(&self, engine: &str) -> Option<&Vec<String>> {
+        self.by_engine.get(engine).map(|(argv, _)| argv)
+    }
+
+    /// What the agent registers: each engine with the hardware classes of the devices
+    /// its runner named (devices this machine's fingerprint does not show are left out).
+    pub fn registration(&self, fp: &Fingerprint) -> Vec<proto::v1::AgentEngine> {
+        let groups = shared::device_group::device_groups(fp);
+        self.by_engine
+            .iter()
+            .map(|(engine, (_, hello))| {
+                let mut classes: Vec<String> = hello
+                    .devices
+                    .iter()
+                    .filter_map(|d| class_of(fp, &d.device))
+                    .filter(|class| groups.iter().any(|g| g.class == *class))
+                    .collect();
+                classes.sort();
+                classes.dedup();
+                proto::v1::AgentEngine {
+                    engine: engine.clone(),
+                    hardware_classes: classes,
+                    version: hello.engine_version.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The hardware class of a device as runners name it: `cpu`, or `<kind>:<index>` for
+/// the accelerator of that kind and index in the fingerprint (`cuda:1`, `rocm:0`).
+fn class_of(fp: &Fingerprint, device: &str) -> Option<String> {
+    if device == "cpu" {
+        return fp.hardware_class_of(HardwareKind::Cpu);
+    }
+    let (kind, index) = device.split_once(':')?;
+    let index: u32 = index.parse().ok()?;
+    fp.gpus
+        .iter()
+        .filter(|g| g.index == index)
+        .filter_map(|g| g.hardware_class())
+        .find(|class| HardwareClass::split(class).0 == kind)
+}
+
 /// One cell's runner process past its hello and `load`: a [`Workload`] whose iterations
 /// the runner times itself (around its work and the device's synchronisation, not the
 /// pipe). The measurement loop, warm-up and stopping rule stay the agent's. Dropping it
@@ -116,6 +186,11 @@ impl RunnerSession {
             other => return Err(failed(format!("the {engine} runner answered `load` with {other:?}"))),
         };
         Ok(RunnerSession { pipe, hello, loaded })
+    }
+
+    /// The runner's process id (its GPU memory is its own, not the cell process's).
+    pub fn pid(&self) -> u32 {
+        self.pipe.child.id()
     }
 }
 

@@ -138,6 +138,7 @@ mod tests {
             weights: Weights::Random { seed: 1 },
             device: "cpu".into(),
             fingerprint_hash: "h".into(),
+            runner: None,
         };
         crate::cell::child::record_for(&req, 1)
     }

@@ -29,6 +29,7 @@ use crate::cell::CellRequest;
 use crate::engine::weights::{Weights, DEFAULT_SEED};
 use crate::metrics::AgentMetrics;
 use crate::placement::{place, NotPlaced};
+use crate::runners::Present;
 use crate::slots::Slots;
 use crate::spool::{Spool, Spooled};
 use telemetry::propagate::{SendTraceContext, TraceParent};
@@ -51,6 +52,8 @@ pub struct WorkerConfig {
     pub cpu_threads: Option<u32>,
     /// Where to serve Prometheus metrics ([`crate::metrics`]); none by default.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The configured runners of external engines, by engine (docs/RUNNERS.md).
+    pub runners: BTreeMap<String, Vec<String>>,
 }
 
 /// What the agent does about calibrations ([`crate::calibrate`]) when it starts.
@@ -79,6 +82,7 @@ struct CellCtx {
     agent_id: String,
     running: Running,
     metrics: Arc<AgentMetrics>,
+    engines: Arc<Present>,
     /// Spool flushes one at a time: two at once would send the same results twice.
     flushing: Arc<tokio::sync::Mutex<()>>,
     /// A cell task whose report failed hands the error to the lease loop, which ends the
@@ -112,7 +116,10 @@ pub async fn run(cfg: WorkerConfig, shutdown: impl std::future::Future<Output = 
         }
         None => None,
     };
-    let shared = Shared { spool, running, metrics };
+    // Before registering: only engines whose runner answers are offered to the scheduler.
+    let runners = cfg.runners.clone();
+    let engines = Arc::new(tokio::task::spawn_blocking(move || Present::discover(&runners)).await?);
+    let shared = Shared { spool, running, metrics, engines };
     tokio::select! {
         r = async {
             let calibrations = calibrations(&cfg, &fp).await?;
@@ -154,6 +161,8 @@ struct Shared {
     spool: Arc<Spool>,
     running: Running,
     metrics: Arc<AgentMetrics>,
+    /// The external engines whose runners said hello when the agent started.
+    engines: Arc<Present>,
 }
 
 /// Ends a background task when the worker returns.
@@ -249,6 +258,7 @@ async fn session(
             // process of this agent held (a cell running when it died) ends now.
             held: held(spool, &[])?,
             calibrations_json: calibrations.to_string(),
+            engines: shared.engines.registration(fp),
         })
         .await?
         .into_inner();
@@ -276,6 +286,7 @@ async fn session(
         agent_id: agent_id.clone(),
         running,
         metrics: shared.metrics.clone(),
+        engines: shared.engines.clone(),
         flushing: Arc::new(tokio::sync::Mutex::new(())),
         lost,
     };
@@ -363,7 +374,7 @@ async fn start_cell(
         Some((idx, slot)) => (Some(*idx), Some(slot.device.as_str())),
         None => (None, None),
     };
-    let (req, unsupported) = match cell_request(&lease, &lease_ref, &ctx.agent_id, fp, device) {
+    let (req, unsupported) = match cell_request(&lease, &lease_ref, &ctx.agent_id, fp, device, &ctx.engines) {
         Ok(r) => r,
         Err(e) => {
             // Not listed as held from now on: the coordinator ends the lease at our next
@@ -505,6 +516,7 @@ fn cell_request(
     agent_id: &str,
     fp: &Fingerprint,
     slot_device: Option<&str>,
+    engines: &Present,
 ) -> anyhow::Result<(CellRequest, Option<NotRun>)> {
     let cell: Cell = serde_json::from_str(&lease.cell_json).context("cell_json")?;
     let measure: MeasurePolicy = serde_json::from_str(&lease.measure_json).context("measure_json")?;
@@ -515,7 +527,8 @@ fn cell_request(
         (None, _) => fp.hardware_class_of(cell.hardware.kind).context("no device")?,
     };
     let coordinates = Coordinates::of(&cell, &class).with_context(|| format!("unknown model {}", cell.model))?;
-    let placement = place(&cell, slot_device);
+    let runner = engines.command(cell.engine.as_str()).cloned();
+    let placement = place(&cell, slot_device, runner.is_some());
     let request = CellRequest {
         sweep_id: Some(lease_ref.sweep_id.clone()),
         cell_key: lease_ref.cell_key.clone(),
@@ -526,6 +539,7 @@ fn cell_request(
         weights: Weights::Random { seed: DEFAULT_SEED },
         device: placement.clone().unwrap_or_default(),
         fingerprint_hash: fp.hash(),
+        runner,
     };
     let not_run = match placement {
         Ok(_) => None,

@@ -41,6 +41,7 @@ fn request(model: &str, family: Family) -> CellRequest {
         weights: Weights::Random { seed: 1 },
         device: "cpu".into(),
         fingerprint_hash: "test".into(),
+        runner: None,
     }
 }
 

@@ -68,7 +68,14 @@ class TorchRunner:
         import transformers
         transformers.logging.set_verbosity_error()
         auto = transformers.AutoModel if family == "bert" else transformers.AutoModelForImageClassification
-        model = auto.from_pretrained(cell["weights"], torch_dtype=DTYPES[precision], local_files_only=True)
+        model, info = auto.from_pretrained(
+            cell["weights"], torch_dtype=DTYPES[precision], local_files_only=True, output_loading_info=True
+        )
+        # Every weight from the file, none left to transformers' random init: rows of
+        # different engines compare only on the same weights.
+        missing = info.get("missing_keys", []) + [k for k, *_ in info.get("mismatched_keys", [])]
+        if missing:
+            raise RuntimeError(f"the weights in {cell['weights']} lack {len(missing)} tensors: {sorted(missing)[:5]}")
         self.model = model.to(self.device).eval()
         self.inputs = self.synthetic_inputs(cell)
         return {"device": cell["device"], "execution_provider": None, "engine_version": torch.__version__}

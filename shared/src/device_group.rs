@@ -4,7 +4,9 @@
 //! per device), and [`DeviceGroup::can_run`] the one rule of which cells a group runs.
 //!
 //! [`DeviceGroup`] is a stored format: the coordinator keeps agents' groups in its
-//! replicated state (Raft log and snapshots), so its serde shape does not change.
+//! replicated state (Raft log and snapshots), so its serde shape only grows by fields
+//! with a default that old entries read as (`engines`: the built-in engine only, and a
+//! group with only that writes no `engines`, as before the field existed).
 //!
 //! Must never: do I/O, or give a group a class its fingerprint does not list.
 
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::cell::Cell;
 use crate::fingerprint::Fingerprint;
 use crate::hardware::{HardwareClass, HardwareKind};
+use crate::spec::Engine;
 
 /// Identical devices of one hardware class on one agent: how many cells of that class it
 /// runs at once, and the least memory among them.
@@ -25,9 +28,26 @@ pub struct DeviceGroup {
     pub memory_bytes: Option<u64>,
     /// Cells that may run at once; one per device unless the agent says otherwise.
     pub slots: u32,
+    /// The engines that run on these devices: the built-in one, and each engine whose
+    /// runner named a device of this group in its hello (docs/RUNNERS.md).
+    #[serde(default = "built_in_only", skip_serializing_if = "is_built_in_only")]
+    pub engines: Vec<Engine>,
+}
+
+fn built_in_only() -> Vec<Engine> {
+    vec![Engine::Candle]
+}
+
+fn is_built_in_only(engines: &Vec<Engine>) -> bool {
+    *engines == built_in_only()
 }
 
 impl DeviceGroup {
+    /// A group that runs the built-in engine only.
+    pub fn new(class: String, memory_bytes: Option<u64>, slots: u32) -> DeviceGroup {
+        DeviceGroup { class, memory_bytes, slots, engines: built_in_only() }
+    }
+
     /// The part of the class before the `/`: `cuda`, `cpu`, …
     pub fn kind(&self) -> &str {
         HardwareClass::split(&self.class).0
@@ -35,13 +55,14 @@ impl DeviceGroup {
 
     /// Whether this group can run `cell`: a resolved cell needs exactly this class; an
     /// unresolved one needs its selector (kind and name glob) to match. Either way the
-    /// selector's memory floor must be met, and unknown memory does not meet a floor.
+    /// selector's memory floor must be met, and unknown memory does not meet a floor;
+    /// and the cell's engine must run on these devices.
     pub fn can_run(&self, cell: &Cell) -> bool {
         let class_ok = match &cell.hardware_class {
             Some(class) => *class == self.class,
             None => cell.hardware.matches_class(&self.class),
         };
-        class_ok && self.has_memory_for(cell)
+        class_ok && self.has_memory_for(cell) && self.engines.contains(&cell.engine)
     }
 
     fn has_memory_for(&self, cell: &Cell) -> bool {
@@ -59,7 +80,7 @@ pub fn device_groups(fingerprint: &Fingerprint) -> Vec<DeviceGroup> {
     let classes = fingerprint.hardware_classes();
     let mut groups: Vec<DeviceGroup> = Vec::new();
     if let Some(cpu) = fingerprint.hardware_class_of(HardwareKind::Cpu) {
-        groups.push(DeviceGroup { class: cpu, memory_bytes: Some(fingerprint.memory.total_bytes), slots: 1 });
+        groups.push(DeviceGroup::new(cpu, Some(fingerprint.memory.total_bytes), 1));
     }
     for gpu in &fingerprint.gpus {
         let Some(class) = gpu.hardware_class().filter(|c| classes.contains(c)) else { continue };
@@ -68,7 +89,7 @@ pub fn device_groups(fingerprint: &Fingerprint) -> Vec<DeviceGroup> {
                 group.slots += 1;
                 group.memory_bytes = min_known(group.memory_bytes, gpu.memory_bytes);
             }
-            None => groups.push(DeviceGroup { class, memory_bytes: gpu.memory_bytes, slots: 1 }),
+            None => groups.push(DeviceGroup::new(class, gpu.memory_bytes, 1)),
         }
     }
     groups
@@ -133,5 +154,29 @@ mod tests {
         assert_eq!(min_known(Some(1), Some(2)), Some(1));
         assert_eq!(min_known(Some(1), None), None);
         assert_eq!(min_known(None, Some(2)), None);
+    }
+
+    #[test]
+    fn a_group_runs_the_engines_it_lists_and_old_entries_read_as_the_built_in_one_only() {
+        let stored = r#"{"class":"cpu/x","memory_bytes":null,"slots":1}"#;
+        let mut group: DeviceGroup = serde_json::from_str(stored).expect("an entry from before engines");
+        assert_eq!(group.engines, [Engine::Candle]);
+        assert_eq!(serde_json::to_string(&group).expect("json"), stored, "unchanged on disk");
+        let cell = |engine| Cell {
+            model: "bert-tiny".into(),
+            hardware: crate::spec::HardwareSelector { kind: HardwareKind::Cpu, min_memory_gib: None, name: None },
+            hardware_class: Some("cpu/x".into()),
+            agent_id: None,
+            batch: 1,
+            seq_len: 8,
+            precision: crate::catalog::Precision::Fp32,
+            mode: crate::catalog::Mode::Inference,
+            engine,
+        };
+        assert!(group.can_run(&cell(Engine::Candle)) && !group.can_run(&cell(Engine::Torch)));
+        group.engines.push(Engine::Torch);
+        assert!(group.can_run(&cell(Engine::Torch)) && !group.can_run(&cell(Engine::Llamacpp)));
+        let again: DeviceGroup = serde_json::from_str(&serde_json::to_string(&group).expect("json")).expect("read");
+        assert_eq!(again, group);
     }
 }

@@ -147,3 +147,68 @@ fn the_torch_runner_loads_seeded_weights_and_times_iterations_on_the_cpu() {
         "{said:?}"
     );
 }
+
+/// A sweep over candle and torch through real processes: the agent shakes hands with the
+/// torch runner, registers torch on its CPU, and the scheduler leases it torch cells; each
+/// engine's rows name what ran (engine, its version, device) and the same weights.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_runs_candle_and_torch_cells_on_the_same_seeded_weights() {
+    let Some(python) = torch_python() else {
+        eprintln!("skipped: no torch environment (run ops/runners/install-torch.sh, or set ACCELBENCH_PY)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("agent.toml");
+    let runner = runners_dir().join("torch_runner.py");
+    std::fs::write(&config, format!("runners = {{ torch = [{:?}, {:?}] }}\n", python, runner)).expect("config");
+    let cache = dir.path().join("weights");
+    let env = [
+        ("ACCELBENCH_AGENT_CONFIG", config.to_str().expect("utf-8")),
+        ("ACCELBENCH_WEIGHTS_CACHE", cache.to_str().expect("utf-8")),
+    ];
+    let mut c = e2e::Cluster::start_with_env(&env).expect("coordinator");
+    c.start_agent(0).expect("agent");
+    let text = e2e::tiny_spec("engines", &["bert-tiny", "vit-tiny"], &[2], 60)
+        .replace(r#"precisions = ["fp32", "bf16"]"#, "precisions = [\"fp32\"]\nengines = [\"candle\", \"torch\"]");
+    assert!(text.contains("engines"), "{text}");
+    let id = c.submit(&c.write_spec("engines.toml", &text).expect("spec")).expect("submit");
+    let s = c.wait_done(&id, std::time::Duration::from_secs(300)).await.expect("the sweep ends");
+    let errors = c.query(&format!("SELECT error FROM results WHERE sweep_id = '{id}' AND status <> 'ok'"));
+    assert_eq!(s.cells_by_state.get("ok").copied(), Some(4), "{s:?}; {errors:?}; logs: {}", c.logs());
+
+    let rows = c
+        .query(&format!(
+            "SELECT model, engine, engine_version, device, weights_source, status, latency_p50_ns FROM results \
+             WHERE sweep_id = '{id}' ORDER BY model, engine"
+        ))
+        .expect("query");
+    let torch_version = Command::new(&python).args(["-c", "import torch; print(torch.__version__)"]).output();
+    let torch_version = String::from_utf8(torch_version.expect("python").stdout).expect("utf-8").trim().to_string();
+    let shown: Vec<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            (s("model"), s("engine"), s("engine_version"), s("device"))
+        })
+        .collect();
+    // candle's version is the agent's own (one for every candle row), never torch's.
+    let candle = shown[0].2.clone();
+    assert!(!candle.is_empty() && candle != torch_version, "{rows:?}");
+    let want = |model: &str| {
+        [
+            (model.to_string(), "candle".to_string(), candle.clone(), "cpu".to_string()),
+            (model.to_string(), "torch".to_string(), torch_version.clone(), "cpu".to_string()),
+        ]
+    };
+    assert_eq!(shown, [want("bert-tiny"), want("vit-tiny")].concat(), "{rows:?}");
+    for pair in rows.chunks(2) {
+        assert_eq!(pair[0]["weights_source"], pair[1]["weights_source"], "the same weights: {pair:?}");
+        assert!(
+            pair.iter().all(|r| r["status"] == "ok" && r["latency_p50_ns"].as_f64().is_some_and(|ns| ns > 0.0)),
+            "{pair:?}"
+        );
+    }
+    // The runner was handed the seeded weights candle runs, written once per model.
+    let exported: Vec<_> = std::fs::read_dir(&cache).expect("the cache").flatten().map(|e| e.file_name()).collect();
+    assert_eq!(exported.len(), 2, "{exported:?}");
+}

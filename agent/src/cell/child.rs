@@ -14,8 +14,11 @@ use shared::result::{Energy, Generation, Memory, Provenance, ResultRecord, Statu
 use shared::stats;
 
 use super::{CellEvent, CellRequest};
-use crate::engine::{self, BuildError, WorkloadSpec};
+use crate::engine::weights::Weights;
+use crate::engine::{self, export, BuildError, WorkloadSpec};
 use crate::measure::{self, energy::EnergyProbe, gpu::GpuMonitor, Measured};
+use crate::runners::RunnerSession;
+use shared::runner::Load;
 use telemetry::propagate::{self, TraceParent};
 
 /// Runs the request read from `input`, writing events to `out`.
@@ -63,33 +66,19 @@ impl From<anyhow::Error> for RunError {
 fn run(req: &CellRequest, record: &mut ResultRecord, out: &mut impl Write) -> Result<(), RunError> {
     let c = &req.coordinates;
     let model = catalog::lookup(&c.model).ok_or_else(|| RunError::Unsupported(format!("unknown model {}", c.model)))?;
-    // The record's engine column must name what runs: refuse any other engine's cell.
-    if c.engine != engine::ENGINE {
-        return Err(RunError::Unsupported(format!(
-            "engine `{}` is not the built-in `{}` engine",
-            c.engine,
-            engine::ENGINE
-        )));
-    }
-    let device = open_device(&req.device)?;
-    record.provenance.device = Some(device_name(&device, &req.device));
-    let spec = WorkloadSpec {
-        model,
-        batch: c.batch as usize,
-        seq_len: c.seq_len as usize,
-        precision: c.precision,
-        mode: c.mode,
-        weights: req.weights.clone(),
-    };
-    let mut workload = match engine::build(&spec, &device) {
-        Ok(w) => w,
-        Err(BuildError::Unsupported(r)) => return Err(RunError::Unsupported(r)),
-        Err(BuildError::Failed(e)) => return Err(RunError::Failed(e.context("building the model"))),
+    // The built-in engine runs in this process; any other through its runner, whose
+    // process the GPU monitor follows for memory.
+    let (mut workload, pid) = if c.engine == engine::ENGINE {
+        (candle_workload(req, model, record)?, std::process::id())
+    } else {
+        let session = runner_workload(req, model, record)?;
+        let pid = session.pid();
+        (Box::new(session) as Box<dyn engine::Workload>, pid)
     };
     emit(out, &CellEvent::Warmup)?;
     // Device memory is watched from the warm-up on (its first iteration allocates most);
     // energy only over the timed loop, restarted where it begins.
-    let mut gpu = cuda_ordinal(&req.device).and_then(GpuMonitor::start);
+    let mut gpu = cuda_ordinal(&req.device).and_then(|index| GpuMonitor::start(index, pid));
     let mut rapl = None;
     let started = Instant::now();
     let max_seconds = req.measure.max_seconds;
@@ -127,6 +116,91 @@ fn run(req: &CellRequest, record: &mut ResultRecord, out: &mut impl Write) -> Re
     record.status = Status::Ok;
     record.error = None;
     Ok(())
+}
+
+/// The candle engine's workload of the cell, on the device it names.
+fn candle_workload(
+    req: &CellRequest,
+    model: &'static catalog::ModelSpec,
+    record: &mut ResultRecord,
+) -> Result<Box<dyn engine::Workload>, RunError> {
+    let c = &req.coordinates;
+    let device = open_device(&req.device)?;
+    record.provenance.device = Some(device_name(&device, &req.device));
+    let spec = WorkloadSpec {
+        model,
+        batch: c.batch as usize,
+        seq_len: c.seq_len as usize,
+        precision: c.precision,
+        mode: c.mode,
+        weights: req.weights.clone(),
+    };
+    engine::build(&spec, &device).map_err(|e| match e {
+        BuildError::Unsupported(r) => RunError::Unsupported(r),
+        BuildError::Failed(e) => RunError::Failed(e.context("building the model")),
+    })
+}
+
+/// The cell's runner, past its hello and `load`, on the same weights candle would run
+/// (the seeded ones written out in Hugging Face layout, or the real files). The record
+/// names what the runner says it loaded: its engine, version and device.
+fn runner_workload(
+    req: &CellRequest,
+    model: &'static catalog::ModelSpec,
+    record: &mut ResultRecord,
+) -> Result<RunnerSession, RunError> {
+    let c = &req.coordinates;
+    let argv = req.runner.as_ref().ok_or_else(|| {
+        RunError::Unsupported(format!(
+            "this agent has no runner for engine `{}` (set runners.{} in its config; see docs/RUNNERS.md)",
+            c.engine, c.engine
+        ))
+    })?;
+    let unsupported_or_failed = |e: BuildError| match e {
+        BuildError::Unsupported(r) => RunError::Unsupported(r),
+        BuildError::Failed(e) => RunError::Failed(e),
+    };
+    let weights = match &req.weights {
+        Weights::Random { seed } => export::seeded_hf_folder(model, *seed, &export::default_cache()),
+        Weights::Dir { path, .. } | Weights::Gguf { path, .. } => Ok(path.clone()),
+    }
+    .map_err(unsupported_or_failed)?;
+    let device = runner_device(&req.device);
+    let load = Load {
+        protocol: shared::runner::PROTOCOL,
+        model: model.name.to_string(),
+        family: model.family.to_string(),
+        weights: weights.display().to_string(),
+        batch: c.batch,
+        seq_len: c.seq_len,
+        precision: c.precision.to_string(),
+        mode: c.mode.to_string(),
+        device: device.clone(),
+        seed: req.weights.input_seed(),
+    };
+    let session = RunnerSession::start(&c.engine, argv, &load).map_err(unsupported_or_failed)?;
+    let provenance = &mut record.provenance;
+    provenance.engine = session.hello.engine.clone();
+    provenance.engine_version = session.loaded.engine_version.clone();
+    let ran_on = if session.loaded.device == device {
+        req.device.clone()
+    } else {
+        format!("{} (asked for {})", session.loaded.device, req.device)
+    };
+    provenance.device = Some(match &session.loaded.execution_provider {
+        Some(ep) => format!("{ran_on} via {ep}"),
+        None => ran_on,
+    });
+    Ok(session)
+}
+
+/// The name the runner knows the cell's device by: a GPU the agent pinned the cell to
+/// (`CUDA_VISIBLE_DEVICES`) is the runner's only one, `cuda:0`.
+fn runner_device(device: &str) -> String {
+    match visible_ordinal(device) {
+        Some(n) => format!("cuda:{n}"),
+        None => device.to_string(),
+    }
 }
 
 fn cuda_ordinal(device: &str) -> Option<u32> {
@@ -249,8 +323,13 @@ pub(crate) fn record_for(req: &CellRequest, started_at_ms: i64) -> ResultRecord 
             agent_id: req.agent_id.clone(),
             agent_version: crate::VERSION.to_string(),
             git_commit: crate::GIT_COMMIT.to_string(),
-            engine: engine::ENGINE.to_string(),
-            engine_version: engine::ENGINE_VERSION.to_string(),
+            // Another engine's version is its runner's to say, once it has loaded.
+            engine: req.coordinates.engine.clone(),
+            engine_version: if req.coordinates.engine == engine::ENGINE {
+                engine::ENGINE_VERSION.to_string()
+            } else {
+                String::new()
+            },
             hardware_class: req.coordinates.hardware_class.clone(),
             fingerprint_hash: req.fingerprint_hash.clone(),
             weights_source: req.weights.source(),

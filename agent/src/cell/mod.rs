@@ -30,6 +30,10 @@ pub struct CellRequest {
     /// `cpu`, or `cuda:<ordinal>`.
     pub device: String,
     pub fingerprint_hash: String,
+    /// The command of the runner of the cell's engine (docs/RUNNERS.md), for any engine
+    /// but the built-in one; `None`: this agent has no runner for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<Vec<String>>,
 }
 
 /// One line of the child's stdout.

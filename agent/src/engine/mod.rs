@@ -8,6 +8,7 @@
 //! - `fused`: BERT's and ViT's encoder stacks on the CPU in f32, on the `kernels` crate.
 //! - [`config`]: catalog entry → the Hugging Face style config candle expects.
 //! - [`weights`]: real weights (a directory, a `.gguf`, the Hugging Face cache), hashed.
+//! - [`export`]: seeded weights written in Hugging Face layout for external runners.
 //! - `encoder`, `seq2seq`, `decoder`, `quantized`, `vision`: inference per family.
 //! - `training`: forward, loss, backward and an AdamW step.
 //!
@@ -20,6 +21,7 @@ mod bert_train;
 pub mod config;
 mod decoder;
 mod encoder;
+pub mod export;
 mod fused;
 pub mod init;
 mod layout;

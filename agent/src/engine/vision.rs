@@ -9,7 +9,7 @@ use super::fused::{self, Dims, EncoderStack};
 use super::{config, dtype, normal_input, timed, token_ids, BuildError, Iteration, Workload, WorkloadSpec};
 
 /// ImageNet-1k head, as in vit-base-patch16-224.
-const VIT_LABELS: usize = 1000;
+pub(super) const VIT_LABELS: usize = 1000;
 
 struct Vit {
     model: VitModel,
@@ -42,7 +42,7 @@ impl Workload for Vit {
 
 /// ViT for image classification: candle-transformers' model, or on the CPU in f32 the
 /// same weights with the encoder stack on accelbench's kernels ([`fused`]).
-enum VitModel {
+pub(super) enum VitModel {
     Stock(vit::Model),
     Fused { embeddings: vit::Embeddings, encoder: EncoderStack, layernorm: LayerNorm, classifier: Linear },
 }
@@ -50,7 +50,7 @@ enum VitModel {
 impl VitModel {
     /// Hugging Face's `ViTForImageClassification` names: `vit.embeddings`,
     /// `vit.encoder`, `vit.layernorm`, `classifier`.
-    fn load(cfg: &vit::Config, vb: VarBuilder) -> candle_core::Result<VitModel> {
+    pub(super) fn load(cfg: &vit::Config, vb: VarBuilder) -> candle_core::Result<VitModel> {
         if !fused::applies(vb.device(), vb.dtype()) || cfg.hidden_act != candle_nn::Activation::Gelu {
             return Ok(VitModel::Stock(vit::Model::new(cfg, VIT_LABELS, vb)?));
         }

@@ -41,15 +41,17 @@ pub struct GpuReading {
 }
 
 impl GpuMonitor {
-    /// Starts monitoring device `index`; `None` without an NVIDIA driver.
-    pub fn start(index: u32) -> Option<GpuMonitor> {
+    /// Starts monitoring device `index` and the memory process `pid` holds on it (this
+    /// process, or the runner process of an external engine); `None` without an NVIDIA
+    /// driver.
+    pub fn start(index: u32, pid: u32) -> Option<GpuMonitor> {
         let nvml = Arc::new(Nvml::init().ok()?);
         let energy_start_mj = nvml.device_by_index(index).ok()?.total_energy_consumption().ok();
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Samples::default()));
         let thread = {
             let (nvml, stop, samples) = (nvml.clone(), stop.clone(), samples.clone());
-            std::thread::spawn(move || sample_loop(&nvml, index, &stop, &samples))
+            std::thread::spawn(move || sample_loop(&nvml, index, pid, &stop, &samples))
         };
         Some(GpuMonitor { nvml, index, energy_start_mj, stop, samples, thread: Some(thread) })
     }
@@ -81,9 +83,8 @@ impl GpuMonitor {
     }
 }
 
-fn sample_loop(nvml: &Nvml, index: u32, stop: &AtomicBool, samples: &Mutex<Samples>) {
+fn sample_loop(nvml: &Nvml, index: u32, pid: u32, stop: &AtomicBool, samples: &Mutex<Samples>) {
     let Ok(device) = nvml.device_by_index(index) else { return };
-    let pid = std::process::id();
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(SAMPLE_EVERY);

@@ -44,7 +44,7 @@ fn submit(n: u128) -> Command {
 }
 
 fn register() -> Command {
-    let devices = vec![DeviceGroup { class: "cpu/test".into(), memory_bytes: Some(1 << 34), slots: 8 }];
+    let devices = vec![DeviceGroup::new("cpu/test".into(), Some(1 << 34), 8)];
     Command::RegisterAgent { agent_id: "agent".parse().unwrap(), devices, labels: BTreeMap::new(), at_ms: 1_000 }
 }
 

@@ -176,7 +176,7 @@ mod tests {
     }
 
     fn group(class: &str, memory_gib: u64, slots: u32) -> DeviceGroup {
-        DeviceGroup { class: class.into(), memory_bytes: Some(memory_gib << 30), slots }
+        DeviceGroup::new(class.into(), Some(memory_gib << 30), slots)
     }
 
     /// One request's plan.

@@ -15,8 +15,10 @@ use proto::v1::{
 };
 use shared::calibration::{Calibration, MAX_CALIBRATIONS};
 use shared::cell::CellKey;
+use shared::device_group::DeviceGroup;
 use shared::fingerprint::Fingerprint;
 use shared::result::ResultRecord;
+use shared::spec::Engine;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -98,7 +100,8 @@ impl AgentService for Agents {
         let r = request.into_inner();
         let fp: Fingerprint = proto::decode_json("fingerprint_json", &r.fingerprint_json)?;
         fp.check_bounds().map_err(|why| Status::invalid_argument(format!("fingerprint_json: {why}")))?;
-        let devices = state::device_groups(&fp);
+        let mut devices = state::device_groups(&fp);
+        add_engines(&mut devices, &r.engines)?;
         let rows_devices = devices.clone();
         if devices.is_empty() {
             return Err(Status::invalid_argument("fingerprint_json: no devices (not even a cpu)"));
@@ -367,6 +370,42 @@ fn held_leases(field: &str, held: &[LeaseRef]) -> Result<Vec<(SweepId, CellKey, 
         .collect()
 }
 
+/// Most external engines an agent may register.
+const MAX_ENGINES: usize = 16;
+
+/// Adds each engine the agent runs to the device groups it names, refusing the whole
+/// registration over an unknown engine, the built-in one, a repeated one or a class the
+/// agent's fingerprint does not give.
+fn add_engines(groups: &mut [DeviceGroup], engines: &[proto::v1::AgentEngine]) -> Result<(), Status> {
+    if engines.len() > MAX_ENGINES {
+        return Err(Status::invalid_argument(format!("engines: {} engines, at most {MAX_ENGINES}", engines.len())));
+    }
+    for (i, e) in engines.iter().enumerate() {
+        let engine: Engine =
+            e.engine.parse().map_err(|why| Status::invalid_argument(format!("engines[{i}]: {why}")))?;
+        if engine == Engine::Candle {
+            return Err(Status::invalid_argument(format!(
+                "engines[{i}]: candle is built in; list only external engines"
+            )));
+        }
+        if engines[..i].iter().any(|earlier| earlier.engine == e.engine) {
+            return Err(Status::invalid_argument(format!("engines[{i}]: `{}` is listed twice", e.engine)));
+        }
+        for class in &e.hardware_classes {
+            let group = groups.iter_mut().find(|g| g.class == *class).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "engines[{i}] ({}): hardware class {class:?} is not one of this agent's devices",
+                    e.engine
+                ))
+            })?;
+            if !group.engines.contains(&engine) {
+                group.engines.push(engine);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_labels(labels: &std::collections::HashMap<String, String>) -> Result<(), Status> {
     if labels.len() > MAX_LABELS {
         return Err(Status::invalid_argument(format!("labels: {} labels, at most {MAX_LABELS}", labels.len())));
@@ -377,4 +416,35 @@ fn check_labels(labels: &std::collections::HashMap<String, String>) -> Result<()
         return Err(Status::invalid_argument(format!("labels: key {k:?} or its value is empty or too long")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::v1::AgentEngine;
+
+    fn engine(name: &str, classes: &[&str]) -> AgentEngine {
+        AgentEngine {
+            engine: name.into(),
+            hardware_classes: classes.iter().map(|c| c.to_string()).collect(),
+            version: "1".into(),
+        }
+    }
+
+    #[test]
+    fn an_agents_engines_join_the_groups_they_name_and_bad_ones_are_refused_by_name() {
+        let groups = || vec![DeviceGroup::new("cpu/x".into(), None, 1), DeviceGroup::new("cuda/y".into(), None, 2)];
+        let mut g = groups();
+        add_engines(&mut g, &[engine("torch", &["cuda/y"]), engine("onnxruntime", &["cpu/x", "cuda/y"])]).expect("ok");
+        assert_eq!(g[0].engines, [Engine::Candle, Engine::Onnxruntime]);
+        assert_eq!(g[1].engines, [Engine::Candle, Engine::Torch, Engine::Onnxruntime]);
+        let refused =
+            |engines: &[AgentEngine]| add_engines(&mut groups(), engines).expect_err("refused").message().to_string();
+        assert!(refused(&[engine("tensorflow", &["cpu/x"])]).starts_with("engines[0]: "));
+        assert!(refused(&[engine("candle", &["cpu/x"])]).contains("built in"));
+        assert!(refused(&[engine("torch", &[]), engine("torch", &[])]).contains("listed twice"));
+        assert!(refused(&[engine("torch", &["rocm/z"])]).contains("\"rocm/z\" is not one of this agent's devices"));
+        let many: Vec<AgentEngine> = (0..=MAX_ENGINES).map(|_| engine("torch", &[])).collect();
+        assert!(refused(&many).contains("at most 16"));
+    }
 }

@@ -249,7 +249,7 @@ mod tests {
     /// and the state after each.
     fn history() -> (Vec<Entry>, Vec<State>, SweepId) {
         let sweep_id = SweepId::from_u128(9);
-        let devices = vec![DeviceGroup { class: "cpu/sim".into(), memory_bytes: None, slots: 2 }];
+        let devices = vec![DeviceGroup::new("cpu/sim".into(), None, 2)];
         let register =
             Command::RegisterAgent { agent_id: "a".parse().unwrap(), devices, labels: Default::default(), at_ms: 1 };
         let mut state = State::default();

@@ -707,7 +707,7 @@ impl World {
         match request {
             Request::Register => {
                 let slots = self.agents[agent].slots;
-                let devices = vec![DeviceGroup { class: "cpu/sim".into(), memory_bytes: Some(1 << 34), slots }];
+                let devices = vec![DeviceGroup::new("cpu/sim".into(), Some(1 << 34), slots)];
                 let command = Command::RegisterAgent { agent_id, devices, labels: BTreeMap::new(), at_ms };
                 self.propose(id, command, to, WaitKind::Register)
             }

@@ -38,7 +38,7 @@ fn submit_command(id: SweepId, spec: SweepSpec) -> Command {
 }
 
 fn cpu(slots: u32) -> Vec<DeviceGroup> {
-    vec![DeviceGroup { class: "cpu/AMD EPYC 7B13".into(), memory_bytes: Some(64 << 30), slots }]
+    vec![DeviceGroup::new("cpu/AMD EPYC 7B13".into(), Some(64 << 30), slots)]
 }
 
 fn register_command(agent: &str, slots: u32) -> Command {
@@ -278,7 +278,7 @@ fn grants_respect_free_slots_and_hardware() {
             Rejection::NoFreeDevice { agent_id: "a1".parse().unwrap(), cell_key: keys[1].clone() }
         )]
     );
-    let gpu_only = vec![DeviceGroup { class: "cuda/NVIDIA H100 80GB HBM3".into(), memory_bytes: None, slots: 8 }];
+    let gpu_only = vec![DeviceGroup::new("cuda/NVIDIA H100 80GB HBM3".into(), None, 8)];
     apply(
         &mut state,
         Command::RegisterAgent { agent_id: "g".parse().unwrap(), devices: gpu_only, labels: BTreeMap::new(), at_ms: 0 },
@@ -495,15 +495,12 @@ fn device_groups_come_from_the_fingerprint() {
     assert_eq!(groups.len(), 2, "{groups:?}");
     assert!(groups[0].class.starts_with("cpu/") && groups[0].slots == 1);
     assert_eq!(groups[0].memory_bytes, Some(256 << 30));
-    assert_eq!(
-        groups[1],
-        DeviceGroup { class: "cuda/NVIDIA H100 80GB HBM3".into(), memory_bytes: Some(79 << 30), slots: 2 }
-    );
+    assert_eq!(groups[1], DeviceGroup::new("cuda/NVIDIA H100 80GB HBM3".into(), Some(79 << 30), 2));
 }
 
 #[test]
 fn device_groups_match_cells_by_class_kind_and_memory() {
-    let group = DeviceGroup { class: "cuda/NVIDIA H100 80GB HBM3".into(), memory_bytes: Some(80 << 30), slots: 2 };
+    let group = DeviceGroup::new("cuda/NVIDIA H100 80GB HBM3".into(), Some(80 << 30), 2);
     assert_eq!(group.kind(), "cuda");
     let mut cell = cell::expand(&spec(), &[]).remove(0);
     assert!(!group.can_run(&cell));
@@ -527,7 +524,7 @@ fn the_fleet_is_bounded_in_agents_and_classes() {
     let mut state = State::default();
     let with_class = |agent: &str, class: String| Command::RegisterAgent {
         agent_id: agent.parse().unwrap(),
-        devices: vec![DeviceGroup { class, memory_bytes: None, slots: 1 }],
+        devices: vec![DeviceGroup::new(class, None, 1)],
         labels: BTreeMap::new(),
         at_ms: 0,
     };

@@ -1,0 +1,182 @@
+//! The candle engine's seeded weights, written out in Hugging Face layout
+//! (`config.json` + `model.safetensors`) so that an external runner (docs/RUNNERS.md)
+//! loads exactly the weights candle runs: the same values, tensor by tensor, so rows of
+//! different engines compare.
+//!
+//! The tensors are found by loading the family's model exactly as candle's cells load it
+//! (same names, so same seeds) through a recording [`SimpleBackend`] over
+//! [`SeededInit`]: every tensor the model asks for is made by the same rule (name and
+//! shape → values) that candle's cells use, in the `[out, in]` layout Hugging Face
+//! stores. Written into a temporary folder and renamed, so
+//! a reader never sees half a folder and two cells exporting at once do not clash.
+//!
+//! Families without an exporter yet answer [`BuildError::Unsupported`]: never other
+//! weights in their place.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
+use candle_transformers::models::{bert, vit};
+use shared::catalog::{Family, Mode, ModelSpec, Precision};
+
+use super::init::SeededInit;
+use super::weights::Weights;
+use super::{config, BuildError, WorkloadSpec};
+
+/// Bump when what an export writes changes, so stale cached folders are not reused.
+const FORMAT: u32 = 1;
+
+/// The folder holding `model`'s weights of `seed` in Hugging Face layout under `cache`,
+/// written there first if it is not yet.
+pub fn seeded_hf_folder(model: &'static ModelSpec, seed: u64, cache: &Path) -> Result<PathBuf, BuildError> {
+    let dir = cache.join(format!("{}-seed{seed}-v{FORMAT}", model.name));
+    if dir.join("model.safetensors").is_file() {
+        return Ok(dir);
+    }
+    let (config, tensors) = seeded_tensors(model, seed)?;
+    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let tmp = cache.join(format!(".{}-seed{seed}-v{FORMAT}.{}", model.name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let written = (|| -> anyhow::Result<()> {
+        std::fs::write(tmp.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
+        candle_core::safetensors::save(&tensors, tmp.join("model.safetensors"))?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(BuildError::Failed(e.context(format!("writing seeded weights into {}", tmp.display()))));
+    }
+    if let Err(e) = std::fs::rename(&tmp, &dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        // Another cell finished the same export first: theirs is the same bytes.
+        if !dir.join("model.safetensors").is_file() {
+            return Err(BuildError::Failed(anyhow::anyhow!("moving {} to {}: {e}", tmp.display(), dir.display())));
+        }
+    }
+    Ok(dir)
+}
+
+/// Where exported weights are cached: `$ACCELBENCH_WEIGHTS_CACHE`, else
+/// `$XDG_CACHE_HOME/accelbench/seeded-weights`, else `~/.cache/accelbench/seeded-weights`.
+pub fn default_cache() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ACCELBENCH_WEIGHTS_CACHE") {
+        return dir.into();
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("accelbench").join("seeded-weights")
+}
+
+/// The config.json and every tensor of `model` with seeded values.
+fn seeded_tensors(
+    model: &'static ModelSpec,
+    seed: u64,
+) -> Result<(serde_json::Value, HashMap<String, Tensor>), BuildError> {
+    let spec = WorkloadSpec {
+        model,
+        batch: 1,
+        seq_len: 1,
+        precision: Precision::Fp32,
+        mode: Mode::Inference,
+        weights: Weights::Random { seed },
+    };
+    let recorder = Recorder { init: SeededInit::new(seed), seen: Arc::default() };
+    let seen = recorder.seen.clone();
+    let vb = VarBuilder::from_backend(Box::new(recorder), DType::F32, Device::Cpu);
+    let mut config = config::hf_config(model);
+    match model.family {
+        Family::Bert => {
+            let cfg: bert::Config = config::candle_config(&spec)?;
+            super::bert::Bert::load(vb.clone(), &cfg)?;
+            // Hugging Face's BertModel also has a pooler, which candle's does not build:
+            // seeded too, so that no weight of the exported model is left to chance.
+            let pooler = vb.pp("pooler").pp("dense");
+            pooler.get((cfg.hidden_size, cfg.hidden_size), "weight")?;
+            pooler.get(cfg.hidden_size, "bias")?;
+            config["architectures"] = serde_json::json!(["BertModel"]);
+        }
+        Family::Vit => {
+            let cfg: vit::Config = config::candle_config(&spec)?;
+            super::vision::VitModel::load(&cfg, vb)?;
+            config["model_type"] = "vit".into();
+            config["architectures"] = serde_json::json!(["ViTForImageClassification"]);
+            let labels: serde_json::Map<String, serde_json::Value> =
+                (0..super::vision::VIT_LABELS).map(|i| (i.to_string(), format!("LABEL_{i}").into())).collect();
+            config["id2label"] = labels.into();
+        }
+        other => {
+            return Err(BuildError::Unsupported(format!(
+                "seeded weights of the {other} family cannot be exported for an external runner yet; give real weights"
+            )))
+        }
+    }
+    let tensors = seen.lock().map_err(|_| anyhow::anyhow!("weights recorder poisoned"))?.clone();
+    Ok((config, tensors))
+}
+
+/// A [`SimpleBackend`] that makes each tensor as [`SeededInit`] does and keeps a copy.
+struct Recorder {
+    init: SeededInit,
+    seen: Arc<Mutex<HashMap<String, Tensor>>>,
+}
+
+impl SimpleBackend for Recorder {
+    fn get(&self, s: Shape, name: &str, _h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let t = self.init.tensor(name, &s, DType::F32, &Device::Cpu)?;
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(name.to_string(), t.clone());
+        }
+        t.to_dtype(dtype)?.to_device(dev)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        self.init.get_unchecked(name, dtype, dev)
+    }
+
+    fn contains_tensor(&self, _name: &str) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::catalog;
+
+    #[test]
+    fn exported_weights_are_the_seeded_values_candle_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let model = catalog::lookup("bert-tiny").expect("bert-tiny");
+        let folder = seeded_hf_folder(model, 7, dir.path()).expect("exported");
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(folder.join("config.json")).expect("config")).expect("json");
+        assert_eq!(config["model_type"], "bert");
+        let tensors = candle_core::safetensors::load(folder.join("model.safetensors"), &Device::Cpu).expect("load");
+        let name = "encoder.layer.0.attention.self.query.weight";
+        let t = &tensors[name];
+        let want = SeededInit::new(7).values(name, t.shape());
+        assert_eq!(t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values"), want);
+        assert!(
+            tensors.contains_key("pooler.dense.weight") && tensors.contains_key("embeddings.word_embeddings.weight")
+        );
+        // A second export finds the folder; nothing half-written is left beside it.
+        assert_eq!(seeded_hf_folder(model, 7, dir.path()).expect("cached"), folder);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into())
+            .collect();
+        assert_eq!(names, vec![folder.file_name().expect("name").to_string_lossy().to_string()]);
+
+        let llama = catalog::all().iter().find(|m| m.family == Family::Llama).expect("a llama");
+        let why = seeded_hf_folder(llama, 7, dir.path()).expect_err("no exporter");
+        assert!(matches!(&why, BuildError::Unsupported(w) if w.contains("give real weights")), "{why}");
+    }
+}
