@@ -22,6 +22,20 @@ class OutOfMemory(Exception):
     """The engine ran out of device memory."""
 
 
+def cpu_name():
+    """The CPU's model name, for a runner's hello."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "cpu"
+
+
 def _send(out, message):
     out.write(json.dumps(message) + "\n")
     out.flush()

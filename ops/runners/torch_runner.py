@@ -20,20 +20,8 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 FAMILIES = ["bert", "vit"]
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or "cpu"
-
-
 def devices():
-    found = [{"device": "cpu", "name": cpu_name()}]
+    found = [{"device": "cpu", "name": protocol.cpu_name()}]
     if torch.cuda.is_available():
         # A ROCm build of torch answers through torch.cuda; the agent calls those rocm:N.
         kind = "rocm" if torch.version.hip else "cuda"

@@ -148,33 +148,64 @@ fn the_torch_runner_loads_seeded_weights_and_times_iterations_on_the_cpu() {
     );
 }
 
-/// A sweep over candle and torch through real processes: the agent shakes hands with the
-/// torch runner, registers torch on its CPU, and the scheduler leases it torch cells; each
-/// engine's rows name what ran (engine, its version, device) and the same weights.
+/// The shipped runners whose Python modules import in the runners' environment, as
+/// `(engine, runner script)`; each missing one is named on stderr.
+fn installed_runners(python: &Path) -> Vec<(&'static str, &'static str)> {
+    let all = [("torch", "torch"), ("onnxruntime", "onnxruntime"), ("openvino", "openvino")];
+    all.into_iter()
+        .filter(|(engine, module)| {
+            let ok = Command::new(python).args(["-c", &format!("import {module}")]).output();
+            let ok = ok.is_ok_and(|o| o.status.success());
+            if !ok {
+                eprintln!(
+                    "engine {engine} skipped: `import {module}` fails (ops/runners/install-{engine}.sh installs it)"
+                );
+            }
+            ok
+        })
+        .map(|(engine, _)| (engine, engine))
+        .collect()
+}
+
+/// A sweep over candle and every installed runner's engine through real processes: the
+/// agent shakes hands with each runner, registers its engine on its CPU, and the
+/// scheduler leases it that engine's cells; each row names what ran (engine, its version,
+/// device, execution provider) and every engine's rows the same weights.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_sweep_runs_candle_and_torch_cells_on_the_same_seeded_weights() {
+async fn a_sweep_runs_every_installed_engine_on_the_same_seeded_weights() {
     let Some(python) = torch_python() else {
-        eprintln!("skipped: no torch environment (run ops/runners/install-torch.sh, or set ACCELBENCH_PY)");
+        eprintln!("skipped: no runners' environment (run ops/runners/install-torch.sh, or set ACCELBENCH_PY)");
         return;
     };
+    let runners = installed_runners(&python);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("agent.toml");
-    let runner = runners_dir().join("torch_runner.py");
-    std::fs::write(&config, format!("runners = {{ torch = [{:?}, {:?}] }}\n", python, runner)).expect("config");
-    let cache = dir.path().join("weights");
+    let lines: Vec<String> = runners
+        .iter()
+        .map(|(engine, script)| {
+            format!("{engine} = [{:?}, {:?}]", python, runners_dir().join(format!("{script}_runner.py")))
+        })
+        .collect();
+    std::fs::write(&config, format!("[runners]\n{}\n", lines.join("\n"))).expect("config");
+    let (cache, onnx) = (dir.path().join("weights"), dir.path().join("onnx"));
     let env = [
         ("ACCELBENCH_AGENT_CONFIG", config.to_str().expect("utf-8")),
         ("ACCELBENCH_WEIGHTS_CACHE", cache.to_str().expect("utf-8")),
+        ("ACCELBENCH_ONNX_CACHE", onnx.to_str().expect("utf-8")),
     ];
     let mut c = e2e::Cluster::start_with_env(&env).expect("coordinator");
     c.start_agent(0).expect("agent");
-    let text = e2e::tiny_spec("engines", &["bert-tiny", "vit-tiny"], &[2], 60)
-        .replace(r#"precisions = ["fp32", "bf16"]"#, "precisions = [\"fp32\"]\nengines = [\"candle\", \"torch\"]");
-    assert!(text.contains("engines"), "{text}");
+    let engines: Vec<String> =
+        ["candle"].iter().chain(runners.iter().map(|(e, _)| e)).map(|e| format!("{e:?}")).collect();
+    let text = e2e::tiny_spec("engines", &["bert-tiny", "vit-tiny"], &[2], 60).replace(
+        r#"precisions = ["fp32", "bf16"]"#,
+        &format!("precisions = [\"fp32\"]\nengines = [{}]", engines.join(", ")),
+    );
     let id = c.submit(&c.write_spec("engines.toml", &text).expect("spec")).expect("submit");
-    let s = c.wait_done(&id, std::time::Duration::from_secs(300)).await.expect("the sweep ends");
-    let errors = c.query(&format!("SELECT error FROM results WHERE sweep_id = '{id}' AND status <> 'ok'"));
-    assert_eq!(s.cells_by_state.get("ok").copied(), Some(4), "{s:?}; {errors:?}; logs: {}", c.logs());
+    let s = c.wait_done(&id, std::time::Duration::from_secs(600)).await.expect("the sweep ends");
+    let n = 2 * engines.len() as u64;
+    let errors = c.query(&format!("SELECT engine, error FROM results WHERE sweep_id = '{id}' AND status <> 'ok'"));
+    assert_eq!(s.cells_by_state.get("ok").copied(), Some(n), "{s:?}; {errors:?}; logs: {}", c.logs());
 
     let rows = c
         .query(&format!(
@@ -182,33 +213,38 @@ async fn a_sweep_runs_candle_and_torch_cells_on_the_same_seeded_weights() {
              WHERE sweep_id = '{id}' ORDER BY model, engine"
         ))
         .expect("query");
-    let torch_version = Command::new(&python).args(["-c", "import torch; print(torch.__version__)"]).output();
-    let torch_version = String::from_utf8(torch_version.expect("python").stdout).expect("utf-8").trim().to_string();
-    let shown: Vec<(String, String, String, String)> = rows
-        .iter()
-        .map(|r| {
-            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
-            (s("model"), s("engine"), s("engine_version"), s("device"))
-        })
-        .collect();
-    // candle's version is the agent's own (one for every candle row), never torch's.
-    let candle = shown[0].2.clone();
-    assert!(!candle.is_empty() && candle != torch_version, "{rows:?}");
-    let want = |model: &str| {
-        [
-            (model.to_string(), "candle".to_string(), candle.clone(), "cpu".to_string()),
-            (model.to_string(), "torch".to_string(), torch_version.clone(), "cpu".to_string()),
-        ]
-    };
-    assert_eq!(shown, [want("bert-tiny"), want("vit-tiny")].concat(), "{rows:?}");
-    for pair in rows.chunks(2) {
-        assert_eq!(pair[0]["weights_source"], pair[1]["weights_source"], "the same weights: {pair:?}");
+    let s = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or("").to_string();
+    for (engine, _) in &runners {
+        let said = Command::new(&python)
+            .args(["-c", &format!("import {engine} as m; print(getattr(m, '__version__', None) or m.get_version())")])
+            .output()
+            .expect("python");
+        let version = String::from_utf8(said.stdout).expect("utf-8").trim().to_string();
+        let theirs: Vec<&serde_json::Value> = rows.iter().filter(|r| r["engine"] == *engine).collect();
+        assert_eq!(theirs.len(), 2, "{rows:?}");
+        for r in theirs {
+            assert_eq!(s(r, "engine_version"), version, "{r}");
+            let device = s(r, "device");
+            let want = match *engine {
+                "onnxruntime" => "cpu via CPUExecutionProvider",
+                "openvino" => "cpu via CPU",
+                _ => "cpu",
+            };
+            assert_eq!(device, want, "{r}");
+        }
+    }
+    let candle: Vec<String> = rows.iter().filter(|r| r["engine"] == "candle").map(|r| s(r, "engine_version")).collect();
+    assert!(candle.len() == 2 && candle.iter().all(|v| !v.is_empty() && *v == candle[0]), "{rows:?}");
+    for model in ["bert-tiny", "vit-tiny"] {
+        let of: Vec<&serde_json::Value> = rows.iter().filter(|r| r["model"] == model).collect();
+        assert_eq!(of.len(), engines.len(), "{rows:?}");
+        assert!(of.iter().all(|r| r["weights_source"] == of[0]["weights_source"]), "the same weights: {of:?}");
         assert!(
-            pair.iter().all(|r| r["status"] == "ok" && r["latency_p50_ns"].as_f64().is_some_and(|ns| ns > 0.0)),
-            "{pair:?}"
+            of.iter().all(|r| r["status"] == "ok" && r["latency_p50_ns"].as_f64().is_some_and(|ns| ns > 0.0)),
+            "{of:?}"
         );
     }
-    // The runner was handed the seeded weights candle runs, written once per model.
+    // The runners were handed the seeded weights candle runs, written once per model.
     let exported: Vec<_> = std::fs::read_dir(&cache).expect("the cache").flatten().map(|e| e.file_name()).collect();
     assert_eq!(exported.len(), 2, "{exported:?}");
 }

@@ -44,6 +44,7 @@ named_enum! {
         Candle = "candle",
         Torch = "torch",
         Onnxruntime = "onnxruntime",
+        Openvino = "openvino",
         Llamacpp = "llamacpp",
     }
 }
