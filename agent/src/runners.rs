@@ -188,6 +188,19 @@ impl RunnerSession {
         Ok(RunnerSession { pipe, hello, loaded })
     }
 
+    /// Has the runner run its model once on the inputs in the safetensors file `inputs`
+    /// and write the outputs to `outputs` (the validation pass).
+    pub fn outputs(&mut self, inputs: &std::path::Path, outputs: &std::path::Path) -> Result<(), BuildError> {
+        self.pipe.send(&ToRunner::Outputs {
+            inputs: inputs.display().to_string(),
+            outputs: outputs.display().to_string(),
+        })?;
+        match self.pipe.next()? {
+            FromRunner::Outputs { .. } => Ok(()),
+            other => Err(failed(format!("the runner answered `outputs` with {other:?}"))),
+        }
+    }
+
     /// The runner's process id (its GPU memory is its own, not the cell process's).
     pub fn pid(&self) -> u32 {
         self.pipe.child.id()

@@ -50,5 +50,6 @@ pub fn ok_record(sweep_id: &str, cell_key: &str, samples_ns: &[f64]) -> ResultRe
             finished_at_ms: 1_741_204_634_297,
             device: Some("cpu".into()),
         },
+        validation: None,
     }
 }

@@ -146,6 +146,46 @@ pub struct OutputCheck {
     pub l2_norm: f64,
 }
 
+/// The engine's outputs on a fixed seeded input against a reference engine's on the same
+/// weights (docs/RUNNERS.md, "Outputs checked"): a failed validation is kept and shown,
+/// never dropped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    pub status: ValidationStatus,
+    /// What the outputs were compared with, e.g. `candle fp32 cpu`.
+    pub reference: String,
+    /// Largest |engine − reference| over every value.
+    #[serde(default)]
+    pub max_abs_error: Option<f64>,
+    /// `max_abs_error` over the reference's largest |value|.
+    #[serde(default)]
+    pub max_rel_error: Option<f64>,
+    /// Cosine similarity of the two outputs, flattened.
+    #[serde(default)]
+    pub cosine: Option<f64>,
+    /// Why it failed or was skipped.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationStatus {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+impl ValidationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationStatus::Passed => "passed",
+            ValidationStatus::Failed => "failed",
+            ValidationStatus::Skipped => "skipped",
+        }
+    }
+}
+
 /// Who measured what, with which code and weights, when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
@@ -208,6 +248,10 @@ pub struct ResultRecord {
     pub energy: Energy,
     pub output_check: Option<OutputCheck>,
     pub provenance: Provenance,
+    /// The outputs against a reference engine, for cells of an external engine; `None`
+    /// where no validation pass ran (the built-in engine is the reference itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Validation>,
 }
 
 /// A record that must not be trusted.
@@ -249,6 +293,13 @@ impl ResultRecord {
         if self.samples_ns.len() > MAX_SAMPLES {
             return bad("samples_ns", format!("{} samples, at most {MAX_SAMPLES}", self.samples_ns.len()));
         }
+        if let Some(v) = &self.validation {
+            let metrics =
+                [("max_abs_error", v.max_abs_error), ("max_rel_error", v.max_rel_error), ("cosine", v.cosine)];
+            if let Some((name, Some(x))) = metrics.iter().find(|(_, x)| x.is_some_and(|x| !x.is_finite())) {
+                return bad("validation", format!("{name} is {x}, expected a finite value"));
+            }
+        }
         self.check_texts()?;
         self.check_times()
     }
@@ -256,7 +307,8 @@ impl ResultRecord {
     /// Every free-text field within [`MAX_TEXT_BYTES`].
     fn check_texts(&self) -> Result<(), InvalidRecord> {
         let p = &self.provenance;
-        let texts: [(&'static str, Option<&str>); 12] = [
+        let v = self.validation.as_ref();
+        let texts: [(&'static str, Option<&str>); 15] = [
             ("sweep_id", self.sweep_id.as_deref()),
             ("cell_key", Some(&self.cell_key)),
             ("error", self.error.as_deref()),
@@ -269,6 +321,9 @@ impl ResultRecord {
             ("provenance.engine_version", Some(&p.engine_version)),
             ("provenance.weights_source", Some(&p.weights_source)),
             ("provenance.hardware_class", Some(&p.hardware_class)),
+            ("provenance.device", p.device.as_deref()),
+            ("validation.reference", v.map(|v| v.reference.as_str())),
+            ("validation.reason", v.and_then(|v| v.reason.as_deref())),
         ];
         match texts.iter().find(|(_, t)| t.is_some_and(|t| t.len() > MAX_TEXT_BYTES)) {
             Some((field, t)) => Err(InvalidRecord {

@@ -209,7 +209,8 @@ async fn a_sweep_runs_every_installed_engine_on_the_same_seeded_weights() {
 
     let rows = c
         .query(&format!(
-            "SELECT model, engine, engine_version, device, weights_source, status, latency_p50_ns FROM results \
+            "SELECT model, engine, engine_version, device, weights_source, status, latency_p50_ns, validation, \
+             validation_reference, validation_max_rel_error, validation_cosine, validation_reason FROM results \
              WHERE sweep_id = '{id}' ORDER BY model, engine"
         ))
         .expect("query");
@@ -231,10 +232,19 @@ async fn a_sweep_runs_every_installed_engine_on_the_same_seeded_weights() {
                 _ => "cpu",
             };
             assert_eq!(device, want, "{r}");
+            // Its outputs on candle's seeded inputs agree with candle's fp32 ones.
+            assert_eq!(
+                (s(r, "validation"), s(r, "validation_reference")),
+                ("passed".into(), "candle fp32 cpu".into()),
+                "{r}"
+            );
+            assert!(r["validation_cosine"].as_f64().is_some_and(|c| c > 0.9999), "{r}");
         }
     }
     let candle: Vec<String> = rows.iter().filter(|r| r["engine"] == "candle").map(|r| s(r, "engine_version")).collect();
     assert!(candle.len() == 2 && candle.iter().all(|v| !v.is_empty() && *v == candle[0]), "{rows:?}");
+    // candle is the reference: its rows carry no validation.
+    assert!(rows.iter().filter(|r| r["engine"] == "candle").all(|r| r["validation"].is_null()), "{rows:?}");
     for model in ["bert-tiny", "vit-tiny"] {
         let of: Vec<&serde_json::Value> = rows.iter().filter(|r| r["model"] == model).collect();
         assert_eq!(of.len(), engines.len(), "{rows:?}");

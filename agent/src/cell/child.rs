@@ -71,7 +71,8 @@ fn run(req: &CellRequest, record: &mut ResultRecord, out: &mut impl Write) -> Re
     let (mut workload, pid) = if c.engine == engine::ENGINE {
         (candle_workload(req, model, record)?, std::process::id())
     } else {
-        let session = runner_workload(req, model, record)?;
+        let mut session = runner_workload(req, model, record)?;
+        record.validation = Some(super::validate::validate(req, model, &mut session));
         let pid = session.pid();
         (Box::new(session) as Box<dyn engine::Workload>, pid)
     };
@@ -338,6 +339,7 @@ pub(crate) fn record_for(req: &CellRequest, started_at_ms: i64) -> ResultRecord 
             // Set once the device is open: it names what ran, not what was asked for.
             device: None,
         },
+        validation: None,
     }
 }
 

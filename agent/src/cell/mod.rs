@@ -10,6 +10,7 @@
 
 pub mod child;
 pub mod runner;
+pub mod validate;
 
 use serde::{Deserialize, Serialize};
 use shared::result::{Coordinates, ResultRecord};

@@ -1,6 +1,7 @@
 //! Encoder-only inference (BERT): one forward pass over (batch, seq_len) token ids.
 
 use candle_core::{Device, Tensor};
+use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config;
 
 use super::bert::Bert as BertModel;
@@ -32,12 +33,21 @@ fn load(spec: &WorkloadSpec, device: &Device) -> Result<(BertModel, Config), Bui
             spec.seq_len, cfg.max_position_embeddings
         )));
     }
-    let vb = spec.weights.var_builder(dtype(spec.precision), device)?;
-    // Checkpoints of BertForMaskedLM nest the encoder under `bert.`; bare BertModel
-    // files do not. Random weights take the bare layout.
-    let vb = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
+    let vb = bert_root(spec.weights.var_builder(dtype(spec.precision), device)?);
     let model = BertModel::load(vb, &cfg)?;
     Ok((model, cfg))
+}
+
+/// Where a BERT's tensors start: checkpoints of BertForMaskedLM nest the encoder under
+/// `bert.`, bare BertModel files do not. Seeded weights answer every name, so they take
+/// the nested layout (and their seeds are those of the `bert.` names; the export for
+/// runners goes through here too, so that it writes the very tensors candle runs).
+pub(super) fn bert_root(vb: VarBuilder<'static>) -> VarBuilder<'static> {
+    if vb.contains_tensor("bert.embeddings.word_embeddings.weight") {
+        vb.pp("bert")
+    } else {
+        vb
+    }
 }
 
 impl Workload for Bert {

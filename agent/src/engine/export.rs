@@ -95,10 +95,11 @@ fn seeded_tensors(
     match model.family {
         Family::Bert => {
             let cfg: bert::Config = config::candle_config(&spec)?;
-            super::bert::Bert::load(vb.clone(), &cfg)?;
+            let root = super::encoder::bert_root(vb);
+            super::bert::Bert::load(root.clone(), &cfg)?;
             // Hugging Face's BertModel also has a pooler, which candle's does not build:
             // seeded too, so that no weight of the exported model is left to chance.
-            let pooler = vb.pp("pooler").pp("dense");
+            let pooler = root.pp("pooler").pp("dense");
             pooler.get((cfg.hidden_size, cfg.hidden_size), "weight")?;
             pooler.get(cfg.hidden_size, "bias")?;
             config["architectures"] = serde_json::json!(["BertModel"]);
@@ -120,6 +121,35 @@ fn seeded_tensors(
     }
     let tensors = seen.lock().map_err(|_| anyhow::anyhow!("weights recorder poisoned"))?.clone();
     Ok((config, tensors))
+}
+
+/// The inputs candle's cell of `spec` runs on, by the names Hugging Face models take
+/// (token ids as i64): what a runner is given for the validation pass, so that both
+/// engines see the very same values.
+pub fn reference_inputs(spec: &WorkloadSpec) -> Result<HashMap<String, Tensor>, BuildError> {
+    let seed = spec.weights.input_seed();
+    let cpu = Device::Cpu;
+    let mut inputs = HashMap::new();
+    match spec.model.family {
+        Family::Bert => {
+            let cfg: bert::Config = config::candle_config(spec)?;
+            let ids = super::token_ids(seed, "input_ids", spec.batch, spec.seq_len, cfg.vocab_size, &cpu)?;
+            let ids = ids.to_dtype(DType::I64)?;
+            inputs.insert("attention_mask".to_string(), ids.ones_like()?);
+            inputs.insert("token_type_ids".to_string(), ids.zeros_like()?);
+            inputs.insert("input_ids".to_string(), ids);
+        }
+        Family::Vit => {
+            let cfg: vit::Config = config::candle_config(spec)?;
+            let shape = [spec.batch, cfg.num_channels, cfg.image_size, cfg.image_size];
+            inputs.insert(
+                "pixel_values".to_string(),
+                super::normal_input(seed, "pixel_values", &shape, DType::F32, &cpu)?,
+            );
+        }
+        other => return Err(BuildError::Unsupported(format!("no validation inputs for the {other} family yet"))),
+    }
+    Ok(inputs)
 }
 
 /// A [`SimpleBackend`] that makes each tensor as [`SeededInit`] does and keeps a copy.
@@ -160,12 +190,13 @@ mod tests {
             serde_json::from_slice(&std::fs::read(folder.join("config.json")).expect("config")).expect("json");
         assert_eq!(config["model_type"], "bert");
         let tensors = candle_core::safetensors::load(folder.join("model.safetensors"), &Device::Cpu).expect("load");
-        let name = "encoder.layer.0.attention.self.query.weight";
+        let name = "bert.encoder.layer.0.attention.self.query.weight";
         let t = &tensors[name];
         let want = SeededInit::new(7).values(name, t.shape());
         assert_eq!(t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values"), want);
         assert!(
-            tensors.contains_key("pooler.dense.weight") && tensors.contains_key("embeddings.word_embeddings.weight")
+            tensors.contains_key("bert.pooler.dense.weight")
+                && tensors.contains_key("bert.embeddings.word_embeddings.weight")
         );
         // A second export finds the folder; nothing half-written is left beside it.
         assert_eq!(seeded_hf_folder(model, 7, dir.path()).expect("cached"), folder);

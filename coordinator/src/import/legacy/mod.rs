@@ -359,6 +359,7 @@ fn to_record(row: &LegacyRow, file: &FileContext) -> Result<ResultRecord, String
             finished_at_ms: started_at_ms.saturating_add(duration_ms),
             device: None,
         },
+        validation: None,
     })
 }
 

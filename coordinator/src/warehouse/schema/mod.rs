@@ -195,8 +195,14 @@ pub fn results_schema() -> SchemaRef {
         field("weights_source", Utf8, false),
         field("started_at", utc_millis(), false),
         field("finished_at", utc_millis(), false),
-        // Last, so that files written before it existed read with it null.
+        // Last, so that files written before them existed read with them null.
         field("device", Utf8, true),
+        field("validation", Utf8, true),
+        field("validation_reference", Utf8, true),
+        field("validation_max_abs_error", Float64, true),
+        field("validation_max_rel_error", Float64, true),
+        field("validation_cosine", Float64, true),
+        field("validation_reason", Utf8, true),
     ]);
     Arc::new(Schema::new(fields))
 }
@@ -286,6 +292,7 @@ pub fn results_batch(records: &[&ResultRecord], origin: Origin) -> Result<Record
     columns.extend(generation_columns(records));
     columns.extend(resource_columns(records));
     columns.extend(provenance_columns(records));
+    columns.extend(validation_columns(records));
     batch(results_schema(), columns, Table::Results)
 }
 
@@ -300,6 +307,18 @@ fn coordinate_columns(records: &[&ResultRecord]) -> Vec<ArrayRef> {
         strings(cs().map(|c| c.precision.as_str())),
         strings(cs().map(|c| c.mode.as_str())),
         strings(cs().map(|c| c.engine.as_str())),
+    ]
+}
+
+fn validation_columns(records: &[&ResultRecord]) -> Vec<ArrayRef> {
+    let vs = || records.iter().map(|r| r.validation.as_ref());
+    vec![
+        opt_strings(vs().map(|v| v.map(|v| v.status.as_str()))),
+        opt_strings(vs().map(|v| v.map(|v| v.reference.as_str()))),
+        opt_f64(vs().map(|v| v.and_then(|v| v.max_abs_error))),
+        opt_f64(vs().map(|v| v.and_then(|v| v.max_rel_error))),
+        opt_f64(vs().map(|v| v.and_then(|v| v.cosine))),
+        opt_strings(vs().map(|v| v.and_then(|v| v.reason.as_deref()))),
     ]
 }
 
