@@ -258,3 +258,88 @@ async fn a_sweep_runs_every_installed_engine_on_the_same_seeded_weights() {
     let exported: Vec<_> = std::fs::read_dir(&cache).expect("the cache").flatten().map(|e| e.file_name()).collect();
     assert_eq!(exported.len(), 2, "{exported:?}");
 }
+
+/// Runs one cell through `accelbench-agent exec-cell` as the agent does, with `env`;
+/// its result record.
+fn exec_cell(request: &serde_json::Value, env: &[(&str, &Path)]) -> shared::result::ResultRecord {
+    let mut child = Command::new(e2e::binary("accelbench-agent"))
+        .arg("exec-cell")
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("exec-cell starts");
+    serde_json::to_writer(child.stdin.take().expect("stdin"), request).expect("the request");
+    let out = child.wait_with_output().expect("exec-cell ends");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or("")).expect("a result line");
+    serde_json::from_value(last["record"].clone()).expect("a result record")
+}
+
+/// The request of a bert-tiny cell of `engine` at `precision` on the CPU.
+fn cell_request(engine: &str, precision: &str, weights: serde_json::Value, runner: &[&Path]) -> serde_json::Value {
+    let measure = shared::spec::MeasurePolicy {
+        warmup_iterations: 1,
+        warmup_min_seconds: 0.0,
+        min_iterations: 3,
+        min_seconds: 0.0,
+        max_seconds: 2.0,
+        target_relative_ci: 0.5,
+    };
+    serde_json::json!({
+        "sweep_id": null, "cell_key": "k", "attempt": 1, "agent_id": null,
+        "coordinates": {"model": "bert-tiny", "family": "bert", "hardware_class": "cpu/test", "batch": 2,
+                        "seq_len": 16, "precision": precision, "mode": "inference", "engine": engine},
+        "measure": measure, "weights": weights, "device": "cpu", "fingerprint_hash": "test",
+        "runner": runner.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+    })
+}
+
+/// A deliberately wrong configuration is caught by the validation pass: weights whose
+/// feed-forward activations pass fp16's largest value (65 504) run fine in fp32, and in
+/// fp16 turn to inf and NaN. The row keeps its timings and says `validation = failed`.
+#[test]
+fn an_fp16_overflow_fails_validation_and_the_row_says_so() {
+    let Some(python) = torch_python() else {
+        eprintln!("skipped: no torch environment (run ops/runners/install-torch.sh, or set ACCELBENCH_PY)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("weights");
+    let runner = runners_dir().join("torch_runner.py");
+    let argv = [python.as_path(), runner.as_path()];
+    let env = [("ACCELBENCH_WEIGHTS_CACHE", cache.as_path())];
+    let seeded = serde_json::json!({"kind": "random", "seed": 5});
+    let fine = exec_cell(&cell_request("torch", "fp16", seeded, &argv), &env);
+    let v = fine.validation.as_ref().expect("a validation");
+    assert_eq!((fine.status.as_str(), v.status.as_str()), ("ok", "passed"), "{fine:?}");
+
+    // The seeded folder the agent wrote, with one feed-forward weight scaled up 10⁶.
+    let seeded_dir = std::fs::read_dir(&cache).expect("cache").flatten().next().expect("an export").path();
+    let hot = dir.path().join("hot");
+    let script = r#"
+import shutil, sys
+from safetensors.torch import load_file, save_file
+src, dst = sys.argv[1], sys.argv[2]
+shutil.copytree(src, dst)
+t = load_file(f"{dst}/model.safetensors")
+t["bert.encoder.layer.0.intermediate.dense.weight"] *= 1e6
+save_file(t, f"{dst}/model.safetensors")
+"#;
+    let made = Command::new(&python).args(["-c", script]).arg(&seeded_dir).arg(&hot).output().expect("python");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let file = hot.join("model.safetensors");
+    let weights = serde_json::json!({"kind": "dir", "path": hot, "files": [file], "sha256": "test"});
+    for (precision, want) in [("fp32", "passed"), ("fp16", "failed")] {
+        let r = exec_cell(&cell_request("torch", precision, weights.clone(), &argv), &env);
+        let v = r.validation.as_ref().expect("a validation");
+        assert_eq!((r.status.as_str(), v.status.as_str()), ("ok", want), "{precision}: {r:?}");
+        assert_eq!(r.provenance.weights_source, "file:sha256=test");
+        if want == "failed" {
+            let why = v.reason.as_deref().unwrap_or("");
+            assert!(why.contains("NaN") || why.contains("inf"), "{why}");
+            assert!(r.latency_ns.is_some(), "timed all the same: {r:?}");
+        }
+    }
+}
