@@ -20,6 +20,11 @@ use shared::spec::Engine;
 
 use crate::engine::{BuildError, Iteration, Workload};
 
+/// A runner's `out_of_memory` error: the cell ends `oom`, as one the kernel killed does.
+#[derive(Debug, thiserror::Error)]
+#[error("out of memory: {0}")]
+pub struct OutOfMemory(pub String);
+
 /// How long a runner may take to say hello: importing torch cold takes seconds.
 pub const HELLO_LIMIT: Duration = Duration::from_secs(60);
 
@@ -209,8 +214,8 @@ impl RunnerSession {
 
 impl Workload for RunnerSession {
     fn iterate(&mut self) -> anyhow::Result<Iteration> {
-        self.pipe.send(&ToRunner::Run { iterations: 1 })?;
-        match self.pipe.next()? {
+        self.pipe.send(&ToRunner::Run { iterations: 1 }).map_err(plain)?;
+        match self.pipe.next().map_err(plain)? {
             FromRunner::Iteration { seconds } => {
                 Ok(Iteration { own_time: Some(Duration::from_secs_f64(seconds)), ..Iteration::default() })
             }
@@ -256,7 +261,7 @@ impl Pipe {
         match parse_line(&line).map_err(|e| failed(format!("the runner broke the protocol: {e}")))? {
             FromRunner::Error(e) => Err(match e.kind {
                 ErrorKind::Unsupported => BuildError::Unsupported(e.message),
-                ErrorKind::OutOfMemory => failed(format!("out of memory: {}", e.message)),
+                ErrorKind::OutOfMemory => BuildError::Failed(anyhow::Error::new(OutOfMemory(e.message))),
                 ErrorKind::Failed => failed(e.message),
             }),
             other => Ok(other),
@@ -296,6 +301,15 @@ fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
         }
     });
     lines
+}
+
+/// A [`BuildError`] in the middle of a run, with its cause (an [`OutOfMemory`]) kept
+/// where the chain can find it.
+fn plain(e: BuildError) -> anyhow::Error {
+    match e {
+        BuildError::Failed(e) => e,
+        BuildError::Unsupported(why) => anyhow::anyhow!(why),
+    }
 }
 
 fn failed(message: String) -> BuildError {
@@ -344,14 +358,19 @@ mod tests {
     }
 
     /// A runner in sh: hello, then `loaded`, 4 ms iterations and exit on `end`; any
-    /// `load` of family `llama` is unsupported, and `run` number 3 kills it when `DIE` is set.
+    /// `load` of family `llama` is unsupported, of `t5` out of memory, of `whisper` runs
+    /// out of memory at every `run`; and `run` number 3 kills it when asked to die.
     fn fake_runner(die_on_third_run: bool) -> Vec<String> {
         let script = format!(
             r#"echo '{HELLO}'; n=0
 while read -r line; do case "$line" in
   *'"family":"llama"'*) echo '{{"type":"error","kind":"unsupported","message":"no llama here"}}';;
+  *'"family":"t5"'*) echo '{{"type":"error","kind":"out_of_memory","message":"CUDA out of memory"}}';;
+  *'"family":"whisper"'*) oom=1; echo '{{"type":"loaded","device":"cpu","execution_provider":null,"engine_version":"9"}}';;
   *'"type":"load"'*) echo '{{"type":"loaded","device":"cpu","execution_provider":null,"engine_version":"9"}}';;
-  *'"type":"run"'*) n=$((n+1)); [ {die} = 1 ] && [ $n = 3 ] && exit 9; echo '{{"type":"iteration","seconds":0.004}}';;
+  *'"type":"run"'*) n=$((n+1)); [ {die} = 1 ] && [ $n = 3 ] && exit 9
+    if [ -n "$oom" ]; then echo '{{"type":"error","kind":"out_of_memory","message":"CUDA out of memory"}}'
+    else echo '{{"type":"iteration","seconds":0.004}}'; fi;;
   *'"type":"end"'*) exit 0;;
 esac; done"#,
             die = u8::from(die_on_third_run)
@@ -391,6 +410,11 @@ esac; done"#,
 
         let why = RunnerSession::start("torch", &fake_runner(false), &load("llama")).err().expect("unsupported");
         assert!(matches!(&why, BuildError::Unsupported(w) if w == "no llama here"), "{why}");
+        let why = RunnerSession::start("torch", &fake_runner(false), &load("t5")).err().expect("out of memory");
+        assert!(matches!(&why, BuildError::Failed(e) if e.is::<OutOfMemory>()), "{why}");
+        let mut full = RunnerSession::start("torch", &fake_runner(false), &load("whisper")).expect("starts");
+        let why = full.iterate().expect_err("out of memory");
+        assert!(why.chain().any(|cause| cause.is::<OutOfMemory>()), "{why:#}");
         let mut dying = RunnerSession::start("torch", &fake_runner(true), &load("bert")).expect("starts");
         assert!(dying.iterate().is_ok() && dying.iterate().is_ok());
         let why = dying.iterate().expect_err("it died").to_string();

@@ -44,7 +44,9 @@ pub fn exec_cell(input: impl Read, mut out: impl Write) -> anyhow::Result<()> {
             record.error = Some(reason);
         }
         Err(RunError::Failed(e)) => {
-            record.status = Status::Failed;
+            // A runner that said it ran out of memory: the status a kernel OOM kill gets.
+            let oom = e.chain().any(|cause| cause.is::<crate::runners::OutOfMemory>());
+            record.status = if oom { Status::Oom } else { Status::Failed };
             record.error = Some(format!("{e:#}"));
         }
     }
