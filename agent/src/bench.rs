@@ -38,6 +38,10 @@ pub struct LocalRun {
     /// `cpu` or `cuda:N`.
     pub device: String,
     pub measure: MeasurePolicy,
+    /// The engines to run each cell in: candle, and any whose runner is in `runners`.
+    pub engines: Vec<Engine>,
+    /// The runners of external engines, by engine (the agent config's `runners`).
+    pub runners: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Where a local run's records go besides the table.
@@ -65,6 +69,11 @@ pub fn plan(
     if args.batch.contains(&0) {
         bail!("--batch: 0 is not a batch size (expected integers >= 1)");
     }
+    if let Some(e) = args.engines.iter().find(|e| **e != Engine::Candle && !args.runners.contains_key(e.as_str())) {
+        bail!(
+            "--engine {e}: no runner for it in the agent config (give --config FILE with runners.{e}; see docs/RUNNERS.md)"
+        );
+    }
     let weights = match &args.weights {
         Some(w) => Weights::resolve(w, hf_home().as_deref())?,
         None => Weights::Random { seed: args.seed },
@@ -91,7 +100,7 @@ pub fn plan(
             sequence_lengths: vec![args.seq],
             precisions: args.precision.clone(),
             modes: args.mode.clone(),
-            engines: vec![Engine::Candle],
+            engines: args.engines.clone(),
             exclude: Vec::new(),
         },
         measure: policy.clone(),
@@ -110,7 +119,7 @@ pub fn plan(
             weights: weights.clone(),
             device: args.device.clone(),
             fingerprint_hash: fingerprint_hash.to_string(),
-            runner: None,
+            runner: args.runners.get(cell.engine.as_str()).cloned(),
         });
     }
     Ok(cells)
@@ -166,7 +175,7 @@ pub fn device_class(fp: &shared::fingerprint::Fingerprint, device: &str) -> anyh
 /// Runs one cell in its child process with a progress bar on a terminal.
 pub fn run_with_progress(req: &CellRequest, idx: usize, n: usize) -> anyhow::Result<ResultRecord> {
     let c = &req.coordinates;
-    let label = format!("[{idx}/{n}] {} b{} s{} {} {}", c.model, c.batch, c.seq_len, c.precision, c.mode);
+    let label = format!("[{idx}/{n}] {} b{} s{} {} {} {}", c.model, c.batch, c.seq_len, c.precision, c.mode, c.engine);
     let pb = ProgressBar::new((req.measure.max_seconds * 1000.0) as u64);
     pb.set_style(
         ProgressStyle::with_template("{prefix} {bar:30} {msg}")
@@ -209,7 +218,9 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
         "seq",
         "precision",
         "mode",
+        "engine",
         "status",
+        "outputs",
         "p50 ms",
         "p99 ms",
         "CI ±%",
@@ -233,7 +244,10 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
             TCell::new(c.seq_len),
             TCell::new(c.precision),
             TCell::new(c.mode),
+            TCell::new(&c.engine),
             TCell::new(status),
+            // The validation pass against candle fp32: blank where none ran.
+            TCell::new(r.validation.as_ref().map(|v| v.status.as_str()).unwrap_or_default()),
             TCell::new(s.map(|s| ms(s.p50)).unwrap_or_default()),
             TCell::new(s.map(|s| ms(s.p99)).unwrap_or_default()),
             TCell::new(ci.unwrap_or_default()),

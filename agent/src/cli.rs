@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use shared::catalog::{Mode, Precision};
-use shared::spec::MeasurePolicy;
+use shared::spec::{Engine, MeasurePolicy};
 
 use crate::engine::weights::DEFAULT_SEED;
 use crate::{bench, calibrate, cell, detect};
@@ -167,7 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Models { json } => bench::print_models(&mut out, json)?,
         Command::Bench(args) => {
-            let (run, output) = args.local_run();
+            let (run, output) = args.local_run()?;
             return bench::run(&run, &output, &mut out).map_err(|e| {
                 // The measure policy's field names, as the flags that set them.
                 let text = format!("{e:#}");
@@ -337,7 +337,8 @@ kill or a hang past the time limit becomes a result with that status, never the 
 run. Combinations the engine cannot run are reported `unsupported` with the reason.\n\n\
 Weights are seeded random (`random-init:seed=N`) unless --weights gives a Hugging Face \
 directory, a .gguf file or an ORG/NAME id in the Hugging Face cache ($HF_HOME).\n\n\
-Example:\n  accelbench-agent bench --model bert-tiny,vit-base-patch16-224 --batch 1,8 --precision fp32,bf16")]
+Examples:\n  accelbench-agent bench --model bert-tiny,vit-base-patch16-224 --batch 1,8 --precision fp32,bf16\n  \
+accelbench-agent bench --model bert-base-uncased --engine candle,torch,onnxruntime --config agent.toml")]
 pub struct BenchArgs {
     /// Models of the catalog, comma-separated (see `accelbench-agent models`)
     #[arg(long, value_delimiter = ',', required = true)]
@@ -363,6 +364,13 @@ pub struct BenchArgs {
     /// Device: cpu, or cuda:N (needs an agent built with --features cuda)
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Engines, comma-separated: candle (built in), torch, onnxruntime, openvino, llamacpp;
+    /// each one but candle needs its runner in --config (docs/RUNNERS.md)
+    #[arg(long, value_delimiter = ',', default_value = "candle")]
+    pub engine: Vec<Engine>,
+    /// The agent's config file, for its `runners`
+    #[arg(long, value_name = "FILE", env = "ACCELBENCH_AGENT_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Print full result records as JSON lines instead of the table
     #[arg(long)]
     pub json: bool,
@@ -411,7 +419,8 @@ impl MeasureArgs {
 
 impl BenchArgs {
     /// The run these flags ask for, and where its records go.
-    pub fn local_run(&self) -> (bench::LocalRun, bench::Output) {
+    pub fn local_run(&self) -> anyhow::Result<(bench::LocalRun, bench::Output)> {
+        let runners = crate::config::AgentConfig::load(self.config.as_deref())?.runners;
         let run = bench::LocalRun {
             models: self.model.clone(),
             batch: self.batch.clone(),
@@ -422,8 +431,10 @@ impl BenchArgs {
             seed: self.seed,
             device: self.device.clone(),
             measure: self.measure.policy(),
+            engines: self.engine.clone(),
+            runners,
         };
-        (run, bench::Output { json: self.json, out: self.out.clone() })
+        Ok((run, bench::Output { json: self.json, out: self.out.clone() }))
     }
 }
 
@@ -492,7 +503,7 @@ mod tests {
         let mut argv = vec!["accelbench-agent", "bench", "--model", "bert-tiny,vit-tiny,bert-tiny", "--batch", "1,4,1"];
         argv.extend_from_slice(extra);
         let Command::Bench(b) = Cli::try_parse_from(argv).expect("parses").command else { panic!("not bench") };
-        b.local_run().0
+        b.local_run().expect("no config").0
     }
 
     /// A local run plans through the sweep's own expansion and measure bounds.

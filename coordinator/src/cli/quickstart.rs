@@ -147,6 +147,8 @@ fn builtin_sweep() -> LocalRun {
         weights: None,
         seed: agent::engine::weights::DEFAULT_SEED,
         device: "cpu".into(),
+        engines: vec![shared::spec::Engine::Candle],
+        runners: Default::default(),
         measure: MeasurePolicy {
             warmup_iterations: 1,
             warmup_min_seconds: 0.2,

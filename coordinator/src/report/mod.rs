@@ -31,7 +31,8 @@ pub fn sql(kind: Kind, sweep: Option<&str>) -> String {
     };
     match kind {
         Kind::Performance => format!(
-            "SELECT model, hardware_class, batch, seq_len, precision, mode, status,
+            "SELECT model, hardware_class, engine, batch, seq_len, precision, mode, status,
+                    validation AS outputs,
                     round(latency_p50_ns / 1e6, 3) AS p50_ms, round(latency_p99_ns / 1e6, 3) AS p99_ms,
                     round(100 * (latency_median_ci_high_ns - latency_median_ci_low_ns) / 2 / latency_p50_ns, 2)
                         AS ci_pct,
@@ -41,15 +42,15 @@ pub fn sql(kind: Kind, sweep: Option<&str>) -> String {
                     round(energy_joules_per_iteration, 4) AS joules_per_iter, energy_source,
                     origin, error
              FROM latest_results {}
-             ORDER BY model, hardware_class, mode, precision, batch, seq_len",
+             ORDER BY model, hardware_class, engine, mode, precision, batch, seq_len",
             filter("sweep_id")
         ),
         Kind::Hardware => format!(
-            "SELECT hardware_class, model, precision, mode, batch,
+            "SELECT hardware_class, model, engine, precision, mode, batch,
                     round(throughput_items_per_s, 3) AS items_per_s,
                     round(latency_p50_ns / 1e6, 3) AS p50_ms
              FROM latest_results {} {} status = 'ok'
-             ORDER BY hardware_class, model, precision, mode, batch",
+             ORDER BY hardware_class, model, engine, precision, mode, batch",
             filter("sweep_id"),
             if sweep.is_some() { "AND" } else { "WHERE" }
         ),
