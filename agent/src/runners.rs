@@ -174,6 +174,9 @@ pub struct RunnerSession {
     pub hello: Hello,
     /// What the runner really built: the row's device, execution provider and version.
     pub loaded: Loaded,
+    /// Generative cells: the prompt's tokens and the decode steps each iteration times.
+    prompt_tokens: u32,
+    decode_steps: u32,
 }
 
 impl RunnerSession {
@@ -190,7 +193,7 @@ impl RunnerSession {
             FromRunner::Loaded(l) => l,
             other => return Err(failed(format!("the {engine} runner answered `load` with {other:?}"))),
         };
-        Ok(RunnerSession { pipe, hello, loaded })
+        Ok(RunnerSession { pipe, hello, loaded, prompt_tokens: cell.seq_len, decode_steps: cell.decode_steps })
     }
 
     /// Has the runner run its model once on the inputs in the safetensors file `inputs`
@@ -216,15 +219,21 @@ impl Workload for RunnerSession {
     fn iterate(&mut self) -> anyhow::Result<Iteration> {
         self.pipe.send(&ToRunner::Run { iterations: 1 }).map_err(plain)?;
         match self.pipe.next().map_err(plain)? {
-            FromRunner::Iteration { seconds } => {
-                Ok(Iteration { own_time: Some(Duration::from_secs_f64(seconds)), ..Iteration::default() })
-            }
+            FromRunner::Iteration { seconds, first_token_seconds, token_seconds } => Ok(Iteration {
+                own_time: Some(Duration::from_secs_f64(seconds)),
+                first_token: first_token_seconds.map(Duration::from_secs_f64),
+                token_steps: token_seconds.into_iter().map(Duration::from_secs_f64).collect(),
+            }),
             other => anyhow::bail!("the runner answered `run` with {other:?}, not an iteration"),
         }
     }
 
     fn output(&self) -> Option<&candle_core::Tensor> {
         None
+    }
+
+    fn generation_shape(&self) -> Option<(u32, u32)> {
+        (self.decode_steps > 0).then_some((self.prompt_tokens, self.decode_steps))
     }
 }
 
@@ -390,6 +399,7 @@ esac; done"#,
             mode: "inference".into(),
             device: "cpu".into(),
             seed: 1,
+            decode_steps: 0,
         }
     }
 

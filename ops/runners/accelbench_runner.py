@@ -3,7 +3,8 @@ runners written in Python: JSON lines on stdin/stdout, one cell per process.
 
 A runner gives `serve` its hello and an object with `load(cell) -> dict` (what it
 really built: device, execution_provider, engine_version), `run_once() -> float`
-(seconds of one iteration, timed around the work and the device's synchronisation) and
+(seconds of one iteration, timed around the work and the device's synchronisation; a
+generative runner returns {"seconds", "first_token_seconds", "token_seconds"}) and
 optionally `outputs(inputs_path, outputs_path)`. Everything else (the conversation,
 errors as structured events, keeping stdout for the protocol) lives here.
 """
@@ -72,7 +73,11 @@ def serve(hello, runner):
                 if not loaded:
                     raise RuntimeError("`run` before `load`")
                 for _ in range(int(message["iterations"])):
-                    _send(out, {"type": "iteration", "seconds": runner.run_once()})
+                    timed = runner.run_once()
+                    # Seconds, or for a generative family a dict that adds the
+                    # first token's and each decode step's seconds.
+                    timed = timed if isinstance(timed, dict) else {"seconds": timed}
+                    _send(out, dict({"type": "iteration"}, **timed))
             elif kind == "outputs":
                 if not loaded:
                     raise RuntimeError("`outputs` before `load`")

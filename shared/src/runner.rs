@@ -35,6 +35,13 @@ pub enum FromRunner {
     /// synchronisation (not the pipe).
     Iteration {
         seconds: f64,
+        /// Generative families: prefill up to the first token's logits, in seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_token_seconds: Option<f64>,
+        /// Generative families: each following decode step (as many as the load's
+        /// `decode_steps`), in seconds.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        token_seconds: Vec<f64>,
     },
     /// Samples of a runner that must time itself (an engine that runs its own loop, as
     /// llama.cpp's decode does), in seconds.
@@ -148,6 +155,10 @@ pub struct Load {
     pub device: String,
     /// Seed of the synthetic inputs.
     pub seed: u64,
+    /// Generative families: tokens to decode after the first in every iteration, each
+    /// timed (0 for the others).
+    #[serde(default)]
+    pub decode_steps: u32,
 }
 
 /// Why a runner's line was refused.
@@ -181,8 +192,17 @@ fn check(message: &FromRunner) -> Result<(), ProtocolError> {
         FromRunner::Hello(h) if h.engine.trim().is_empty() || h.devices.is_empty() => {
             invalid(format!("a hello from `{}` must name its engine and at least one device", h.runner))
         }
-        FromRunner::Iteration { seconds } if !is_time(*seconds) => {
+        FromRunner::Iteration { seconds, .. } if !is_time(*seconds) => {
             invalid(format!("an iteration of {seconds} s: a time must be finite and positive"))
+        }
+        FromRunner::Iteration { first_token_seconds, token_seconds, .. } => {
+            match first_token_seconds.iter().chain(token_seconds).find(|s| !is_time(**s)) {
+                Some(bad) => invalid(format!("a token time of {bad} s: a time must be finite and positive")),
+                None if token_seconds.len() > MAX_SAMPLES => {
+                    invalid(format!("{} token times, at most {MAX_SAMPLES}", token_seconds.len()))
+                }
+                None => Ok(()),
+            }
         }
         FromRunner::Samples { seconds } if seconds.is_empty() || seconds.len() > MAX_SAMPLES => {
             invalid(format!("{} samples: between 1 and {MAX_SAMPLES} expected", seconds.len()))
@@ -237,6 +257,8 @@ mod tests {
             (r#"{"type":"iteration","seconds":0}"#.into(), "finite and positive"),
             (r#"{"type":"iteration","seconds":1e300}"#.into(), "finite and positive"),
             (r#"{"type":"iteration","seconds":"fast"}"#.into(), "not a runner message"),
+            (r#"{"type":"iteration","seconds":1,"first_token_seconds":0}"#.into(), "a token time of 0 s"),
+            (r#"{"type":"iteration","seconds":1,"token_seconds":[0.1,-1]}"#.into(), "a token time of -1 s"),
             (r#"{"type":"samples","seconds":[]}"#.into(), "0 samples"),
             (r#"{"type":"samples","seconds":[0.1, -0.0]}"#.into(), "a sample of -0 s"),
             (r#"{"type":"teleport"}"#.into(), "not a runner message"),
@@ -258,7 +280,8 @@ mod tests {
                 execution_provider: Some("CUDAExecutionProvider".into()),
                 engine_version: "1.20.1".into(),
             }),
-            FromRunner::Iteration { seconds: 0.0125 },
+            FromRunner::Iteration { seconds: 0.0125, first_token_seconds: None, token_seconds: Vec::new() },
+            FromRunner::Iteration { seconds: 0.03, first_token_seconds: Some(0.01), token_seconds: vec![0.01, 0.01] },
             FromRunner::Samples { seconds: vec![0.5, 0.25] },
             FromRunner::Outputs { path: "/tmp/out.safetensors".into() },
             FromRunner::Error(RunnerError { kind: ErrorKind::OutOfMemory, message: "CUDA out of memory".into() }),
@@ -278,6 +301,7 @@ mod tests {
             mode: "inference".into(),
             device: "cpu".into(),
             seed: 7,
+            decode_steps: 16,
         });
         for message in [load, ToRunner::Run { iterations: 3 }, ToRunner::End] {
             let text = line(&message);

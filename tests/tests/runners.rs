@@ -78,7 +78,8 @@ fn the_python_runner_library_speaks_protocol_1_and_names_every_failure() {
     assert!(status.success());
     assert!(matches!(&said[0], FromRunner::Hello(h) if h.engine == "fake" && h.protocol == PROTOCOL), "{said:?}");
     assert!(matches!(&said[1], FromRunner::Loaded(l) if l.device == "cpu" && l.engine_version == "0.0.1"));
-    assert_eq!(said[2..4], [FromRunner::Iteration { seconds: 0.001 }, FromRunner::Iteration { seconds: 0.001 }]);
+    let iteration = FromRunner::Iteration { seconds: 0.001, first_token_seconds: None, token_seconds: Vec::new() };
+    assert_eq!(said[2..4], [iteration.clone(), iteration]);
     assert_eq!(said[4], FromRunner::Outputs { path: outputs.clone() });
     assert_eq!(std::fs::read_to_string(&outputs).expect("written"), "in");
     assert_eq!(said.len(), 5, "{said:?}");
@@ -148,22 +149,22 @@ fn the_torch_runner_loads_seeded_weights_and_times_iterations_on_the_cpu() {
     );
 }
 
-/// The shipped runners whose Python modules import in the runners' environment, as
-/// `(engine, runner script)`; each missing one is named on stderr.
-fn installed_runners(python: &Path) -> Vec<(&'static str, &'static str)> {
-    let all = [("torch", "torch"), ("onnxruntime", "onnxruntime"), ("openvino", "openvino")];
-    all.into_iter()
-        .filter(|(engine, module)| {
-            let ok = Command::new(python).args(["-c", &format!("import {module}")]).output();
-            let ok = ok.is_ok_and(|o| o.status.success());
-            if !ok {
-                eprintln!(
-                    "engine {engine} skipped: `import {module}` fails (ops/runners/install-{engine}.sh installs it)"
-                );
+/// The shipped runners that answer their handshake here (what an agent checks before
+/// it offers an engine), as `(engine, runner script)`; each missing one is named.
+fn installed_runners(python: &Path) -> Vec<(&'static str, PathBuf)> {
+    ["torch", "onnxruntime", "openvino", "llamacpp"]
+        .into_iter()
+        .filter_map(|engine| {
+            let script = runners_dir().join(format!("{engine}_runner.py"));
+            let (said, _) = converse(python, &[script.to_str().expect("utf-8")], &[]);
+            match said.first() {
+                Some(FromRunner::Hello(h)) if h.engine == engine => Some((engine, script)),
+                _ => {
+                    eprintln!("engine {engine} left out: its runner does not say hello here (ops/runners/install-{engine}.sh)");
+                    None
+                }
             }
-            ok
         })
-        .map(|(engine, _)| (engine, engine))
         .collect()
 }
 
@@ -180,12 +181,8 @@ async fn a_sweep_runs_every_installed_engine_on_the_same_seeded_weights() {
     let runners = installed_runners(&python);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("agent.toml");
-    let lines: Vec<String> = runners
-        .iter()
-        .map(|(engine, script)| {
-            format!("{engine} = [{:?}, {:?}]", python, runners_dir().join(format!("{script}_runner.py")))
-        })
-        .collect();
+    let lines: Vec<String> =
+        runners.iter().map(|(engine, script)| format!("{engine} = [{:?}, {:?}]", python, script)).collect();
     std::fs::write(&config, format!("[runners]\n{}\n", lines.join("\n"))).expect("config");
     let (cache, onnx) = (dir.path().join("weights"), dir.path().join("onnx"));
     let env = [
@@ -195,8 +192,12 @@ async fn a_sweep_runs_every_installed_engine_on_the_same_seeded_weights() {
     ];
     let mut c = e2e::Cluster::start_with_env(&env).expect("coordinator");
     c.start_agent(0).expect("agent");
-    let engines: Vec<String> =
-        ["candle"].iter().chain(runners.iter().map(|(e, _)| e)).map(|e| format!("{e:?}")).collect();
+    // Encoders in every engine but llama.cpp, which runs GGUF decoders (the second sweep).
+    let engines: Vec<String> = ["candle"]
+        .iter()
+        .chain(runners.iter().map(|(e, _)| e).filter(|e| **e != "llamacpp"))
+        .map(|e| format!("{e:?}"))
+        .collect();
     let text = e2e::tiny_spec("engines", &["bert-tiny", "vit-tiny"], &[2], 60).replace(
         r#"precisions = ["fp32", "bf16"]"#,
         &format!("precisions = [\"fp32\"]\nengines = [{}]", engines.join(", ")),
@@ -215,7 +216,7 @@ async fn a_sweep_runs_every_installed_engine_on_the_same_seeded_weights() {
         ))
         .expect("query");
     let s = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or("").to_string();
-    for (engine, _) in &runners {
+    for (engine, _) in runners.iter().filter(|(e, _)| *e != "llamacpp") {
         let said = Command::new(&python)
             .args(["-c", &format!("import {engine} as m; print(getattr(m, '__version__', None) or m.get_version())")])
             .output()
@@ -257,6 +258,36 @@ async fn a_sweep_runs_every_installed_engine_on_the_same_seeded_weights() {
     // The runners were handed the seeded weights candle runs, written once per model.
     let exported: Vec<_> = std::fs::read_dir(&cache).expect("the cache").flatten().map(|e| e.file_name()).collect();
     assert_eq!(exported.len(), 2, "{exported:?}");
+
+    // A GGUF decoder in candle and llama.cpp: the same file, timed the same way (TTFT,
+    // inter-token), llama.cpp's logits within the quantized tolerance of candle's.
+    if !runners.iter().any(|(e, _)| *e == "llamacpp") {
+        return;
+    }
+    let text = e2e::tiny_spec("decoders", &["llama-tiny"], &[1], 60)
+        .replace("sequence_lengths = [16]", "sequence_lengths = [32]")
+        .replace(r#"precisions = ["fp32", "bf16"]"#, "precisions = [\"q8_0\"]\nengines = [\"candle\", \"llamacpp\"]");
+    let id = c.submit(&c.write_spec("decoders.toml", &text).expect("spec")).expect("submit");
+    let done = c.wait_done(&id, std::time::Duration::from_secs(600)).await.expect("the sweep ends");
+    let errors = c.query(&format!("SELECT engine, error FROM results WHERE sweep_id = '{id}' AND status <> 'ok'"));
+    assert_eq!(done.cells_by_state.get("ok").copied(), Some(2), "{done:?}; {errors:?}; logs: {}", c.logs());
+    let rows = c
+        .query(&format!(
+            "SELECT engine, engine_version, weights_source, ttft_p50_ns, inter_token_p50_ns, decode_tokens_per_s, \
+             validation, validation_reference, validation_cosine FROM results WHERE sweep_id = '{id}' ORDER BY engine"
+        ))
+        .expect("query");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["weights_source"], rows[1]["weights_source"], "the same GGUF: {rows:?}");
+    for r in &rows {
+        for k in ["ttft_p50_ns", "inter_token_p50_ns", "decode_tokens_per_s"] {
+            assert!(r[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {r}");
+        }
+    }
+    let llama = &rows[1];
+    assert!(s(llama, "engine_version").starts_with("llama-cpp-python "), "{llama}");
+    assert_eq!((s(llama, "validation"), s(llama, "validation_reference")), ("passed".into(), "candle q8_0 cpu".into()));
+    assert!(llama["validation_cosine"].as_f64().is_some_and(|c| c > 0.99), "{llama}");
 }
 
 /// Runs one cell through `accelbench-agent exec-cell` as the agent does, with `env`;

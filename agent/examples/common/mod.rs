@@ -55,7 +55,7 @@ pub fn run_cell(flags: &[&str]) -> anyhow::Result<ResultRecord> {
     });
     let class = class.as_deref().context("no cpu class")?;
     let a = A::try_parse_from(std::iter::once("bench").chain(flags.iter().copied()))?;
-    let reqs = agent::bench::plan(&a.bench.local_run().0, class, hash, "bench", &agent::bench::new_run_id())?;
+    let reqs = agent::bench::plan(&a.bench.local_run()?.0, class, hash, "bench", &agent::bench::new_run_id())?;
     let req = reqs.first().context("empty plan")?;
     agent::bench::run_with_progress(req, 1, 1)
 }

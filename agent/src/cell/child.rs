@@ -163,7 +163,17 @@ fn runner_workload(
         BuildError::Unsupported(r) => RunError::Unsupported(r),
         BuildError::Failed(e) => RunError::Failed(e),
     };
+    let spec = WorkloadSpec {
+        model,
+        batch: c.batch as usize,
+        seq_len: c.seq_len as usize,
+        precision: c.precision,
+        mode: c.mode,
+        weights: req.weights.clone(),
+    };
     let weights = match &req.weights {
+        // Quantized cells run a GGUF (llama.cpp's format), the others a Hugging Face folder.
+        Weights::Random { .. } if c.precision.is_quantized() => export::seeded_gguf(&spec, &export::default_cache()),
         Weights::Random { seed } => export::seeded_hf_folder(model, *seed, &export::default_cache()),
         Weights::Dir { path, .. } | Weights::Gguf { path, .. } => Ok(path.clone()),
     }
@@ -180,6 +190,7 @@ fn runner_workload(
         mode: c.mode.to_string(),
         device: device.clone(),
         seed: req.weights.input_seed(),
+        decode_steps: if engine::generates(model.family) { engine::DECODE_STEPS } else { 0 },
     };
     let session = RunnerSession::start(&c.engine, argv, &load).map_err(unsupported_or_failed)?;
     let provenance = &mut record.provenance;

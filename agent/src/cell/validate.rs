@@ -20,7 +20,8 @@ use super::CellRequest;
 use crate::engine::{self, export, BuildError, WorkloadSpec};
 use crate::runners::RunnerSession;
 
-/// What the outputs are compared with.
+/// What the outputs are compared with: candle fp32 on the CPU (decoders at a quantized
+/// precision: candle's quantized kernels on the CPU, on the same GGUF).
 pub const REFERENCE: &str = "candle fp32 cpu";
 
 /// Runs the validation pass of `req` through `session`.
@@ -50,6 +51,9 @@ fn compare_outputs(
     if c.mode != Mode::Inference {
         return Err(Outcome::Skipped("only inference cells are validated".into()));
     }
+    if engine::generates(model.family) {
+        return compare_tokens(req, model, session);
+    }
     let spec = WorkloadSpec {
         model,
         batch: c.batch as usize,
@@ -74,6 +78,88 @@ fn compare_outputs(
         .map_err(|e| Outcome::Failed(format!("reading the engine's outputs: {e}")))?;
     let output = pick_output(theirs)?;
     Ok(judge(&output, &reference, c.precision))
+}
+
+/// Greedy tokens a decoder picks after candle's first prompt, at least this many compared.
+pub const GREEDY_TOKENS: usize = 8;
+
+/// A quantized decoder against candle's quantized kernels on the same GGUF: the logits
+/// after the prompt, at the quantized tolerance, and the first greedy tokens. Tokens
+/// must match exactly on real weights; on seeded weights the logits are nearly flat
+/// (near-ties flip with any rounding, docs/PERFORMANCE.md "Outputs against llama.cpp"),
+/// so there their agreement is reported, not required.
+fn compare_tokens(
+    req: &CellRequest,
+    model: &'static ModelSpec,
+    session: &mut RunnerSession,
+) -> Result<Validation, Outcome> {
+    let c = &req.coordinates;
+    if !c.precision.is_quantized() {
+        return Err(Outcome::Skipped("decoders are compared at the quantized precisions only, for now".into()));
+    }
+    let spec = WorkloadSpec {
+        model,
+        batch: 1,
+        seq_len: c.seq_len as usize,
+        precision: c.precision,
+        mode: Mode::Inference,
+        weights: req.weights.clone(),
+    };
+    let skip = |e: BuildError| Outcome::Skipped(format!("no reference: {e}"));
+    let prompt = export::prompt_ids(&spec).map_err(skip)?;
+    let (logits, reference) = engine::greedy_decode(&spec, &prompt, GREEDY_TOKENS, false).map_err(skip)?;
+    let files = Scratch::new();
+    let ids: Vec<i64> = prompt.iter().map(|&t| i64::from(t)).collect();
+    let inputs = Tensor::from_vec(ids, (1, prompt.len()), &Device::Cpu)
+        .map(|t| HashMap::from([("input_ids".to_string(), t)]))
+        .map_err(|e| Outcome::Skipped(format!("the prompt: {e}")))?;
+    candle_core::safetensors::save(&inputs, &files.inputs)
+        .map_err(|e| Outcome::Skipped(format!("writing the inputs: {e}")))?;
+    session
+        .outputs(&files.inputs, &files.outputs)
+        .map_err(|e| Outcome::Failed(format!("the engine's outputs: {e}")))?;
+    let mut written = candle_core::safetensors::load(&files.outputs, &Device::Cpu)
+        .map_err(|e| Outcome::Failed(format!("reading the engine's outputs: {e}")))?;
+    let theirs = written.remove("logits").ok_or_else(|| Outcome::Failed("the engine wrote no `logits`".into()))?;
+    let theirs = theirs
+        .to_dtype(DType::F32)
+        .and_then(|t| t.flatten_all())
+        .map_err(|e| Outcome::Failed(format!("the engine's logits: {e}")))?;
+    let ours = Tensor::new(logits.as_slice(), &Device::Cpu).map_err(|e| Outcome::Skipped(format!("logits: {e}")))?;
+    let tokens = written
+        .remove("tokens")
+        .and_then(|t| t.to_dtype(DType::I64).ok())
+        .and_then(|t| t.flatten_all().ok())
+        .and_then(|t| t.to_vec1::<i64>().ok())
+        .ok_or_else(|| Outcome::Failed("the engine wrote no `tokens`".into()))?;
+    let mut verdict = judge(&theirs, &ours, c.precision);
+    verdict.reference = format!("candle {} cpu", c.precision);
+    let by_tokens = judge_tokens(&tokens, &reference);
+    let seeded = matches!(req.weights, crate::engine::weights::Weights::Random { .. });
+    match (by_tokens.reason, verdict.status) {
+        (Some(why), ValidationStatus::Passed) if !seeded => {
+            verdict.status = ValidationStatus::Failed;
+            verdict.reason = Some(why);
+        }
+        (Some(why), _) if seeded => {
+            let note = format!("{why} (not required on seeded weights, whose logits are nearly flat)");
+            verdict.reason = Some(verdict.reason.map_or(note.clone(), |r| format!("{r}; {note}")));
+        }
+        _ => {}
+    }
+    Ok(verdict)
+}
+
+/// Exact match of the first [`GREEDY_TOKENS`] greedy tokens.
+pub fn judge_tokens(tokens: &[i64], reference: &[u32]) -> Validation {
+    let n = reference.len().min(GREEDY_TOKENS);
+    let mismatch = (0..n).find(|&i| tokens.get(i).copied() != Some(i64::from(reference[i])));
+    let reason = mismatch.map(|i| match tokens.get(i) {
+        Some(t) => format!("greedy token {i}: the engine picked {t}, the reference {}", reference[i]),
+        None => format!("the engine gave {} tokens, {n} expected", tokens.len()),
+    });
+    let status = if reason.is_some() { ValidationStatus::Failed } else { ValidationStatus::Passed };
+    verdict(status, reason)
 }
 
 /// candle's output of `spec` (fp32, CPU) on its seeded inputs.
@@ -187,5 +273,18 @@ mod tests {
         assert_eq!(judge(&flipped, &reference, Precision::Fp16).status, ValidationStatus::Failed);
         let v = judge(&reference.reshape((3, 2)).expect("reshape"), &reference, Precision::Fp32);
         assert!(v.reason.as_deref().is_some_and(|r| r.starts_with("output shape [3, 2]")), "{v:?}");
+    }
+
+    #[test]
+    fn greedy_tokens_must_match_exactly() {
+        let reference: Vec<u32> = (10..20).collect();
+        let same: Vec<i64> = (10..20).collect();
+        assert_eq!(judge_tokens(&same, &reference).status, ValidationStatus::Passed);
+        let mut off = same.clone();
+        off[3] = 99;
+        let v = judge_tokens(&off, &reference);
+        assert_eq!(v.reason.as_deref(), Some("greedy token 3: the engine picked 99, the reference 13"));
+        let v = judge_tokens(&same[..2], &reference);
+        assert_eq!(v.reason.as_deref(), Some("the engine gave 2 tokens, 8 expected"));
     }
 }

@@ -62,6 +62,25 @@ pub fn seeded_hf_folder(model: &'static ModelSpec, seed: u64, cache: &Path) -> R
     Ok(dir)
 }
 
+/// The GGUF file of a quantized cell's seeded decoder (the very file candle's cell of
+/// the same spec builds in memory), written under `cache` first if it is not yet.
+pub fn seeded_gguf(spec: &WorkloadSpec, cache: &Path) -> Result<PathBuf, BuildError> {
+    let Weights::Random { seed } = spec.weights else {
+        return Err(BuildError::Unsupported("only seeded weights are exported".into()));
+    };
+    let name = format!("{}-{}-seed{seed}-v{FORMAT}.gguf", spec.model.name, spec.precision);
+    let file = cache.join(&name);
+    if file.is_file() {
+        return Ok(file);
+    }
+    let bytes = super::random_gguf_of(spec)?;
+    std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
+    let tmp = cache.join(format!(".{name}.{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("moving {} to {}", tmp.display(), file.display()))?;
+    Ok(file)
+}
+
 /// Where exported weights are cached: `$ACCELBENCH_WEIGHTS_CACHE`, else
 /// `$XDG_CACHE_HOME/accelbench/seeded-weights`, else `~/.cache/accelbench/seeded-weights`.
 pub fn default_cache() -> PathBuf {
@@ -150,6 +169,14 @@ pub fn reference_inputs(spec: &WorkloadSpec) -> Result<HashMap<String, Tensor>, 
         other => return Err(BuildError::Unsupported(format!("no validation inputs for the {other} family yet"))),
     }
     Ok(inputs)
+}
+
+/// The first prompt (row 0) of candle's cell of the decoder `spec`: the token ids its
+/// generation starts from, for comparing greedy tokens.
+pub fn prompt_ids(spec: &WorkloadSpec) -> Result<Vec<u32>, BuildError> {
+    let vocab = config::DecoderShape::of(spec)?.vocab;
+    let ids = super::init::seeded_ids(spec.weights.input_seed(), "input_ids", spec.seq_len, vocab as u32);
+    Ok(ids)
 }
 
 /// A [`SimpleBackend`] that makes each tensor as [`SeededInit`] does and keeps a copy.

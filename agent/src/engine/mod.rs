@@ -179,6 +179,11 @@ pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, 
 
 pub use quantized::{greedy_decode, random_gguf_of};
 
+/// Families whose iterations generate tokens: prefill, then [`DECODE_STEPS`] decode steps.
+pub fn generates(f: Family) -> bool {
+    matches!(f, Family::Llama | Family::Qwen2 | Family::T5 | Family::Whisper)
+}
+
 /// Families with a training mode in this engine.
 pub fn trains(f: Family) -> bool {
     training_gap(f).is_none()
