@@ -121,24 +121,28 @@ fn run(req: &CellRequest, record: &mut ResultRecord, out: &mut impl Write) -> Re
     Ok(())
 }
 
-/// The candle engine's workload of the cell, on the device it names.
-fn candle_workload(
-    req: &CellRequest,
-    model: &'static catalog::ModelSpec,
-    record: &mut ResultRecord,
-) -> Result<Box<dyn engine::Workload>, RunError> {
+/// The workload the cell's coordinates describe, on the request's weights.
+fn workload_spec(req: &CellRequest, model: &'static catalog::ModelSpec) -> WorkloadSpec {
     let c = &req.coordinates;
-    let device = open_device(&req.device)?;
-    record.provenance.device = Some(device_name(&device, &req.device));
-    let spec = WorkloadSpec {
+    WorkloadSpec {
         model,
         batch: c.batch as usize,
         seq_len: c.seq_len as usize,
         precision: c.precision,
         mode: c.mode,
         weights: req.weights.clone(),
-    };
-    engine::build(&spec, &device).map_err(|e| match e {
+    }
+}
+
+/// The candle engine's workload of the cell, on the device it names.
+fn candle_workload(
+    req: &CellRequest,
+    model: &'static catalog::ModelSpec,
+    record: &mut ResultRecord,
+) -> Result<Box<dyn engine::Workload>, RunError> {
+    let device = open_device(&req.device)?;
+    record.provenance.device = Some(device_name(&device, &req.device));
+    engine::build(&workload_spec(req, model), &device).map_err(|e| match e {
         BuildError::Unsupported(r) => RunError::Unsupported(r),
         BuildError::Failed(e) => RunError::Failed(e.context("building the model")),
     })
@@ -163,14 +167,7 @@ fn runner_workload(
         BuildError::Unsupported(r) => RunError::Unsupported(r),
         BuildError::Failed(e) => RunError::Failed(e),
     };
-    let spec = WorkloadSpec {
-        model,
-        batch: c.batch as usize,
-        seq_len: c.seq_len as usize,
-        precision: c.precision,
-        mode: c.mode,
-        weights: req.weights.clone(),
-    };
+    let spec = workload_spec(req, model);
     let weights = match &req.weights {
         // Quantized cells run a GGUF (llama.cpp's format), the others a Hugging Face folder.
         Weights::Random { .. } if c.precision.is_quantized() => export::seeded_gguf(&spec, &export::default_cache()),

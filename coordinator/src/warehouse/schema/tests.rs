@@ -20,6 +20,38 @@ fn a_result_becomes_one_row_with_its_statistics() {
 }
 
 #[test]
+fn a_validation_fills_its_six_columns_and_none_leaves_them_null() {
+    use shared::result::{Validation, ValidationStatus};
+    let mut checked = record("s1", "k1", 1, &[1.0]);
+    checked.validation = Some(Validation {
+        status: ValidationStatus::Failed,
+        reference: "candle fp32 cpu".into(),
+        max_abs_error: Some(0.5),
+        max_rel_error: Some(0.25),
+        cosine: Some(0.9),
+        reason: Some("value 3 of the output is NaN".into()),
+    });
+    let plain = record("s1", "k2", 1, &[1.0]);
+    let batch = results_batch(&[&checked, &plain], Origin::Measured).expect("batch");
+    let text = |name: &str| {
+        let col = batch.column_by_name(name).expect(name).clone();
+        let col = col.as_any().downcast_ref::<StringArray>().expect("utf8").clone();
+        (col.value(0).to_string(), col.is_null(1))
+    };
+    let number = |name: &str| {
+        let col = batch.column_by_name(name).expect(name).clone();
+        let col = col.as_any().downcast_ref::<Float64Array>().expect("f64").clone();
+        (col.value(0), col.is_null(1))
+    };
+    assert_eq!(text("validation"), ("failed".into(), true));
+    assert_eq!(text("validation_reference"), ("candle fp32 cpu".into(), true));
+    assert_eq!(text("validation_reason"), ("value 3 of the output is NaN".into(), true));
+    assert_eq!(number("validation_max_abs_error"), (0.5, true));
+    assert_eq!(number("validation_max_rel_error"), (0.25, true));
+    assert_eq!(number("validation_cosine"), (0.9, true));
+}
+
+#[test]
 fn samples_are_one_row_per_iteration_in_measured_order() {
     let a = record("s1", "k1", 1, &[3.0, 1.0]);
     let b = record("s1", "k2", 2, &[5.0]);
