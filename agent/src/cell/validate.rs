@@ -7,7 +7,8 @@
 //!
 //! Tolerances by the cell's precision: fp32 must agree to 1e-3 of the reference's
 //! scale (cosine ≥ 0.9999); bf16 and fp16, whose 8- and 11-bit mantissas lose about
-//! 1e-2 per value, to 5e-2 (cosine ≥ 0.99). Non-finite values fail at any precision.
+//! 1e-2 per value, to 5e-2 (cosine ≥ 0.99); the quantized precisions to 1e-1 (cosine ≥
+//! 0.99, see [`tolerance`]). Non-finite values fail at any precision.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -219,10 +220,15 @@ pub fn judge(output: &Tensor, reference: &Tensor, precision: Precision) -> Valid
     }
 }
 
-/// Largest relative error and least cosine similarity accepted at `precision`.
+/// Largest relative error and least cosine similarity accepted at `precision`. The
+/// quantized precisions get twice the half-precision margin: candle and llama.cpp each
+/// quantize activations to 8 bits per block, which on TinyLlama's 22 layers puts each
+/// about 4 % of the largest logit from the f32 model (docs/PERFORMANCE.md), so up to
+/// about 8 % from each other.
 fn tolerance(precision: Precision) -> (f64, f64) {
     match precision {
         Precision::Fp32 => (1e-3, 0.9999),
+        p if p.is_quantized() => (1e-1, 0.99),
         _ => (5e-2, 0.99),
     }
 }
@@ -265,6 +271,8 @@ mod tests {
         assert_eq!(v.status, ValidationStatus::Failed, "{v:?}");
         assert!(v.reason.as_deref().is_some_and(|r| r.contains("limit 1e-3")), "{v:?}");
         assert_eq!(judge(&shifted(0.05), &reference, Precision::Bf16).status, ValidationStatus::Passed);
+        assert_eq!(judge(&shifted(0.3), &reference, Precision::Bf16).status, ValidationStatus::Failed);
+        assert_eq!(judge(&shifted(0.3), &reference, Precision::Q4_0).status, ValidationStatus::Passed);
 
         let nan = Tensor::new(&[[1.0f32, f32::NAN, 4.0], [0.5, 0.0, -4.0]], &Device::Cpu).expect("tensor");
         let v = judge(&nan, &reference, Precision::Bf16);
