@@ -238,14 +238,14 @@ async fn a_mirror_finds_the_result_keys_inside_the_files_raft_listed() {
     assert!(warehouse.never_committed(paths).await.expect("paths").is_empty());
 }
 
-/// A file written before a nullable column was added still reads, and compacts, with
-/// that column null.
+/// A file written before nullable columns were added (`device`, then the six
+/// `validation*`) still reads, and compacts, with those columns null.
 #[tokio::test]
-async fn files_written_before_the_device_column_still_read_and_compact() {
+async fn files_written_before_the_device_and_validation_columns_still_read_and_compact() {
     let (warehouse, store) = memory_warehouse();
     let r = record("s1", "k1", 1, &[1.0]);
     let batch = super::schema::results_batch(&[&r], Origin::Measured).expect("batch");
-    let old = batch.project(&(0..batch.num_columns() - 1).collect::<Vec<_>>()).expect("without device");
+    let old = batch.project(&(0..batch.num_columns() - 7).collect::<Vec<_>>()).expect("without the newer columns");
     assert_eq!(old.schema().fields().last().map(|f| f.name().as_str()), Some("finished_at"));
     let mut bytes = Vec::new();
     let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, old.schema(), None).expect("writer");
@@ -257,8 +257,10 @@ async fn files_written_before_the_device_column_still_read_and_compact() {
     let entry = super::manifest::FileEntry { path: path.into(), table: Table::Results, rows: 1, bytes: n_bytes };
     warehouse.commit_staged(vec![entry.clone()], vec![ResultKey::of(&r)]).await.expect("commit");
     let read = warehouse.read_file(Table::Results, &entry).await.expect("reads");
-    let device = read[0].column_by_name("device").expect("a device column");
-    assert_eq!(device.null_count(), 1);
+    for name in ["device", "validation", "validation_reference", "validation_cosine", "validation_reason"] {
+        let column = read[0].column_by_name(name).unwrap_or_else(|| panic!("a {name} column"));
+        assert_eq!(column.null_count(), 1, "{name}");
+    }
     warehouse.write_results(&[record("s1", "k2", 1, &[2.0])], Origin::Measured).await.expect("a new file");
     let out = warehouse.compact(Table::Results, "date=2025-03-05/sweep=s1").await.expect("compacts");
     assert_eq!(out.removed.len(), 2);
