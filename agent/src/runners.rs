@@ -91,9 +91,22 @@ pub fn handshake(engine: &str, argv: &[String], limit: Duration) -> Result<Hello
     }
 }
 
-/// Every configured runner's handshake, by engine.
+/// Every configured runner's handshake, by engine, all at once: each may take seconds
+/// to import its engine, and the agent registers only after the last has answered.
 pub fn discover(runners: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, Result<Hello, String>> {
-    runners.iter().map(|(engine, argv)| (engine.clone(), handshake(engine, argv, HELLO_LIMIT))).collect()
+    std::thread::scope(|scope| {
+        let asked: Vec<_> = runners
+            .iter()
+            .map(|(engine, argv)| (engine, scope.spawn(move || handshake(engine, argv, HELLO_LIMIT))))
+            .collect();
+        asked
+            .into_iter()
+            .map(|(engine, answer)| {
+                let hello = answer.join().unwrap_or_else(|_| Err("its handshake panicked".to_string()));
+                (engine.clone(), hello)
+            })
+            .collect()
+    })
 }
 
 /// The external engines this agent runs: each configured runner that said hello, with

@@ -55,30 +55,45 @@ fn compare_outputs(
     if engine::generates(model.family) {
         return compare_tokens(req, model, session);
     }
-    let spec = WorkloadSpec {
+    let spec = reference_spec(req, model, c.batch as usize, Precision::Fp32);
+    let inputs = export::reference_inputs(&spec).map_err(no_reference)?;
+    let reference = reference_output(&spec).map_err(no_reference)?;
+    let output = pick_output(engine_outputs(session, &inputs)?)?;
+    Ok(judge(&output, &reference, c.precision))
+}
+
+/// The workload candle runs as the reference of `req`, at `batch` and `precision`.
+fn reference_spec(req: &CellRequest, model: &'static ModelSpec, batch: usize, precision: Precision) -> WorkloadSpec {
+    WorkloadSpec {
         model,
-        batch: c.batch as usize,
-        seq_len: c.seq_len as usize,
-        precision: Precision::Fp32,
+        batch,
+        seq_len: req.coordinates.seq_len as usize,
+        precision,
         mode: Mode::Inference,
         weights: req.weights.clone(),
-    };
-    let skip = |e: BuildError| match e {
+    }
+}
+
+fn no_reference(e: BuildError) -> Outcome {
+    match e {
         BuildError::Unsupported(why) => Outcome::Skipped(format!("no reference: {why}")),
         BuildError::Failed(e) => Outcome::Skipped(format!("no reference: {e:#}")),
-    };
-    let inputs = export::reference_inputs(&spec).map_err(skip)?;
-    let reference = reference_output(&spec).map_err(skip)?;
+    }
+}
+
+/// The runner's `outputs` on `inputs`, through a pair of scratch safetensors files.
+fn engine_outputs(
+    session: &mut RunnerSession,
+    inputs: &HashMap<String, Tensor>,
+) -> Result<HashMap<String, Tensor>, Outcome> {
     let files = Scratch::new();
-    candle_core::safetensors::save(&inputs, &files.inputs)
+    candle_core::safetensors::save(inputs, &files.inputs)
         .map_err(|e| Outcome::Skipped(format!("writing the inputs: {e}")))?;
     session
         .outputs(&files.inputs, &files.outputs)
         .map_err(|e| Outcome::Failed(format!("the engine's outputs: {e}")))?;
-    let theirs = candle_core::safetensors::load(&files.outputs, &Device::Cpu)
-        .map_err(|e| Outcome::Failed(format!("reading the engine's outputs: {e}")))?;
-    let output = pick_output(theirs)?;
-    Ok(judge(&output, &reference, c.precision))
+    candle_core::safetensors::load(&files.outputs, &Device::Cpu)
+        .map_err(|e| Outcome::Failed(format!("reading the engine's outputs: {e}")))
 }
 
 /// Greedy tokens a decoder picks after candle's first prompt, at least this many compared.
@@ -98,29 +113,14 @@ fn compare_tokens(
     if !c.precision.is_quantized() {
         return Err(Outcome::Skipped("decoders are compared at the quantized precisions only, for now".into()));
     }
-    let spec = WorkloadSpec {
-        model,
-        batch: 1,
-        seq_len: c.seq_len as usize,
-        precision: c.precision,
-        mode: Mode::Inference,
-        weights: req.weights.clone(),
-    };
-    let skip = |e: BuildError| Outcome::Skipped(format!("no reference: {e}"));
-    let prompt = export::prompt_ids(&spec).map_err(skip)?;
-    let (logits, reference) = engine::greedy_decode(&spec, &prompt, GREEDY_TOKENS, false).map_err(skip)?;
-    let files = Scratch::new();
+    let spec = reference_spec(req, model, 1, c.precision);
+    let prompt = export::prompt_ids(&spec).map_err(no_reference)?;
+    let (logits, reference) = engine::greedy_decode(&spec, &prompt, GREEDY_TOKENS, false).map_err(no_reference)?;
     let ids: Vec<i64> = prompt.iter().map(|&t| i64::from(t)).collect();
     let inputs = Tensor::from_vec(ids, (1, prompt.len()), &Device::Cpu)
         .map(|t| HashMap::from([("input_ids".to_string(), t)]))
         .map_err(|e| Outcome::Skipped(format!("the prompt: {e}")))?;
-    candle_core::safetensors::save(&inputs, &files.inputs)
-        .map_err(|e| Outcome::Skipped(format!("writing the inputs: {e}")))?;
-    session
-        .outputs(&files.inputs, &files.outputs)
-        .map_err(|e| Outcome::Failed(format!("the engine's outputs: {e}")))?;
-    let mut written = candle_core::safetensors::load(&files.outputs, &Device::Cpu)
-        .map_err(|e| Outcome::Failed(format!("reading the engine's outputs: {e}")))?;
+    let mut written = engine_outputs(session, &inputs)?;
     let theirs = written.remove("logits").ok_or_else(|| Outcome::Failed("the engine wrote no `logits`".into()))?;
     let theirs = theirs
         .to_dtype(DType::F32)
