@@ -687,7 +687,7 @@ fn pause_before(coordinators: &Coordinators, next: &str, backoff: &mut Backoff) 
 const ELECTION_RETRY: Duration = Duration::from_millis(250);
 
 /// Election answers an agent retries after [`ELECTION_RETRY`] before backing off as
-/// usual: 5 s of them, past two election rounds (1–2 s each).
+/// usual: 5 s of them, past four election rounds (0.6–1.2 s each).
 const ELECTION_RETRIES: u32 = 20;
 
 /// Exponential backoff, 0.5 s doubling to 30 s; and the short retries of an election.

@@ -38,7 +38,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(300);
 /// The sweep must end within this of the last fault's heal.
 const DONE_AFTER_HEAL: Duration = Duration::from_secs(30);
 const AGENTS: [&str; 2] = ["a1", "a2"];
-/// Shorter than any election (1–2 s): see `next_ack`.
+/// Shorter than any election (0.6–1.2 s): see `next_ack`.
 const IN_FLIGHT: Duration = Duration::from_millis(300);
 
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +47,7 @@ enum Fault {
     KillLeader(Duration),
     KillFollower(Duration),
     KillAll,
-    /// SIGSTOP the leader this long (past the 1–2 s election timeout), then SIGCONT.
+    /// SIGSTOP the leader this long (past the 0.6–1.2 s election timeout), then SIGCONT.
     PauseLeader(Duration),
     /// Every link to and from the leader, agents' included, held or reset this long.
     IsolateLeader(Duration, Mode),

@@ -38,6 +38,16 @@ use super::transport::Transport;
 use super::RaftError;
 use crate::state::{Command, Outcome, State};
 
+/// The Raft timing every coordinator runs with, and the simulation too so that its seeds
+/// exercise the same elections: a tick every 50 ms, a heartbeat every 100 ms, and an
+/// election after 0.6–1.2 s without one. Most of a failover is this election timeout
+/// (docs/RELIABILITY.md); 6 missed heartbeats keep a loaded 2-core machine from calling
+/// spurious elections.
+pub const TICK_INTERVAL: Duration = Duration::from_millis(50);
+pub const ELECTION_TICK: usize = 12;
+pub const MAX_ELECTION_TICK: usize = 24;
+pub const HEARTBEAT_TICK: usize = 2;
+
 /// How a node runs. No `Default`: every deployment says what it wants.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {

@@ -34,7 +34,7 @@ use crate::warehouse::schema::Table;
 /// Virtual milliseconds since the start of the run.
 pub type Ms = u64;
 
-const TICK_MS: Ms = 100;
+const TICK_MS: Ms = crate::raft::node::TICK_INTERVAL.as_millis() as Ms;
 const EXPIRY_EVERY_MS: Ms = 1_000;
 const RPC_TIMEOUT_MS: Ms = 2_000;
 pub const LEASE_SECONDS: u32 = 3;
@@ -337,9 +337,9 @@ impl World {
             voters: Vec::new(),
             path: format!("sim://node-{id}").into(),
             tick_interval: std::time::Duration::from_millis(TICK_MS),
-            election_tick: 10,
-            max_election_tick: 20,
-            heartbeat_tick: 3,
+            election_tick: crate::raft::node::ELECTION_TICK,
+            max_election_tick: crate::raft::node::MAX_ELECTION_TICK,
+            heartbeat_tick: crate::raft::node::HEARTBEAT_TICK,
             snapshot_every: self.config.snapshot_every,
             max_in_flight: 1024,
         };
@@ -415,7 +415,9 @@ impl World {
                 // just handled (every draw zeroes the elapsed count, and only a later tick
                 // compares against it): replace it with a draw from the seed. Deciding on
                 // the elapsed count, never on raft's value, keeps the seed's stream exact.
-                raft.set_randomized_election_timeout(self.rng.random_range(10..20));
+                raft.set_randomized_election_timeout(
+                    self.rng.random_range(crate::raft::node::ELECTION_TICK..crate::raft::node::MAX_ELECTION_TICK),
+                );
             }
         }
         let hash_due = applied != c.last_applied;
