@@ -75,7 +75,7 @@ pub fn plan(
         );
     }
     let weights = match &args.weights {
-        Some(w) => Weights::resolve(w, hf_home().as_deref())?,
+        Some(w) => Weights::resolve(w, crate::engine::weights::hf_home().as_deref()).context("--weights")?,
         None => Weights::Random { seed: args.seed },
     };
     let (kind_name, _) = HardwareClass::split(hardware_class);
@@ -105,6 +105,8 @@ pub fn plan(
         },
         measure: policy.clone(),
         policy: Policy::default(),
+        // `--weights` applies to every cell of the run, below.
+        weights: Vec::new(),
     };
     let mut cells = Vec::new();
     for cell in shared::cell::expand(&one_off, &[hardware_class.to_string()]) {
@@ -131,12 +133,6 @@ pub fn new_run_id() -> String {
 }
 
 /// `$HF_HOME`, else `~/.cache/huggingface`.
-pub fn hf_home() -> Option<PathBuf> {
-    std::env::var_os("HF_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface")))
-}
-
 pub fn run(args: &LocalRun, output: &Output, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let fp = crate::detect::detect();
     let class = device_class(&fp, &args.device)?;

@@ -115,12 +115,51 @@ bandwidth.")]
         #[arg(long)]
         json: bool,
     },
+    /// Hash the weights a sweep names, or write the seeded weights out as files
+    #[command(subcommand)]
+    Weights(WeightsCommand),
     /// Run one cell read as JSON from stdin (used by the agent itself)
     #[command(hide = true)]
     ExecCell,
     /// Calibrate one device and print the figures as JSON (used by the agent itself)
     #[command(hide = true)]
     ExecCalibration(ExecCalibrationArgs),
+}
+
+/// `accelbench-agent weights …`: the files a sweep's `[[weights]]` entries name.
+#[derive(Debug, Subcommand)]
+pub enum WeightsCommand {
+    /// Print the sha256 a sweep's [[weights]] entry must name for SOURCE
+    #[command(long_about = "Print the sha256 a sweep's [[weights]] entry must name for SOURCE, and \
+the file or folder it found, as `sha256sum` does. SOURCE is what the entry's `source` says: a \
+Hugging Face folder (config.json and *.safetensors; several shards hash as the sha256 of their \
+`<sha256>  <name>` lines), one .safetensors or .gguf file, or an ORG/NAME id in the Hugging Face \
+cache ($HF_HOME, else ~/.cache/huggingface). An agent runs a cell on those files only if it \
+finds the same hash.\n\nExample:\n  accelbench-agent weights hash /models/bert-base-uncased")]
+    Hash {
+        /// A folder, a .safetensors or .gguf file, or ORG/NAME in the Hugging Face cache
+        source: String,
+    },
+    /// Write a catalog model's seeded weights as files another tool can load
+    #[command(long_about = "Write a catalog model's seeded weights (the very values a cell on \
+`random-init:seed=N` runs) under --out: a Hugging Face folder (config.json and \
+model.safetensors) for bert and vit models, or with --precision q8_0|q4_0|q4_1 the .gguf file \
+of a decoder. Prints the path written. A sweep can then name it in [[weights]], or another tool \
+load it to compare.\n\nExample:\n  accelbench-agent weights export --model bert-tiny --seed 7 --out /tmp/w")]
+    Export {
+        /// A catalog model (`accelbench-agent models` lists them)
+        #[arg(long)]
+        model: String,
+        /// Seed of the weights
+        #[arg(long, default_value_t = crate::engine::weights::DEFAULT_SEED)]
+        seed: u64,
+        /// A quantized precision writes a .gguf file; otherwise a safetensors folder
+        #[arg(long, default_value = "fp32")]
+        precision: Precision,
+        /// The folder to write into (made if missing)
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// The hidden `exec-calibration` subcommand's arguments (also the coordinator's, whose
@@ -166,6 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Models { json } => bench::print_models(&mut out, json)?,
+        Command::Weights(command) => crate::engine::weights::command(&command, &mut out)?,
         Command::Bench(args) => {
             let (run, output) = args.local_run()?;
             return bench::run(&run, &output, &mut out).map_err(|e| {

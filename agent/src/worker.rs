@@ -21,12 +21,12 @@ use proto::v1::{AckStatus, HeartbeatRequest, LeaseCellsRequest, LeaseRef, Regist
 use shared::cell::Cell;
 use shared::fingerprint::Fingerprint;
 use shared::result::{Coordinates, ResultRecord, Status, MAX_RESULT_JSON_BYTES};
-use shared::spec::MeasurePolicy;
+use shared::spec::{MeasurePolicy, ModelWeights};
 use tracing::Instrument;
 
 use crate::cell::runner::{run_cell_cancellable, Ran, RunnerConfig};
 use crate::cell::CellRequest;
-use crate::engine::weights::{Weights, DEFAULT_SEED};
+use crate::engine::weights::{hf_home, Weights, DEFAULT_SEED};
 use crate::metrics::AgentMetrics;
 use crate::placement::{place, NotPlaced};
 use crate::runners::Present;
@@ -398,6 +398,7 @@ async fn start_cell(
     match slot_idx {
         Some(idx) => {
             tasks.spawn(async move {
+                let (req, unsupported) = find_weights(req, unsupported).await;
                 if let Err(e) = run_leased(&ctx, &lease_ref, req, unsupported, cancel, trace).instrument(span).await {
                     tracing::warn!(error = %format!("{e:#}"), "cell ended without a report; it stays spooled");
                 }
@@ -536,7 +537,7 @@ fn cell_request(
         agent_id: Some(agent_id.to_string()),
         coordinates,
         measure,
-        weights: Weights::Random { seed: DEFAULT_SEED },
+        weights: named_weights(&lease.weights_json)?,
         device: placement.clone().unwrap_or_default(),
         fingerprint_hash: fp.hash(),
         runner,
@@ -551,6 +552,36 @@ fn cell_request(
         Err(NotPlaced::Unsupported(reason)) => Some(NotRun { reason, retry: false }),
     };
     Ok((request, not_run))
+}
+
+/// The weights a lease names (`Named`, found on this machine later by [`find_weights`]),
+/// or the seeded ones.
+fn named_weights(weights_json: &str) -> anyhow::Result<Weights> {
+    if weights_json.is_empty() {
+        return Ok(Weights::Random { seed: DEFAULT_SEED });
+    }
+    let named: ModelWeights = serde_json::from_str(weights_json).context("weights_json")?;
+    Ok(Weights::Named { source: named.source, sha256: named.sha256 })
+}
+
+/// Puts the files on this machine in place of the weights the sweep names, hashed off
+/// the async runtime (a file of many GiB takes seconds the first time), or says why
+/// the cell cannot run here.
+async fn find_weights(mut req: CellRequest, not_run: Option<NotRun>) -> (CellRequest, Option<NotRun>) {
+    let Weights::Named { source, sha256 } = &req.weights else { return (req, not_run) };
+    if not_run.is_some() {
+        return (req, not_run);
+    }
+    let (source, sha256) = (source.clone(), sha256.clone());
+    let found = tokio::task::spawn_blocking(move || Weights::named(&source, &sha256, hf_home().as_deref())).await;
+    match found {
+        Ok(Ok(weights)) => {
+            req.weights = weights;
+            (req, None)
+        }
+        Ok(Err(reason)) => (req, Some(NotRun { reason, retry: false })),
+        Err(e) => (req, Some(NotRun { reason: format!("finding the weights failed: {e}"), retry: true })),
+    }
 }
 
 /// Sends every spooled result; deletes each one the coordinator acknowledged.

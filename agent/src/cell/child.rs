@@ -172,7 +172,13 @@ fn runner_workload(
         // Quantized cells run a GGUF (llama.cpp's format), the others a Hugging Face folder.
         Weights::Random { .. } if c.precision.is_quantized() => export::seeded_gguf(&spec, &export::default_cache()),
         Weights::Random { seed } => export::seeded_hf_folder(model, *seed, &export::default_cache()),
+        Weights::Dir { path, sha256, .. } if path.is_file() => {
+            export::folder_for_file(model, path, sha256, &export::default_cache())
+        }
         Weights::Dir { path, .. } | Weights::Gguf { path, .. } => Ok(path.clone()),
+        Weights::Named { source, .. } => {
+            Err(BuildError::Unsupported(format!("weights `{source}` were not found on this agent")))
+        }
     }
     .map_err(unsupported_or_failed)?;
     let device = runner_device(&req.device);

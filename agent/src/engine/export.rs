@@ -34,32 +34,91 @@ const FORMAT: u32 = 1;
 /// The folder holding `model`'s weights of `seed` in Hugging Face layout under `cache`,
 /// written there first if it is not yet.
 pub fn seeded_hf_folder(model: &'static ModelSpec, seed: u64, cache: &Path) -> Result<PathBuf, BuildError> {
-    let dir = cache.join(format!("{}-seed{seed}-v{FORMAT}", model.name));
-    if dir.join("model.safetensors").is_file() {
+    let name = format!("{}-seed{seed}-v{FORMAT}", model.name);
+    write_folder(cache, &name, || {
+        let (config, tensors) = seeded_tensors(model, seed)?;
+        Ok((config, Box::new(move |file: &Path| Ok(candle_core::safetensors::save(&tensors, file)?))))
+    })
+}
+
+/// A Hugging Face folder for one real `.safetensors` file (which has no `config.json`
+/// beside it): the catalog's config for `model` and a link to the very file, so that an
+/// external runner loads the same bytes candle hashed.
+pub fn folder_for_file(
+    model: &'static ModelSpec,
+    file: &Path,
+    sha256: &str,
+    cache: &Path,
+) -> Result<PathBuf, BuildError> {
+    let short = sha256.get(..16).unwrap_or(sha256);
+    let name = format!("{}-file-{short}-v{FORMAT}", model.name);
+    let target = file.canonicalize().with_context(|| format!("finding {}", file.display()))?;
+    write_folder(cache, &name, || {
+        let config = runner_config(model).ok_or_else(|| {
+            BuildError::Unsupported(format!(
+                "a lone .safetensors file of the {} family has no config an external runner reads yet; \
+                 give a Hugging Face folder with its config.json",
+                model.family
+            ))
+        })?;
+        Ok((config, Box::new(move |link: &Path| Ok(std::os::unix::fs::symlink(&target, link)?))))
+    })
+}
+
+/// Writes `config.json` and `model.safetensors` (by `write`) into `cache/name`, unless a
+/// complete folder is there already: into a temporary folder first, then renamed.
+fn write_folder(
+    cache: &Path,
+    name: &str,
+    contents: impl FnOnce() -> Result<(serde_json::Value, WriteWeights), BuildError>,
+) -> Result<PathBuf, BuildError> {
+    let dir = cache.join(name);
+    if dir.join("model.safetensors").exists() {
         return Ok(dir);
     }
-    let (config, tensors) = seeded_tensors(model, seed)?;
+    let (config, write) = contents()?;
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    let tmp = cache.join(format!(".{}-seed{seed}-v{FORMAT}.{}", model.name, std::process::id()));
+    let tmp = cache.join(format!(".{name}.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let written = (|| -> anyhow::Result<()> {
         std::fs::write(tmp.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
-        candle_core::safetensors::save(&tensors, tmp.join("model.safetensors"))?;
-        Ok(())
+        write(&tmp.join("model.safetensors"))
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(BuildError::Failed(e.context(format!("writing seeded weights into {}", tmp.display()))));
+        return Err(BuildError::Failed(e.context(format!("writing weights into {}", tmp.display()))));
     }
     if let Err(e) = std::fs::rename(&tmp, &dir) {
         let _ = std::fs::remove_dir_all(&tmp);
         // Another cell finished the same export first: theirs is the same bytes.
-        if !dir.join("model.safetensors").is_file() {
+        if !dir.join("model.safetensors").exists() {
             return Err(BuildError::Failed(anyhow::anyhow!("moving {} to {}: {e}", tmp.display(), dir.display())));
         }
     }
     Ok(dir)
+}
+
+/// Writes the weights file at the path given.
+type WriteWeights = Box<dyn FnOnce(&Path) -> anyhow::Result<()>>;
+
+/// The `config.json` an external runner reads for `model`: the catalog's, plus what
+/// transformers needs to build the class candle's cells run. `None` for families no
+/// runner loads from a folder yet.
+fn runner_config(model: &'static ModelSpec) -> Option<serde_json::Value> {
+    let mut config = config::hf_config(model);
+    match model.family {
+        Family::Bert => config["architectures"] = serde_json::json!(["BertModel"]),
+        Family::Vit => {
+            config["model_type"] = "vit".into();
+            config["architectures"] = serde_json::json!(["ViTForImageClassification"]);
+            let labels: serde_json::Map<String, serde_json::Value> =
+                (0..super::vision::VIT_LABELS).map(|i| (i.to_string(), format!("LABEL_{i}").into())).collect();
+            config["id2label"] = labels.into();
+        }
+        _ => return None,
+    }
+    Some(config)
 }
 
 /// The GGUF file of a quantized cell's seeded decoder (the very file candle's cell of
@@ -110,7 +169,6 @@ fn seeded_tensors(
     let recorder = Recorder { init: SeededInit::new(seed), seen: Arc::default() };
     let seen = recorder.seen.clone();
     let vb = VarBuilder::from_backend(Box::new(recorder), DType::F32, Device::Cpu);
-    let mut config = config::hf_config(model);
     match model.family {
         Family::Bert => {
             let cfg: bert::Config = config::candle_config(&spec)?;
@@ -121,25 +179,22 @@ fn seeded_tensors(
             let pooler = root.pp("pooler").pp("dense");
             pooler.get((cfg.hidden_size, cfg.hidden_size), "weight")?;
             pooler.get(cfg.hidden_size, "bias")?;
-            config["architectures"] = serde_json::json!(["BertModel"]);
         }
         Family::Vit => {
             let cfg: vit::Config = config::candle_config(&spec)?;
             super::vision::VitModel::load(&cfg, vb)?;
-            config["model_type"] = "vit".into();
-            config["architectures"] = serde_json::json!(["ViTForImageClassification"]);
-            let labels: serde_json::Map<String, serde_json::Value> =
-                (0..super::vision::VIT_LABELS).map(|i| (i.to_string(), format!("LABEL_{i}").into())).collect();
-            config["id2label"] = labels.into();
         }
-        other => {
-            return Err(BuildError::Unsupported(format!(
-                "seeded weights of the {other} family cannot be exported for an external runner yet; give real weights"
-            )))
-        }
+        other => return Err(unexportable(other)),
     }
+    let config = runner_config(model).ok_or_else(|| unexportable(model.family))?;
     let tensors = seen.lock().map_err(|_| anyhow::anyhow!("weights recorder poisoned"))?.clone();
     Ok((config, tensors))
+}
+
+fn unexportable(family: Family) -> BuildError {
+    BuildError::Unsupported(format!(
+        "seeded weights of the {family} family cannot be exported for an external runner yet; give real weights"
+    ))
 }
 
 /// The inputs candle's cell of `spec` runs on, by the names Hugging Face models take

@@ -88,7 +88,14 @@ pub(crate) struct Planned {
     pub releases: Vec<Command>,
 }
 
-type SweepInfo = (u32, String, Option<TraceContext>);
+/// What a lease carries from its sweep.
+#[derive(Clone, Default)]
+struct SweepInfo {
+    lease_seconds: u32,
+    measure_json: String,
+    trace: Option<TraceContext>,
+    weights: Vec<shared::spec::ModelWeights>,
+}
 
 async fn serve_batch(ctx: &Ctx, batch: Vec<Request>) {
     let now = now_ms();
@@ -146,8 +153,13 @@ pub(crate) fn plan(s: &crate::state::State, batch: &[&Want], now_ms: i64) -> Pla
     let mut sweeps = BTreeMap::new();
     for (sweep_id, _) in plans.iter().flatten().flatten() {
         if let (false, Some(sweep)) = (sweeps.contains_key(sweep_id), s.sweep(sweep_id)) {
-            let measure = serde_json::to_string(&sweep.spec.measure).unwrap_or_default();
-            sweeps.insert(*sweep_id, (sweep.spec.policy.lease_seconds, measure, sweep.trace.clone()));
+            let info = SweepInfo {
+                lease_seconds: sweep.spec.policy.lease_seconds,
+                measure_json: serde_json::to_string(&sweep.spec.measure).unwrap_or_default(),
+                trace: sweep.trace.clone(),
+                weights: sweep.spec.weights.clone(),
+            };
+            sweeps.insert(*sweep_id, info);
         }
     }
     let releases = batch.iter().filter(|r| holds_unlisted(s, r)).map(|r| release_unheld(r, now_ms)).collect();
@@ -200,7 +212,7 @@ pub(crate) fn grant_commands(batch: &[&Want], planned: &Planned, now: i64) -> (V
             }
         }
         for (sweep_id, leases) in by_sweep {
-            let lease_seconds = planned.sweeps.get(&sweep_id).map_or(120, |(secs, ..)| *secs);
+            let lease_seconds = planned.sweeps.get(&sweep_id).map_or(120, |info| info.lease_seconds);
             commands.push(Command::GrantLeases {
                 agent_id: batch[i].agent_id.clone(),
                 leases,
@@ -235,7 +247,9 @@ fn collect_grants(outcome: Outcome, agent_id: &str, sweeps: &BTreeMap<SweepId, S
 }
 
 fn wire(l: Lease, sweeps: &BTreeMap<SweepId, SweepInfo>) -> WireLease {
-    let (lease_seconds, measure_json, trace) = sweeps.get(&l.sweep_id).cloned().unwrap_or_default();
+    let SweepInfo { lease_seconds, measure_json, trace, weights } =
+        sweeps.get(&l.sweep_id).cloned().unwrap_or_default();
+    let weights = weights.iter().find(|w| w.serves(&l.cell.model, l.cell.precision));
     WireLease {
         lease: Some(LeaseRef {
             sweep_id: l.sweep_id.to_string(),
@@ -249,6 +263,7 @@ fn wire(l: Lease, sweeps: &BTreeMap<SweepId, SweepInfo>) -> WireLease {
         traceparent: trace.as_ref().map(|t| t.traceparent.clone()).unwrap_or_default(),
         tracestate: trace.map(|t| t.tracestate).unwrap_or_default(),
         device_class: l.device_class,
+        weights_json: weights.and_then(|w| serde_json::to_string(w).ok()).unwrap_or_default(),
     }
 }
 

@@ -25,8 +25,8 @@ pub(super) struct Checker {
 
 /// Why one element was refused: its rendering and what was expected.
 pub(super) struct Refusal {
-    value: String,
-    expected: String,
+    pub(super) value: String,
+    pub(super) expected: String,
 }
 
 pub(super) fn refuse(value: impl Into<String>, expected: impl Into<String>) -> Refusal {
@@ -47,7 +47,9 @@ impl Checker {
                 empty_matrix()
             }
         };
-        let spec = SweepSpec { name, matrix, measure: self.measure(&raw.measure), policy: self.policy(&raw.policy) };
+        let weights = self.weights(&raw.weights, &matrix.models);
+        let measure = self.measure(&raw.measure);
+        let spec = SweepSpec { name, matrix, measure, policy: self.policy(&raw.policy), weights };
         self.size(&spec, limits);
         spec
     }
@@ -248,7 +250,7 @@ fn empty_matrix() -> Matrix {
 // ---------------------------------------------------------------------------------
 // Element parsers: one raw element to a typed value, or why not.
 
-fn named<T: std::str::FromStr<Err = UnknownName>>(raw: &String) -> Result<T, Refusal> {
+pub(super) fn named<T: std::str::FromStr<Err = UnknownName>>(raw: &String) -> Result<T, Refusal> {
     raw.parse::<T>().map_err(|e| refuse(format!("`{raw}`"), format!("one of {}", e.allowed.join(", "))))
 }
 

@@ -10,7 +10,7 @@
 //! permissive raw form and syntax errors; `check.rs` the checker and the plain axes;
 //! `model.rs` the model axis and its suggestions; `hardware.rs` hardware selectors;
 //! `exclude.rs` exclude entries; `measure.rs` the measure policy and its bounds
-//! ([`check_measure`]); `points.rs` the matrix's points after excludes, which the size
+//! ([`check_measure`]); `weights.rs` real weights per model; `points.rs` the matrix's points after excludes, which the size
 //! limit counts and [`crate::cell`] turns into cells.
 //!
 //! Must never: do I/O, read the clock, depend on [`crate::cell`] (cells are made from
@@ -30,11 +30,13 @@ pub(crate) mod points;
 mod raw;
 #[cfg(test)]
 mod tests;
+mod weights;
 
 pub use crate::hardware::HardwareKind;
 pub use exclude::Exclude;
 pub use hardware::HardwareSelector;
 pub use measure::{check_measure, MeasurePolicy, MAX_MEASURE_SECONDS, MAX_SAMPLES};
+pub use weights::{ModelWeights, MAX_SOURCE_CHARS, MAX_WEIGHTS_ENTRIES};
 
 use check::Checker;
 
@@ -76,6 +78,16 @@ pub struct SweepSpec {
     pub matrix: Matrix,
     pub measure: MeasurePolicy,
     pub policy: Policy,
+    /// Real weights per model and precision; cells not named here run on seeded weights.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<ModelWeights>,
+}
+
+impl SweepSpec {
+    /// The real weights the spec names for `model` at `precision`, if any.
+    pub fn weights_for(&self, model: &str, precision: Precision) -> Option<&ModelWeights> {
+        self.weights.iter().find(|w| w.serves(model, precision))
+    }
 }
 
 /// The axes of the sweep. Values are unique per axis and kept in the user's order;

@@ -35,7 +35,7 @@ pub(super) fn from_tree(tree: Value) -> Result<RawSpec, Diagnostic> {
 /// The keys each table of a spec may have (hardware selectors and excludes are checked
 /// entry by entry later, with their own paths).
 pub(super) const KNOWN_KEYS: &[(&str, &[&str])] = &[
-    ("", &["name", "matrix", "measure", "policy"]),
+    ("", &["name", "matrix", "measure", "policy", "weights"]),
     (
         "matrix",
         &[
@@ -64,6 +64,9 @@ pub(super) struct RawSpec {
     pub(super) measure: RawMeasure,
     #[serde(default)]
     pub(super) policy: RawPolicy,
+    /// `[[weights]]` entries; each one's keys are checked by serde, with its line.
+    #[serde(default)]
+    pub(super) weights: Vec<super::weights::RawWeights>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -81,12 +81,12 @@ fn a_typo_in_a_key_does_not_hide_the_other_problems() {
     let text = "name = \"x\"\nnmae = \"y\"\n[matrix]\nmodles = [\"bert-tiny\"]\nmodels = [\"bert-bas\"]\n\
                     hardware = [\"cpu\"]\nbatch_sizes = [1]\n[measure]\nmax_second = 5\nmin_seconds = -1\n";
     expect_test::expect![[r#"
-            5 problems
-              nmae: got key `nmae`, expected only the keys name, matrix, measure, policy
-              matrix.modles: got key `modles`, expected only the keys models, hardware, fan_out, batch_sizes, sequence_lengths, precisions, modes, engines, exclude
-              measure.max_second: got key `max_second`, expected only the keys warmup, min_iterations, min_seconds, max_seconds, target_relative_ci
-              matrix.models[0]: got `bert-bas`, expected a catalog model; closest: bert-base-uncased, bert-tiny, vit-base-patch16-224
-              measure.min_seconds: got -1, expected a number of seconds >= 0 and <= 86400"#]].assert_eq(&problems(text, Format::Toml));
+        5 problems
+          nmae: got key `nmae`, expected only the keys name, matrix, measure, policy, weights
+          matrix.modles: got key `modles`, expected only the keys models, hardware, fan_out, batch_sizes, sequence_lengths, precisions, modes, engines, exclude
+          measure.max_second: got key `max_second`, expected only the keys warmup, min_iterations, min_seconds, max_seconds, target_relative_ci
+          matrix.models[0]: got `bert-bas`, expected a catalog model; closest: bert-base-uncased, bert-tiny, vit-base-patch16-224
+          measure.min_seconds: got -1, expected a number of seconds >= 0 and <= 86400"#]].assert_eq(&problems(text, Format::Toml));
     let json = r#"{"name": "x", "matrix": {"models": ["bert-tiny"], "hardware": ["cpu"], "batches": [1]}}"#;
     expect_test::expect![[r#"
             2 problems
@@ -198,9 +198,9 @@ fn syntax_errors_carry_line_and_column() {
 fn unknown_keys_are_errors() {
     let text = "name = \"x\"\ncolour = \"red\"\n";
     expect_test::expect![[r#"
-            2 problems
-              colour: got key `colour`, expected only the keys name, matrix, measure, policy
-              matrix: got nothing, expected a [matrix] table with models, hardware and batch_sizes"#]]
+        2 problems
+          colour: got key `colour`, expected only the keys name, matrix, measure, policy, weights
+          matrix: got nothing, expected a [matrix] table with models, hardware and batch_sizes"#]]
     .assert_eq(&problems(text, Format::Toml));
     let text = "name = \"x\"\n[measure]\nwarmup = { iterations = 1, seconds = 2 }\n";
     expect_test::expect![[r#"
@@ -389,4 +389,95 @@ fn a_matrix_whose_excludes_would_take_too_long_to_count_is_refused_by_arithmetic
         "1 problem\n  matrix: got 20000 combinations × 60000 exclude values, \
          expected at most 50000000 checks (fewer axis values or exclude entries)"
     );
+}
+
+const HASH: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+#[test]
+fn weights_entries_serve_their_model_at_the_precisions_their_format_runs() {
+    let spec = valid(&format!(
+        r#"
+            name = "real"
+            [matrix]
+            models = ["bert-tiny", "llama-tiny"]
+            hardware = ["cpu"]
+            batch_sizes = [1]
+            precisions = ["fp32", "q8_0"]
+            [[weights]]
+            model = "BERT-tiny"
+            source = "/models/bert-tiny"
+            sha256 = "{}"
+            [[weights]]
+            model = "llama-tiny"
+            source = "/models/llama-tiny.Q8_0.GGUF"
+            sha256 = "{HASH}"
+        "#,
+        HASH.to_uppercase()
+    ));
+    let bert = spec.weights_for("bert-tiny", Precision::Fp32).expect("bert's folder serves fp32");
+    assert_eq!((bert.model.as_str(), bert.sha256.as_str()), ("bert-tiny", HASH), "catalog spelling, lowercase hash");
+    assert_eq!(bert.precisions, vec![Precision::Fp32, Precision::Fp16, Precision::Bf16]);
+    assert!(spec.weights_for("llama-tiny", Precision::Q8_0).is_some_and(|w| w.is_gguf()));
+    assert!(spec.weights_for("llama-tiny", Precision::Fp32).is_none(), "a .gguf serves quantized precisions only");
+    // The stored form reads back the same, and a spec without weights stores no key.
+    let stored = serde_json::to_string(&spec).unwrap();
+    assert_eq!(serde_json::from_str::<SweepSpec>(&stored).unwrap(), spec);
+    let plain = valid("name = \"n\"\n[matrix]\nmodels = [\"bert-tiny\"]\nhardware = [\"cpu\"]\nbatch_sizes = [1]\n");
+    assert!(!serde_json::to_string(&plain).unwrap().contains("weights"));
+}
+
+#[test]
+fn every_bad_weights_entry_is_named() {
+    let text = format!(
+        r#"
+            name = "real"
+            [matrix]
+            models = ["bert-tiny", "llama-tiny"]
+            hardware = ["cpu"]
+            batch_sizes = [1]
+            [[weights]]
+            model = "bert-base-uncased"
+            source = "/m/bert"
+            sha256 = "{HASH}"
+            [[weights]]
+            model = "bert-tiny"
+            source = ""
+            sha256 = "abc"
+            [[weights]]
+            model = "llama-tiny"
+            source = "/m/llama.gguf"
+            sha256 = "{HASH}"
+            precisions = ["fp16", "q9"]
+            [[weights]]
+            model = "llama-tiny"
+            sha256 = "{HASH}"
+            [[weights]]
+            model = "bert-tiny"
+            source = "/m/a"
+            sha256 = "{HASH}"
+            [[weights]]
+            model = "bert-tiny"
+            source = "/m/b"
+            sha256 = "{HASH}"
+            precisions = ["bf16"]
+        "#
+    );
+    let p = problems(&text, Format::Toml);
+    for wanted in [
+        "weights[0].model: got `bert-base-uncased`, expected one of matrix.models (bert-tiny, llama-tiny)",
+        "weights[1].source: got \"\"",
+        "weights[1].sha256: got `abc`, expected 64 hex digits",
+        "weights[2].precisions[0]: got `fp16`, expected a quantized precision (the source is a .gguf file)",
+        "weights[2].precisions[1]: got `q9`",
+        "weights[3].source: got nothing",
+        "weights[5].precisions: got `bf16` of bert-tiny again",
+    ] {
+        assert!(p.contains(wanted), "missing {wanted:?} in:\n{p}");
+    }
+    assert!(!p.contains("weights[4]"), "entry 4 is valid:\n{p}");
+    // An unknown key in an entry is a shape error with its line.
+    let typo = "name = \"n\"\n[matrix]\nmodels = [\"bert-tiny\"]\nhardware = [\"cpu\"]\nbatch_sizes = [1]\n\
+                [[weights]]\nmodel = \"bert-tiny\"\nsha = \"x\"\n";
+    let p = problems(typo, Format::Toml);
+    assert!(p.contains("line 8") && p.contains("sha"), "{p}");
 }
