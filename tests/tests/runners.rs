@@ -168,12 +168,41 @@ fn installed_runners(python: &Path) -> Vec<(&'static str, PathBuf)> {
         .collect()
 }
 
-/// A sweep over candle and every installed runner's engine through real processes: the
-/// agent shakes hands with each runner, registers its engine on its CPU, and the
-/// scheduler leases it that engine's cells; each row names what ran (engine, its version,
-/// device, execution provider) and every engine's rows the same weights.
+/// Runs `accelbench-agent ARGS`; its stdout, trimmed.
+fn agent_cli(args: &[&str]) -> String {
+    let out = Command::new(e2e::binary("accelbench-agent")).args(args).output().expect("accelbench-agent runs");
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+}
+
+/// `[[weights]]` entries naming real files for the encoders, written and hashed by
+/// `accelbench-agent weights` under `dir`: bert-tiny as a Hugging Face folder, vit-tiny
+/// as one `.safetensors` file (its runners get a folder linking to it).
+fn real_encoder_weights(dir: &Path) -> String {
+    let out = dir.to_str().expect("utf-8");
+    let bert = agent_cli(&["weights", "export", "--model", "bert-tiny", "--seed", "77", "--out", out]);
+    let vit_folder = agent_cli(&["weights", "export", "--model", "vit-tiny", "--seed", "78", "--out", out]);
+    let vit = dir.join("vit-tiny.safetensors");
+    std::fs::copy(Path::new(&vit_folder).join("model.safetensors"), &vit).expect("copy");
+    let vit = vit.display().to_string();
+    let mut entries = String::new();
+    for (model, source) in [("bert-tiny", bert.as_str()), ("vit-tiny", vit.as_str())] {
+        let line = agent_cli(&["weights", "hash", source]);
+        let sha256 = line.split_whitespace().next().expect("a hash");
+        entries += &format!("[[weights]]\nmodel = \"{model}\"\nsource = \"{source}\"\nsha256 = \"{sha256}\"\n");
+    }
+    entries
+}
+
+/// One sweep over candle and every installed runner's engine, through real processes:
+/// the agent shakes hands with each runner, registers its engine on its CPU, and the
+/// scheduler leases it that engine's cells. The encoders run on real weights the spec
+/// names (a folder, a lone file), in every engine but llama.cpp; a GGUF decoder in candle
+/// and llama.cpp. Each row names what ran (engine, its version, device, execution
+/// provider), every engine's rows of a model the same weights, and the runners' outputs
+/// agree with candle's.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_sweep_runs_every_installed_engine_on_the_same_seeded_weights() {
+async fn one_sweep_runs_every_installed_engine_on_the_same_weights() {
     let Some(python) = torch_python() else {
         eprintln!("skipped: no runners' environment (run ops/runners/install-torch.sh, or set ACCELBENCH_PY)");
         return;
@@ -184,7 +213,7 @@ async fn a_sweep_runs_every_installed_engine_on_the_same_seeded_weights() {
     let lines: Vec<String> =
         runners.iter().map(|(engine, script)| format!("{engine} = [{:?}, {:?}]", python, script)).collect();
     std::fs::write(&config, format!("[runners]\n{}\n", lines.join("\n"))).expect("config");
-    let (cache, onnx) = (dir.path().join("weights"), dir.path().join("onnx"));
+    let (cache, onnx, real) = (dir.path().join("weights"), dir.path().join("onnx"), dir.path().join("real"));
     let env = [
         ("ACCELBENCH_AGENT_CONFIG", config.to_str().expect("utf-8")),
         ("ACCELBENCH_WEIGHTS_CACHE", cache.to_str().expect("utf-8")),
@@ -192,29 +221,45 @@ async fn a_sweep_runs_every_installed_engine_on_the_same_seeded_weights() {
     ];
     let mut c = e2e::Cluster::start_with_env(&env).expect("coordinator");
     c.start_agent(0).expect("agent");
-    // Encoders in every engine but llama.cpp, which runs GGUF decoders (the second sweep).
-    let engines: Vec<String> = ["candle"]
-        .iter()
-        .chain(runners.iter().map(|(e, _)| e).filter(|e| **e != "llamacpp"))
-        .map(|e| format!("{e:?}"))
-        .collect();
-    let text = e2e::tiny_spec("engines", &["bert-tiny", "vit-tiny"], &[2], 60).replace(
-        r#"precisions = ["fp32", "bf16"]"#,
-        &format!("precisions = [\"fp32\"]\nengines = [{}]", engines.join(", ")),
-    );
+    let engines: Vec<&str> = ["candle"].into_iter().chain(runners.iter().map(|(e, _)| *e)).collect();
+    let quoted = |names: &[&str]| names.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", ");
+    let encoder_engines: Vec<&str> = engines.iter().copied().filter(|e| *e != "llamacpp").collect();
+    let not_llama: Vec<&str> = encoder_engines.iter().copied().filter(|e| *e != "candle").collect();
+    // llama.cpp runs GGUF decoders only; the other runners take no GGUF.
+    let mut exclude = vec![
+        r#"{ models = ["bert-tiny", "vit-tiny"], engines = ["llamacpp"] }"#.to_string(),
+        r#"{ models = ["llama-tiny"], precisions = ["fp32"] }"#.to_string(),
+    ];
+    if !not_llama.is_empty() {
+        exclude.push(format!(r#"{{ models = ["llama-tiny"], engines = [{}] }}"#, quoted(&not_llama)));
+    }
+    let text = e2e::tiny_spec("engines", &["bert-tiny", "vit-tiny", "llama-tiny"], &[1], 60)
+        .replace("sequence_lengths = [16]", "sequence_lengths = [32]")
+        .replace(
+            r#"precisions = ["fp32", "bf16"]"#,
+            &format!(
+                "precisions = [\"fp32\", \"q8_0\"]\nengines = [{}]\nexclude = [{}]",
+                quoted(&engines),
+                exclude.join(", ")
+            ),
+        )
+        + &real_encoder_weights(&real);
     let id = c.submit(&c.write_spec("engines.toml", &text).expect("spec")).expect("submit");
-    let s = c.wait_done(&id, std::time::Duration::from_secs(600)).await.expect("the sweep ends");
-    let n = 2 * engines.len() as u64;
+    let s = c.wait_done(&id, std::time::Duration::from_secs(900)).await.expect("the sweep ends");
+    let decoder_engines = engines.len() - encoder_engines.len() + 1;
+    let n = (2 * encoder_engines.len() + decoder_engines) as u64;
     let errors = c.query(&format!("SELECT engine, error FROM results WHERE sweep_id = '{id}' AND status <> 'ok'"));
     assert_eq!(s.cells_by_state.get("ok").copied(), Some(n), "{s:?}; {errors:?}; logs: {}", c.logs());
 
     let rows = c
         .query(&format!(
-            "SELECT model, engine, engine_version, device, weights_source, status, latency_p50_ns, validation, \
-             validation_reference, validation_max_rel_error, validation_cosine, validation_reason FROM results \
-             WHERE sweep_id = '{id}' ORDER BY model, engine"
+            "SELECT model, engine, engine_version, device, weights_source, status, latency_p50_ns, batch, seq_len, \
+             validation, validation_reference, validation_max_rel_error, validation_cosine, validation_reason, \
+             ttft_p50_ns, inter_token_p50_ns, decode_tokens_per_s FROM results WHERE sweep_id = '{id}' \
+             ORDER BY model, engine"
         ))
         .expect("query");
+    assert_eq!(rows.len() as u64, n, "{rows:?}");
     let s = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or("").to_string();
     for (engine, _) in runners.iter().filter(|(e, _)| *e != "llamacpp") {
         let said = Command::new(&python)
@@ -243,51 +288,48 @@ async fn a_sweep_runs_every_installed_engine_on_the_same_seeded_weights() {
         }
     }
     let candle: Vec<String> = rows.iter().filter(|r| r["engine"] == "candle").map(|r| s(r, "engine_version")).collect();
-    assert!(candle.len() == 2 && candle.iter().all(|v| !v.is_empty() && *v == candle[0]), "{rows:?}");
+    assert!(candle.len() == 3 && candle.iter().all(|v| !v.is_empty() && *v == candle[0]), "{rows:?}");
     // candle is the reference: its rows carry no validation.
     assert!(rows.iter().filter(|r| r["engine"] == "candle").all(|r| r["validation"].is_null()), "{rows:?}");
-    for model in ["bert-tiny", "vit-tiny"] {
+    for (model, engines) in [("bert-tiny", &encoder_engines), ("vit-tiny", &encoder_engines)] {
         let of: Vec<&serde_json::Value> = rows.iter().filter(|r| r["model"] == model).collect();
         assert_eq!(of.len(), engines.len(), "{rows:?}");
-        assert!(of.iter().all(|r| r["weights_source"] == of[0]["weights_source"]), "the same weights: {of:?}");
-        assert!(
-            of.iter().all(|r| r["status"] == "ok" && r["latency_p50_ns"].as_f64().is_some_and(|ns| ns > 0.0)),
-            "{of:?}"
-        );
+        // The files the spec named, the same in every engine, in the same shapes.
+        assert!(of.iter().all(|r| s(r, "weights_source").starts_with("file:sha256=")), "{of:?}");
+        for k in ["weights_source", "batch", "seq_len"] {
+            assert!(of.iter().all(|r| r[k] == of[0][k]), "the same {k}: {of:?}");
+        }
+        assert!(of.iter().all(|r| r["latency_p50_ns"].as_f64().is_some_and(|ns| ns > 0.0)), "{of:?}");
     }
-    // The runners were handed the seeded weights candle runs, written once per model.
-    let exported: Vec<_> = std::fs::read_dir(&cache).expect("the cache").flatten().map(|e| e.file_name()).collect();
-    assert_eq!(exported.len(), 2, "{exported:?}");
+    // The runners were handed the very files the spec named: no seeded encoder was
+    // exported for them (only the decoder's seeded GGUF), and the lone file reached them
+    // as a folder linking to it.
+    let exported: Vec<String> = std::fs::read_dir(&cache)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    let linked = exported.iter().filter(|name| name.starts_with("vit-tiny-file-")).count();
+    let seeded_gguf = exported.iter().filter(|name| name.starts_with("llama-tiny-q8_0-seed")).count();
+    assert_eq!((linked, seeded_gguf, exported.len()), (1, 1, 2), "{exported:?}");
 
-    // A GGUF decoder in candle and llama.cpp: the same file, timed the same way (TTFT,
+    // The GGUF decoder in candle and llama.cpp: the same file, timed the same way (TTFT,
     // inter-token), llama.cpp's logits within the quantized tolerance of candle's.
-    if !runners.iter().any(|(e, _)| *e == "llamacpp") {
-        return;
-    }
-    let text = e2e::tiny_spec("decoders", &["llama-tiny"], &[1], 60)
-        .replace("sequence_lengths = [16]", "sequence_lengths = [32]")
-        .replace(r#"precisions = ["fp32", "bf16"]"#, "precisions = [\"q8_0\"]\nengines = [\"candle\", \"llamacpp\"]");
-    let id = c.submit(&c.write_spec("decoders.toml", &text).expect("spec")).expect("submit");
-    let done = c.wait_done(&id, std::time::Duration::from_secs(600)).await.expect("the sweep ends");
-    let errors = c.query(&format!("SELECT engine, error FROM results WHERE sweep_id = '{id}' AND status <> 'ok'"));
-    assert_eq!(done.cells_by_state.get("ok").copied(), Some(2), "{done:?}; {errors:?}; logs: {}", c.logs());
-    let rows = c
-        .query(&format!(
-            "SELECT engine, engine_version, weights_source, ttft_p50_ns, inter_token_p50_ns, decode_tokens_per_s, \
-             validation, validation_reference, validation_cosine FROM results WHERE sweep_id = '{id}' ORDER BY engine"
-        ))
-        .expect("query");
-    assert_eq!(rows.len(), 2, "{rows:?}");
-    assert_eq!(rows[0]["weights_source"], rows[1]["weights_source"], "the same GGUF: {rows:?}");
-    for r in &rows {
+    let decoders: Vec<&serde_json::Value> = rows.iter().filter(|r| r["model"] == "llama-tiny").collect();
+    assert_eq!(decoders.len(), decoder_engines, "{rows:?}");
+    assert!(
+        decoders.iter().all(|r| r["weights_source"] == decoders[0]["weights_source"]),
+        "the same GGUF: {decoders:?}"
+    );
+    for r in &decoders {
         for k in ["ttft_p50_ns", "inter_token_p50_ns", "decode_tokens_per_s"] {
             assert!(r[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {r}");
         }
     }
-    let llama = &rows[1];
-    assert!(s(llama, "engine_version").starts_with("llama-cpp-python "), "{llama}");
-    assert_eq!((s(llama, "validation"), s(llama, "validation_reference")), ("passed".into(), "candle q8_0 cpu".into()));
-    assert!(llama["validation_cosine"].as_f64().is_some_and(|c| c > 0.99), "{llama}");
+    if let Some(llama) = decoders.iter().find(|r| r["engine"] == "llamacpp") {
+        assert!(s(llama, "engine_version").starts_with("llama-cpp-python "), "{llama}");
+        let checked = (s(llama, "validation"), s(llama, "validation_reference"));
+        assert_eq!(checked, ("passed".into(), "candle q8_0 cpu".into()), "{llama}");
+        assert!(llama["validation_cosine"].as_f64().is_some_and(|c| c > 0.99), "{llama}");
+    }
 }
 
 /// Runs one cell through `accelbench-agent exec-cell` as the agent does, with `env`;
