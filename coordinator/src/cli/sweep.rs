@@ -355,22 +355,38 @@ fn plan(args: &PlanArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
         let head = serde_json::json!({"type": "plan", "name": spec.name, "n_cells": cells.len()});
         writeln!(out, "{head}")?;
         for c in &cells {
-            let line = serde_json::json!({"type": "cell", "key": c.key(&spec.name), "cell": c});
+            let weights = spec.weights_for(&c.model, c.precision);
+            let line = serde_json::json!({"type": "cell", "key": c.key(&spec.name), "cell": c, "weights": weights});
             writeln!(out, "{line}")?;
         }
     } else {
         writeln!(out, "{} cells in sweep {}", cells.len(), spec.name)?;
-        writeln!(out, "{}", cell_table(&spec.name, &cells))?;
+        writeln!(out, "{}", cell_table(&spec, &cells))?;
+        for w in &spec.weights {
+            let precisions: Vec<String> = w.precisions.iter().map(ToString::to_string).collect();
+            writeln!(
+                out,
+                "weights {}: {} at {} ({})",
+                w.sha256.get(..12).unwrap_or(&w.sha256),
+                w.model,
+                precisions.join(", "),
+                w.source
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn cell_table(sweep_name: &str, cells: &[Cell]) -> Table {
+/// The cells as a table; `weights` is the first 12 hex digits of the sha256 of the
+/// real weights the spec names for the cell, or `seeded`.
+fn cell_table(spec: &SweepSpec, cells: &[Cell]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(["key", "model", "hardware", "class", "batch", "seq", "precision", "mode", "engine"]);
+    t.set_header(["key", "model", "hardware", "class", "batch", "seq", "precision", "mode", "engine", "weights"]);
     for c in cells {
-        let key = c.key(sweep_name);
+        let key = c.key(&spec.name);
+        let weights =
+            spec.weights_for(&c.model, c.precision).map_or("seeded", |w| w.sha256.get(..12).unwrap_or(&w.sha256));
         t.add_row(vec![
             key.as_str()[..12].to_string(),
             c.model.clone(),
@@ -381,6 +397,7 @@ fn cell_table(sweep_name: &str, cells: &[Cell]) -> Table {
             c.precision.to_string(),
             c.mode.to_string(),
             c.engine.to_string(),
+            weights.to_string(),
         ]);
     }
     t
