@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
-"""accelbench's PyTorch runner (docs/RUNNERS.md): eager PyTorch through Hugging Face
+"""accelbench's PyTorch runner (docs/RUNNERS.md): PyTorch through Hugging Face
 transformers, on the CPU, CUDA, ROCm (a ROCm build of torch, through the same code) or
 Apple's MPS. One cell per process; the agent starts it and speaks the protocol.
+
+Eager by default (engine `torch`); with `--compile` the model goes through
+`torch.compile` (engine `torch-compile`), compiled at `load` by one forward pass on the
+cell's inputs, so neither warmup nor timing includes the compilation. Where compiling
+fails (no C++ compiler for the CPU backend, an unsupported device) the cell is answered
+unsupported with the reason, never run eager under the compiled name.
 
 Builds the model from the cell's weights folder (Hugging Face layout: config.json +
 model.safetensors, real or the agent's seeded weights), never from the network.
@@ -43,6 +49,9 @@ def torch_device(name):
 
 
 class TorchRunner:
+    def __init__(self, compile_model):
+        self.compile_model = compile_model
+
     def load(self, cell):
         family, precision = cell["family"], cell["precision"]
         if family not in FAMILIES:
@@ -53,6 +62,7 @@ class TorchRunner:
             raise protocol.Unsupported(f"the torch runner runs inference only, not {cell['mode']!r}")
         self.device = torch_device(cell["device"])
         self.family = family
+        self.dtype = DTYPES[precision]
         import transformers
         transformers.logging.set_verbosity_error()
         auto = transformers.AutoModel if family == "bert" else transformers.AutoModelForImageClassification
@@ -66,7 +76,22 @@ class TorchRunner:
             raise RuntimeError(f"the weights in {cell['weights']} lack {len(missing)} tensors: {sorted(missing)[:5]}")
         self.model = model.to(self.device).eval()
         self.inputs = self.synthetic_inputs(cell)
+        if self.compile_model:
+            self.compile()
         return {"device": cell["device"], "execution_provider": None, "engine_version": torch.__version__}
+
+    def compile(self):
+        """Compiles the model and runs it once: the compilation happens here, or the cell
+        is unsupported with why."""
+        eager = self.model
+        try:
+            self.model = torch.compile(eager)
+            self.forward(self.inputs)
+        except protocol.OutOfMemory:
+            raise
+        except Exception as e:  # inductor's failures have no common base class
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise protocol.Unsupported(f"torch.compile does not work here: {first}") from e
 
     def synthetic_inputs(self, cell):
         g = torch.Generator().manual_seed(int(cell["seed"]))
@@ -75,7 +100,7 @@ class TorchRunner:
             ids = torch.randint(0, config.vocab_size, (cell["batch"], cell["seq_len"]), generator=g)
             return {"input_ids": ids.to(self.device), "attention_mask": torch.ones_like(ids).to(self.device)}
         size = config.image_size
-        pixels = torch.randn((cell["batch"], 3, size, size), generator=g).to(self.model.dtype)
+        pixels = torch.randn((cell["batch"], 3, size, size), generator=g).to(self.dtype)
         return {"pixel_values": pixels.to(self.device)}
 
     def synchronize(self):
@@ -103,23 +128,24 @@ class TorchRunner:
         given = load_file(inputs_path)
         inputs = {k: v.to(self.device) for k, v in given.items()}
         if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         out = self.forward(inputs)
         name, tensor = ("hidden_states", out.last_hidden_state) if self.family == "bert" else ("logits", out.logits)
         save_file({name: tensor.float().cpu().contiguous()}, outputs_path)
 
 
 def main():
+    compile_model = "--compile" in sys.argv[1:]
     hello = {
         "runner": "accelbench-torch",
-        "engine": "torch",
+        "engine": "torch-compile" if compile_model else "torch",
         "engine_version": torch.__version__,
         "devices": devices(),
         "precisions": sorted(DTYPES),
         "modes": ["inference"],
         "families": FAMILIES,
     }
-    return protocol.serve(hello, TorchRunner())
+    return protocol.serve(hello, TorchRunner(compile_model))
 
 
 if __name__ == "__main__":

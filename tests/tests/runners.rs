@@ -150,22 +150,30 @@ fn the_torch_runner_loads_seeded_weights_and_times_iterations_on_the_cpu() {
 }
 
 /// The shipped runners that answer their handshake here (what an agent checks before
-/// it offers an engine), as `(engine, runner script)`; each missing one is named.
-fn installed_runners(python: &Path) -> Vec<(&'static str, PathBuf)> {
-    ["torch", "onnxruntime", "openvino", "llamacpp"]
-        .into_iter()
-        .filter_map(|engine| {
-            let script = runners_dir().join(format!("{engine}_runner.py"));
-            let (said, _) = converse(python, &[script.to_str().expect("utf-8")], &[]);
-            match said.first() {
-                Some(FromRunner::Hello(h)) if h.engine == engine => Some((engine, script)),
-                _ => {
-                    eprintln!("engine {engine} left out: its runner does not say hello here (ops/runners/install-{engine}.sh)");
-                    None
-                }
+/// it offers an engine), as `(engine, runner command after python)`; each missing one
+/// is named.
+fn installed_runners(python: &Path) -> Vec<(&'static str, Vec<String>)> {
+    let script = |name: &str| runners_dir().join(format!("{name}_runner.py")).display().to_string();
+    [
+        ("torch", vec![script("torch")]),
+        ("torch-compile", vec![script("torch"), "--compile".to_string()]),
+        ("onnxruntime", vec![script("onnxruntime")]),
+        ("openvino", vec![script("openvino")]),
+        ("llamacpp", vec![script("llamacpp")]),
+    ]
+    .into_iter()
+    .filter_map(|(engine, command)| {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        let (said, _) = converse(python, &args, &[]);
+        match said.first() {
+            Some(FromRunner::Hello(h)) if h.engine == engine => Some((engine, command)),
+            _ => {
+                eprintln!("engine {engine} left out: its runner does not say hello here (ops/runners/install-*.sh)");
+                None
             }
-        })
-        .collect()
+        }
+    })
+    .collect()
 }
 
 /// Runs `accelbench-agent ARGS`; its stdout, trimmed.
@@ -210,8 +218,13 @@ async fn one_sweep_runs_every_installed_engine_on_the_same_weights() {
     let runners = installed_runners(&python);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("agent.toml");
-    let lines: Vec<String> =
-        runners.iter().map(|(engine, script)| format!("{engine} = [{:?}, {:?}]", python, script)).collect();
+    let lines: Vec<String> = runners
+        .iter()
+        .map(|(engine, command)| {
+            let argv: Vec<String> = std::iter::once(python.display().to_string()).chain(command.clone()).collect();
+            format!("{engine:?} = {argv:?}")
+        })
+        .collect();
     std::fs::write(&config, format!("[runners]\n{}\n", lines.join("\n"))).expect("config");
     let (cache, onnx, real) = (dir.path().join("weights"), dir.path().join("onnx"), dir.path().join("real"));
     let env = [
@@ -262,8 +275,9 @@ async fn one_sweep_runs_every_installed_engine_on_the_same_weights() {
     assert_eq!(rows.len() as u64, n, "{rows:?}");
     let s = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or("").to_string();
     for (engine, _) in runners.iter().filter(|(e, _)| *e != "llamacpp") {
+        let module = engine.trim_end_matches("-compile");
         let said = Command::new(&python)
-            .args(["-c", &format!("import {engine} as m; print(getattr(m, '__version__', None) or m.get_version())")])
+            .args(["-c", &format!("import {module} as m; print(getattr(m, '__version__', None) or m.get_version())")])
             .output()
             .expect("python");
         let version = String::from_utf8(said.stdout).expect("utf-8").trim().to_string();

@@ -44,7 +44,10 @@ named_enum! {
     /// What executes the model: the built-in candle engine or an external runner.
     pub enum Engine as "engine" {
         Candle = "candle",
+        /// Eager PyTorch.
         Torch = "torch",
+        /// PyTorch with the model through `torch.compile` (the same runner, `--compile`).
+        TorchCompile = "torch-compile",
         Onnxruntime = "onnxruntime",
         Openvino = "openvino",
         Llamacpp = "llamacpp",
