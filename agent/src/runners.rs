@@ -190,6 +190,10 @@ pub struct RunnerSession {
     /// Generative cells: the prompt's tokens and the decode steps each iteration times.
     prompt_tokens: u32,
     decode_steps: u32,
+    /// Times a self-timing runner sent in one `samples` answer and the agent's loop has
+    /// not taken yet: each is one iteration, so warm-up and the stopping rule stay the
+    /// agent's.
+    pending: std::collections::VecDeque<f64>,
 }
 
 impl RunnerSession {
@@ -206,7 +210,14 @@ impl RunnerSession {
             FromRunner::Loaded(l) => l,
             other => return Err(failed(format!("the {engine} runner answered `load` with {other:?}"))),
         };
-        Ok(RunnerSession { pipe, hello, loaded, prompt_tokens: cell.seq_len, decode_steps: cell.decode_steps })
+        Ok(RunnerSession {
+            pipe,
+            hello,
+            loaded,
+            prompt_tokens: cell.seq_len,
+            decode_steps: cell.decode_steps,
+            pending: Default::default(),
+        })
     }
 
     /// Has the runner run its model once on the inputs in the safetensors file `inputs`
@@ -230,6 +241,10 @@ impl RunnerSession {
 
 impl Workload for RunnerSession {
     fn iterate(&mut self) -> anyhow::Result<Iteration> {
+        let timed = |seconds| Iteration { own_time: Some(Duration::from_secs_f64(seconds)), ..Iteration::default() };
+        if let Some(seconds) = self.pending.pop_front() {
+            return Ok(timed(seconds));
+        }
         self.pipe.send(&ToRunner::Run { iterations: 1 }).map_err(plain)?;
         match self.pipe.next().map_err(plain)? {
             FromRunner::Iteration { seconds, first_token_seconds, token_seconds } => Ok(Iteration {
@@ -237,6 +252,16 @@ impl Workload for RunnerSession {
                 first_token: first_token_seconds.map(Duration::from_secs_f64),
                 token_steps: token_seconds.into_iter().map(Duration::from_secs_f64).collect(),
             }),
+            // A generative cell's row needs each iteration's token times, which samples
+            // do not carry: refused rather than stored without them.
+            FromRunner::Samples { .. } if self.decode_steps > 0 => {
+                anyhow::bail!("the runner answered a decoder's `run` with samples, which carry no token times")
+            }
+            FromRunner::Samples { seconds } => {
+                self.pending.extend(seconds);
+                let first = self.pending.pop_front().ok_or_else(|| anyhow::anyhow!("the runner sent no samples"))?;
+                Ok(timed(first))
+            }
             other => anyhow::bail!("the runner answered `run` with {other:?}, not an iteration"),
         }
     }
@@ -388,10 +413,12 @@ mod tests {
 while read -r line; do case "$line" in
   *'"family":"llama"'*) echo '{{"type":"error","kind":"unsupported","message":"no llama here"}}';;
   *'"family":"t5"'*) echo '{{"type":"error","kind":"out_of_memory","message":"CUDA out of memory"}}';;
+  *'"family":"vit"'*) own=1; echo '{{"type":"loaded","device":"cpu","execution_provider":null,"engine_version":"9"}}';;
   *'"family":"whisper"'*) oom=1; echo '{{"type":"loaded","device":"cpu","execution_provider":null,"engine_version":"9"}}';;
   *'"type":"load"'*) echo '{{"type":"loaded","device":"cpu","execution_provider":null,"engine_version":"9"}}';;
   *'"type":"run"'*) n=$((n+1)); [ {die} = 1 ] && [ $n = 3 ] && exit 9
     if [ -n "$oom" ]; then echo '{{"type":"error","kind":"out_of_memory","message":"CUDA out of memory"}}'
+    elif [ -n "$own" ]; then echo '{{"type":"samples","seconds":[0.002,0.003,0.002]}}'
     else echo '{{"type":"iteration","seconds":0.004}}'; fi;;
   *'"type":"end"'*) exit 0;;
 esac; done"#,
@@ -430,6 +457,17 @@ esac; done"#,
         };
         let m = crate::measure::measure(&policy, &mut session, |_, _| {}).expect("measured");
         assert!(m.samples_ns.len() >= 5 && m.samples_ns.iter().all(|&ns| ns == 4e6), "{:?}", m.samples_ns);
+
+        // A runner that times itself: each of its samples is one iteration of the loop.
+        let mut own = RunnerSession::start("torch", &fake_runner(false), &load("vit")).expect("starts");
+        let m = crate::measure::measure(&policy, &mut own, |_, _| {}).expect("measured");
+        assert!(m.samples_ns.len() >= 5, "{:?}", m.samples_ns);
+        assert!(m.samples_ns.iter().all(|&ns| ns == 2e6 || ns == 3e6), "{:?}", m.samples_ns);
+        let mut decoder = load("vit");
+        decoder.decode_steps = 4;
+        let mut own = RunnerSession::start("torch", &fake_runner(false), &decoder).expect("starts");
+        let why = own.iterate().expect_err("no token times").to_string();
+        assert!(why.contains("carry no token times"), "{why}");
 
         let why = RunnerSession::start("torch", &fake_runner(false), &load("llama")).err().expect("unsupported");
         assert!(matches!(&why, BuildError::Unsupported(w) if w == "no llama here"), "{why}");
