@@ -2,7 +2,9 @@
 """accelbench's ONNX Runtime runner (docs/RUNNERS.md): the cell's model exported to ONNX
 from the same weights folder the other engines load (onnx_export.py), run by ONNX
 Runtime with the execution provider the cell's device calls for: CPUExecutionProvider
-on `cpu`; CUDAExecutionProvider on `cuda:N` where the installed onnxruntime has it. The
+on `cpu`; CUDAExecutionProvider on `cuda:N` where the installed onnxruntime has it
+(onnxruntime-gpu); QNNExecutionProvider on `qnn:N` (a Snapdragon's NPU, through the HTP
+backend) where the installed onnxruntime has it (onnxruntime-qnn). The
 provider that really runs is the one ONNX Runtime reports for the session; a cell whose
 provider is not there is `unsupported`, never run on another. fp32 only (the export is
 fp32). Install: ops/runners/install-onnxruntime.sh.
@@ -17,7 +19,9 @@ import onnx_export  # noqa: E402
 
 import onnxruntime as ort  # noqa: E402
 
-PROVIDER_OF = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+PROVIDER_OF = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "qnn": "QNNExecutionProvider"}
+# The QNN backend library that runs on the Hexagon NPU, as the QNN SDK names it.
+QNN_HTP = "QnnHtp.dll" if sys.platform == "win32" else "libQnnHtp.so"
 
 
 def devices():
@@ -25,7 +29,17 @@ def devices():
     found = [{"device": "cpu", "name": protocol.cpu_name(), "execution_providers": [p for p in available if p == "CPUExecutionProvider"]}]
     if "CUDAExecutionProvider" in available:
         found.append({"device": "cuda:0", "name": "CUDA device 0", "execution_providers": ["CUDAExecutionProvider"]})
+    if "QNNExecutionProvider" in available:
+        found.append({"device": "qnn:0", "name": "Qualcomm NPU (QNN HTP)", "execution_providers": ["QNNExecutionProvider"]})
     return found
+
+
+def provider_options(kind, index):
+    if kind == "cuda":
+        return {"device_id": int(index or 0)}
+    if kind == "qnn":
+        return {"backend_path": QNN_HTP}
+    return {}
 
 
 class OrtRunner:
@@ -39,7 +53,7 @@ class OrtRunner:
         provider = PROVIDER_OF.get(kind)
         if provider is None or provider not in ort.get_available_providers():
             raise protocol.Unsupported(f"no ONNX Runtime execution provider for {device!r} here (it has {ort.get_available_providers()})")
-        options = [{"device_id": int(index or 0)}] if kind == "cuda" else [{}]
+        options = [provider_options(kind, index)]
         path = onnx_export.exported(cell)
         self.session = ort.InferenceSession(path, providers=[provider], provider_options=options)
         ran = self.session.get_providers()[0]
