@@ -3,7 +3,9 @@
 transformers, on the CPU, CUDA, ROCm (a ROCm build of torch, through the same code) or
 Apple's MPS. One cell per process; the agent starts it and speaks the protocol.
 
-Eager by default (engine `torch`); with `--compile` the model goes through
+Decoders (llama, qwen2) are timed the way candle's decoder cells are: a prefill of the
+prompt to the first token's logits, then `decode_steps` greedy steps on the KV cache,
+each reported. Eager by default (engine `torch`); with `--compile` the model goes through
 `torch.compile` (engine `torch-compile`), compiled at `load` by one forward pass on the
 cell's inputs, so neither warmup nor timing includes the compilation. Where compiling
 fails (no C++ compiler for the CPU backend, an unsupported device) the cell is answered
@@ -23,7 +25,10 @@ import accelbench_runner as protocol  # noqa: E402
 import torch  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-FAMILIES = ["bert", "vit"]
+FAMILIES = ["bert", "vit", "llama", "qwen2"]
+DECODERS = ["llama", "qwen2"]
+# Greedy tokens the outputs carry at least (the agent checks the first 8).
+GREEDY_TOKENS = 8
 
 
 def devices():
@@ -60,12 +65,18 @@ class TorchRunner:
             raise protocol.Unsupported(f"the torch runner runs {sorted(DTYPES)}, not {precision!r}")
         if cell["mode"] != "inference":
             raise protocol.Unsupported(f"the torch runner runs inference only, not {cell['mode']!r}")
+        if self.compile_model and family in DECODERS:
+            raise protocol.Unsupported("torch-compile runs bert and vit; a decoder's growing KV cache recompiles it")
         self.device = torch_device(cell["device"])
         self.family = family
         self.dtype = DTYPES[precision]
         import transformers
         transformers.logging.set_verbosity_error()
-        auto = transformers.AutoModel if family == "bert" else transformers.AutoModelForImageClassification
+        auto = {
+            "bert": transformers.AutoModel,
+            "vit": transformers.AutoModelForImageClassification,
+        }.get(family, transformers.AutoModelForCausalLM)
+        self.steps = int(cell.get("decode_steps") or 0)
         model, info = auto.from_pretrained(
             cell["weights"], torch_dtype=DTYPES[precision], local_files_only=True, output_loading_info=True
         )
@@ -96,6 +107,9 @@ class TorchRunner:
     def synthetic_inputs(self, cell):
         g = torch.Generator().manual_seed(int(cell["seed"]))
         config = self.model.config
+        if self.family in DECODERS:
+            ids = torch.randint(0, config.vocab_size, (cell["batch"], cell["seq_len"]), generator=g)
+            return {"input_ids": ids.to(self.device)}
         if self.family == "bert":
             ids = torch.randint(0, config.vocab_size, (cell["batch"], cell["seq_len"]), generator=g)
             return {"input_ids": ids.to(self.device), "attention_mask": torch.ones_like(ids).to(self.device)}
@@ -116,7 +130,32 @@ class TorchRunner:
         except torch.OutOfMemoryError as e:
             raise protocol.OutOfMemory(str(e)) from e
 
+    def last_logits(self, **inputs):
+        """The model on `inputs` with its KV cache: last position's logits, the cache."""
+        # Only the last position's logits, as candle's decoders compute.
+        out = self.forward(dict(inputs, use_cache=True, logits_to_keep=1))
+        return out.logits[:, -1, :], out.past_key_values
+
+    def generate(self, ids, steps):
+        """Prefill, then `steps` greedy tokens: the first logits, the tokens, the times."""
+        self.synchronize()
+        start = time.perf_counter()
+        logits, past = self.last_logits(input_ids=ids)
+        self.synchronize()
+        first_token, first_logits = time.perf_counter() - start, logits
+        tokens, times = [], []
+        for _ in range(steps):
+            step = time.perf_counter()
+            token = logits.argmax(dim=-1, keepdim=True)
+            tokens.append(token)
+            logits, past = self.last_logits(input_ids=token, past_key_values=past)
+            self.synchronize()
+            times.append(time.perf_counter() - step)
+        return first_logits, tokens, {"seconds": time.perf_counter() - start, "first_token_seconds": first_token, "token_seconds": times}
+
     def run_once(self):
+        if self.family in DECODERS:
+            return self.generate(self.inputs["input_ids"], self.steps)[2]
         self.synchronize()
         start = time.perf_counter()
         self.forward(self.inputs)
@@ -127,6 +166,11 @@ class TorchRunner:
         from safetensors.torch import load_file, save_file
         given = load_file(inputs_path)
         inputs = {k: v.to(self.device) for k, v in given.items()}
+        if self.family in DECODERS:
+            logits, tokens, _ = self.generate(inputs["input_ids"], max(self.steps, GREEDY_TOKENS))
+            picked = torch.cat(tokens, dim=-1)[0] if tokens else torch.zeros(0, dtype=torch.int64)
+            save_file({"logits": logits[0].float().cpu().contiguous(), "tokens": picked.to(torch.int64).cpu().contiguous()}, outputs_path)
+            return
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         out = self.forward(inputs)

@@ -237,14 +237,21 @@ async fn one_sweep_runs_every_installed_engine_on_the_same_weights() {
     let engines: Vec<&str> = ["candle"].into_iter().chain(runners.iter().map(|(e, _)| *e)).collect();
     let quoted = |names: &[&str]| names.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join(", ");
     let encoder_engines: Vec<&str> = engines.iter().copied().filter(|e| *e != "llamacpp").collect();
-    let not_llama: Vec<&str> = encoder_engines.iter().copied().filter(|e| *e != "candle").collect();
-    // llama.cpp runs GGUF decoders only; the other runners take no GGUF.
-    let mut exclude = vec![
-        r#"{ models = ["bert-tiny", "vit-tiny"], engines = ["llamacpp"] }"#.to_string(),
-        r#"{ models = ["llama-tiny"], precisions = ["fp32"] }"#.to_string(),
-    ];
-    if !not_llama.is_empty() {
-        exclude.push(format!(r#"{{ models = ["llama-tiny"], engines = [{}] }}"#, quoted(&not_llama)));
+    let has = |engine: &str| engines.contains(&engine);
+    // llama.cpp runs GGUF decoders only, and of the others only torch runs decoders
+    // (eager, in float precisions): llama-tiny in fp32 in candle and torch, in q8_0 in
+    // candle and llama.cpp.
+    let runners_but =
+        |keep: &str| -> Vec<&str> { engines.iter().copied().filter(|e| *e != "candle" && *e != keep).collect() };
+    let mut exclude = vec![r#"{ models = ["bert-tiny", "vit-tiny"], engines = ["llamacpp"] }"#.to_string()];
+    for (precision, keep) in [("fp32", "torch"), ("q8_0", "llamacpp")] {
+        let others = runners_but(keep);
+        if !others.is_empty() {
+            exclude.push(format!(
+                r#"{{ models = ["llama-tiny"], precisions = ["{precision}"], engines = [{}] }}"#,
+                quoted(&others)
+            ));
+        }
     }
     let text = e2e::tiny_spec("engines", &["bert-tiny", "vit-tiny", "llama-tiny"], &[1], 60)
         .replace("sequence_lengths = [16]", "sequence_lengths = [32]")
@@ -259,14 +266,15 @@ async fn one_sweep_runs_every_installed_engine_on_the_same_weights() {
         + &real_encoder_weights(&real);
     let id = c.submit(&c.write_spec("engines.toml", &text).expect("spec")).expect("submit");
     let s = c.wait_done(&id, std::time::Duration::from_secs(900)).await.expect("the sweep ends");
-    let decoder_engines = engines.len() - encoder_engines.len() + 1;
+    let decoder_engines = 2 + usize::from(has("torch")) + usize::from(has("llamacpp"));
     let n = (2 * encoder_engines.len() + decoder_engines) as u64;
     let errors = c.query(&format!("SELECT engine, error FROM results WHERE sweep_id = '{id}' AND status <> 'ok'"));
     assert_eq!(s.cells_by_state.get("ok").copied(), Some(n), "{s:?}; {errors:?}; logs: {}", c.logs());
 
     let rows = c
         .query(&format!(
-            "SELECT model, engine, engine_version, device, weights_source, status, latency_p50_ns, batch, seq_len, \
+            "SELECT model, engine, precision, engine_version, device, weights_source, status, latency_p50_ns, batch, \
+             seq_len, \
              validation, validation_reference, validation_max_rel_error, validation_cosine, validation_reason, \
              ttft_p50_ns, inter_token_p50_ns, decode_tokens_per_s FROM results WHERE sweep_id = '{id}' \
              ORDER BY model, engine"
@@ -281,7 +289,8 @@ async fn one_sweep_runs_every_installed_engine_on_the_same_weights() {
             .output()
             .expect("python");
         let version = String::from_utf8(said.stdout).expect("utf-8").trim().to_string();
-        let theirs: Vec<&serde_json::Value> = rows.iter().filter(|r| r["engine"] == *engine).collect();
+        let theirs: Vec<&serde_json::Value> =
+            rows.iter().filter(|r| r["engine"] == *engine && r["model"] != "llama-tiny").collect();
         assert_eq!(theirs.len(), 2, "{rows:?}");
         for r in theirs {
             assert_eq!(s(r, "engine_version"), version, "{r}");
@@ -302,7 +311,7 @@ async fn one_sweep_runs_every_installed_engine_on_the_same_weights() {
         }
     }
     let candle: Vec<String> = rows.iter().filter(|r| r["engine"] == "candle").map(|r| s(r, "engine_version")).collect();
-    assert!(candle.len() == 3 && candle.iter().all(|v| !v.is_empty() && *v == candle[0]), "{rows:?}");
+    assert!(candle.len() == 4 && candle.iter().all(|v| !v.is_empty() && *v == candle[0]), "{rows:?}");
     // candle is the reference: its rows carry no validation.
     assert!(rows.iter().filter(|r| r["engine"] == "candle").all(|r| r["validation"].is_null()), "{rows:?}");
     for (model, engines) in [("bert-tiny", &encoder_engines), ("vit-tiny", &encoder_engines)] {
@@ -316,27 +325,37 @@ async fn one_sweep_runs_every_installed_engine_on_the_same_weights() {
         assert!(of.iter().all(|r| r["latency_p50_ns"].as_f64().is_some_and(|ns| ns > 0.0)), "{of:?}");
     }
     // The runners were handed the very files the spec named: no seeded encoder was
-    // exported for them (only the decoder's seeded GGUF), and the lone file reached them
-    // as a folder linking to it.
+    // exported for them (only the decoder's seeded GGUF and, for torch, its folder), and
+    // the lone file reached them as a folder linking to it.
     let exported: Vec<String> = std::fs::read_dir(&cache)
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     let linked = exported.iter().filter(|name| name.starts_with("vit-tiny-file-")).count();
     let seeded_gguf = exported.iter().filter(|name| name.starts_with("llama-tiny-q8_0-seed")).count();
-    assert_eq!((linked, seeded_gguf, exported.len()), (1, 1, 2), "{exported:?}");
+    let seeded_folder = exported.iter().filter(|name| name.starts_with("llama-tiny-seed")).count();
+    let want = (1, usize::from(has("llamacpp")), usize::from(has("torch")));
+    assert_eq!((linked, seeded_gguf, seeded_folder), want, "{exported:?}");
+    assert_eq!(exported.len(), 1 + want.1 + want.2, "{exported:?}");
 
-    // The GGUF decoder in candle and llama.cpp: the same file, timed the same way (TTFT,
-    // inter-token), llama.cpp's logits within the quantized tolerance of candle's.
+    // The decoder in fp32 in candle and torch (the seeded weights written out as a
+    // Hugging Face folder), in q8_0 in candle and llama.cpp (the same GGUF file): timed
+    // the same way (TTFT, inter-token), the runners' logits within the precision's
+    // tolerance of candle's.
     let decoders: Vec<&serde_json::Value> = rows.iter().filter(|r| r["model"] == "llama-tiny").collect();
     assert_eq!(decoders.len(), decoder_engines, "{rows:?}");
-    assert!(
-        decoders.iter().all(|r| r["weights_source"] == decoders[0]["weights_source"]),
-        "the same GGUF: {decoders:?}"
-    );
+    for precision in ["fp32", "q8_0"] {
+        let of: Vec<&&serde_json::Value> = decoders.iter().filter(|r| r["precision"] == precision).collect();
+        assert!(of.iter().all(|r| r["weights_source"] == of[0]["weights_source"]), "the same weights: {of:?}");
+    }
     for r in &decoders {
         for k in ["ttft_p50_ns", "inter_token_p50_ns", "decode_tokens_per_s"] {
             assert!(r[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {r}");
         }
+    }
+    if let Some(torch) = decoders.iter().find(|r| r["engine"] == "torch") {
+        let checked = (s(torch, "validation"), s(torch, "validation_reference"));
+        assert_eq!(checked, ("passed".into(), "candle fp32 cpu".into()), "{torch}");
+        assert!(torch["validation_cosine"].as_f64().is_some_and(|c| c > 0.9999), "{torch}");
     }
     if let Some(llama) = decoders.iter().find(|r| r["engine"] == "llamacpp") {
         assert!(s(llama, "engine_version").starts_with("llama-cpp-python "), "{llama}");

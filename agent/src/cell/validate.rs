@@ -99,8 +99,9 @@ fn engine_outputs(
 /// Greedy tokens a decoder picks after candle's first prompt, at least this many compared.
 pub const GREEDY_TOKENS: usize = 8;
 
-/// A quantized decoder against candle's quantized kernels on the same GGUF: the logits
-/// after the prompt, at the quantized tolerance, and the first greedy tokens. Tokens
+/// A decoder against candle on the same weights (at a quantized precision, candle's
+/// quantized kernels on the same GGUF; in float, candle fp32): the logits after the
+/// prompt, at the cell precision's tolerance, and the first greedy tokens. Tokens
 /// must match exactly on real weights; on seeded weights the logits are nearly flat
 /// (near-ties flip with any rounding, docs/PERFORMANCE.md "Outputs against llama.cpp"),
 /// so there their agreement is reported, not required.
@@ -110,12 +111,16 @@ fn compare_tokens(
     session: &mut RunnerSession,
 ) -> Result<Validation, Outcome> {
     let c = &req.coordinates;
-    if !c.precision.is_quantized() {
-        return Err(Outcome::Skipped("decoders are compared at the quantized precisions only, for now".into()));
-    }
-    let spec = reference_spec(req, model, 1, c.precision);
+    // Quantized: candle's quantized kernels on the same GGUF; float: candle in fp32.
+    let reference_precision = if c.precision.is_quantized() { c.precision } else { Precision::Fp32 };
+    let spec = reference_spec(req, model, 1, reference_precision);
     let prompt = export::prompt_ids(&spec).map_err(no_reference)?;
-    let (logits, reference) = engine::greedy_decode(&spec, &prompt, GREEDY_TOKENS, false).map_err(no_reference)?;
+    let decoded = if c.precision.is_quantized() {
+        engine::greedy_decode(&spec, &prompt, GREEDY_TOKENS, false)
+    } else {
+        engine::float_greedy_decode(&spec, &prompt, GREEDY_TOKENS)
+    };
+    let (logits, reference) = decoded.map_err(no_reference)?;
     let ids: Vec<i64> = prompt.iter().map(|&t| i64::from(t)).collect();
     let inputs = Tensor::from_vec(ids, (1, prompt.len()), &Device::Cpu)
         .map(|t| HashMap::from([("input_ids".to_string(), t)]))
@@ -134,7 +139,7 @@ fn compare_tokens(
         .and_then(|t| t.to_vec1::<i64>().ok())
         .ok_or_else(|| Outcome::Failed("the engine wrote no `tokens`".into()))?;
     let mut verdict = judge(&theirs, &ours, c.precision);
-    verdict.reference = format!("candle {} cpu", c.precision);
+    verdict.reference = format!("candle {reference_precision} cpu");
     let by_tokens = judge_tokens(&tokens, &reference);
     let seeded = matches!(req.weights, crate::engine::weights::Weights::Random { .. });
     match (by_tokens.reason, verdict.status) {

@@ -55,9 +55,15 @@ pub(super) struct Generate {
 }
 
 pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, BuildError> {
+    let (lm, vocab, max_pos) = causal_lm(spec, device)?;
+    Generate::new(spec, lm, vocab, max_pos, device)
+}
+
+/// The float model of `spec` on `device`, its vocabulary and longest sequence.
+fn causal_lm(spec: &WorkloadSpec, device: &Device) -> Result<(Box<dyn CausalLm>, usize, usize), BuildError> {
     let dt = dtype(spec.precision);
     let vb = spec.weights.var_builder(dt, device)?;
-    let (lm, vocab, max_pos): (Box<dyn CausalLm>, usize, usize) = match spec.model.family {
+    Ok(match spec.model.family {
         Family::Llama => {
             let cfg: llama::LlamaConfig = config::candle_config(spec)?;
             let cfg = cfg.into_config(false);
@@ -71,8 +77,44 @@ pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, 
             (Box::new(Qwen2(model)), cfg.vocab_size, cfg.max_position_embeddings)
         }
         other => return Err(BuildError::Unsupported(format!("{other} is not a decoder family"))),
-    };
-    Generate::new(spec, lm, vocab, max_pos, device)
+    })
+}
+
+/// The logits after `prompt` and the `steps` tokens greedy decoding then picks, on the
+/// CPU at the spec's float precision: the reference other engines' decoders are
+/// checked against.
+pub fn float_greedy_decode(
+    spec: &WorkloadSpec,
+    prompt: &[u32],
+    steps: usize,
+) -> Result<(Vec<f32>, Vec<u32>), BuildError> {
+    let device = Device::Cpu;
+    let (mut lm, _, _) = causal_lm(spec, &device)?;
+    Ok(greedy(lm.as_mut(), prompt, steps, &device)?)
+}
+
+/// Greedy decoding of one prompt through any [`CausalLm`]: the logits after the prompt,
+/// and each token picked, the first from those logits.
+pub(super) fn greedy(
+    lm: &mut dyn CausalLm,
+    prompt: &[u32],
+    steps: usize,
+    device: &Device,
+) -> candle_core::Result<(Vec<f32>, Vec<u32>)> {
+    lm.reset();
+    let ids = Tensor::new(prompt, device)?.unsqueeze(0)?;
+    let last = |t: Tensor| t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>();
+    let first = last(lm.forward(&ids, 0)?)?;
+    let (mut logits, mut tokens) = (first.clone(), Vec::with_capacity(steps));
+    for step in 0..steps {
+        let next = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
+        tokens.push(next);
+        if step + 1 < steps {
+            let ids = Tensor::new(&[[next]], device)?;
+            logits = last(lm.forward(&ids, prompt.len() + step)?)?;
+        }
+    }
+    Ok((first, tokens))
 }
 
 impl Generate {

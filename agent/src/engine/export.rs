@@ -21,7 +21,7 @@ use anyhow::Context;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
-use candle_transformers::models::{bert, vit};
+use candle_transformers::models::{bert, llama, qwen2, vit};
 use shared::catalog::{Family, Mode, ModelSpec, Precision};
 
 use super::init::SeededInit;
@@ -116,6 +116,14 @@ fn runner_config(model: &'static ModelSpec) -> Option<serde_json::Value> {
                 (0..super::vision::VIT_LABELS).map(|i| (i.to_string(), format!("LABEL_{i}").into())).collect();
             config["id2label"] = labels.into();
         }
+        Family::Llama => {
+            config["model_type"] = "llama".into();
+            config["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+        }
+        Family::Qwen2 => {
+            config["model_type"] = "qwen2".into();
+            config["architectures"] = serde_json::json!(["Qwen2ForCausalLM"]);
+        }
         _ => return None,
     }
     Some(config)
@@ -183,6 +191,14 @@ fn seeded_tensors(
         Family::Vit => {
             let cfg: vit::Config = config::candle_config(&spec)?;
             super::vision::VitModel::load(&cfg, vb)?;
+        }
+        Family::Llama => {
+            let cfg: llama::LlamaConfig = config::candle_config(&spec)?;
+            llama::Llama::load(vb, &cfg.into_config(false))?;
+        }
+        Family::Qwen2 => {
+            let cfg: qwen2::Config = config::candle_config(&spec)?;
+            qwen2::ModelForCausalLM::new(&cfg, vb)?;
         }
         other => return Err(unexportable(other)),
     }
@@ -288,8 +304,23 @@ mod tests {
             .collect();
         assert_eq!(names, vec![folder.file_name().expect("name").to_string_lossy().to_string()]);
 
-        let llama = catalog::all().iter().find(|m| m.family == Family::Llama).expect("a llama");
-        let why = seeded_hf_folder(llama, 7, dir.path()).expect_err("no exporter");
+        // A decoder in the layout transformers' LlamaForCausalLM reads.
+        let llama = catalog::lookup("llama-tiny").expect("llama-tiny");
+        let folder = seeded_hf_folder(llama, 7, dir.path()).expect("exported");
+        let tensors = candle_core::safetensors::load(folder.join("model.safetensors"), &Device::Cpu).expect("load");
+        for name in [
+            "model.embed_tokens.weight",
+            "model.layers.3.self_attn.q_proj.weight",
+            "model.norm.weight",
+            "lm_head.weight",
+        ] {
+            assert!(tensors.contains_key(name), "{name}");
+        }
+        let config = std::fs::read_to_string(folder.join("config.json")).expect("config");
+        assert!(config.contains("LlamaForCausalLM"), "{config}");
+
+        let t5 = catalog::lookup("t5-small").expect("t5-small");
+        let why = seeded_hf_folder(t5, 7, dir.path()).expect_err("no exporter");
         assert!(matches!(&why, BuildError::Unsupported(w) if w.contains("give real weights")), "{why}");
     }
 }

@@ -177,6 +177,7 @@ pub fn build(spec: &WorkloadSpec, device: &Device) -> Result<Box<dyn Workload>, 
     }
 }
 
+pub use decoder::float_greedy_decode;
 pub use quantized::{greedy_decode, random_gguf_of};
 
 /// Families whose iterations generate tokens: prefill, then [`DECODE_STEPS`] decode steps.

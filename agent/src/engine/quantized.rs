@@ -71,18 +71,7 @@ pub fn greedy_decode(
     let device = Device::Cpu;
     let kernel = if dequantized { Kernel::Exact } else { Kernel::Quantized };
     let mut lm = QDecoder::load(&content, &mut reader, &arch, &device, kernel)?;
-    let ids = Tensor::new(prompt, &device)?.unsqueeze(0)?;
-    let first = lm.forward(&ids, 0)?.squeeze(0)?.to_vec1::<f32>()?;
-    let (mut logits, mut tokens) = (first.clone(), Vec::with_capacity(steps));
-    for step in 0..steps {
-        let next = logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as u32);
-        tokens.push(next);
-        if step + 1 < steps {
-            let ids = Tensor::new(&[[next]], &device)?;
-            logits = lm.forward(&ids, prompt.len() + step)?.squeeze(0)?.to_vec1::<f32>()?;
-        }
-    }
-    Ok((first, tokens))
+    Ok(super::decoder::greedy(&mut lm, prompt, steps, &device)?)
 }
 
 /// The spec's GGUF (its file, or the seeded random model), read and checked against
