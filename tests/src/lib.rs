@@ -501,6 +501,38 @@ fn log_file(dir: &Path, name: &str) -> anyhow::Result<std::fs::File> {
     Ok(std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.log")))?)
 }
 
+/// Runs `accelbench-agent ARGS` (e.g. `weights hash`), asserting it succeeds; its
+/// stdout, trimmed.
+pub fn agent_cli(args: &[&str]) -> String {
+    let out =
+        std::process::Command::new(binary("accelbench-agent")).args(args).output().expect("accelbench-agent runs");
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+}
+
+/// Real weights for the tiny encoders, written by `accelbench-agent weights export`
+/// under `dir` and hashed by `weights hash`, as a lab would: bert-tiny as a Hugging Face
+/// folder, vit-tiny as one `.safetensors` file with no config beside it. Each is
+/// `(model, source, sha256)`.
+pub fn real_encoder_weights(dir: &Path) -> [(&'static str, PathBuf, String); 2] {
+    let out = dir.to_str().expect("utf-8");
+    let bert = agent_cli(&["weights", "export", "--model", "bert-tiny", "--seed", "77", "--out", out]);
+    let vit_folder = agent_cli(&["weights", "export", "--model", "vit-tiny", "--seed", "78", "--out", out]);
+    let vit = dir.join("vit-tiny.safetensors");
+    std::fs::copy(Path::new(&vit_folder).join("model.safetensors"), &vit).expect("copy");
+    [("bert-tiny", PathBuf::from(bert)), ("vit-tiny", vit)].map(|(model, source)| {
+        let line = agent_cli(&["weights", "hash", source.to_str().expect("utf-8")]);
+        let (sha256, found) = line.split_once("  ").expect("`<sha256>  <path>`");
+        assert_eq!(Path::new(found), source, "{line}");
+        (model, source.clone(), sha256.to_string())
+    })
+}
+
+/// A spec's `[[weights]]` entry.
+pub fn weights_entry(model: &str, source: &Path, sha256: &str) -> String {
+    format!("[[weights]]\nmodel = \"{model}\"\nsource = \"{}\"\nsha256 = \"{sha256}\"\n", source.display())
+}
+
 /// A small sweep of tiny models with a short measurement policy; `lease_seconds` short
 /// so that a killed agent's lease expires quickly.
 pub fn tiny_spec(name: &str, models: &[&str], batches: &[u32], lease_seconds: u32) -> String {

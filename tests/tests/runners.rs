@@ -176,32 +176,6 @@ fn installed_runners(python: &Path) -> Vec<(&'static str, Vec<String>)> {
     .collect()
 }
 
-/// Runs `accelbench-agent ARGS`; its stdout, trimmed.
-fn agent_cli(args: &[&str]) -> String {
-    let out = Command::new(e2e::binary("accelbench-agent")).args(args).output().expect("accelbench-agent runs");
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
-}
-
-/// `[[weights]]` entries naming real files for the encoders, written and hashed by
-/// `accelbench-agent weights` under `dir`: bert-tiny as a Hugging Face folder, vit-tiny
-/// as one `.safetensors` file (its runners get a folder linking to it).
-fn real_encoder_weights(dir: &Path) -> String {
-    let out = dir.to_str().expect("utf-8");
-    let bert = agent_cli(&["weights", "export", "--model", "bert-tiny", "--seed", "77", "--out", out]);
-    let vit_folder = agent_cli(&["weights", "export", "--model", "vit-tiny", "--seed", "78", "--out", out]);
-    let vit = dir.join("vit-tiny.safetensors");
-    std::fs::copy(Path::new(&vit_folder).join("model.safetensors"), &vit).expect("copy");
-    let vit = vit.display().to_string();
-    let mut entries = String::new();
-    for (model, source) in [("bert-tiny", bert.as_str()), ("vit-tiny", vit.as_str())] {
-        let line = agent_cli(&["weights", "hash", source]);
-        let sha256 = line.split_whitespace().next().expect("a hash");
-        entries += &format!("[[weights]]\nmodel = \"{model}\"\nsource = \"{source}\"\nsha256 = \"{sha256}\"\n");
-    }
-    entries
-}
-
 /// One sweep over candle and every installed runner's engine, through real processes:
 /// the agent shakes hands with each runner, registers its engine on its CPU, and the
 /// scheduler leases it that engine's cells. The encoders run on real weights the spec
@@ -263,7 +237,9 @@ async fn one_sweep_runs_every_installed_engine_on_the_same_weights() {
                 exclude.join(", ")
             ),
         )
-        + &real_encoder_weights(&real);
+        + &e2e::real_encoder_weights(&real)
+            .map(|(model, source, sha256)| e2e::weights_entry(model, &source, &sha256))
+            .concat();
     let id = c.submit(&c.write_spec("engines.toml", &text).expect("spec")).expect("submit");
     let s = c.wait_done(&id, std::time::Duration::from_secs(900)).await.expect("the sweep ends");
     let decoder_engines = 2 + usize::from(has("torch")) + usize::from(has("llamacpp"));

@@ -4,59 +4,20 @@
 //! coordinator, an agent, the weights written by `accelbench-agent weights export` and
 //! hashed by `accelbench-agent weights hash`, as a lab would.
 
-use std::path::Path;
-use std::process::Command;
-
-/// Runs `accelbench-agent ARGS`; its stdout, trimmed.
-fn agent_cli(args: &[&str]) -> String {
-    let out = Command::new(e2e::binary("accelbench-agent")).args(args).output().expect("accelbench-agent runs");
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
-}
-
-/// The sha256 `weights hash` prints for `source`.
-fn hash(source: &Path) -> String {
-    let line = agent_cli(&["weights", "hash", source.to_str().expect("utf-8")]);
-    let (sha256, path) = line.split_once("  ").expect("`<sha256>  <path>`");
-    assert_eq!(Path::new(path), source, "{line}");
-    sha256.to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sweep_runs_the_weights_it_names_and_refuses_what_an_agent_lacks() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().to_str().expect("utf-8");
-    let folder = agent_cli(&["weights", "export", "--model", "bert-tiny", "--seed", "77", "--out", out]);
-    let folder = Path::new(&folder).to_path_buf();
-    let bert = hash(&folder);
-    // vit's weights as one .safetensors file with no config.json beside it.
-    let vit_folder = agent_cli(&["weights", "export", "--model", "vit-tiny", "--seed", "78", "--out", out]);
-    let vit_file = dir.path().join("vit-tiny.safetensors");
-    std::fs::copy(Path::new(&vit_folder).join("model.safetensors"), &vit_file).expect("copy");
-    let vit = hash(&vit_file);
+    let [(_, folder, bert), (_, vit_file, vit)] = e2e::real_encoder_weights(dir.path());
     let wrong = "0".repeat(64);
 
     let mut c = e2e::Cluster::start().expect("coordinator");
     c.start_agent(0).expect("agent");
-    let weights = format!(
-        r#"
-[[weights]]
-model = "bert-tiny"
-source = "{}"
-sha256 = "{bert}"
-[[weights]]
-model = "vit-tiny"
-source = "{}"
-sha256 = "{vit}"
-[[weights]]
-model = "t5-small"
-source = "{}/nowhere"
-sha256 = "{wrong}"
-"#,
-        folder.display(),
-        vit_file.display(),
-        out
-    );
+    let weights = [
+        e2e::weights_entry("bert-tiny", &folder, &bert),
+        e2e::weights_entry("vit-tiny", &vit_file, &vit),
+        e2e::weights_entry("t5-small", &dir.path().join("nowhere"), &wrong),
+    ]
+    .concat();
     let text = e2e::tiny_spec("real-weights", &["bert-tiny", "vit-tiny", "t5-small"], &[1], 60)
         .replace(r#"precisions = ["fp32", "bf16"]"#, r#"precisions = ["fp32"]"#)
         + &weights;
@@ -87,7 +48,7 @@ sha256 = "{wrong}"
     // refused, naming both hashes; the cell never runs on the files found.
     let changed = e2e::tiny_spec("changed-weights", &["bert-tiny"], &[1], 60)
         .replace(r#"precisions = ["fp32", "bf16"]"#, r#"precisions = ["fp32"]"#)
-        + &format!("[[weights]]\nmodel = \"bert-tiny\"\nsource = \"{}\"\nsha256 = \"{wrong}\"\n", folder.display());
+        + &e2e::weights_entry("bert-tiny", &folder, &wrong);
     let id = c.submit(&c.write_spec("changed.toml", &changed).expect("spec")).expect("submit");
     let s = c.wait_done(&id, std::time::Duration::from_secs(120)).await.expect("the sweep ends");
     assert_eq!(s.cells_by_state.get("unsupported").copied(), Some(1), "{s:?}");
