@@ -118,7 +118,7 @@ mod tests {
             let why = why.reason();
             assert!(why.contains(kind.as_str()) && why.contains("would run on the CPU"), "{why}");
         }
-        for engine in [Engine::Torch, Engine::TorchCompile, Engine::Onnxruntime, Engine::Openvino, Engine::Llamacpp] {
+        for engine in Engine::ALL.iter().copied().filter(|e| *e != Engine::Candle) {
             let why = place(&cell(HardwareKind::Cpu, engine), Some("cpu"), false).expect_err("no runner");
             assert!(matches!(why, NotPlaced::Unsupported(_)), "{why}");
             assert!(why.reason().starts_with(&format!("engine `{}` has no runner", engine.as_str())), "{why}");

@@ -4,7 +4,9 @@ from the same weights folder the other engines load (onnx_export.py), run by ONN
 Runtime with the execution provider the cell's device calls for: CPUExecutionProvider
 on `cpu`; CUDAExecutionProvider on `cuda:N` where the installed onnxruntime has it
 (onnxruntime-gpu); QNNExecutionProvider on `qnn:N` (a Snapdragon's NPU, through the HTP
-backend) where the installed onnxruntime has it (onnxruntime-qnn). The
+backend) where the installed onnxruntime has it (onnxruntime-qnn). With `--provider
+openvino` it is the engine `onnxruntime-openvino`: OpenVINOExecutionProvider on `cpu`
+(the onnxruntime-openvino package; install-onnxruntime-openvino.sh). The
 provider that really runs is the one ONNX Runtime reports for the session; a cell whose
 provider is not there is `unsupported`, never run on another. fp32 only (the export is
 fp32). Install: ops/runners/install-onnxruntime.sh.
@@ -19,13 +21,21 @@ import onnx_export  # noqa: E402
 
 import onnxruntime as ort  # noqa: E402
 
-PROVIDER_OF = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "qnn": "QNNExecutionProvider"}
+OPENVINO_EP = sys.argv[1:] == ["--provider", "openvino"]
+if OPENVINO_EP:
+    ENGINE, PROVIDER_OF = "onnxruntime-openvino", {"cpu": "OpenVINOExecutionProvider"}
+else:
+    ENGINE = "onnxruntime"
+    PROVIDER_OF = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "qnn": "QNNExecutionProvider"}
 # The QNN backend library that runs on the Hexagon NPU, as the QNN SDK names it.
 QNN_HTP = "QnnHtp.dll" if sys.platform == "win32" else "libQnnHtp.so"
 
 
 def devices():
     available = ort.get_available_providers()
+    if OPENVINO_EP:
+        present = "OpenVINOExecutionProvider" in available
+        return [{"device": "cpu", "name": protocol.cpu_name(), "execution_providers": ["OpenVINOExecutionProvider"]}] if present else []
     found = [{"device": "cpu", "name": protocol.cpu_name(), "execution_providers": [p for p in available if p == "CPUExecutionProvider"]}]
     if "CUDAExecutionProvider" in available:
         found.append({"device": "cuda:0", "name": "CUDA device 0", "execution_providers": ["CUDAExecutionProvider"]})
@@ -35,6 +45,9 @@ def devices():
 
 
 def provider_options(kind, index):
+    if OPENVINO_EP:
+        # The export's fp32, never OpenVINO's own choice (bf16 on CPUs that have it).
+        return {"device_type": "CPU", "precision": "FP32"}
     if kind == "cuda":
         return {"device_id": int(index or 0)}
     if kind == "qnn":
@@ -76,7 +89,7 @@ class OrtRunner:
 def main():
     hello = {
         "runner": "accelbench-onnxruntime",
-        "engine": "onnxruntime",
+        "engine": ENGINE,
         "engine_version": ort.__version__,
         "devices": devices(),
         "precisions": ["fp32"],

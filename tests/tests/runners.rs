@@ -149,22 +149,42 @@ fn the_torch_runner_loads_seeded_weights_and_times_iterations_on_the_cpu() {
     );
 }
 
+/// The python of onnxruntime-openvino's environment (install-onnxruntime-openvino.sh),
+/// layered over the runners' one.
+fn ort_openvino_python() -> PathBuf {
+    std::env::var_os("ACCELBENCH_ORT_OPENVINO_PY")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/accelbench-ort-openvino")))
+        .unwrap_or_default()
+        .join("bin/python")
+}
+
 /// The shipped runners that answer their handshake here (what an agent checks before
-/// it offers an engine), as `(engine, runner command after python)`; each missing one
-/// is named.
+/// it offers an engine), as `(engine, command)`; each missing one is named.
 fn installed_runners(python: &Path) -> Vec<(&'static str, Vec<String>)> {
     let script = |name: &str| runners_dir().join(format!("{name}_runner.py")).display().to_string();
+    let py = python.display().to_string();
     [
-        ("torch", vec![script("torch")]),
-        ("torch-compile", vec![script("torch"), "--compile".to_string()]),
-        ("onnxruntime", vec![script("onnxruntime")]),
-        ("openvino", vec![script("openvino")]),
-        ("llamacpp", vec![script("llamacpp")]),
+        ("torch", vec![py.clone(), script("torch")]),
+        ("torch-compile", vec![py.clone(), script("torch"), "--compile".into()]),
+        ("onnxruntime", vec![py.clone(), script("onnxruntime")]),
+        (
+            "onnxruntime-openvino",
+            vec![
+                ort_openvino_python().display().to_string(),
+                script("onnxruntime"),
+                "--provider".into(),
+                "openvino".into(),
+            ],
+        ),
+        ("openvino", vec![py.clone(), script("openvino")]),
+        ("llamacpp", vec![py, script("llamacpp")]),
     ]
     .into_iter()
     .filter_map(|(engine, command)| {
-        let args: Vec<&str> = command.iter().map(String::as_str).collect();
-        let (said, _) = converse(python, &args, &[]);
+        let args: Vec<&str> = command[1..].iter().map(String::as_str).collect();
+        let said =
+            if Path::new(&command[0]).exists() { converse(Path::new(&command[0]), &args, &[]).0 } else { Vec::new() };
         match said.first() {
             Some(FromRunner::Hello(h)) if h.engine == engine => Some((engine, command)),
             _ => {
@@ -192,13 +212,7 @@ async fn one_sweep_runs_every_installed_engine_on_the_same_weights() {
     let runners = installed_runners(&python);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("agent.toml");
-    let lines: Vec<String> = runners
-        .iter()
-        .map(|(engine, command)| {
-            let argv: Vec<String> = std::iter::once(python.display().to_string()).chain(command.clone()).collect();
-            format!("{engine:?} = {argv:?}")
-        })
-        .collect();
+    let lines: Vec<String> = runners.iter().map(|(engine, argv)| format!("{engine:?} = {argv:?}")).collect();
     std::fs::write(&config, format!("[runners]\n{}\n", lines.join("\n"))).expect("config");
     let (cache, onnx, real) = (dir.path().join("weights"), dir.path().join("onnx"), dir.path().join("real"));
     let env = [
@@ -258,9 +272,9 @@ async fn one_sweep_runs_every_installed_engine_on_the_same_weights() {
         .expect("query");
     assert_eq!(rows.len() as u64, n, "{rows:?}");
     let s = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or("").to_string();
-    for (engine, _) in runners.iter().filter(|(e, _)| *e != "llamacpp") {
-        let module = engine.trim_end_matches("-compile");
-        let said = Command::new(&python)
+    for (engine, argv) in runners.iter().filter(|(e, _)| *e != "llamacpp") {
+        let module = engine.split('-').next().unwrap_or(engine);
+        let said = Command::new(&argv[0])
             .args(["-c", &format!("import {module} as m; print(getattr(m, '__version__', None) or m.get_version())")])
             .output()
             .expect("python");
@@ -273,6 +287,7 @@ async fn one_sweep_runs_every_installed_engine_on_the_same_weights() {
             let device = s(r, "device");
             let want = match *engine {
                 "onnxruntime" => "cpu via CPUExecutionProvider",
+                "onnxruntime-openvino" => "cpu via OpenVINOExecutionProvider",
                 "openvino" => "cpu via CPU",
                 _ => "cpu",
             };

@@ -49,6 +49,8 @@ named_enum! {
         /// PyTorch with the model through `torch.compile` (the same runner, `--compile`).
         TorchCompile = "torch-compile",
         Onnxruntime = "onnxruntime",
+        /// ONNX Runtime with its OpenVINO execution provider (the same runner, `--provider openvino`).
+        OnnxruntimeOpenvino = "onnxruntime-openvino",
         Openvino = "openvino",
         Llamacpp = "llamacpp",
     }
