@@ -404,7 +404,8 @@ pub struct BenchArgs {
     /// Device: cpu, or cuda:N (needs an agent built with --features cuda)
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Engines, comma-separated: candle (built in), torch, onnxruntime, openvino, llamacpp;
+    /// Engines, comma-separated: candle (built in), torch, torch-compile, onnxruntime,
+    /// onnxruntime-openvino, openvino, llamacpp;
     /// each one but candle needs its runner in --config (docs/RUNNERS.md)
     #[arg(long, value_delimiter = ',', default_value = "candle")]
     pub engine: Vec<Engine>,

@@ -155,7 +155,7 @@ lease_seconds = 0
           matrix.sequence_lengths: got [], expected a list with at least one value
           matrix.precisions[1]: got `int8`, expected one of fp32, fp16, bf16, q8_0, q4_0, q4_1
           matrix.modes[1]: got `serving`, expected one of inference, training
-          matrix.engines[1]: got `tensorrt`, expected one of candle, torch, onnxruntime, openvino, llamacpp
+          matrix.engines[1]: got `tensorrt`, expected one of candle, torch, torch-compile, onnxruntime, onnxruntime-openvino, openvino, llamacpp
           matrix.exclude[0]: got axis `colours`, expected only the axes models, hardware, batch_sizes, sequence_lengths, precisions, modes, engines
           matrix.exclude[0].models[0]: got `lama-*`, expected a glob matching a catalog model
           matrix.exclude[1]: got {}, expected at least one axis (an empty exclude would remove every cell)
@@ -327,7 +327,8 @@ fn formats_follow_file_extensions() {
     assert_eq!(Format::from_extension("TOML"), Some(Format::Toml));
     assert_eq!(Format::from_extension("json"), Some(Format::Json));
     assert_eq!(Format::from_extension("yaml"), None);
-    assert_eq!(ENGINES, ["candle", "torch", "onnxruntime", "openvino", "llamacpp"]);
+    let engines = ["candle", "torch", "torch-compile", "onnxruntime", "onnxruntime-openvino", "openvino", "llamacpp"];
+    assert_eq!(ENGINES, engines);
 }
 
 #[test]
