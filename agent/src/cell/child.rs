@@ -176,9 +176,7 @@ fn runner_workload(
             export::folder_for_file(model, path, sha256, &export::default_cache())
         }
         Weights::Dir { path, .. } | Weights::Gguf { path, .. } => Ok(path.clone()),
-        Weights::Named { source, .. } => {
-            Err(BuildError::Unsupported(format!("weights `{source}` were not found on this agent")))
-        }
+        Weights::Named { source, .. } => Err(BuildError::Unsupported(crate::engine::weights::not_found(source))),
     }
     .map_err(unsupported_or_failed)?;
     let device = runner_device(&req.device);

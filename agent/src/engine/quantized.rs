@@ -88,9 +88,7 @@ fn open(spec: &WorkloadSpec) -> Result<(config::DecoderShape, gguf_file::Content
                 "quantized precisions load a .gguf file, not a safetensors directory".into(),
             ))
         }
-        Weights::Named { source, .. } => {
-            return Err(BuildError::Unsupported(format!("weights `{source}` were not found on this agent")))
-        }
+        Weights::Named { source, .. } => return Err(BuildError::Unsupported(super::weights::not_found(source))),
     };
     let mut reader = Cursor::new(bytes);
     let content = gguf_file::Content::read(&mut reader).map_err(|e| anyhow::anyhow!("reading gguf: {e}"))?;

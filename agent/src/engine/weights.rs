@@ -106,7 +106,7 @@ impl Weights {
                 Ok(VarBuilder::from_backend(Box::new(GemmLayout::new(tensors)), dtype, device.clone()))
             }
             Weights::Gguf { path, .. } => bail!("{} is a gguf file: run it at q8_0 or q4_0", path.display()),
-            Weights::Named { source, .. } => bail!("weights `{source}` were not found on this agent"),
+            Weights::Named { source, .. } => bail!("{}", not_found(source)),
         }
     }
 
@@ -251,6 +251,12 @@ pub fn command(command: &crate::cli::WeightsCommand, out: &mut impl std::io::Wri
         }
     }
     Ok(())
+}
+
+/// Why no engine runs `Named` weights: the agent did not find them (the worker swaps
+/// found ones in before a cell starts).
+pub fn not_found(source: &str) -> String {
+    format!("weights `{source}` were not found on this agent")
 }
 
 /// The Hugging Face cache folder: `$HF_HOME`, else `~/.cache/huggingface`.
