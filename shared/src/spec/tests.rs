@@ -418,7 +418,8 @@ fn weights_entries_serve_their_model_at_the_precisions_their_format_runs() {
     let bert = spec.weights_for("bert-tiny", Precision::Fp32).expect("bert's folder serves fp32");
     assert_eq!((bert.model.as_str(), bert.sha256.as_str()), ("bert-tiny", HASH), "catalog spelling, lowercase hash");
     assert_eq!(bert.precisions, vec![Precision::Fp32, Precision::Fp16, Precision::Bf16]);
-    assert!(spec.weights_for("llama-tiny", Precision::Q8_0).is_some_and(|w| w.is_gguf()));
+    let gguf = spec.weights_for("llama-tiny", Precision::Q8_0).expect("the .GGUF serves q8_0");
+    assert_eq!(gguf.precisions, vec![Precision::Q8_0, Precision::Q4_0, Precision::Q4_1]);
     assert!(spec.weights_for("llama-tiny", Precision::Fp32).is_none(), "a .gguf serves quantized precisions only");
     // The stored form reads back the same, and a spec without weights stores no key.
     let stored = serde_json::to_string(&spec).unwrap();

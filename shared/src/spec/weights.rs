@@ -35,17 +35,13 @@ pub const MAX_WEIGHTS_ENTRIES: usize = 1_000;
 pub const MAX_SOURCE_CHARS: usize = 4_096;
 
 impl ModelWeights {
-    /// Whether the source names a GGUF file (by its extension, any case).
-    pub fn is_gguf(&self) -> bool {
-        is_gguf(&self.source)
-    }
-
     /// Whether these are the files of `model`'s cells at `precision`.
     pub fn serves(&self, model: &str, precision: Precision) -> bool {
         self.model == model && self.precisions.contains(&precision)
     }
 }
 
+/// Whether a source names a GGUF file (by its extension, any case).
 fn is_gguf(source: &str) -> bool {
     source.to_ascii_lowercase().ends_with(".gguf")
 }
