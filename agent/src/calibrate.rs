@@ -149,7 +149,12 @@ pub fn exec_calibration(device: &str, hardware_class: &str, mut out: impl Write)
 /// predictions for its class say that no calibration exists.
 pub fn calibrate_all(exe: &Path, fp: &Fingerprint) -> Vec<Calibration> {
     let mut out = Vec::new();
-    for slot in Slots::of(fp).all() {
+    // Calibration runs the built-in engine: devices only runners drive have none.
+    let built_in = |slot: &&crate::slots::Slot| {
+        let kind = shared::hardware::HardwareClass::split(&slot.class).0;
+        kind.parse().is_ok_and(crate::placement::built_in_drives)
+    };
+    for slot in Slots::of(fp).all().filter(built_in) {
         match calibrate_device(exe, &slot.device, &slot.class) {
             Ok(found) => out.extend(found),
             Err(e) => tracing::warn!(device = slot.device, error = %format!("{e:#}"), "calibration failed"),

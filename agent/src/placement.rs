@@ -13,7 +13,7 @@ use shared::spec::{Engine, HardwareKind};
 
 use crate::engine;
 
-/// The device a cell runs on (`cpu`, `cuda:<NVML index>`), or why it cannot run here.
+/// The device a cell runs on (`cpu`, `<kind>:<index>`), or why it cannot run here.
 pub type Placement = Result<String, NotPlaced>;
 
 /// Why a cell does not run here; callers branch on the kind.
@@ -61,6 +61,11 @@ pub fn place(cell: &Cell, slot_device: Option<&str>, has_runner: bool) -> Placem
     }
 }
 
+/// Whether the built-in engine drives devices of `kind` in this build.
+pub fn built_in_drives(kind: HardwareKind) -> bool {
+    candle_backend(kind).is_ok()
+}
+
 /// Whether the built-in engine has a backend for `kind` in this build.
 fn candle_backend(kind: HardwareKind) -> Result<(), NotPlaced> {
     use NotPlaced::Unsupported;
@@ -70,7 +75,7 @@ fn candle_backend(kind: HardwareKind) -> Result<(), NotPlaced> {
                 "this agent was built without CUDA (the `cuda` feature): the cell would run on the CPU".into(),
             ))
         }
-        HardwareKind::Rocm | HardwareKind::Metal | HardwareKind::Qnn => {
+        HardwareKind::Rocm | HardwareKind::Metal | HardwareKind::Qnn | HardwareKind::Xpu | HardwareKind::Npu => {
             return Err(Unsupported(format!(
                 "the built-in candle engine has no {} backend on this agent: the cell would run on the CPU",
                 kind.as_str()
@@ -112,7 +117,7 @@ mod tests {
         } else {
             assert!(cuda.is_err_and(|why| matches!(&why, NotPlaced::Unsupported(w) if w.contains("without CUDA"))));
         }
-        for kind in [HardwareKind::Metal, HardwareKind::Rocm, HardwareKind::Qnn] {
+        for kind in [HardwareKind::Metal, HardwareKind::Rocm, HardwareKind::Qnn, HardwareKind::Xpu, HardwareKind::Npu] {
             let why = place(&cell(kind, Engine::Candle), None, false).expect_err("no backend");
             assert!(matches!(why, NotPlaced::Unsupported(_)), "{why}");
             let why = why.reason();
@@ -126,6 +131,7 @@ mod tests {
             // the runner answers for itself when it loads.
             assert_eq!(place(&cell(HardwareKind::Cpu, engine), Some("cpu"), true), Ok("cpu".into()));
             assert_eq!(place(&cell(HardwareKind::Rocm, engine), Some("rocm:1"), true), Ok("rocm:1".into()));
+            assert_eq!(place(&cell(HardwareKind::Npu, engine), Some("npu:0"), true), Ok("npu:0".into()));
         }
     }
 }

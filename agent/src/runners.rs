@@ -404,6 +404,38 @@ mod tests {
         assert!(why.starts_with("no hello within 300ms"), "{why}");
     }
 
+    /// An engine registers the classes of the devices its runner named in the agent's
+    /// notation and the fingerprint shows: Intel's GPU and NPU included; a device in
+    /// another notation or one the machine lacks is left out.
+    #[test]
+    fn an_engine_registers_the_classes_of_the_devices_it_named() {
+        use shared::fingerprint::{GpuDevice, GpuVendor};
+        let mut fp: Fingerprint =
+            serde_json::from_str(include_str!("../tests/fixtures/h100x8-fingerprint.json")).expect("fixture");
+        fp.gpus = vec![
+            GpuDevice::new(0, GpuVendor::Intel, HardwareKind::Xpu, "Intel Arc A770"),
+            GpuDevice::new(0, GpuVendor::Intel, HardwareKind::Npu, "Intel NPU (Meteor Lake)"),
+        ];
+        let devices = ["cpu", "xpu:0", "npu:0", "gpu.0", "metal:0", "xpu:1"]
+            .map(|d| format!(r#"{{"device":"{d}","name":"n"}}"#))
+            .join(",");
+        let hello = HELLO
+            .replace(r#""engine":"torch""#, r#""engine":"openvino""#)
+            .replace(r#"[{"device":"cpu","name":"x"}]"#, &format!("[{devices}]"));
+        let hello: Hello = match parse_line(&hello) {
+            Ok(FromRunner::Hello(hello)) => hello,
+            other => panic!("not a hello: {other:?}"),
+        };
+        let present = Present { by_engine: BTreeMap::from([("openvino".to_string(), (vec![], hello))]) };
+        let registered = present.registration(&fp);
+        assert_eq!(registered.len(), 1);
+        let cpu = fp.hardware_class_of(HardwareKind::Cpu).expect("a cpu class");
+        assert_eq!(
+            registered[0].hardware_classes,
+            [cpu, "npu/Intel NPU (Meteor Lake)".to_string(), "xpu/Intel Arc A770".to_string()]
+        );
+    }
+
     /// A runner in sh: hello, then `loaded`, 4 ms iterations and exit on `end`; any
     /// `load` of family `llama` is unsupported, of `t5` out of memory, of `whisper` runs
     /// out of memory at every `run`; and `run` number 3 kills it when asked to die.

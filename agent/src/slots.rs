@@ -1,5 +1,5 @@
-//! The agent's device slots: one for the CPU and one per CUDA device, each running at
-//! most one cell at a time. They mirror the device groups the coordinator plans with
+//! The agent's device slots: one for the CPU and one per accelerator device, each running
+//! at most one cell at a time. They mirror the device groups the coordinator plans with
 //! (one group per hardware class, one slot per device), so an 8-GPU box runs eight
 //! cells at once, each pinned to its own GPU.
 //!
@@ -13,7 +13,8 @@ use shared::hardware::{HardwareClass, HardwareKind};
 pub struct Slot {
     /// Its hardware class, as registered: `cpu/AMD EPYC 7B13`, `cuda/NVIDIA H100 80GB HBM3`.
     pub class: String,
-    /// The device a cell in it opens: `cpu`, or `cuda:<NVML index>`.
+    /// The device a cell in it opens: `cpu`, or `<kind>:<index>` (`cuda:<NVML index>`,
+    /// `rocm:0`, `xpu:1`), the notation runners use too.
     pub device: String,
 }
 
@@ -24,18 +25,17 @@ pub struct Slots {
 }
 
 impl Slots {
-    /// One CPU slot (the machine's CPU class) and one slot per CUDA device. Other
-    /// accelerators get no slot: the built-in engine cannot run on them (see
-    /// [`crate::placement`]), and their cells are answered `unsupported` from the CPU slot's
-    /// turn instead of being run.
+    /// One CPU slot (the machine's CPU class) and one slot per accelerator device of any
+    /// kind: a runner may drive a device the built-in engine cannot, and
+    /// [`crate::placement`] answers a cell its engine cannot run there `unsupported`.
     pub fn of(fp: &Fingerprint) -> Slots {
         let mut slots = Vec::new();
         if let Some(cpu) = fp.hardware_class_of(HardwareKind::Cpu) {
             slots.push((Slot { class: cpu, device: "cpu".into() }, false));
         }
-        for gpu in fp.gpus.iter().filter(|g| g.backend == HardwareKind::Cuda) {
+        for gpu in &fp.gpus {
             if let Some(class) = gpu.hardware_class() {
-                slots.push((Slot { class, device: format!("cuda:{}", gpu.index) }, false));
+                slots.push((Slot { class, device: format!("{}:{}", gpu.backend, gpu.index) }, false));
             }
         }
         Slots { slots }
@@ -97,5 +97,25 @@ mod tests {
         assert_eq!(slots.n_free(), 0);
         slots.release(cpu_idx);
         assert_eq!(slots.take("", "cpu").map(|(i, _)| i), Some(cpu_idx));
+    }
+
+    /// Accelerators the built-in engine lacks get slots too (a runner may drive them),
+    /// named as runners name them.
+    #[test]
+    fn every_accelerator_kind_gets_a_slot() {
+        use shared::fingerprint::{GpuDevice, GpuVendor};
+        let json = include_str!("../tests/fixtures/h100x8-fingerprint.json");
+        let mut fp: Fingerprint = serde_json::from_str(json).expect("fixture fingerprint");
+        fp.gpus = vec![
+            GpuDevice::new(0, GpuVendor::Intel, HardwareKind::Xpu, "Intel Arc A770"),
+            GpuDevice::new(0, GpuVendor::Intel, HardwareKind::Npu, "Intel NPU (Meteor Lake)"),
+            GpuDevice::new(1, GpuVendor::Amd, HardwareKind::Rocm, "AMD Instinct MI210"),
+        ];
+        let mut slots = Slots::of(&fp);
+        let devices: Vec<&str> = slots.all().map(|s| s.device.as_str()).collect();
+        assert_eq!(devices, ["cpu", "xpu:0", "npu:0", "rocm:1"]);
+        let (_, npu) = slots.take("npu/Intel NPU (Meteor Lake)", "npu").expect("the npu slot");
+        assert_eq!(npu.device, "npu:0");
+        assert!(slots.take("npu/Intel NPU (Meteor Lake)", "npu").is_none(), "one cell at a time on it");
     }
 }

@@ -81,6 +81,7 @@ fn dual_xeon_summary() {
         probe      memory: found, 540623736832 bytes total
         probe      os: found, Ubuntu 22.04
         probe      amdgpu: absent, no drm cards in /sys/class/drm
+        probe      intel: absent, no drm card or accel device with vendor 0x8086
         probe      snapdragon: absent, no qualcomm soc: soc0, device tree and cpuinfo name none
         classes    cpu/Intel Xeon Platinum 8380
         hash       HASH

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """accelbench's OpenVINO runner (docs/RUNNERS.md): the cell's model exported to ONNX from
 the same weights folder the other engines load (onnx_export.py), read and compiled by
-OpenVINO for its CPU plugin (`cpu`; an Intel GPU or NPU shows up as `gpu.N`/`npu` where
-its plugin is installed). The inference precision is set to the cell's, never left to
+OpenVINO for its CPU plugin (`cpu`), or an Intel GPU (`xpu:N`) or NPU (`npu:0`) where its
+plugin and driver are installed (untried here: no such device). The inference precision is set to the cell's, never left to
 OpenVINO's default (which is bf16 on CPUs that have it): fp32, or bf16 where the CPU
 plugin says it can. Install: ops/runners/install-openvino.sh.
 """
@@ -19,15 +19,40 @@ import openvino as ov  # noqa: E402
 HINTS = {"fp32": ov.Type.f32, "bf16": ov.Type.bf16}
 
 
-def agent_name(ov_device):
-    """OpenVINO's device names in the agent's notation: CPU -> cpu, GPU.1 -> gpu.1."""
-    return "cpu" if ov_device == "CPU" else ov_device.lower()
+def pci_address(core, ov_device):
+    """A GPU's PCI address as a sortable tuple, or None where OpenVINO does not say it."""
+    try:
+        info = core.get_property(ov_device, "DEVICE_PCI_INFO")
+        return tuple(int(getattr(info, part)) for part in ("domain", "bus", "device", "function"))
+    except Exception:  # an older OpenVINO, or a plugin without the property
+        return None
+
+
+def agent_names(core):
+    """OpenVINO's devices in the agent's notation: CPU -> cpu, the Intel GPUs -> xpu:N, the
+    NPU -> npu:0. The agent numbers Intel GPUs in PCI address order (agent/src/detect/intel.rs),
+    so several GPUs are named only when OpenVINO gives every one's address; one GPU needs none.
+    Devices left out are simply not offered."""
+    names = {}
+    gpus = [d for d in core.available_devices if d.split(".")[0] == "GPU"]
+    addresses = {d: pci_address(core, d) for d in gpus}
+    if len(gpus) == 1 or all(addresses.values()):
+        for i, d in enumerate(sorted(gpus, key=lambda d: addresses[d] or ())):
+            names[d] = f"xpu:{i}"
+    elif gpus:
+        print(f"{len(gpus)} GPUs without PCI addresses from OpenVINO: not offered (their order is unknown)", file=sys.stderr)
+    for d in core.available_devices:
+        if d == "CPU":
+            names[d] = "cpu"
+        elif d == "NPU":
+            names[d] = "npu:0"
+    return names
 
 
 def devices(core):
     return [
-        {"device": agent_name(d), "name": core.get_property(d, "FULL_DEVICE_NAME"), "execution_providers": [d]}
-        for d in core.available_devices
+        {"device": name, "name": core.get_property(d, "FULL_DEVICE_NAME"), "execution_providers": [d]}
+        for d, name in agent_names(core).items()
     ]
 
 
@@ -41,7 +66,7 @@ class OpenVinoRunner:
             raise protocol.Unsupported(f"the openvino runner runs {sorted(HINTS)}, not {precision!r}")
         if cell["mode"] != "inference":
             raise protocol.Unsupported(f"the openvino runner runs inference only, not {cell['mode']!r}")
-        by_name = {agent_name(d): d for d in self.core.available_devices}
+        by_name = {name: d for d, name in agent_names(self.core).items()}
         target = by_name.get(cell["device"])
         if target is None:
             raise protocol.Unsupported(f"no OpenVINO device {cell['device']!r} here (it has {sorted(by_name)})")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """accelbench's PyTorch runner (docs/RUNNERS.md): PyTorch through Hugging Face
-transformers, on the CPU, CUDA, ROCm (a ROCm build of torch, through the same code) or
-Apple's MPS. One cell per process; the agent starts it and speaks the protocol.
+transformers, on the CPU, CUDA, ROCm (a ROCm build of torch, through the same code),
+Apple's MPS or an Intel GPU (torch's XPU build; untried here, no such device). One cell per process; the agent starts it and speaks the protocol.
 
 Decoders (llama, qwen2) are timed the way candle's decoder cells are: a prefill of the
 prompt to the first token's logits, then `decode_steps` greedy steps on the KV cache,
@@ -22,6 +22,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import accelbench_runner as protocol  # noqa: E402
 
+# Intel GPUs in PCI address order, the order the agent numbers them xpu:N in
+# (agent/src/detect/intel.rs); Level Zero's own order may differ. Set before torch loads.
+os.environ["ZE_ENABLE_PCI_ID_DEVICE_ORDER"] = "1"
 import torch  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -38,8 +41,13 @@ def devices():
         kind = "rocm" if torch.version.hip else "cuda"
         for i in range(torch.cuda.device_count()):
             found.append({"device": f"{kind}:{i}", "name": torch.cuda.get_device_name(i)})
+    # An Intel GPU through torch's XPU build (in PCI order: see the top).
+    if getattr(torch, "xpu", None) is not None and torch.xpu.is_available():
+        for i in range(torch.xpu.device_count()):
+            found.append({"device": f"xpu:{i}", "name": torch.xpu.get_device_name(i)})
+    # Apple's GPU through MPS: the fingerprint's metal:0.
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        found.append({"device": "mps", "name": "Apple MPS"})
+        found.append({"device": "metal:0", "name": "Apple MPS"})
     return found
 
 
@@ -48,9 +56,13 @@ def torch_device(name):
     present = {d["device"] for d in devices()}
     if name not in present:
         raise protocol.Unsupported(f"device {name!r} is not available to torch here (it has {sorted(present)})")
-    if name == "cpu" or name == "mps":
-        return torch.device(name)
-    return torch.device("cuda", int(name.split(":")[1]))
+    if name == "cpu":
+        return torch.device("cpu")
+    kind, index = name.split(":")
+    if kind == "metal":
+        return torch.device("mps")
+    # rocm:N is torch.cuda's device N on a ROCm build.
+    return torch.device("xpu" if kind == "xpu" else "cuda", int(index))
 
 
 class TorchRunner:
@@ -122,6 +134,8 @@ class TorchRunner:
             torch.cuda.synchronize(self.device)
         elif self.device.type == "mps":
             torch.mps.synchronize()
+        elif self.device.type == "xpu":
+            torch.xpu.synchronize(self.device)
 
     def forward(self, inputs):
         try:

@@ -26,6 +26,11 @@ named_enum! {
         Metal = "metal",
         /// Qualcomm AI Engine (Snapdragon NPU) through QNN.
         Qnn = "qnn",
+        /// An Intel GPU (Arc, Data Center GPU Flex/Max, integrated Xe): oneAPI's and
+        /// PyTorch's `xpu`, OpenVINO's `GPU`.
+        Xpu = "xpu",
+        /// An Intel NPU (Core Ultra's AI Boost), through OpenVINO's `NPU` device.
+        Npu = "npu",
     }
 }
 
@@ -135,7 +140,7 @@ mod tests {
         }
         assert_eq!(
             InvalidHardwareClass("tpu/v5e".into()).to_string(),
-            "invalid hardware class `tpu/v5e`, expected <kind>/<device name> with a kind among cpu, cuda, rocm, metal, qnn"
+            "invalid hardware class `tpu/v5e`, expected <kind>/<device name> with a kind among cpu, cuda, rocm, metal, qnn, xpu, npu"
         );
     }
 
@@ -162,6 +167,6 @@ mod tests {
         for kind in HardwareKind::ALL {
             assert_eq!(serde_json::to_string(kind).expect("serialises"), format!("\"{kind}\""));
         }
-        assert_eq!(HardwareKind::NAMES, ["cpu", "cuda", "rocm", "metal", "qnn"]);
+        assert_eq!(HardwareKind::NAMES, ["cpu", "cuda", "rocm", "metal", "qnn", "xpu", "npu"]);
     }
 }

@@ -79,7 +79,9 @@ pub struct Hello {
 /// One device a runner can use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunnerDevice {
-    /// In the agent's notation: `cpu`, `cuda:0`, `mps`, `rocm:0`, `qnn`, `gpu.0` (OpenVINO).
+    /// In the agent's notation: `cpu`, or `<kind>:<index>` as the fingerprint numbers the
+    /// devices of that hardware kind (`cuda:0`, `rocm:0`, `metal:0`, `qnn:0`, `xpu:0`,
+    /// `npu:0`).
     pub device: String,
     /// What it is, e.g. `NVIDIA H100 80GB HBM3`.
     pub name: String,

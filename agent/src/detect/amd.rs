@@ -83,7 +83,7 @@ pub fn pcie_link(speed: Option<&str>, width: Option<&str>) -> Option<PcieLink> {
     Some(PcieLink { generation, width })
 }
 
-fn parse_hex(text: &str) -> Option<u32> {
+pub(crate) fn parse_hex(text: &str) -> Option<u32> {
     u32::from_str_radix(text.trim().trim_start_matches("0x"), 16).ok()
 }
 

@@ -9,6 +9,7 @@
 //!
 //! One file per probe: [`cpu`] (`/proc/cpuinfo`, cpu topology, frequencies, caches),
 //! [`system`] (memory, NUMA, OS, hostname), [`nvidia`] (NVML), [`amd`] (amdgpu sysfs),
+//! [`intel`] (Intel GPUs and NPUs in sysfs),
 //! [`apple`] (macOS command output), [`snapdragon`] (soc0, device tree, QNN SDK).
 //! Parsers take text, readers take a root path; only [`detect`] touches the real `/`.
 //!
@@ -19,6 +20,7 @@
 pub mod amd;
 pub mod apple;
 pub mod cpu;
+pub mod intel;
 pub mod nvidia;
 pub mod snapdragon;
 pub mod system;
@@ -82,7 +84,7 @@ fn cross_check_memory(fp: &mut Fingerprint) {
 }
 
 /// A Linux fingerprint from the files under `root` (`/` on the real machine): CPU,
-/// memory, NUMA, OS, hostname, AMD GPUs and a Snapdragon SoC. NVML is not file-based and
+/// memory, NUMA, OS, hostname, AMD and Intel GPUs, Intel NPUs and a Snapdragon SoC. NVML is not file-based and
 /// is left to [`detect`].
 pub fn detect_from(root: &Path, env: &ProbeEnv) -> Fingerprint {
     let mut probes = Vec::new();
@@ -106,6 +108,9 @@ pub fn detect_from(root: &Path, env: &ProbeEnv) -> Fingerprint {
     let (amd_gpus, amd_report) = amd::probe(root);
     gpus.extend(amd_gpus);
     probes.push(amd_report);
+    let (intel_devices, intel_report) = intel::probe(root);
+    gpus.extend(intel_devices);
+    probes.push(intel_report);
 
     let (soc, soc_reports) = snapdragon::probe(root, &cpuinfo, env);
     probes.extend(soc_reports);

@@ -128,6 +128,7 @@ pub enum GpuVendor {
     Amd,
     Apple,
     Qualcomm,
+    Intel,
 }
 
 /// One GPU or NPU. Every query may fail on its own, so nearly everything is optional.
@@ -137,7 +138,7 @@ pub struct GpuDevice {
     pub index: u32,
     pub vendor: GpuVendor,
     /// The programming interface the device is driven through (`cuda`, `rocm`, `metal`,
-    /// `qnn`): the kind part of its hardware class. Never `cpu`, which reading refuses.
+    /// `qnn`, `xpu`, `npu`): the kind part of its hardware class. Never `cpu`, which reading refuses.
     #[serde(deserialize_with = "accelerator_kind")]
     pub backend: HardwareKind,
     /// Marketing name: `NVIDIA H100 80GB HBM3`, `AMD Instinct MI210`, `Apple M2 Max`,
@@ -189,7 +190,7 @@ impl GpuDevice {
 }
 
 /// The kinds a device's backend may be: every [`HardwareKind`] but `cpu`.
-const ACCELERATOR_KINDS: &[&str] = &["cuda", "rocm", "metal", "qnn"];
+const ACCELERATOR_KINDS: &[&str] = &["cuda", "rocm", "metal", "qnn", "xpu", "npu"];
 
 /// Reads a device's backend, refusing `cpu` with the error any other unknown name gets.
 fn accelerator_kind<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<HardwareKind, D::Error> {
@@ -251,7 +252,7 @@ pub enum ProbeStatus {
 /// What one probe found, or why it found nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeReport {
-    /// `cpu`, `memory`, `os`, `nvml`, `amdgpu`, `apple`, `snapdragon`, `qnn`.
+    /// `cpu`, `memory`, `os`, `nvml`, `amdgpu`, `intel`, `apple`, `snapdragon`, `qnn`.
     pub probe: String,
     pub status: ProbeStatus,
     /// Lowercase, no closing full stop: `found 2 devices`, `libnvidia-ml.so not found`.

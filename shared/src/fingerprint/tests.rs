@@ -148,7 +148,7 @@ fn serde_round_trip() {
 #[test]
 fn a_device_backend_is_never_cpu() {
     let json = serde_json::to_string(&h100(0, "GPU-aaaa")).expect("serialise");
-    for kind in ["cuda", "rocm", "metal", "qnn"] {
+    for kind in ["cuda", "rocm", "metal", "qnn", "xpu", "npu"] {
         let other = json.replace(r#""backend":"cuda""#, &format!(r#""backend":"{kind}""#));
         assert_eq!(serde_json::from_str::<GpuDevice>(&other).expect("an accelerator").backend.as_str(), kind);
     }
@@ -156,7 +156,9 @@ fn a_device_backend_is_never_cpu() {
         let other = json.replace(r#""backend":"cuda""#, &format!(r#""backend":"{bad}""#));
         let err = serde_json::from_str::<GpuDevice>(&other).expect_err(bad).to_string();
         assert!(
-            err.starts_with(&format!("unknown variant `{bad}`, expected one of `cuda`, `rocm`, `metal`, `qnn`")),
+            err.starts_with(&format!(
+                "unknown variant `{bad}`, expected one of `cuda`, `rocm`, `metal`, `qnn`, `xpu`, `npu`"
+            )),
             "{err}"
         );
     }

@@ -141,11 +141,11 @@ lease_seconds = 0
           matrix.models[1]: got `bert-bas`, expected a catalog model; closest: bert-base-uncased, bert-tiny, vit-base-patch16-224
           matrix.models[2]: got `bert-base-uncased` again, expected each value once
           matrix.models[3]: got `gpt-5`, expected a catalog model; closest: vit-base-patch16-224, vit-tiny, all-MiniLM-L6-v2
-          matrix.hardware[1]: got `tpu`, expected a hardware kind, one of cpu, cuda, rocm, metal, qnn
+          matrix.hardware[1]: got `tpu`, expected a hardware kind, one of cpu, cuda, rocm, metal, qnn, xpu, npu
           matrix.hardware[2]: got min_memory_gib = -1, expected a number of GiB > 0
           matrix.hardware[3]: got key `colour`, expected only the keys kind, min_memory_gib, name
           matrix.hardware[4]: got `[`, expected a valid glob pattern (invalid range pattern at position 0)
-          matrix.hardware[5]: got 3, expected a hardware kind (cpu, cuda, rocm, metal, qnn) or a table { kind, min_memory_gib, name }
+          matrix.hardware[5]: got 3, expected a hardware kind (cpu, cuda, rocm, metal, qnn, xpu, npu) or a table { kind, min_memory_gib, name }
           matrix.hardware[6]: got `cpu` again, expected each value once
           matrix.fan_out: got `everywhere`, expected one of any, each_hardware_class, each_agent
           matrix.batch_sizes[1]: got 0, expected an integer >= 1

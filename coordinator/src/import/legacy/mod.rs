@@ -436,6 +436,7 @@ fn hardware_class(hardware: &str, file: &FileContext) -> Result<(HardwareKind, S
         "cuda" | "gpu" => Ok((HardwareKind::Cuda, format!("cuda/{}", device_or_unknown(&file.cuda_device)))),
         "mps" | "metal" => Ok((HardwareKind::Metal, "metal/unknown".to_string())),
         "rocm" => Ok((HardwareKind::Rocm, "rocm/unknown".to_string())),
+        "xpu" => Ok((HardwareKind::Xpu, "xpu/unknown".to_string())),
         "" => Err("no hardware named".to_string()),
         other => Err(format!("hardware `{other}` has no accelbench hardware class")),
     }
