@@ -2,10 +2,12 @@
 # Runs many seeded fault runs on a 3-node Raft cluster (tests/tests/raft_faults.rs) and
 # sums what they found.
 #   ops/reliability/cluster-fault-runs.sh [RUNS] [FIRST_SEED]
-# Each run starts three coordinators and two agents on loopback with a TCP proxy on every
-# link, strikes with 1-3 seeded faults (SIGKILL or SIGSTOP of nodes, SIGKILL of an agent,
-# a node cut off, one-way and flapping links, slow links, a node's disk full or failing
-# its fsyncs) during a sweep of 120 cells,
+# Each run starts three coordinators and three agents, each in a network namespace of its
+# own where this runs as root (else on loopback), with a TCP proxy of ours on every link;
+# strikes with 1-3 seeded faults (SIGKILL or SIGSTOP of nodes, SIGKILL of an agent, a node
+# cut off, one-way and flapping links, slow links, a node's disk full or failing its
+# fsyncs) during a sweep of 120 one-iteration cells (ACCELBENCH_CLUSTER_FAULT_CELLS=1000
+# for more);
 # heals, drains, and counts cells not done, duplicated rows, unacknowledged results and
 # sweeps not done within 30 s of the heal. Timed: leader kill and leader isolation to the
 # next acknowledged result, a killed agent's cell to its next lease. Seeds go in chunks
@@ -49,7 +51,8 @@ dirty="$(printf '%s\n' "$lines" | grep '^cluster-fault' | grep -vc 'clean=true')
 struck="$(printf '%s\n' "$lines" | sed -n 's/.* struck=\([0-9]*\)\/\([0-9]*\) .*/\1 \2/p' | awk '{ s += $1; n += $2 } END { print s "/" n }')"
 # The sum of a count over the runs that report it (older runs may not).
 sum() { printf '%s\n' "$lines" | sed -n "s/.* $1=\([0-9]*\) .*/\1/p" | awk '{ s += $1; n++ } END { if (n) print s; else print "not-counted" }'; }
-echo "runs=$runs_done not_clean=$dirty faults_struck=$struck duplicated=$(sum duplicated) lost=$(sum lost) unexpected=$(sum unexpected) unacknowledged=$(sum unacknowledged)"
+in_ns="$(printf '%s\n' "$lines" | grep -c 'namespaces=true')"
+echo "runs=$runs_done in_network_namespaces=$in_ns not_clean=$dirty faults_struck=$struck duplicated=$(sum duplicated) lost=$(sum lost) unexpected=$(sum unexpected) unacknowledged=$(sum unacknowledged)"
 # p50, p99 and max of one figure (a list in brackets on each line) over every run.
 figure() {
     ms="$(printf '%s\n' "$lines" | sed -n "s/.* $1=\[\([^]]*\)\].*/\1/p" | tr ',' '\n' | tr -d ' ' | grep -v '^$' | sort -n)"

@@ -28,6 +28,7 @@ pub mod diskfault;
 pub mod fault;
 pub mod fuzz;
 pub mod netfault;
+pub mod netns;
 pub mod otlp;
 pub mod raft;
 pub mod s3;
@@ -536,28 +537,48 @@ pub fn weights_entry(model: &str, source: &Path, sha256: &str) -> String {
 /// A small sweep of tiny models with a short measurement policy; `lease_seconds` short
 /// so that a killed agent's lease expires quickly.
 pub fn tiny_spec(name: &str, models: &[&str], batches: &[u32], lease_seconds: u32) -> String {
+    spec_measured(name, models, batches, &[16], lease_seconds, "warmup = { iterations = 1, min_seconds = 0.0 }\nmin_iterations = 3\nmin_seconds = 0.2\nmax_seconds = 2.0\ntarget_relative_ci = 0.5")
+}
+
+/// [`tiny_spec`] with cells as short as a cell can be: no warmup, one timed iteration.
+/// For runs that need many cells through the system quickly, not their numbers.
+pub fn one_iteration_spec(
+    name: &str,
+    models: &[&str],
+    batches: &[u32],
+    sequence_lengths: &[u32],
+    lease_seconds: u32,
+) -> String {
+    spec_measured(name, models, batches, sequence_lengths, lease_seconds, "warmup = { iterations = 0, min_seconds = 0.0 }\nmin_iterations = 1\nmin_seconds = 0.0\nmax_seconds = 1.0\ntarget_relative_ci = 0.99")
+}
+
+fn spec_measured(
+    name: &str,
+    models: &[&str],
+    batches: &[u32],
+    seqs: &[u32],
+    lease_seconds: u32,
+    measure: &str,
+) -> String {
     let models: Vec<String> = models.iter().map(|m| format!("\"{m}\"")).collect();
-    let batches: Vec<String> = batches.iter().map(u32::to_string).collect();
+    let list = |values: &[u32]| values.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
     format!(
         r#"name = "{name}"
 [matrix]
 models = [{}]
 hardware = ["cpu"]
 batch_sizes = [{}]
-sequence_lengths = [16]
+sequence_lengths = [{}]
 precisions = ["fp32", "bf16"]
 [measure]
-warmup = {{ iterations = 1, min_seconds = 0.0 }}
-min_iterations = 3
-min_seconds = 0.2
-max_seconds = 2.0
-target_relative_ci = 0.5
+{measure}
 [policy]
 max_attempts = 3
 lease_seconds = {lease_seconds}
 "#,
         models.join(", "),
-        batches.join(", ")
+        list(batches),
+        list(seqs)
     )
 }
 

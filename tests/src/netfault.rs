@@ -1,5 +1,5 @@
-//! Network faults between real processes on loopback, without `tc netem` (these machines
-//! have none): every connection one process makes to a coordinator goes through a TCP
+//! Network faults between real processes, without `tc netem` (these machines have none):
+//! every connection one process makes to a coordinator goes through a TCP
 //! proxy of ours, one proxy per (from, to) pair, so a link can be cut, slowed or reset on
 //! its own and in one direction.
 //!
@@ -18,7 +18,7 @@
 //! node 2 still reaches node 1.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -40,6 +40,8 @@ pub enum Mode {
 pub struct Net {
     runtime: tokio::runtime::Runtime,
     targets: BTreeMap<u64, SocketAddr>,
+    /// The address the proxies listen on.
+    listen: IpAddr,
     links: Mutex<BTreeMap<(String, u64), Link>>,
 }
 
@@ -49,14 +51,19 @@ struct Link {
 }
 
 impl Net {
-    /// Proxies for nodes at `targets` (id → the address the node listens on).
+    /// Proxies on loopback for nodes at `targets` (id → the address the node listens on).
     pub fn new(targets: BTreeMap<u64, SocketAddr>) -> Net {
+        Net::listening_on(targets, IpAddr::from([127, 0, 0, 1]))
+    }
+
+    /// Proxies listening on `listen` (in the fault runs' namespaces: [`crate::netns::PROXY_IP`]).
+    pub fn listening_on(targets: BTreeMap<u64, SocketAddr>, listen: IpAddr) -> Net {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("the proxies' runtime");
-        Net { runtime, targets, links: Mutex::new(BTreeMap::new()) }
+        Net { runtime, targets, listen, links: Mutex::new(BTreeMap::new()) }
     }
 
     /// The URL through which `from` (a name: `n1`, `a2`) reaches node `to`.
@@ -67,7 +74,7 @@ impl Net {
             return format!("https://{}", link.addr);
         }
         let target = self.targets[&to];
-        let listener = self.runtime.block_on(TcpListener::bind("127.0.0.1:0")).expect("a proxy port");
+        let listener = self.runtime.block_on(TcpListener::bind((self.listen, 0))).expect("a proxy port");
         let addr = listener.local_addr().expect("proxy addr");
         let (mode, watching) = watch::channel(Mode::Pass);
         self.runtime.spawn(accept(listener, target, watching));

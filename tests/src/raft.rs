@@ -31,45 +31,81 @@ pub struct Nodes {
     pub net: Option<crate::netfault::Net>,
     /// Each node's disk faults (by node id − 1), when the test fails disks.
     disks: Vec<crate::diskfault::NodeDisk>,
+    /// Each node's and agent's network namespace, when the test cuts links and may make
+    /// them (root): see [`crate::netns`]. Dropped after the processes are killed.
+    spaces: Option<crate::netns::Namespaces>,
 }
+
+/// The port every node listens on inside its own namespace.
+const PORT_IN_NAMESPACE: u16 = 7443;
 
 impl Nodes {
     pub fn start() -> Nodes {
         Nodes::start_on(None)
     }
 
-    /// The nodes with every connection between them, and from agents started with
+    /// The nodes with every connection between them, and from `agents` started with
     /// [`Self::agent_list`], through a [`crate::netfault::Net`] proxy, and each on a disk
     /// that can fail ([`Self::disk`]); the nodes log their lease grants and commits as
-    /// JSON lines ([`Self::log_events`]).
-    pub fn start_with_net() -> Nodes {
-        Nodes::start_with(None, true)
+    /// JSON lines ([`Self::log_events`]). Each node and agent runs in a network namespace
+    /// of its own where this process may make them ([`Self::namespaced`]), else on
+    /// loopback.
+    pub fn start_with_net(agents: &[&str]) -> Nodes {
+        Nodes::start_with(None, Some(agents))
     }
 
     /// The nodes with their warehouse in `s3`'s bucket rather than a shared folder.
     pub fn start_on(s3: Option<&crate::s3::S3Server>) -> Nodes {
-        Nodes::start_with(s3, false)
+        Nodes::start_with(s3, None)
     }
 
-    fn start_with(s3: Option<&crate::s3::S3Server>, with_net: bool) -> Nodes {
+    /// Whether the nodes and agents run in network namespaces of their own.
+    pub fn namespaced(&self) -> bool {
+        self.spaces.is_some()
+    }
+
+    fn start_with(s3: Option<&crate::s3::S3Server>, net_for_agents: Option<&[&str]>) -> Nodes {
+        let with_net = net_for_agents.is_some();
+        let spaces = net_for_agents.and_then(|agents| {
+            let names: Vec<String> =
+                (1..=NODES).map(|n| format!("n{n}")).chain(agents.iter().map(|a| a.to_string())).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            crate::netns::Namespaces::new(&names)
+                .map_err(|why| eprintln!("no network namespaces here, so the nodes run on loopback: {why}"))
+                .ok()
+        });
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = dir.path().join("ca");
         run(Command::new(binary("accelbench")).args(["ca", "init", "--dir"]).arg(&ca));
         for n in 1..=NODES {
+            // In namespaces a node is reached at its own address and, through the proxies,
+            // at theirs.
+            let hosts = match &spaces {
+                Some(spaces) => vec![
+                    format!("n{n}"),
+                    spaces.inner(&format!("n{n}")).to_string(),
+                    crate::netns::PROXY_IP.to_string(),
+                ],
+                None => Vec::new(),
+            };
             run(Command::new(binary("accelbench"))
                 .args(["ca", "issue", "--dir"])
                 .arg(&ca)
-                .args(["--node", &format!("n{n}")]));
+                .args(["--node", &format!("n{n}")])
+                .args(hosts.iter().flat_map(|h| ["--host", h.as_str()])));
         }
         run(Command::new(binary("accelbench"))
             .args(["ca", "issue", "--dir"])
             .arg(&ca)
             .args(["--user", "admin", "--role", "admin"]));
-        // Free ports, taken by the nodes right after.
-        let urls: Vec<String> = (0..NODES)
-            .map(|_| {
-                let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-                format!("https://{}", l.local_addr().expect("addr"))
+        // Free ports, taken by the nodes right after; in namespaces, each node has its own.
+        let urls: Vec<String> = (1..=NODES)
+            .map(|n| match &spaces {
+                Some(spaces) => format!("https://{}:{PORT_IN_NAMESPACE}", spaces.inner(&format!("n{n}"))),
+                None => {
+                    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+                    format!("https://{}", l.local_addr().expect("addr"))
+                }
             })
             .collect();
         let (warehouse, env) = match s3 {
@@ -86,7 +122,11 @@ impl Nodes {
                 .iter()
                 .enumerate()
                 .map(|(i, url)| (i as u64 + 1, url.trim_start_matches("https://").parse().expect("a socket address")));
-            crate::netfault::Net::new(targets.collect())
+            let listen = match &spaces {
+                Some(_) => crate::netns::PROXY_IP.into(),
+                None => std::net::IpAddr::from([127, 0, 0, 1]),
+            };
+            crate::netfault::Net::listening_on(targets.collect(), listen)
         });
         let disks = match with_net {
             true => (1..=NODES)
@@ -94,7 +134,7 @@ impl Nodes {
                 .collect(),
             false => Vec::new(),
         };
-        let mut nodes = Nodes { dir, urls, children: Vec::new(), warehouse, env, net, disks };
+        let mut nodes = Nodes { dir, urls, children: Vec::new(), warehouse, env, net, disks, spaces };
         for n in 1..=NODES {
             let child = nodes.spawn(n);
             nodes.children.push(Some(child));
@@ -139,7 +179,7 @@ impl Nodes {
             .append(true)
             .open(self.dir.path().join(format!("node-{n}.log")))
             .expect("log file");
-        let mut command = Command::new(binary("accelbench"));
+        let mut command = self.program(&format!("n{n}"), "accelbench");
         command
             .args(["serve", "--listen", url.trim_start_matches("https://"), "--data-dir"])
             .arg(self.dir.path().join(format!("node-{n}")))
@@ -181,7 +221,7 @@ impl Nodes {
             .append(true)
             .open(self.dir.path().join(format!("agent-{name}.log")))
             .expect("agent log");
-        Command::new(binary("accelbench-agent"))
+        self.program(name, "accelbench-agent")
             .args(["run", "--no-calibrate", "--coordinator", coordinators, "--spool"])
             .arg(self.dir.path().join(format!("spool-{name}")))
             .args(self.identity(["--ca", "--cert", "--key"], &format!("agent-{name}")))
@@ -324,6 +364,15 @@ impl Nodes {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// Our binary `program`, to run as process `name` (`n1`, `a2`): in its namespace
+    /// when there are namespaces.
+    fn program(&self, name: &str, program: &str) -> Command {
+        match &self.spaces {
+            Some(spaces) => spaces.command(name, &binary(program)),
+            None => Command::new(binary(program)),
+        }
     }
 
     /// `flags` (CA, certificate, key) with the lab CA and the certificate `ca issue` wrote

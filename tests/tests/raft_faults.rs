@@ -1,6 +1,8 @@
 //! Fault runs on a Raft cluster (docs/RELIABILITY.md, "Layer B on a cluster"): three
-//! coordinator processes and two agents given every node's URL run a sweep of 120 small
-//! cells while seeded faults hit them. Process faults: SIGKILL of the leader or of a
+//! coordinator processes and three agents given every node's URL, each in a network
+//! namespace of its own where the test may make them ([`e2e::netns`]), run a sweep of 120
+//! one-iteration cells (`ACCELBENCH_CLUSTER_FAULT_CELLS` for more) while seeded faults
+//! hit them. Process faults: SIGKILL of the leader or of a
 //! follower (restarted at once or seconds later), of every node at once, of an agent
 //! holding a lease; SIGSTOP of the leader past the election timeout (it wakes up believing
 //! it leads). Network faults, through a proxy on every link ([`e2e::netfault`]): the
@@ -27,17 +29,21 @@ use std::time::{Duration, Instant};
 
 use e2e::fault::Rng;
 use e2e::netfault::{is_node, Mode};
+use e2e::one_iteration_spec;
 use e2e::raft::{spec_arg, text, Nodes, NODES};
-use e2e::tiny_spec;
 
-/// bert-tiny × 60 batch sizes × 2 precisions: about 20 s of work for two agents here,
-/// enough for three faults to strike while cells are left.
+/// Cells a run's sweep has by default (`ACCELBENCH_CLUSTER_FAULT_CELLS` sets another
+/// multiple of 20): bert-tiny × 6 batch sizes × 10 sequence lengths × 2 precisions, each
+/// cell one timed iteration of a few hundred tokens at most, enough for three faults to
+/// strike while cells are left.
 const CELLS: u64 = 120;
+/// The sequence lengths of a run's sweep (1 to this); the batch sizes make up the rest.
+const SEQUENCE_LENGTHS: u32 = 10;
 const LEASE_SECONDS: u32 = 5;
 const DRAIN_LIMIT: Duration = Duration::from_secs(300);
 /// The sweep must end within this of the last fault's heal.
 const DONE_AFTER_HEAL: Duration = Duration::from_secs(30);
-const AGENTS: [&str; 2] = ["a1", "a2"];
+const AGENTS: [&str; 3] = ["a1", "a2", "a3"];
 /// Shorter than any election (0.6–1.2 s): see `next_ack`.
 const IN_FLIGHT: Duration = Duration::from_millis(300);
 
@@ -112,6 +118,10 @@ struct Report {
     bad_stops: Vec<String>,
     /// Faults that could not strike here, and why.
     skipped: Vec<String>,
+    /// Cells in the run's sweep.
+    cells: u64,
+    /// Whether the processes ran in network namespaces of their own (else on loopback).
+    namespaced: bool,
     /// Last heal → the sweep done.
     done_after_heal: Duration,
     ok: u64,
@@ -128,8 +138,8 @@ struct Report {
 
 impl Report {
     fn clean(&self) -> bool {
-        self.ok == CELLS
-            && self.cells_with_a_row == CELLS
+        self.ok == self.cells
+            && self.cells_with_a_row == self.cells
             && self.duplicated == 0
             && self.lost == 0
             && self.unexpected == 0
@@ -170,15 +180,21 @@ fn next_ack(nodes: &Nodes, limit: Duration) -> Option<Duration> {
 fn one_run(seed: u64) -> Report {
     let mut rng = Rng(seed);
     let faults: Vec<Fault> = (0..1 + rng.below(3)).map(|_| Fault::draw(&mut rng)).collect();
-    let mut report = Report { seed, faults: faults.iter().map(|f| format!("{f:?}")).collect(), ..Report::default() };
-    let mut nodes = Nodes::start_with_net();
+    let per_batch = 2 * u64::from(SEQUENCE_LENGTHS);
+    let cells = env_u64("ACCELBENCH_CLUSTER_FAULT_CELLS", CELLS).max(per_batch) / per_batch * per_batch;
+    let mut report =
+        Report { seed, cells, faults: faults.iter().map(|f| format!("{f:?}")).collect(), ..Report::default() };
+    let mut nodes = Nodes::start_with_net(&AGENTS);
+    report.namespaced = nodes.namespaced();
     let all: Vec<u64> = (1..=NODES).collect();
     nodes.agreed_leader(&all, Duration::from_secs(60));
     // The harness itself is never cut off: it reaches the nodes directly.
     let list = nodes.list_from(1);
     let spec = nodes.dir.path().join("faults.toml");
-    let batches: Vec<u32> = (1..=CELLS as u32 / 2).collect();
-    std::fs::write(&spec, tiny_spec("cluster-faults", &["bert-tiny"], &batches, LEASE_SECONDS)).expect("spec");
+    let batches: Vec<u32> = (1..=(report.cells / per_batch) as u32).collect();
+    let seqs: Vec<u32> = (1..=SEQUENCE_LENGTHS).collect();
+    std::fs::write(&spec, one_iteration_spec("cluster-faults", &["bert-tiny"], &batches, &seqs, LEASE_SECONDS))
+        .expect("spec");
     let o = nodes.cli(&["sweep", "submit", &spec_arg(&spec), "--coordinator", &list]);
     assert!(o.status.success(), "seed {seed}: {}", text(&o));
     let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
@@ -186,7 +202,7 @@ fn one_run(seed: u64) -> Report {
 
     for (i, fault) in faults.iter().enumerate() {
         // Fault i strikes once (i + 1) / (n + 1) of the cells are done.
-        let due = CELLS * (i as u64 + 1) / (faults.len() as u64 + 1);
+        let due = report.cells * (i as u64 + 1) / (faults.len() as u64 + 1);
         let start = Instant::now();
         let running = loop {
             match progress(&nodes, &id, &list) {
@@ -506,11 +522,14 @@ fn a_cluster_under_seeded_node_faults_loses_and_duplicates_nothing() {
         let ms = |all: &[Duration]| all.iter().map(Duration::as_millis).collect::<Vec<_>>();
         // One line per run, for ops/reliability/cluster-fault-runs.sh to sum.
         println!(
-            "cluster-fault seed={} clean={} struck={}/{} ok={} duplicated={} cells={} unacknowledged={} lost={} unexpected={} \
+            "cluster-fault seed={} clean={} namespaces={} agents={} sweep_cells={} struck={}/{} ok={} duplicated={} cells={} unacknowledged={} lost={} unexpected={} \
              failover_ms={:?} isolated_ms={:?} relet_ms={:?} disk_ms={:?} disk_stops={} bad_stops={:?} \
              skipped={:?} done_after_heal_ms={} took_s={} faults={:?}",
             r.seed,
             r.clean(),
+            r.namespaced,
+            AGENTS.len(),
+            r.cells,
             r.struck,
             r.faults.len(),
             r.ok,
