@@ -46,7 +46,10 @@ impl Namespaces {
     pub fn new(names: &[&str]) -> Result<Namespaces, String> {
         remove_stale();
         let mut made = Namespaces { spaces: BTreeMap::new() };
-        let start = std::process::id().wrapping_mul(7919) % BLOCKS;
+        // Each set starts further on, away from the blocks the previous one just freed.
+        static SETS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let set = SETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let start = std::process::id().wrapping_mul(7919).wrapping_add(set.wrapping_mul(64)) % BLOCKS;
         let mut tried = 0;
         for name in names {
             loop {
@@ -98,11 +101,12 @@ impl Drop for Namespaces {
 /// host-side link exists: the kernel makes the choice atomic between processes).
 fn make(block: u32) -> Result<Option<Space>, String> {
     let (host_link, inner_link) = (format!("{PREFIX}h{block}"), format!("{PREFIX}n{block}"));
-    if ip(&["link", "add", &host_link, "type", "veth", "peer", "name", &inner_link]).is_err() {
-        return match ip(&["link", "show", &host_link]) {
-            Ok(_) => Ok(None),
-            Err(why) => Err(format!("ip link add (veth): {why}")),
-        };
+    // Taken: by another run, or by one of ours whose pair the kernel is still tearing down
+    // (removing a namespace frees its links a moment later).
+    match ip(&["link", "add", &host_link, "type", "veth", "peer", "name", &inner_link]) {
+        Err(why) if why.contains("File exists") => return Ok(None),
+        Err(why) => return Err(format!("ip link add (veth): {why}")),
+        Ok(_) => {}
     }
     let net = [10, 213, (block / 64) as u8, (block % 64 * 4) as u8];
     let at = |last: u8| Ipv4Addr::new(net[0], net[1], net[2], net[3] + last);
