@@ -11,6 +11,8 @@
 //! - [`norm`]: layer norm, in place or into another buffer.
 //! - [`bf16`]: bf16 × bf16 → f32 products with AVX-512 BF16 (`vdpbf16ps`).
 //! - [`quant`]: 4-bit (GGML q4_0 / q4_1) weight × activation products with AVX-512 VNNI.
+//! - [`random`]: seeded uniforms and normals (random-init weights), the same bit for bit
+//!   on every machine and instruction set.
 //! - [`attention`]: multi-head self-attention straight from a fused QKV projection, one
 //!   task per (sequence, head), no transposes or copies of Q, K or V.
 //!
@@ -29,6 +31,7 @@ pub mod linear;
 pub mod math;
 pub mod norm;
 pub mod quant;
+pub mod random;
 
 use pulp::{Arch, Simd, WithSimd};
 
