@@ -9,7 +9,8 @@
 # fsyncs) during a sweep of 120 one-iteration cells (ACCELBENCH_CLUSTER_FAULT_CELLS=1000
 # for more);
 # heals, drains, and counts cells not done, duplicated rows, unacknowledged results and
-# sweeps not done within 30 s of the heal. Timed: leader kill and leader isolation to the
+# sweeps not done within 30 s of the heal, and leader kills after which nothing was
+# acknowledged for 30 s (stalled). Timed: leader kill and leader isolation to the
 # next acknowledged result, a killed agent's cell to its next lease. Seeds go in chunks
 # of 10, so a run that panics costs its chunk only. Every run's line goes to
 # CLUSTER_FAULT_LOG (default cluster-fault-runs.log here).
@@ -52,7 +53,7 @@ struck="$(printf '%s\n' "$lines" | sed -n 's/.* struck=\([0-9]*\)\/\([0-9]*\) .*
 # The sum of a count over the runs that report it (older runs may not).
 sum() { printf '%s\n' "$lines" | sed -n "s/.* $1=\([0-9]*\) .*/\1/p" | awk '{ s += $1; n++ } END { if (n) print s; else print "not-counted" }'; }
 in_ns="$(printf '%s\n' "$lines" | grep -c 'namespaces=true')"
-echo "runs=$runs_done in_network_namespaces=$in_ns not_clean=$dirty faults_struck=$struck duplicated=$(sum duplicated) lost=$(sum lost) unexpected=$(sum unexpected) unacknowledged=$(sum unacknowledged)"
+echo "runs=$runs_done in_network_namespaces=$in_ns not_clean=$dirty faults_struck=$struck duplicated=$(sum duplicated) lost=$(sum lost) unexpected=$(sum unexpected) unacknowledged=$(sum unacknowledged) stalled=$(sum stalled)"
 # p50, p99 and max of one figure (a list in brackets on each line) over every run.
 figure() {
     ms="$(printf '%s\n' "$lines" | sed -n "s/.* $1=\[\([^]]*\)\].*/\1/p" | tr ',' '\n' | tr -d ' ' | grep -v '^$' | sort -n)"

@@ -41,6 +41,9 @@ const CELLS: u64 = 120;
 const SEQUENCE_LENGTHS: u32 = 10;
 const LEASE_SECONDS: u32 = 5;
 const DRAIN_LIMIT: Duration = Duration::from_secs(300);
+/// Two of three nodes stand after a leader's kill: with no result acknowledged within
+/// this, the cluster stalled (the goal is 3 s at p99).
+const FAILOVER_LIMIT: Duration = Duration::from_secs(30);
 /// The sweep must end within this of the last fault's heal.
 const DONE_AFTER_HEAL: Duration = Duration::from_secs(30);
 const AGENTS: [&str; 3] = ["a1", "a2", "a3"];
@@ -105,6 +108,10 @@ struct Report {
     struck: usize,
     /// Leader SIGKILL → next result acknowledged, per leader kill.
     failovers: Vec<Duration>,
+    /// Leader kills after which no result was acknowledged within [`FAILOVER_LIMIT`]
+    /// while cells were left: a stalled cluster (before, such a kill just left no
+    /// figure, and a run stuck for minutes could end clean).
+    stalls: Vec<String>,
     /// Leader cut off → next result acknowledged, per isolation that saw one.
     isolated: Vec<Duration>,
     /// A killed agent's cell: SIGKILL → the cell's next lease, per agent kill that left
@@ -145,6 +152,7 @@ impl Report {
             && self.unexpected == 0
             && self.unacknowledged == 0
             && self.bad_stops.is_empty()
+            && self.stalls.is_empty()
             && self.done_after_heal <= DONE_AFTER_HEAL
     }
 }
@@ -221,7 +229,14 @@ fn one_run(seed: u64) -> Report {
             Fault::KillLeader(after) => {
                 nodes.kill(leader);
                 let killed_at = Instant::now();
-                report.failovers.extend(next_ack(&nodes, DRAIN_LIMIT));
+                match next_ack(&nodes, FAILOVER_LIMIT) {
+                    Some(took) => report.failovers.push(took),
+                    // No result is due once the sweep is done.
+                    None if progress(&nodes, &id, &list).is_none_or(|(state, _)| state == "running") => report
+                        .stalls
+                        .push(format!("{fault:?}: no result acknowledged within {FAILOVER_LIMIT:?} of the kill")),
+                    None => {}
+                }
                 std::thread::sleep(after.saturating_sub(killed_at.elapsed()));
                 nodes.restart(leader);
             }
@@ -523,7 +538,7 @@ fn a_cluster_under_seeded_node_faults_loses_and_duplicates_nothing() {
         // One line per run, for ops/reliability/cluster-fault-runs.sh to sum.
         println!(
             "cluster-fault seed={} clean={} namespaces={} agents={} sweep_cells={} struck={}/{} ok={} duplicated={} cells={} unacknowledged={} lost={} unexpected={} \
-             failover_ms={:?} isolated_ms={:?} relet_ms={:?} disk_ms={:?} disk_stops={} bad_stops={:?} \
+             failover_ms={:?} stalled={} isolated_ms={:?} relet_ms={:?} disk_ms={:?} disk_stops={} bad_stops={:?} \
              skipped={:?} done_after_heal_ms={} took_s={} faults={:?}",
             r.seed,
             r.clean(),
@@ -539,6 +554,7 @@ fn a_cluster_under_seeded_node_faults_loses_and_duplicates_nothing() {
             r.lost,
             r.unexpected,
             ms(&r.failovers),
+            r.stalls.len(),
             ms(&r.isolated),
             ms(&r.relets),
             ms(&r.disk_failovers),
