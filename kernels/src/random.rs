@@ -26,7 +26,13 @@ pub const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Draw `k` (from 1) of SplitMix64 seeded with `seed`.
 #[inline(always)]
 pub fn draw(seed: u64, k: u64) -> u64 {
-    let mut z = seed.wrapping_add(k.wrapping_mul(GAMMA));
+    mix(seed.wrapping_add(k.wrapping_mul(GAMMA)))
+}
+
+/// SplitMix64's output function of its state (a stateful generator adds [`GAMMA`] to
+/// its state, then mixes it).
+#[inline(always)]
+pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)

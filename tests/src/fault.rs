@@ -85,17 +85,14 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// SplitMix64: a seeded generator small enough to keep here (no dependency), with
-/// well-spread outputs even for neighbouring seeds.
+/// SplitMix64 (`kernels::random`'s), as a stateful generator: well-spread outputs even
+/// for neighbouring seeds, and the same seeds give the same faults as before.
 pub struct Rng(pub u64);
 
 impl Rng {
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0 = self.0.wrapping_add(kernels::random::GAMMA);
+        kernels::random::mix(self.0)
     }
 
     /// Uniform in `0..n` (n > 0).
